@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install napari-sbtt with its test tools on a fresh Debian/Ubuntu machine (run as root or with sudo).
+# - system packages napari's canvas needs under a virtual display (Xvfb, Mesa, Qt's xcb libraries)
+# - the CPU build of PyTorch when no torch is installed (bring your own CUDA build on a GPU machine)
+# - napari-sbtt in editable mode with the testing and baseline extras
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-icccm4
+  libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0
+  libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  "$PY" -m pip install -q "torch==2.13.0"
+fi
+"$PY" -m pip install -q -e ".[testing,baselines]"

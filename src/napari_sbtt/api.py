@@ -1,0 +1,482 @@
+"""The one entry point shared by scripts, the command line and the napari widgets.
+
+``run_on_stack(movie, rois, scan)`` runs the whole data flow of DESIGN.md:
+
+    movie + rois + scan pattern -> observations on the fine grid (core.traces)
+      -> overlapping windows (core.windows) -> fit, adapt or apply a model (model)
+      -> rates per window -> merged rates on the fine grid -> SBTTResult
+
+torch is imported only when a model is fitted or applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .core.atomic import OutputExistsError
+from .core.scan import FineGrid, ScanPattern
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import SBTTModel
+
+__all__ = [
+    "RunConfig",
+    "StageReport",
+    "RunStopped",
+    "SBTTResult",
+    "run_on_stack",
+    "load_result",
+    "infer_observations",
+]
+
+RESULT_FORMAT = "napari-sbtt-result"
+RESULT_FORMAT_VERSION = 1
+
+#: units of ``SBTTResult.rates`` for each likelihood
+RATE_UNITS = {
+    "poisson": "counts/bin",
+    "gaussian": "input units (denoised)",
+    "zig": "event size/bin",
+    "calcium": "dF/F jump/bin (deconvolved)",
+}
+
+
+class RunStopped(Exception):
+    """The caller stopped the run before a model existed (during extraction); nothing to return."""
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """Progress of a non-training stage: ``done`` of ``total`` units of ``stage``."""
+
+    stage: str
+    done: int
+    total: int
+    message: str = ""
+
+
+@dataclass
+class RunConfig:
+    """Settings of :func:`run_on_stack`; JSON round trip via ``to_dict`` / ``from_dict``.
+
+    Attributes
+    ----------
+    factor : fine-grid bins per sweep (bin width = frame period / factor).
+    likelihood : "calcium" (deconvolves; default), "gaussian", "poisson" or "zig".
+    epochs : maximum training epochs (None: the model config's ``max_epochs``).
+    seed : random seed of the fit.
+    device : "auto" (CUDA when present), "cpu" or "cuda".
+    min_coverage : share of an ROI's pixels that a sweep must acquire for the ROI to count as observed.
+    dff : convert each ROI's samples to dF/F with a running-percentile F0 before fitting.
+    neuropil : neuropil coefficient (e.g. 0.7) to subtract an annulus signal, or None.
+    window_s : window length in seconds for chopping the recording into trials.
+    overlap_fraction : share of each window that overlaps the next.
+    adapt : with a given model, fine-tune it on this recording (pretrain-then-adapt) instead of
+        applying it as it is.
+    indicator : indicator preset name (e.g. "GCaMP6f") that sets the calcium model's decay.
+    model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
+    """
+
+    factor: int = 1
+    likelihood: str = "calcium"
+    epochs: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    min_coverage: float = 0.5
+    dff: bool = True
+    neuropil: float | None = None
+    window_s: float = 2.0
+    overlap_fraction: float = 0.25
+    adapt: bool = False
+    indicator: str | None = None
+    max_seconds: float | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown run setting(s) {unknown}; known settings are {sorted(known)} "
+                "(model sizes and learning rate go under 'model')"
+            )
+        return cls(**d)
+
+    @classmethod
+    def coerce(cls, config: "RunConfig | dict[str, Any] | None") -> "RunConfig":
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, dict):
+            return cls.from_dict(config)
+        raise ValueError(f"config must be a RunConfig, a dict or None, got {type(config).__name__}")
+
+
+ProgressCallback = Callable[[Any], Any]
+
+
+def _wants_stop(answer: Any) -> bool:
+    return answer is True or (isinstance(answer, str) and answer.lower() == "stop")
+
+
+@dataclass
+class SBTTResult:
+    """Inferred activity of every ROI on the fine grid, with what produced it.
+
+    Attributes
+    ----------
+    rates : float32 (T_fine, N) inferred activity in ``units``, every bin and ROI.
+    times : float64 (T_fine,) bin centres in seconds.
+    observations : float32 (T_fine, N) the samples the model saw (dF/F when ``dff``), NaN where
+        the ROI was not observed.
+    roi_ids : int (N,) the label of each column in the ROI labels image.
+    grid : the fine time grid.
+    units : units of ``rates``.
+    metrics : summary numbers (observed share, held-out loss, fit quality per ROI, timings).
+    config : the RunConfig as a dict, plus the scan pattern and the model config.
+    model : the fitted or applied model (None after :func:`load_result` when none was saved).
+    history : per-epoch training reports as dicts.
+    stopped : True when training was stopped early and the best model so far was used.
+    """
+
+    rates: np.ndarray
+    times: np.ndarray
+    observations: np.ndarray
+    roi_ids: np.ndarray
+    grid: FineGrid
+    units: str
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    model: "SBTTModel | None" = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+    signal: np.ndarray | None = None
+
+    @property
+    def n_rois(self) -> int:
+        return int(self.rates.shape[1])
+
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the result to a folder: result.json, arrays.npz and model.safetensors.
+
+        The folder is assembled under a temporary name and renamed into place, so an
+        interrupted save leaves nothing behind; an existing folder is only replaced
+        with ``overwrite=True``.
+        """
+        dest = Path(directory)
+        if dest.exists() and not overwrite:
+            raise OutputExistsError(f"{dest} already exists; choose another folder or pass overwrite=True")
+        parent = dest.parent if str(dest.parent) else Path(".")
+        if not parent.exists():
+            raise FileNotFoundError(f"the folder {parent} does not exist; create it first")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=parent))
+        try:
+            arrays = {
+                "rates": self.rates,
+                "times": self.times,
+                "observations": self.observations,
+                "roi_ids": self.roi_ids,
+            }
+            if self.signal is not None:
+                arrays["signal"] = self.signal
+            np.savez_compressed(tmp / "arrays.npz", **arrays)
+            meta = {
+                "format": RESULT_FORMAT,
+                "format_version": RESULT_FORMAT_VERSION,
+                "package_version": _version(),
+                "grid": dataclasses.asdict(self.grid),
+                "units": self.units,
+                "metrics": self.metrics,
+                "config": self.config,
+                "history": self.history,
+                "stopped": self.stopped,
+                "has_model": self.model is not None,
+            }
+            (tmp / "result.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+            if self.model is not None:
+                self.model.save(tmp / "model.safetensors")
+            if dest.exists():
+                backup = dest.with_name(f".{dest.name}.old")
+                if backup.exists():
+                    shutil.rmtree(backup)
+                dest.rename(backup)
+                tmp.rename(dest)
+                shutil.rmtree(backup)
+            else:
+                tmp.rename(dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot store {type(o).__name__} in result.json")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def is_result_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder written by :meth:`SBTTResult.save`."""
+    p = Path(path)
+    if not (p / "result.json").is_file() or not (p / "arrays.npz").is_file():
+        return False
+    try:
+        return json.loads((p / "result.json").read_text()).get("format") == RESULT_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBTTResult:
+    """Read a result folder written by :meth:`SBTTResult.save` (no pickle involved)."""
+    p = Path(directory)
+    if not is_result_dir(p):
+        raise ValueError(
+            f"{p} is not a napari-sbtt result folder (it needs result.json and arrays.npz "
+            "written by SBTTResult.save)"
+        )
+    meta = json.loads((p / "result.json").read_text())
+    with np.load(p / "arrays.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    model = None
+    if load_model and meta.get("has_model") and (p / "model.safetensors").is_file():
+        from .model import load_model as _load_model
+
+        model = _load_model(p / "model.safetensors")
+    return SBTTResult(
+        rates=arrays["rates"],
+        times=arrays["times"],
+        observations=arrays["observations"],
+        roi_ids=arrays["roi_ids"],
+        grid=FineGrid(**meta["grid"]),
+        units=meta["units"],
+        metrics=meta["metrics"],
+        config=meta["config"],
+        model=model,
+        history=meta.get("history", []),
+        stopped=bool(meta.get("stopped", False)),
+        signal=arrays.get("signal"),
+    )
+
+
+# --------------------------------------------------------------------------- pipeline
+def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
+    from .model import SBTTConfig
+
+    overrides = dict(cfg.model)
+    if cfg.epochs is not None:
+        overrides["max_epochs"] = int(cfg.epochs)
+    if cfg.max_seconds is not None:
+        overrides["max_seconds"] = float(cfg.max_seconds)
+    overrides["device"] = cfg.device
+    if cfg.likelihood == "calcium":
+        overrides.setdefault("bin_width", bin_width)
+        if cfg.indicator is not None and "calcium_decay_seconds" not in overrides:
+            from .core.indicators import get_indicator
+
+            overrides["calcium_decay_seconds"] = float(get_indicator(cfg.indicator).decay)
+    base = base if base is not None else SBTTConfig()
+    return base.replace(**overrides) if overrides else base
+
+
+def infer_observations(
+    model: "SBTTModel",
+    observations: np.ndarray,
+    *,
+    window: int,
+    overlap: int,
+    output: str = "rates",
+) -> np.ndarray:
+    """Apply a model window by window to a continuous recording and merge the windows back.
+
+    observations: (T_fine, N) NaN-missing in the model's units -> (T_fine, N) float32.
+    """
+    from .core.windows import make_windows, merge_windows
+
+    wins = make_windows(observations, window, overlap)
+    est = model.predict(wins.values, output=output)
+    return merge_windows(est, wins.starts, observations.shape[0]).astype(np.float32)
+
+
+def _per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """Pearson r between the model's expected observation and the samples, per ROI (N,)."""
+    out = np.full(obs.shape[1], np.nan)
+    for i in range(obs.shape[1]):
+        m = np.isfinite(obs[:, i])
+        if m.sum() > 2 and np.std(obs[m, i]) > 0 and np.std(signal[m, i]) > 0:
+            out[i] = float(np.corrcoef(obs[m, i], signal[m, i])[0, 1])
+    return out
+
+
+def run_on_stack(
+    movie: Any,
+    rois: np.ndarray,
+    scan: ScanPattern | None = None,
+    *,
+    model: "SBTTModel | str | os.PathLike | None" = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    frame_period: float | None = None,
+) -> SBTTResult:
+    """Infer every ROI's activity on the fine grid from a (partial-field) movie.
+
+    Parameters
+    ----------
+    movie : (T, Y, X) array-like (numpy, memmap, zarr, dask), read in chunks; unacquired rows
+        may be NaN.
+    rois : (Y, X) int labels image, 0 = background, 1..N = ROI ids.
+    scan : the scan pattern; None means a full raster (give ``frame_period`` in seconds), whose
+        fine grid still uses each ROI's sub-frame row timing.
+    model : an SBTTModel or the path of a saved checkpoint to apply (or adapt, with
+        ``config.adapt``) instead of training a new one.
+    config : RunConfig or dict of its fields.
+    progress : callable receiving a StageReport during extraction and inference and an
+        EpochReport after every training epoch; returning True (or "stop") stops. Stopping
+        during training keeps the best model so far and still returns a result (``stopped``);
+        stopping during extraction raises RunStopped.
+    frame_period : seconds per frame, needed when ``scan`` is None.
+
+    Returns
+    -------
+    SBTTResult
+    """
+    from .core.traces import extract_observations
+    from .core.windows import choose_window
+
+    cfg = RunConfig.coerce(config)
+    t_start = time.perf_counter()
+    stopped = {"flag": False}
+
+    def report(r: Any) -> None:
+        if progress is not None and _wants_stop(progress(r)):
+            stopped["flag"] = True
+
+    def extract_progress(done: int, total: int) -> None:
+        report(StageReport("extract", int(done), int(total), "reading the movie"))
+        if stopped["flag"]:
+            raise RunStopped("stopped during trace extraction; nothing was fitted")
+
+    obs = extract_observations(
+        movie, rois, scan, factor=cfg.factor, min_coverage=cfg.min_coverage,
+        neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period, progress=extract_progress,
+    )
+    values = obs.values
+    t_extract = time.perf_counter() - t_start
+    window, overlap = choose_window(
+        obs.grid.bin_width, window_s=cfg.window_s, overlap_fraction=cfg.overlap_fraction,
+        n_time=values.shape[0],
+    )
+
+    from .core.windows import make_windows
+    from .model import SBTTModel, fit_trials, load_model
+
+    if model is not None and not isinstance(model, SBTTModel):
+        model = load_model(model, device=cfg.device if cfg.device != "auto" else None)
+    if model is not None and not cfg.adapt:
+        model.check_compatible(values.shape[1], cfg.likelihood)
+
+    metadata = {
+        "units": obs.units,
+        "bin_width_s": obs.grid.bin_width,
+        "n_rois": int(values.shape[1]),
+        "roi_ids": [int(i) for i in obs.roi_ids],
+        "window_bins": window,
+        "overlap_bins": overlap,
+    }
+
+    def epoch_progress(r: Any) -> bool:
+        report(r)
+        return stopped["flag"]
+
+    t_fit = time.perf_counter()
+    if model is None or cfg.adapt:
+        wins = make_windows(values, window, overlap)
+        if model is None:
+            mcfg = _model_config(cfg, obs.grid.bin_width)
+            model = fit_trials(
+                wins.values, None, likelihood=cfg.likelihood, config=mcfg,
+                progress=epoch_progress, seed=cfg.seed, metadata=metadata,
+            )
+        else:
+            mcfg = _model_config(cfg, obs.grid.bin_width, base=model.config)
+            model = model.adapt(
+                wins.values, None, config=mcfg, progress=epoch_progress, seed=cfg.seed,
+                metadata=metadata,
+            )
+    t_fit = time.perf_counter() - t_fit
+
+    report(StageReport("infer", 0, 1, "inferring activity"))
+    t_inf = time.perf_counter()
+    rates = infer_observations(model, values, window=window, overlap=overlap, output="rates")
+    signal = infer_observations(model, values, window=window, overlap=overlap, output="signal")
+    t_inf = time.perf_counter() - t_inf
+    report(StageReport("infer", 1, 1, "done"))
+
+    observed = np.isfinite(values)
+    fit_r = _per_roi_fit(signal, values)
+    history = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in getattr(model, "history", [])]
+    metrics: dict[str, Any] = {
+        "n_rois": int(values.shape[1]),
+        "n_bins": int(values.shape[0]),
+        "bin_width_s": float(obs.grid.bin_width),
+        "observed_share": float(observed.mean()),
+        "observed_share_per_roi": observed.mean(axis=0).tolist(),
+        "fit_r_per_roi": fit_r.tolist(),
+        "fit_r_median": float(np.nanmedian(fit_r)) if np.isfinite(fit_r).any() else None,
+        "best_valid_loss": _finite_or_none(getattr(model, "best_valid_loss", None)),
+        "best_epoch": getattr(model, "best_epoch", None),
+        "epochs_run": len(history),
+        "seconds_extract": t_extract,
+        "seconds_fit": t_fit,
+        "seconds_infer": t_inf,
+        "device": str(getattr(model, "device", "cpu")),
+    }
+    run_cfg = cfg.to_dict()
+    run_cfg["scan"] = scan.to_dict() if scan is not None else None
+    run_cfg["frame_period_s"] = frame_period
+    run_cfg["model_config"] = model.config.to_dict()
+    return SBTTResult(
+        rates=rates,
+        times=obs.times,
+        observations=values.astype(np.float32),
+        roi_ids=np.asarray(obs.roi_ids),
+        grid=obs.grid,
+        units=RATE_UNITS.get(model.likelihood, "a.u."),
+        metrics=metrics,
+        config=run_cfg,
+        model=model,
+        history=history,
+        stopped=stopped["flag"],
+        signal=signal,
+    )
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None

@@ -1,0 +1,262 @@
+"""Command line: ``napari-sbtt simulate | extract | run | demo``.
+
+Every command prints a one-line summary when it finishes and shows a tqdm
+progress bar for long work. Outputs are written atomically and an existing
+output is only replaced with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
+    """A progress callback for the library's reports, drawing tqdm bars; returns (callback, close)."""
+    from tqdm.auto import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def callback(report: Any = None, total: Any = None) -> None:
+        # extraction reports (done, total); engine reports are dataclasses
+        if isinstance(report, (int, float)) and total is not None:
+            bar = bars.get(desc) or bars.setdefault(desc, tqdm(total=int(total), desc=desc, unit="frame"))
+            bar.update(int(report) - bar.n)
+            return None
+        stage = getattr(report, "stage", None)
+        if stage is not None:  # StageReport
+            bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=int(report.total), desc=stage))
+            bar.update(int(report.done) - bar.n)
+            return None
+        if hasattr(report, "epoch"):  # EpochReport
+            bar = bars.get("fit") or bars.setdefault(
+                "fit", tqdm(total=int(report.total_epochs), desc="fit", unit="epoch")
+            )
+            bar.update(int(report.epoch) + 1 - bar.n)
+            post = {"train": f"{report.train_loss:.4g}"}
+            if report.valid_loss is not None:
+                post["valid"] = f"{report.valid_loss:.4g}"
+            post["best"] = int(report.best_epoch)
+            bar.set_postfix(post, refresh=False)
+        return None
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+
+    return callback, close
+
+
+def _read_labels(path: str) -> Any:
+    import numpy as np
+
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"ROI file not found: {p}")
+    if p.suffix.lower() in {".tif", ".tiff"}:
+        import tifffile
+
+        labels = tifffile.imread(p)
+    elif p.suffix.lower() == ".npy":
+        labels = np.load(p, allow_pickle=False)
+    else:
+        raise CliError(f"{p}: ROIs must be a labels image in .tif or .npy (0 = background, 1..N = ROI ids)")
+    return labels
+
+
+def _open_movie(path: str) -> Any:
+    from .core.readers.tiff import open_movie
+
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"movie file not found: {p}")
+    movie, _info = open_movie(p)
+    return movie
+
+
+def _read_scan(path: str | None) -> Any:
+    if path is None:
+        return None
+    from .core.scan import ScanPattern
+
+    return ScanPattern.from_json(path)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_simulate(args: argparse.Namespace) -> str:
+    from .core.synth import simulate
+
+    t = time.perf_counter()
+    sim = simulate(args.preset, seed=args.seed)
+    out = Path(args.out_dir)
+    sim.save(out, overwrite=args.overwrite)
+    T, Y, X = sim.movie.shape
+    return (
+        f"simulated preset {args.preset!r} seed {args.seed}: {T} sweeps of {Y}x{X}, "
+        f"{sim.labels.max()} ROIs, {sim.pattern.acquired_fraction():.0%} of rows per sweep, "
+        f"{sim.pattern.duration:.1f} s -> {out}/ ({time.perf_counter() - t:.1f} s)"
+    )
+
+
+def cmd_extract(args: argparse.Namespace) -> str:
+    from .core.traces import extract_observations
+
+    t = time.perf_counter()
+    movie = _open_movie(args.movie)
+    labels = _read_labels(args.rois)
+    scan = _read_scan(args.scan)
+    callback, close = _tqdm_callback("extract")
+    try:
+        obs = extract_observations(
+            movie, labels, scan, factor=args.factor, frame_period=args.frame_period,
+            progress=callback,
+        )
+    finally:
+        close()
+    obs.to_npz(args.out, overwrite=args.overwrite)
+    n_obs = int(obs.observed_mask.sum())
+    return (
+        f"extracted {obs.values.shape[1]} ROIs x {obs.values.shape[0]} bins of "
+        f"{obs.grid.bin_width * 1e3:.3g} ms, {n_obs} samples "
+        f"({n_obs / obs.values.size:.1%} of neuron-bins observed) -> {args.out} "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    cfg: dict[str, Any] = {}
+    for key in ("factor", "likelihood", "epochs", "seed", "device"):
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> str:
+    from .api import run_on_stack
+
+    t = time.perf_counter()
+    movie = _open_movie(args.movie)
+    labels = _read_labels(args.rois)
+    scan = _read_scan(args.scan)
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise CliError(f"{out} already exists; choose another --out or pass --overwrite")
+    callback, close = _tqdm_callback("run")
+    try:
+        result = run_on_stack(
+            movie, labels, scan, model=args.model, config=_run_config(args),
+            progress=callback, frame_period=args.frame_period,
+        )
+    finally:
+        close()
+    result.save(out, overwrite=args.overwrite)
+    n_t, n = result.rates.shape
+    how = "stopped early, best model kept" if result.stopped else "done"
+    return (
+        f"inferred {n} ROIs x {n_t} bins of {result.grid.bin_width * 1e3:.3g} ms ({how}) -> {out}/ "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> str:
+    from .demo import run_demo
+
+    callback, close = _tqdm_callback("demo")
+    try:
+        summary = run_demo(
+            Path(args.out), preset=args.preset, seed=args.seed, config=_run_config(args),
+            progress=callback, overwrite=args.overwrite,
+        )
+    finally:
+        close()
+    return summary
+
+
+# --------------------------------------------------------------------------- parser
+def _add_common_fit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--likelihood", choices=["poisson", "gaussian", "zig", "calcium"], default=None,
+                   help="observation model (default: calcium, which deconvolves)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="where to train (default auto: CUDA when present)")
+    p.add_argument("--factor", type=int, default=None,
+                   help="fine-grid bins per sweep (default 1: one bin per sweep)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-sbtt",
+        description="Super-resolved, deconvolved ROI activity from partial-field two-photon scans (SBTT).",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"napari-sbtt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("simulate", help="write a synthetic partial-field line scan with ground truth")
+    p.add_argument("out_dir", help="folder for movie.tif, rois.tif, scan.json, truth.npz, config.json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="default", help="simulation preset (tiny, default, benchmark)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files in OUT_DIR")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("extract", help="per-ROI observations on the fine grid (obs.npz)")
+    p.add_argument("movie", help="movie TIFF (T, Y, X); unacquired rows NaN or 0")
+    p.add_argument("--rois", required=True, help="labels image .tif/.npy (Y, X)")
+    p.add_argument("--scan", default=None, help="scan.json (default: full raster; give --frame-period)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--factor", type=int, default=1, help="fine-grid bins per sweep")
+    p.add_argument("--frame-period", type=float, default=None,
+                   help="seconds per frame when there is no scan.json")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("run", help="fit (or apply) an SBTT model and infer every ROI's activity")
+    p.add_argument("movie", help="movie TIFF (T, Y, X)")
+    p.add_argument("--rois", required=True, help="labels image .tif/.npy (Y, X)")
+    p.add_argument("--scan", default=None, help="scan.json (default: full raster; give --frame-period)")
+    p.add_argument("--model", default=None, help="checkpoint folder to apply instead of training")
+    p.add_argument("--out", required=True, help="output folder for the result")
+    p.add_argument("--frame-period", type=float, default=None,
+                   help="seconds per frame when there is no scan.json")
+    p.add_argument("--overwrite", action="store_true")
+    _add_common_fit(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="simulate, fit, infer and score against the ground truth")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--preset", default="default", help="simulation preset")
+    p.add_argument("--overwrite", action="store_true")
+    _add_common_fit(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        summary = args.func(args)
+    except (CliError, ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"napari-sbtt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"napari-sbtt {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

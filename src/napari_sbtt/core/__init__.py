@@ -1,0 +1,1 @@
+"""Core layer: numpy, scipy, tifffile and scikit-image only (no torch, no napari)."""

@@ -1,0 +1,126 @@
+"""Helpers shared by the file readers: errors, optional imports, pixel lists -> labels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["ReaderError", "require_h5py", "require_pynwb", "labels_from_weighted_pixels"]
+
+
+class ReaderError(ValueError):
+    """A file is not in the expected format; the message names the file, the field and the fix."""
+
+
+def require_h5py(path: str | os.PathLike | None = None) -> Any:
+    """Import h5py or raise ImportError naming the pip extra."""
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is installed in the test environment
+        where = f" to read {path}" if path is not None else ""
+        raise ImportError(
+            f"h5py is needed{where}; install it with `pip install napari-sbtt[hdf5]`"
+        ) from None
+    return h5py
+
+
+def require_pynwb(path: str | os.PathLike | None = None) -> Any:
+    """Import pynwb or raise ImportError naming the pip extra."""
+    try:
+        import pynwb
+    except ImportError:
+        where = f" to read {path}" if path is not None else ""
+        raise ImportError(
+            f"pynwb is needed{where}; install it with `pip install napari-sbtt[nwb]`"
+        ) from None
+    return pynwb
+
+
+def labels_from_weighted_pixels(
+    ypix: Sequence[np.ndarray],
+    xpix: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None,
+    shape: tuple[int, int],
+    *,
+    source: str | os.PathLike,
+    field: str,
+) -> np.ndarray:
+    """Paint ROIs given as pixel lists into a labels image; overlaps go to the larger weight.
+
+    Parameters
+    ----------
+    ypix, xpix
+        Per ROI, the integer row and column of each of its pixels.
+    weights
+        Per ROI, the weight of each pixel (same length as its ``ypix``), or None
+        for equal weights.
+    shape
+        (Y, X) of the image.
+    source, field
+        File and field the pixels came from, for error messages.
+
+    Returns
+    -------
+    labels : int32 (Y, X)
+        0 = background, ``k + 1`` = ROI ``k``. A pixel claimed by several ROIs
+        goes to the one with the largest weight there; ties go to the ROI that
+        comes first. A ROI can therefore lose all its pixels (it then does not
+        appear in ``labels``).
+
+    Raises
+    ------
+    ReaderError
+        When a pixel lies outside ``shape`` (naming the ROI, the file and the field).
+    """
+    ny, nx = int(shape[0]), int(shape[1])
+    flat_parts, w_parts, id_parts = [], [], []
+    for k, (yy, xx) in enumerate(zip(ypix, xpix)):
+        yy = np.asarray(yy).astype(np.int64, copy=False).ravel()
+        xx = np.asarray(xx).astype(np.int64, copy=False).ravel()
+        if yy.shape != xx.shape:
+            raise ReaderError(
+                f"{source}: ROI {k} in '{field}' has {yy.size} row indices but {xx.size} column "
+                "indices; the file is damaged, re-export it"
+            )
+        if yy.size and (yy.min() < 0 or yy.max() >= ny or xx.min() < 0 or xx.max() >= nx):
+            raise ReaderError(
+                f"{source}: ROI {k} in '{field}' has pixels outside the {ny} x {nx} image "
+                f"(rows {int(yy.min())}..{int(yy.max())}, columns {int(xx.min())}..{int(xx.max())}); "
+                "the segmentation does not belong to this image size - check that the ROI file "
+                "and the movie/ops come from the same recording"
+            )
+        if weights is None:
+            ww = np.ones(yy.size)
+        else:
+            ww = np.asarray(weights[k], dtype=float).ravel()
+            if ww.size != yy.size:
+                raise ReaderError(
+                    f"{source}: ROI {k} in '{field}' has {yy.size} pixels but {ww.size} weights; "
+                    "the file is damaged, re-export it"
+                )
+        flat_parts.append(yy * nx + xx)
+        w_parts.append(np.nan_to_num(ww, nan=-np.inf))
+        id_parts.append(np.full(yy.size, k + 1, dtype=np.int64))
+    labels = np.zeros(ny * nx, dtype=np.int32)
+    if not flat_parts:
+        return labels.reshape(ny, nx)
+    flat = np.concatenate(flat_parts)
+    w = np.concatenate(w_parts)
+    ids = np.concatenate(id_parts)
+    if flat.size == 0:
+        return labels.reshape(ny, nx)
+    # sort by pixel, then by descending weight, then by ROI id: the first entry per pixel wins
+    order = np.lexsort((ids, -w, flat))
+    flat, ids = flat[order], ids[order]
+    first = np.ones(flat.size, dtype=bool)
+    first[1:] = flat[1:] != flat[:-1]
+    labels[flat[first]] = ids[first]
+    return labels.reshape(ny, nx)
+
+
+def as_path(path: str | os.PathLike) -> Path:
+    """``path`` as an expanded Path."""
+    return Path(os.fspath(path)).expanduser()

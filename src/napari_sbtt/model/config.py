@@ -1,0 +1,249 @@
+"""Training configuration and per-epoch reports for the SBTT model.
+
+This module is deliberately torch-free: the plugin and the CLI import it to
+build forms and parse options without paying for ``import torch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SBTTConfig", "EpochReport", "StopTraining", "LIKELIHOODS"]
+
+#: likelihood names understood by :func:`napari_sbtt.model.fit_trials`
+LIKELIHOODS = ("poisson", "gaussian", "zig", "calcium")
+
+
+class StopTraining(Exception):
+    """Raise from a ``progress`` callback to stop training and keep the best model so far."""
+
+
+@dataclass
+class SBTTConfig:
+    """Hyper-parameters of the sequential autoencoder and its training.
+
+    Sizes are numbers of units. Times are in bins of the data's time grid unless
+    the name says seconds. Every field round-trips through JSON
+    (:meth:`to_dict` / :meth:`from_dict`).
+    """
+
+    # --- architecture ---
+    readin_size: int = 64
+    """width of the linear read-in applied to [zero-filled data, mask] before the encoder;
+    re-learned when a pretrained model is adapted to another number of neurons"""
+    encoder_size: int = 64
+    """hidden units of each direction of the bidirectional GRU encoder"""
+    generator_size: int = 64
+    """hidden units of the GRU generator (its initial state is the initial condition)"""
+    factor_size: int = 8
+    """dimension of the low-dimensional factors that the per-neuron readout sees"""
+    ic_size: int = 64
+    """dimension of the (possibly variational) initial-condition code, mapped to the generator state"""
+    variational_ic: bool = False
+    """sample the initial condition from a learned Gaussian posterior with a N(0, 1) prior"""
+    kl_weight: float = 1e-3
+    """weight of the KL terms (initial condition and inferred inputs), per observed entry"""
+    controller_size: int = 0
+    """hidden units of the LFADS-style controller GRU; 0 switches the controller off"""
+    inferred_input_size: int = 1
+    """dimension of the controller's inferred inputs to the generator (used when controller_size > 0)"""
+    dropout: float = 0.05
+    """dropout on encoder output, initial condition and generator states"""
+
+    # --- regularisation specific to sparse data ---
+    coordinated_dropout: float = 0.3
+    """share of observed input entries hidden from the encoder in each batch; the training
+    loss is scored only on those hidden entries (0 = off: score all observed entries)"""
+    sample_validation: float = 0.1
+    """share of observed training entries held out of the input and the training loss for good;
+    their likelihood is reported as ``heldout_loss`` (0 = off)"""
+    valid_fraction: float = 0.2
+    """share of trials moved to validation when ``fit_trials`` gets no ``valid`` set"""
+
+    # --- optimisation ---
+    learning_rate: float = 5e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 400
+    patience: int = 60
+    """stop after this many epochs without a better validation loss"""
+    lr_patience: int = 15
+    """halve the learning rate after this many epochs without improvement (0 = never)"""
+    min_learning_rate: float = 1e-4
+    grad_clip: float = 5.0
+    """clip the global gradient norm to this value (0 = no clipping)"""
+    max_seconds: float | None = None
+    """wall-clock budget for training in seconds (None = no budget)"""
+    max_divergence_retries: int = 3
+    """after a NaN/inf loss, roll back to the best weights and halve the learning rate at most this often"""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ..."""
+    num_threads: int = 0
+    """CPU threads for torch during fit/predict; 0 = torch's default capped to the physical cores"""
+
+    # --- likelihood-specific ---
+    gaussian_min_std: float = 1e-3
+    """lower bound of the per-neuron noise standard deviation, in standardised units"""
+    calcium_ar_order: int = 1
+    """order of the calcium kernel: 1 (instant rise, exponential decay) or 2 (rise and decay)"""
+    calcium_decay: float = 10.0
+    """initial decay time constant of the calcium kernel in bins (see calcium_decay_seconds)"""
+    calcium_rise: float = 1.0
+    """initial rise time constant in bins for calcium_ar_order = 2"""
+    calcium_decay_seconds: float | None = None
+    """if set with bin_width, overrides calcium_decay: decay time constant in seconds"""
+    bin_width: float | None = None
+    """width of one time bin in seconds (only used to convert calcium_decay_seconds)"""
+    zig_min_event: float = 0.1
+    """ZIG: smallest event size in data units; values at or below it count as no event"""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and how to fix it."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"SBTTConfig.{f.name} must be a finite number, got {v!r}")
+        ints_pos = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
+                    "batch_size", "max_epochs", "inferred_input_size")
+        for name in ints_pos:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"SBTTConfig.{name} must be a positive integer, got {v!r}")
+        ints_nonneg = ("controller_size", "patience", "lr_patience", "max_divergence_retries",
+                       "num_threads")
+        for name in ints_nonneg:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"SBTTConfig.{name} must be an integer >= 0, got {v!r}")
+        for name in ("dropout", "coordinated_dropout", "sample_validation", "valid_fraction"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
+                raise ValueError(f"SBTTConfig.{name} must be in [0, 1), got {v!r}")
+        for name in ("learning_rate", "min_learning_rate", "calcium_decay", "calcium_rise",
+                     "gaussian_min_std"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise ValueError(f"SBTTConfig.{name} must be a number > 0, got {v!r}")
+        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"SBTTConfig.{name} must be a number >= 0, got {v!r}")
+        for name in ("max_seconds", "calcium_decay_seconds", "bin_width"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                                  or not math.isfinite(v) or v <= 0):
+                raise ValueError(f"SBTTConfig.{name} must be None or a finite number > 0, got {v!r}")
+        if self.calcium_ar_order not in (1, 2):
+            raise ValueError(
+                f"SBTTConfig.calcium_ar_order must be 1 or 2, got {self.calcium_ar_order!r}")
+        if self.calcium_decay_seconds is not None and self.bin_width is None:
+            raise ValueError("SBTTConfig.calcium_decay_seconds needs bin_width (seconds per bin); "
+                             "set bin_width or give calcium_decay in bins instead")
+        if not isinstance(self.variational_ic, bool):
+            raise ValueError(f"SBTTConfig.variational_ic must be True or False, got {self.variational_ic!r}")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        ):
+            raise ValueError(f"SBTTConfig.device must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', "
+                             f"got {self.device!r}")
+
+    # ------------------------------------------------------------------
+    @property
+    def calcium_decay_bins(self) -> float:
+        """Initial calcium decay time constant in bins."""
+        if self.calcium_decay_seconds is not None and self.bin_width is not None:
+            return float(self.calcium_decay_seconds / self.bin_width)
+        return float(self.calcium_decay)
+
+    def resolved_num_threads(self) -> int:
+        """CPU threads to use: ``num_threads`` or torch's default capped to the physical cores."""
+        if self.num_threads > 0:
+            return self.num_threads
+        return default_num_threads()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SBTTConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError listing them."""
+        if not isinstance(d, dict):
+            raise ValueError(f"SBTTConfig.from_dict needs a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown SBTTConfig key(s) {unknown}; valid keys are {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "SBTTConfig":
+        """Copy with some fields changed (validated)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown SBTTConfig key(s) {unknown}")
+        return dataclasses.replace(self, **changes)
+
+
+def default_num_threads() -> int:
+    """Physical core count if known (``os.sched_getaffinity`` / ``os.cpu_count``), at least 1.
+
+    Hyper-threads do not help small GRUs; we count logical CPUs we may run on and
+    halve when that looks like SMT (more than 2 and even), a cheap heuristic.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        import psutil  # optional
+
+        phys = psutil.cpu_count(logical=False)
+        if phys:
+            n = min(n, phys)
+    except Exception:  # noqa: BLE001 - psutil is optional
+        pass
+    return max(1, int(n))
+
+
+@dataclass
+class EpochReport:
+    """What a ``progress`` callback receives after every epoch.
+
+    Losses are mean negative log-likelihoods per scored entry (lower is better).
+    ``heldout_loss`` is the likelihood of the sample-validation entries (observed
+    training entries never shown to the model); NaN when sample validation is off.
+    ``valid_loss`` is the loss used for early stopping (validation trials if any,
+    otherwise the held-out samples).
+    """
+
+    epoch: int
+    total_epochs: int
+    train_loss: float
+    valid_loss: float
+    heldout_loss: float
+    seconds: float
+    best_epoch: int
+    best_valid_loss: float
+    is_best: bool
+    learning_rate: float = float("nan")
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EpochReport":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown EpochReport key(s) {unknown}")
+        return cls(**d)

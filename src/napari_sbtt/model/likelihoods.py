@@ -1,0 +1,361 @@
+"""Observation models as small modules that return PER-ELEMENT losses.
+
+Every likelihood turns the readout's raw output ``raw`` of shape
+(batch, T, N, n_params) into distribution parameters and scores targets of
+shape (batch, T, N). The loss is returned per element, so the caller applies
+the SBTT mask (only observed neuron-bins count). Targets at unobserved entries
+must already be replaced by a harmless value (:attr:`Likelihood.fill_value`),
+which keeps both the loss and its gradients finite and exactly zero there
+once masked with ``torch.where``.
+
+Units: the likelihood works in *model units*. :class:`Normaliser` maps data
+units to model units (per-neuron standardisation for Gaussian and calcium
+data, identity for counts and events) and back.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "Likelihood",
+    "PoissonLikelihood",
+    "GaussianLikelihood",
+    "ZIGLikelihood",
+    "CalciumLikelihood",
+    "Normaliser",
+    "make_likelihood",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Normaliser:
+    """Per-neuron affine map between data units and model units: ``model = (data - offset) / scale``.
+
+    offset, scale: float64 arrays of shape (N,).
+    """
+
+    def __init__(self, offset: np.ndarray, scale: np.ndarray) -> None:
+        self.offset = np.asarray(offset, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+
+    @classmethod
+    def identity(cls, n: int) -> "Normaliser":
+        return cls(np.zeros(n), np.ones(n))
+
+    @classmethod
+    def standardise(cls, data: np.ndarray) -> "Normaliser":
+        """Mean and standard deviation of the observed (non-NaN) values of each neuron."""
+        flat = data.reshape(-1, data.shape[-1])
+        mu = np.nanmean(flat, axis=0)
+        sd = np.nanstd(flat, axis=0)
+        bad = ~np.isfinite(sd) | (sd <= 1e-12)
+        sd[bad] = 1.0
+        mu[~np.isfinite(mu)] = 0.0
+        return cls(mu, sd)
+
+    def to_model(self, data: np.ndarray) -> np.ndarray:
+        return (data - self.offset) / self.scale
+
+    def to_data(self, values: np.ndarray) -> np.ndarray:
+        return values * self.scale + self.offset
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"offset": self.offset.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[float]]) -> "Normaliser":
+        return cls(np.asarray(d["offset"], dtype=np.float64), np.asarray(d["scale"], dtype=np.float64))
+
+
+class Likelihood(nn.Module):
+    """Base class. Subclasses set ``n_params`` and implement the methods below."""
+
+    name: str = ""
+    n_params: int = 1
+    #: value written into unobserved target entries before the loss is computed
+    fill_value: float = 0.0
+
+    def __init__(self, n_neurons: int) -> None:
+        super().__init__()
+        self.n_neurons = n_neurons
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood per element. raw: (B, T, N, n_params); target: (B, T, N)."""
+        raise NotImplementedError
+
+    def rates(self, raw: torch.Tensor) -> torch.Tensor:
+        """Inferred activity in model units, (B, T, N)."""
+        raise NotImplementedError
+
+    def signal(self, raw: torch.Tensor) -> torch.Tensor:
+        """Expected observation in model units, (B, T, N)."""
+        return self.rates(raw)
+
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
+        """Initialise the readout bias (N * n_params,) from training data in model units (NaN = missing)."""
+
+    @staticmethod
+    def validate_data(data: np.ndarray, what: str) -> None:
+        """Raise ValueError if observed values are impossible for this likelihood."""
+
+    def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
+        """Map model-unit rates to data units."""
+        return norm.to_data(rates)
+
+
+# ----------------------------------------------------------------------------
+class PoissonLikelihood(Likelihood):
+    """Poisson counts; one parameter per neuron: the log-rate (expected count per bin)."""
+
+    name = "poisson"
+    n_params = 1
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_rate = raw[..., 0]
+        return torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1.0)
+
+    def rates(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.exp(raw[..., 0])
+
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
+        mean = np.nanmean(target_model_units.reshape(-1, self.n_neurons), axis=0)
+        mean = np.where(np.isfinite(mean), mean, 1.0)
+        with torch.no_grad():
+            bias.copy_(torch.as_tensor(np.log(np.maximum(mean, 1e-3)), dtype=bias.dtype))
+
+    @staticmethod
+    def validate_data(data: np.ndarray, what: str) -> None:
+        obs = data[np.isfinite(data)]
+        if obs.size and obs.min() < 0:
+            raise ValueError(
+                f"{what} has negative values (min {obs.min():g}); the Poisson likelihood needs "
+                "counts >= 0. Use likelihood='gaussian' for dF/F or 'calcium' for fluorescence")
+
+    def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
+        return rates  # counts are not normalised
+
+
+# ----------------------------------------------------------------------------
+class GaussianLikelihood(Likelihood):
+    """Gaussian with a per-neuron learned noise level; data standardised per neuron.
+
+    One readout parameter per neuron: the mean (standardised units).
+    """
+
+    name = "gaussian"
+    n_params = 1
+
+    def __init__(self, n_neurons: int, min_std: float = 1e-3) -> None:
+        super().__init__(n_neurons)
+        self.min_std = float(min_std)
+        # softplus^-1(0.5): start at half the data standard deviation
+        self.raw_std = nn.Parameter(torch.full((n_neurons,), math.log(math.expm1(0.5))))
+
+    def std(self) -> torch.Tensor:
+        return F.softplus(self.raw_std) + self.min_std
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        mean = raw[..., 0]
+        sd = self.std()
+        z = (target - mean) / sd
+        return 0.5 * _LOG_2PI + torch.log(sd) + 0.5 * z * z
+
+    def rates(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw[..., 0]
+
+
+# ----------------------------------------------------------------------------
+class ZIGLikelihood(Likelihood):
+    """Zero-inflated gamma for deconvolved events (RADICaL).
+
+    With event probability q, an observation is 0 with probability 1 - q and
+    otherwise ``s_min + Gamma(shape=k, scale=theta)``. Values <= s_min count as
+    "no event". Three readout parameters per neuron: logit q, log k, log theta.
+    Inferred rate = expected value q * (s_min + k * theta), in data units.
+    """
+
+    name = "zig"
+    n_params = 3
+
+    def __init__(self, n_neurons: int, min_event: float = 0.1) -> None:
+        super().__init__(n_neurons)
+        self.min_event = float(min_event)
+
+    def _params(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logit_q = raw[..., 0]
+        log_k = raw[..., 1].clamp(-7.0, 7.0)
+        log_theta = raw[..., 2].clamp(-10.0, 10.0)
+        return logit_q, log_k, log_theta
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logit_q, log_k, log_theta = self._params(raw)
+        is_event = target > self.min_event
+        # excess over s_min; a harmless 1.0 where there is no event keeps log() finite
+        excess = torch.where(is_event, target - self.min_event, torch.ones_like(target))
+        k = torch.exp(log_k)
+        log_gamma_pdf = ((k - 1.0) * torch.log(excess) - excess * torch.exp(-log_theta)
+                         - torch.lgamma(k) - k * log_theta)
+        nll_event = F.softplus(-logit_q) - log_gamma_pdf  # -log q - log pdf
+        nll_zero = F.softplus(logit_q)  # -log(1 - q)
+        return torch.where(is_event, nll_event, nll_zero)
+
+    def rates(self, raw: torch.Tensor) -> torch.Tensor:
+        logit_q, log_k, log_theta = self._params(raw)
+        return torch.sigmoid(logit_q) * (self.min_event + torch.exp(log_k + log_theta))
+
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
+        flat = target_model_units.reshape(-1, self.n_neurons)
+        obs = np.isfinite(flat)
+        ev = obs & (np.nan_to_num(flat) > self.min_event)
+        q = (ev.sum(0) + 1.0) / (obs.sum(0) + 2.0)
+        excess = np.where(ev, np.nan_to_num(flat) - self.min_event, np.nan)
+        with np.errstate(all="ignore"):
+            m = np.nanmean(excess, axis=0)
+        m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
+        b = np.stack([np.log(q / (1 - q)), np.zeros_like(q), np.log(m)], axis=1).reshape(-1)
+        with torch.no_grad():
+            bias.copy_(torch.as_tensor(b, dtype=bias.dtype))
+
+    @staticmethod
+    def validate_data(data: np.ndarray, what: str) -> None:
+        obs = data[np.isfinite(data)]
+        if obs.size and obs.min() < 0:
+            raise ValueError(
+                f"{what} has negative values (min {obs.min():g}); the zero-inflated gamma "
+                "likelihood needs deconvolved events >= 0")
+
+    def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
+        return rates  # events are not normalised
+
+
+# ----------------------------------------------------------------------------
+def _inv_sigmoid(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+class CalciumLikelihood(Likelihood):
+    """Calcium forward model with Gaussian noise (deconvolution inside the model).
+
+    latent rate  lambda_t = softplus(raw) >= 0           (model units per bin)
+    calcium      c_t = sum_i gamma_i c_{t-i} + lambda_t   (AR(1) or AR(2), per-ROI decay)
+    fluorescence F_t = baseline + gain * c_t + noise,  noise ~ N(0, sigma^2) per ROI
+
+    Fluorescence is standardised per ROI (model units). AR(2) uses the two-pole
+    form (1 - d z^-1)(1 - r z^-1) with decay pole d and rise pole r in (0, 1), so
+    gamma_1 = d + r, gamma_2 = -d r. Calcium starts at 0 at the first bin.
+    ``rates`` returns lambda * gain: the fluorescence jump (model units) that a
+    bin's activity adds before it decays; :meth:`rate_to_data` turns it into
+    data units (multiplies by the per-ROI data scale).
+    """
+
+    name = "calcium"
+    n_params = 1
+
+    def __init__(self, n_neurons: int, ar_order: int = 1, decay_bins: float = 10.0,
+                 rise_bins: float = 1.0, min_std: float = 1e-3) -> None:
+        super().__init__(n_neurons)
+        if ar_order not in (1, 2):
+            raise ValueError(f"calcium AR order must be 1 or 2, got {ar_order}")
+        self.ar_order = ar_order
+        self.min_std = float(min_std)
+        d = math.exp(-1.0 / max(decay_bins, 1e-3))
+        self.decay_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(d)))
+        if ar_order == 2:
+            r = math.exp(-1.0 / max(rise_bins, 1e-3))
+            r = min(r, d * 0.9)  # keep the poles distinct
+            self.rise_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(r)))
+        # gain chosen so that a unit rate gives calcium ~ 1 / (1 - d); start small
+        self.log_gain = nn.Parameter(torch.full((n_neurons,), math.log(1.0 - d)))
+        self.baseline = nn.Parameter(torch.full((n_neurons,), -0.5))
+        self.raw_std = nn.Parameter(torch.full((n_neurons,), math.log(math.expm1(0.5))))
+
+    # -- kernel --
+    def ar_coefficients(self) -> torch.Tensor:
+        """(N, ar_order) AR coefficients gamma_i."""
+        d = torch.sigmoid(self.decay_logit)
+        if self.ar_order == 1:
+            return d[:, None]
+        r = torch.sigmoid(self.rise_logit)
+        return torch.stack([d + r, -d * r], dim=1)
+
+    def kernel(self, length: int) -> torch.Tensor:
+        """Impulse response h (N, length) of the AR filter, h_0 = 1."""
+        d = torch.sigmoid(self.decay_logit)
+        t = torch.arange(length, dtype=d.dtype, device=d.device)
+        if self.ar_order == 1:
+            return torch.exp(t[None, :] * torch.log(d)[:, None])
+        r = torch.sigmoid(self.rise_logit)
+        # h_t = sum_{j=0}^t d^j r^(t-j), computed by recursion on the AR(2) equation
+        g1, g2 = d + r, -d * r
+        hs = [torch.ones_like(d), g1]
+        for _ in range(2, length):
+            hs.append(g1 * hs[-1] + g2 * hs[-2])
+        return torch.stack(hs[:length], dim=1)
+
+    def calcium(self, lam: torch.Tensor) -> torch.Tensor:
+        """Causal AR filtering of lam (B, T, N) -> calcium (B, T, N) by FFT convolution."""
+        T = lam.shape[1]
+        h = self.kernel(T)  # (N, T)
+        n_fft = 2 * T
+        Lf = torch.fft.rfft(lam, n=n_fft, dim=1)
+        Hf = torch.fft.rfft(h.T, n=n_fft, dim=0)  # (F, N)
+        return torch.fft.irfft(Lf * Hf[None], n=n_fft, dim=1)[:, :T]
+
+    def gain(self) -> torch.Tensor:
+        return torch.exp(self.log_gain)
+
+    def std(self) -> torch.Tensor:
+        return F.softplus(self.raw_std) + self.min_std
+
+    def signal(self, raw: torch.Tensor) -> torch.Tensor:
+        lam = F.softplus(raw[..., 0])
+        return self.baseline + self.gain() * self.calcium(lam)
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        mean = self.signal(raw)
+        sd = self.std()
+        z = (target - mean) / sd
+        return 0.5 * _LOG_2PI + torch.log(sd) + 0.5 * z * z
+
+    def rates(self, raw: torch.Tensor) -> torch.Tensor:
+        return F.softplus(raw[..., 0]) * self.gain()
+
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
+        with torch.no_grad():
+            bias.fill_(0.0)
+
+    def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
+        return rates * norm.scale  # a jump has no offset
+
+
+# ----------------------------------------------------------------------------
+def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: ANN001
+    """Build the likelihood module ``name`` for ``n_neurons`` from an SBTTConfig."""
+    if name == "poisson":
+        return PoissonLikelihood(n_neurons)
+    if name == "gaussian":
+        return GaussianLikelihood(n_neurons, min_std=config.gaussian_min_std)
+    if name == "zig":
+        return ZIGLikelihood(n_neurons, min_event=config.zig_min_event)
+    if name == "calcium":
+        return CalciumLikelihood(n_neurons, ar_order=config.calcium_ar_order,
+                                 decay_bins=config.calcium_decay_bins,
+                                 rise_bins=config.calcium_rise, min_std=config.gaussian_min_std)
+    raise ValueError(
+        f"unknown likelihood {name!r}; choose one of 'poisson' (spike counts), 'gaussian' (dF/F), "
+        "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")
+
+
+def normaliser_for(name: str, train: np.ndarray) -> Normaliser:
+    """Data -> model units map for likelihood ``name`` estimated on ``train`` (NaN = missing)."""
+    if name in ("gaussian", "calcium"):
+        return Normaliser.standardise(train)
+    return Normaliser.identity(train.shape[-1])
