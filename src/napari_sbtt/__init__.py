@@ -19,6 +19,7 @@ _LAZY = {
     "FineGrid": "napari_sbtt.core.scan",
     "Observations": "napari_sbtt.core.traces",
     "extract_observations": "napari_sbtt.core.traces",
+    "observations_from_traces": "napari_sbtt.core.traces",
     "make_windows": "napari_sbtt.core.windows",
     "merge_windows": "napari_sbtt.core.windows",
     "simulate": "napari_sbtt.core.synth",
@@ -30,6 +31,9 @@ _LAZY = {
     "EpochReport": "napari_sbtt.model.config",
     # api
     "run_on_stack": "napari_sbtt.api",
+    "run_on_traces": "napari_sbtt.api",
+    "run_on_observations": "napari_sbtt.api",
+    "RunConfig": "napari_sbtt.api",
     "SBTTResult": "napari_sbtt.api",
     "load_result": "napari_sbtt.api",
 }

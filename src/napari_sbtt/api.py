@@ -35,6 +35,8 @@ __all__ = [
     "RunStopped",
     "SBTTResult",
     "run_on_stack",
+    "run_on_traces",
+    "run_on_observations",
     "load_result",
     "infer_observations",
 ]
@@ -224,6 +226,30 @@ class SBTTResult:
             raise
         return dest
 
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str | None = None,
+        *,
+        labels: Any = None,
+        overwrite: bool = False,
+        what: str = "rates",
+    ) -> Path:
+        """Write the result for other tools, the format chosen by the suffix (or ``format``).
+
+        ``.npz`` (arrays + result_json), ``.h5``/``.hdf5`` (datasets, config/metrics JSON
+        attributes), ``.csv`` (``time_s`` in seconds + one column per ROI of ``what``, NaN
+        empty), ``.tif``/``.tiff`` (float32 (T_fine, Y, X) activity movie painted into the ROI
+        labels) or ``.nwb`` (RoiResponseSeries in processing module "ophys" linked to the
+        ROIs). ``labels``: (Y, X) labels image (array or .tif/.npy) for .tif/.nwb when the
+        result did not come from :func:`napari_sbtt.recording.run_recording` on a file with ROI
+        masks. Atomic; an existing file is replaced only with ``overwrite=True``. See
+        :func:`napari_sbtt.recording.export_result`.
+        """
+        from .recording import export_result
+
+        return export_result(self, path, format, labels=labels, overwrite=overwrite, what=what)
+
 
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
@@ -297,7 +323,7 @@ def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
         if cfg.indicator is not None and "calcium_decay_seconds" not in overrides:
             from .core.indicators import get_indicator
 
-            overrides["calcium_decay_seconds"] = float(get_indicator(cfg.indicator).decay)
+            overrides["calcium_decay_seconds"] = float(get_indicator(cfg.indicator).tau_decay)
     base = base if base is not None else SBTTConfig()
     return base.replace(**overrides) if overrides else base
 
@@ -329,6 +355,27 @@ def _per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
         if m.sum() > 2 and np.std(obs[m, i]) > 0 and np.std(signal[m, i]) > 0:
             out[i] = float(np.corrcoef(obs[m, i], signal[m, i])[0, 1])
     return out
+
+
+def _reporter(progress: ProgressCallback | None) -> tuple[Callable[[Any], None], dict[str, bool]]:
+    """Wrap the user's progress callback; the returned dict's "flag" turns True once it asks to stop."""
+    stopped = {"flag": False}
+
+    def report(r: Any) -> None:
+        if progress is not None and _wants_stop(progress(r)):
+            stopped["flag"] = True
+
+    return report, stopped
+
+
+def _extract_progress(report: Callable[[Any], None], stopped: dict[str, bool], stage: str
+                      ) -> Callable[[int, int], None]:
+    def extract_progress(done: int, total: int) -> None:
+        report(StageReport(stage, int(done), int(total), "reading the recording"))
+        if stopped["flag"]:
+            raise RunStopped(f"stopped during {stage}; nothing was fitted")
+
+    return extract_progress
 
 
 def run_on_stack(
@@ -364,35 +411,85 @@ def run_on_stack(
     SBTTResult
     """
     from .core.traces import extract_observations
-    from .core.windows import choose_window
 
     cfg = RunConfig.coerce(config)
-    t_start = time.perf_counter()
-    stopped = {"flag": False}
-
-    def report(r: Any) -> None:
-        if progress is not None and _wants_stop(progress(r)):
-            stopped["flag"] = True
-
-    def extract_progress(done: int, total: int) -> None:
-        report(StageReport("extract", int(done), int(total), "reading the movie"))
-        if stopped["flag"]:
-            raise RunStopped("stopped during trace extraction; nothing was fitted")
-
+    report, stopped = _reporter(progress)
+    t0 = time.perf_counter()
     obs = extract_observations(
         movie, rois, scan, factor=cfg.factor, min_coverage=cfg.min_coverage,
-        neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period, progress=extract_progress,
+        neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period,
+        progress=_extract_progress(report, stopped, "extract"),
     )
+    return _fit_and_infer(obs, scan, frame_period, model, cfg, report, stopped,
+                          time.perf_counter() - t0)
+
+
+def run_on_traces(
+    traces: np.ndarray,
+    roi_rows: Any,
+    scan: ScanPattern | None = None,
+    *,
+    model: "SBTTModel | str | os.PathLike | None" = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    frame_period: float | None = None,
+    n_rows: int | None = None,
+    neuropil_traces: np.ndarray | None = None,
+    roi_ids: Any = None,
+) -> SBTTResult:
+    """As :func:`run_on_stack`, for per-frame ROI traces without a movie (e.g. suite2p F.npy).
+
+    traces: (T, N) per-frame values, NaN where an ROI was not acquired; roi_rows: each ROI's
+    row (or list of rows), which gives its sub-frame acquisition time from ``scan`` (or from a
+    full raster of ``n_rows`` rows with ``frame_period`` seconds per frame).
+    """
+    from .core.traces import observations_from_traces
+
+    cfg = RunConfig.coerce(config)
+    report, stopped = _reporter(progress)
+    t0 = time.perf_counter()
+    obs = observations_from_traces(
+        traces, roi_rows, scan, factor=cfg.factor, frame_period=frame_period, n_rows=n_rows,
+        roi_ids=roi_ids, min_coverage=cfg.min_coverage, neuropil=cfg.neuropil,
+        neuropil_traces=neuropil_traces, dff=cfg.dff,
+        progress=_extract_progress(report, stopped, "traces"),
+    )
+    return _fit_and_infer(obs, scan, frame_period, model, cfg, report, stopped,
+                          time.perf_counter() - t0)
+
+
+def run_on_observations(
+    observations: Any,
+    *,
+    model: "SBTTModel | str | os.PathLike | None" = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> SBTTResult:
+    """Fit (or apply) a model to :class:`~napari_sbtt.core.traces.Observations` already on the fine grid."""
+    cfg = RunConfig.coerce(config)
+    report, stopped = _reporter(progress)
+    return _fit_and_infer(observations, None, None, model, cfg, report, stopped, 0.0)
+
+
+def _fit_and_infer(
+    obs: Any,
+    scan: ScanPattern | None,
+    frame_period: float | None,
+    model: "SBTTModel | str | os.PathLike | None",
+    cfg: RunConfig,
+    report: Callable[[Any], None],
+    stopped: dict[str, bool],
+    t_extract: float,
+) -> SBTTResult:
+    """Windows -> fit / adapt / apply -> inference -> merged result."""
+    from .core.windows import choose_window, make_windows
+    from .model import SBTTModel, fit_trials, load_model
+
     values = obs.values
-    t_extract = time.perf_counter() - t_start
     window, overlap = choose_window(
         obs.grid.bin_width, window_s=cfg.window_s, overlap_fraction=cfg.overlap_fraction,
         n_time=values.shape[0],
     )
-
-    from .core.windows import make_windows
-    from .model import SBTTModel, fit_trials, load_model
-
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device if cfg.device != "auto" else None)
     if model is not None and not cfg.adapt:
@@ -415,16 +512,15 @@ def run_on_stack(
     if model is None or cfg.adapt:
         wins = make_windows(values, window, overlap)
         if model is None:
-            mcfg = _model_config(cfg, obs.grid.bin_width)
             model = fit_trials(
-                wins.values, None, likelihood=cfg.likelihood, config=mcfg,
-                progress=epoch_progress, seed=cfg.seed, metadata=metadata,
+                wins.values, None, likelihood=cfg.likelihood,
+                config=_model_config(cfg, obs.grid.bin_width), progress=epoch_progress,
+                seed=cfg.seed, metadata=metadata,
             )
         else:
-            mcfg = _model_config(cfg, obs.grid.bin_width, base=model.config)
             model = model.adapt(
-                wins.values, None, config=mcfg, progress=epoch_progress, seed=cfg.seed,
-                metadata=metadata,
+                wins.values, None, config=_model_config(cfg, obs.grid.bin_width, base=model.config),
+                progress=epoch_progress, seed=cfg.seed, metadata=metadata,
             )
     t_fit = time.perf_counter() - t_fit
 
@@ -458,6 +554,7 @@ def run_on_stack(
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
     run_cfg["frame_period_s"] = frame_period
     run_cfg["model_config"] = model.config.to_dict()
+    run_cfg["observations"] = dict(getattr(obs, "params", {}) or {})
     return SBTTResult(
         rates=rates,
         times=obs.times,

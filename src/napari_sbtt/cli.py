@@ -1,13 +1,21 @@
-"""Command line: ``napari-sbtt simulate | extract | run | demo``.
+"""Command line: ``napari-sbtt simulate | extract | run | export | demo``.
 
 Every command prints a one-line summary when it finishes and shows a tqdm
 progress bar for long work. Outputs are written atomically and an existing
 output is only replaced with ``--overwrite``.
+
+``run`` reads any supported recording through
+:func:`napari_sbtt.recording.load_recording`: a TIFF movie (ScanImage timing
+read from the file; other TIFFs take ``--frame-period`` / ``--line-period`` /
+``--scan``), a suite2p plane folder, a CaImAn ``.hdf5``, an NWB file or a
+traces file (with ``--rois``: a labels image or a rows file). ``export`` writes
+a saved result as ``.npz``, ``.h5``, ``.csv``, ``.tif`` or ``.nwb``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -123,7 +131,7 @@ def cmd_extract(args: argparse.Namespace) -> str:
     finally:
         close()
     obs.to_npz(args.out, overwrite=args.overwrite)
-    n_obs = int(obs.observed_mask.sum())
+    n_obs = int(obs.observed_mask().sum())
     return (
         f"extracted {obs.values.shape[1]} ROIs x {obs.values.shape[0]} bins of "
         f"{obs.grid.bin_width * 1e3:.3g} ms, {n_obs} samples "
@@ -134,6 +142,21 @@ def cmd_extract(args: argparse.Namespace) -> str:
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
+    source = getattr(args, "config", None)
+    if source is not None:
+        text = source
+        if not source.lstrip().startswith("{"):
+            p = Path(source)
+            if not p.is_file():
+                raise CliError(f"run config file not found: {p} (give a .json file or inline JSON)")
+            text = p.read_text()
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CliError(f"--config {source}: not valid JSON ({e})") from None
+        if not isinstance(loaded, dict):
+            raise CliError(f"--config {source}: expected a JSON object of run settings")
+        cfg.update(loaded)
     for key in ("factor", "likelihood", "epochs", "seed", "device"):
         value = getattr(args, key, None)
         if value is not None:
@@ -142,28 +165,44 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> str:
-    from .api import run_on_stack
+    from .recording import load_recording, run_recording
 
     t = time.perf_counter()
-    movie = _open_movie(args.movie)
-    labels = _read_labels(args.rois)
-    scan = _read_scan(args.scan)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise CliError(f"{out} already exists; choose another --out or pass --overwrite")
+    config = _run_config(args)
+    rec = load_recording(
+        args.input, rois=args.rois, scan=args.scan, frame_period=args.frame_period,
+        line_period=args.line_period, prefer=args.prefer, n_rows=args.n_rows,
+    )
     callback, close = _tqdm_callback("run")
     try:
-        result = run_on_stack(
-            movie, labels, scan, model=args.model, config=_run_config(args),
-            progress=callback, frame_period=args.frame_period,
-        )
+        result = run_recording(rec, model=args.model, config=config, progress=callback)
     finally:
         close()
+        rec.close()
     result.save(out, overwrite=args.overwrite)
     n_t, n = result.rates.shape
     how = "stopped early, best model kept" if result.stopped else "done"
     return (
         f"inferred {n} ROIs x {n_t} bins of {result.grid.bin_width * 1e3:.3g} ms ({how}) -> {out}/ "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> str:
+    from .api import load_result
+    from .core.writers import format_from_path
+
+    t = time.perf_counter()
+    fmt = format_from_path(args.out, args.format)
+    result = load_result(args.result_dir, load_model=False)
+    out = result.export(args.out, format=fmt, labels=args.rois, overwrite=args.overwrite, what=args.what)
+    n_t, n = result.rates.shape
+    what = args.what if fmt == "csv" else ("activity movie" if fmt == "tiff" else "result")
+    return (
+        f"exported {n} ROIs x {n_t} bins of {result.grid.bin_width * 1e3:.3g} ms ({what}, {fmt}) -> {out} "
         f"({time.perf_counter() - t:.1f} s)"
     )
 
@@ -222,17 +261,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("run", help="fit (or apply) an SBTT model and infer every ROI's activity")
-    p.add_argument("movie", help="movie TIFF (T, Y, X)")
-    p.add_argument("--rois", required=True, help="labels image .tif/.npy (Y, X)")
-    p.add_argument("--scan", default=None, help="scan.json (default: full raster; give --frame-period)")
+    p = sub.add_parser(
+        "run", help="fit (or apply) an SBTT model and infer every ROI's activity",
+        description="INPUT may be a TIFF movie (ScanImage timing is read from the file), a suite2p plane "
+                    "folder, a CaImAn .hdf5 results file, an NWB file, or a traces file (.npy/.csv/.h5).",
+    )
+    p.add_argument("input", metavar="INPUT",
+                   help="TIFF movie, suite2p plane folder, CaImAn .hdf5, .nwb, or traces .npy/.csv/.h5")
+    p.add_argument("--rois", default=None,
+                   help="labels image .tif/.npy (Y, X) - needed for TIFF movies and traces files; for traces "
+                        "also a rows file (.csv/.npy, one line per ROI: row, or row and column); suite2p, "
+                        "CaImAn and NWB carry their own ROIs")
+    p.add_argument("--scan", default=None, help="scan.json of a partial-field scan")
+    p.add_argument("--frame-period", type=float, default=None,
+                   help="seconds per frame (full raster) when the file does not say")
+    p.add_argument("--line-period", type=float, default=None,
+                   help="seconds per line; with a movie, the acquired rows are found from the movie")
+    p.add_argument("--n-rows", type=int, default=None,
+                   help="lines per frame, for a traces file with a rows file and no --scan")
+    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
+                   help="suite2p/NWB: use the movie + ROI masks (default) or the file's ROI traces")
     p.add_argument("--model", default=None, help="checkpoint folder to apply instead of training")
     p.add_argument("--out", required=True, help="output folder for the result")
-    p.add_argument("--frame-period", type=float, default=None,
-                   help="seconds per frame when there is no scan.json")
+    p.add_argument("--config", default=None,
+                   help="run settings as a JSON file or inline JSON (RunConfig fields; model sizes under "
+                        "'model'); the flags below override it")
     p.add_argument("--overwrite", action="store_true")
     _add_common_fit(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("export", help="write a saved result as .npz, .h5, .csv, .tif or .nwb")
+    p.add_argument("result_dir", metavar="RESULT_DIR", help="a result folder written by `napari-sbtt run`")
+    p.add_argument("out", metavar="OUT",
+                   help="output file: .npz, .h5/.hdf5, .csv (traces), .tif (activity movie) or .nwb")
+    p.add_argument("--format", choices=["npz", "hdf5", "csv", "tiff", "nwb"], default=None,
+                   help="override the format given by OUT's suffix")
+    p.add_argument("--rois", default=None,
+                   help="labels image .tif/.npy for .tif/.nwb when the result's source had no ROI masks")
+    p.add_argument("--what", choices=["rates", "observations", "signal"], default="rates",
+                   help="which traces go into a .csv (default: rates)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="simulate, fit, infer and score against the ground truth")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
@@ -248,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = args.func(args)
-    except (CliError, ValueError, FileNotFoundError, FileExistsError) as e:
+    except (CliError, ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
         print(f"napari-sbtt {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

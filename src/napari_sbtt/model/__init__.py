@@ -1,22 +1,42 @@
 """Model layer: the SBTT sequential autoencoder, its likelihoods, training and checkpoints.
 
-Importing this package imports torch; the rest of napari_sbtt reaches it lazily.
+Names are resolved lazily so that ``napari_sbtt.model.config`` (SBTTConfig,
+EpochReport, StopTraining) can be imported without torch; touching
+``fit_trials``, ``load_model`` or ``SBTTModel`` imports torch.
 """
 
 from __future__ import annotations
 
-from .checkpoint import load_model, read_checkpoint_info, save_model
-from .config import EpochReport, SBTTConfig, StopTraining
-from .sbtt_model import SBTTModel
-from .training import fit_trials
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "fit_trials",
-    "load_model",
-    "save_model",
-    "read_checkpoint_info",
-    "SBTTModel",
-    "SBTTConfig",
-    "EpochReport",
-    "StopTraining",
-]
+if TYPE_CHECKING:  # pragma: no cover
+    from .checkpoint import load_model, read_checkpoint_info, save_model
+    from .config import EpochReport, SBTTConfig, StopTraining
+    from .sbtt_model import SBTTModel
+    from .training import fit_trials
+
+_LAZY = {
+    "fit_trials": ".training",
+    "load_model": ".checkpoint",
+    "save_model": ".checkpoint",
+    "read_checkpoint_info": ".checkpoint",
+    "SBTTModel": ".sbtt_model",
+    "SBTTConfig": ".config",
+    "EpochReport": ".config",
+    "StopTraining": ".config",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'napari_sbtt.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

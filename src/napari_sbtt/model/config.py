@@ -221,6 +221,8 @@ class EpochReport:
     Losses are mean negative log-likelihoods per scored entry (lower is better).
     ``heldout_loss`` is the likelihood of the sample-validation entries (observed
     training entries never shown to the model); NaN when sample validation is off.
+    With validation trials it is averaged over the epoch's training passes (dropout
+    on); without them it is scored in eval mode and also drives early stopping.
     ``valid_loss`` is the loss used for early stopping (validation trials if any,
     otherwise the held-out samples).
     """

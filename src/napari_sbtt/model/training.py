@@ -231,6 +231,11 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
         warnings.warn("no validation trials and sample_validation = 0: early stopping uses the "
                       "training loss, which does not detect overfitting", stacklevel=3)
 
+    # With validation trials the held-out samples only get reported, so their loss is read off
+    # the training passes for free (train mode: dropout on, and coordinated dropout hides a few
+    # more inputs, so it is slightly pessimistic). Without validation trials they drive early
+    # stopping and are scored in a separate eval-mode pass.
+    free_heldout = valid is not None
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
     n_train, T, _ = x_tr.shape
     bs = min(config.batch_size, n_train)
@@ -269,6 +274,7 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
         net.train()
         perm = torch.randperm(n_train, generator=gen).to(device)
         tot, cnt = 0.0, 0
+        h_tot, h_cnt = 0.0, 0
         diverged = False
         for s in range(0, n_train, bs):
             idx = perm[s:s + bs]
@@ -294,8 +300,13 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
                     diverged = True
                     break
             opt.step()
-            tot += float(total)
+            tot += float(total.detach())
             cnt += int(count)
+            if free_heldout:
+                with torch.no_grad():
+                    ht, hc = masked_loss(nll.detach(), held_tr[idx])
+                h_tot += float(ht)
+                h_cnt += int(hc)
         if diverged:
             retries += 1
             net.load_state_dict(best_state)
@@ -315,7 +326,12 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
             opt = make_opt(lr)
             continue
         train_loss = tot / max(cnt, 1)
-        heldout = evaluate(x_tr, in_tr, held_tr) if has_heldout else float("nan")
+        if not has_heldout:
+            heldout = float("nan")
+        elif free_heldout:
+            heldout = h_tot / max(h_cnt, 1) if h_cnt else float("nan")
+        else:
+            heldout = evaluate(x_tr, in_tr, held_tr)
         if valid is not None:
             vloss = evaluate(x_va, obs_va & ~held_va, held_va)
         elif has_heldout:

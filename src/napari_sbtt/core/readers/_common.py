@@ -47,6 +47,7 @@ def labels_from_weighted_pixels(
     *,
     source: str | os.PathLike,
     field: str,
+    roi_names: Sequence[Any] | None = None,
 ) -> np.ndarray:
     """Paint ROIs given as pixel lists into a labels image; overlaps go to the larger weight.
 
@@ -61,6 +62,9 @@ def labels_from_weighted_pixels(
         (Y, X) of the image.
     source, field
         File and field the pixels came from, for error messages.
+    roi_names
+        How to name ROI ``k`` in error messages (e.g. the source's own index);
+        defaults to ``k``.
 
     Returns
     -------
@@ -78,16 +82,17 @@ def labels_from_weighted_pixels(
     ny, nx = int(shape[0]), int(shape[1])
     flat_parts, w_parts, id_parts = [], [], []
     for k, (yy, xx) in enumerate(zip(ypix, xpix)):
+        name = k if roi_names is None else roi_names[k]
         yy = np.asarray(yy).astype(np.int64, copy=False).ravel()
         xx = np.asarray(xx).astype(np.int64, copy=False).ravel()
         if yy.shape != xx.shape:
             raise ReaderError(
-                f"{source}: ROI {k} in '{field}' has {yy.size} row indices but {xx.size} column "
+                f"{source}: ROI {name} in '{field}' has {yy.size} row indices but {xx.size} column "
                 "indices; the file is damaged, re-export it"
             )
         if yy.size and (yy.min() < 0 or yy.max() >= ny or xx.min() < 0 or xx.max() >= nx):
             raise ReaderError(
-                f"{source}: ROI {k} in '{field}' has pixels outside the {ny} x {nx} image "
+                f"{source}: ROI {name} in '{field}' has pixels outside the {ny} x {nx} image "
                 f"(rows {int(yy.min())}..{int(yy.max())}, columns {int(xx.min())}..{int(xx.max())}); "
                 "the segmentation does not belong to this image size - check that the ROI file "
                 "and the movie/ops come from the same recording"
@@ -98,7 +103,7 @@ def labels_from_weighted_pixels(
             ww = np.asarray(weights[k], dtype=float).ravel()
             if ww.size != yy.size:
                 raise ReaderError(
-                    f"{source}: ROI {k} in '{field}' has {yy.size} pixels but {ww.size} weights; "
+                    f"{source}: ROI {name} in '{field}' has {yy.size} pixels but {ww.size} weights; "
                     "the file is damaged, re-export it"
                 )
         flat_parts.append(yy * nx + xx)

@@ -85,7 +85,8 @@ class MovieInfo:
     axes
         tifffile's axes string of the series before singleton axes were dropped.
     memmapped
-        True when the movie is a read-only ``numpy.memmap``.
+        True when the movie is a read-only view on a memory map of the file
+        (no pixel is read until it is used).
     source
         ``"scanimage"``, ``"imagej"`` or None (no known acquisition metadata).
     frame_rate_hz
@@ -399,6 +400,54 @@ def _scanimage_shape(tif: tifffile.TiffFile, keys: dict[str, Any], path: Any) ->
     return n_pages, int(ny), int(nx)
 
 
+def _strided_memmap(
+    path: Any, pages: list[Any], shape: tuple[int, int, int], dtype: np.dtype
+) -> np.ndarray | None:
+    """A read-only (T, Y, X) view on the file when every page is one uncompressed block at a fixed stride.
+
+    ScanImage and many acquisition programs write each frame's pixels followed by
+    its IFD, so the frames are evenly spaced but not contiguous. None when the
+    layout does not allow it (compressed, tiled, uneven spacing).
+    """
+    n_t, n_y, n_x = shape
+    if len(pages) != n_t or n_t == 0 or any(pg is None for pg in pages):
+        return None
+    try:
+        kf = pages[0].keyframe
+        if (
+            kf.compression != 1
+            or kf.fillorder != 1
+            or kf.is_tiled
+            or kf.samplesperpixel != 1
+            or kf.bitspersample != dtype.itemsize * 8
+            or tuple(kf.shape) != (n_y, n_x)
+        ):
+            return None
+        frame_bytes = n_y * n_x * dtype.itemsize
+        starts = np.empty(n_t, dtype=np.int64)
+        for i, pg in enumerate(pages):
+            offs, counts = pg.dataoffsets, pg.databytecounts
+            if sum(counts) != frame_bytes:
+                return None
+            for j in range(1, len(offs)):
+                if offs[j] != offs[j - 1] + counts[j - 1]:
+                    return None
+            starts[i] = offs[0]
+    except (AttributeError, TypeError, IndexError):
+        return None
+    stride = int(starts[1] - starts[0]) if n_t > 1 else frame_bytes
+    if n_t > 1 and (stride < frame_bytes or not np.all(np.diff(starts) == stride)):
+        return None
+    length = (n_t - 1) * stride + frame_bytes
+    base = np.memmap(path, dtype=np.uint8, mode="r", offset=int(starts[0]), shape=(length,))
+    arr = np.ndarray(
+        shape=shape, dtype=dtype, buffer=base, offset=0,
+        strides=(stride, n_x * dtype.itemsize, dtype.itemsize),
+    )
+    arr.flags.writeable = False
+    return arr
+
+
 def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
     p = as_path(path)
     if not p.is_file():
@@ -420,7 +469,6 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
             dtype = first.dtype
             if len(pages) != shape[0]:
                 raise ReaderError(f"{p}: found {len(pages)} pages but expected {shape[0]} frames")
-            offsets = [getattr(pg, "dataoffsets", ()) for pg in pages]
             contiguous = False
         else:
             series = tif.series[0]
@@ -433,15 +481,16 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
             pages = [pg for pg in series.pages]
             contiguous = series.dataoffset is not None
         info_kw = _timing_from_keys(keys, source)
-        memmapped = False
+        byteorder_dtype = np.dtype(dtype).newbyteorder(tif.byteorder)
         movie: Any = None
-        if source != "scanimage" and contiguous:
+        if contiguous:
             try:
-                mm = tifffile.memmap(p, series=0, mode="r")
-                movie = mm.reshape(shape)
-                memmapped = True
+                movie = tifffile.memmap(p, series=0, mode="r").reshape(shape)
             except (ValueError, OSError):
                 movie = None
+        if movie is None:
+            movie = _strided_memmap(p, pages, shape, byteorder_dtype)
+        memmapped = movie is not None
         if movie is None:
             if len(pages) != shape[0] or any(pg is None for pg in pages):
                 raise ReaderError(
@@ -513,9 +562,10 @@ def open_movie(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
     Returns
     -------
     movie
-        A read-only ``numpy.memmap`` of shape (T, Y, X) when the pixel data are
-        uncompressed and contiguous, else a :class:`TiffPageStack` (lazy, one
-        page decoded per frame sliced; close it when done).
+        A read-only memory-mapped array of shape (T, Y, X) when every frame is
+        stored uncompressed in one block (contiguous, or evenly spaced between
+        IFDs as ScanImage writes them), else a :class:`TiffPageStack` (lazy,
+        one page decoded per frame sliced; close it when done).
     info
         :class:`MovieInfo` with the acquisition timing the file states.
 

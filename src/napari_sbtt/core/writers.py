@@ -1,0 +1,516 @@
+"""Write results in the formats other tools read: NPZ, HDF5, CSV, an activity-movie TIFF and NWB.
+
+Core layer: every writer takes plain arrays and JSON-ready dicts (the API's
+:meth:`napari_sbtt.api.SBTTResult.export` assembles them), so nothing here
+imports the API. numpy and tifffile only at import; h5py and pynwb are imported
+when an HDF5 or NWB file is written and their absence raises an ImportError
+naming the pip extra (``napari-sbtt[hdf5]``, ``napari-sbtt[nwb]``).
+
+Every file is written to a temporary name beside the destination and renamed
+into place when complete (:mod:`napari_sbtt.core.atomic`); an existing file is
+replaced only with ``overwrite=True``. NaN is the one missing-data marker: it is
+stored as NaN in NPZ, HDF5, TIFF and NWB, and as an empty cell in CSV.
+
+Shapes: ``rates``, ``observations`` and ``signal`` are (T_fine, N) per-ROI
+values on the fine grid; ``times`` (T_fine,) bin centres in seconds;
+``roi_ids`` (N,) the ROI label of each column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "format_from_path",
+    "write_npz",
+    "write_hdf5",
+    "write_traces_csv",
+    "write_activity_tiff",
+    "write_nwb",
+]
+
+#: file suffix -> export format name
+EXPORT_FORMATS: dict[str, str] = {
+    ".npz": "npz",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".csv": "csv",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".nwb": "nwb",
+}
+
+_TIFF_CHUNK_BYTES = 32 * 1024 * 1024  # activity-movie bytes painted at a time
+_BIGTIFF_BYTES = 2**32 - 2**25  # beyond this a classic TIFF (and ImageJ) cannot hold the frames
+
+
+def format_from_path(path: str | os.PathLike, format: str | None = None) -> str:
+    """The export format for ``path``: ``format`` when given, else from the suffix.
+
+    Returns one of ``"npz"``, ``"hdf5"``, ``"csv"``, ``"tiff"``, ``"nwb"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``format`` or suffix (the message lists the suffixes understood).
+    """
+    names = sorted(set(EXPORT_FORMATS.values()))
+    if format is not None:
+        f = str(format).lower().lstrip(".")
+        f = {"h5": "hdf5", "tif": "tiff"}.get(f, f)
+        if f not in names:
+            raise ValueError(f"unknown export format {format!r}; use one of {names}")
+        return f
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise ValueError(
+            f"{path}: cannot tell the export format from the suffix {suffix or '(none)'!r}; end the "
+            f"name with one of {', '.join(EXPORT_FORMATS)} or pass format= one of {names}"
+        )
+    return EXPORT_FORMATS[suffix]
+
+
+def _require(module: str, extra: str, path: Any) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"{module} is needed to write {path}; install it with `pip install napari-sbtt[{extra}]`"
+        ) from None
+
+
+def _check_2d(name: str, a: np.ndarray, n_t: int, n: int) -> np.ndarray:
+    a = np.asarray(a)
+    if a.shape != (n_t, n):
+        raise ValueError(f"{name} must have shape (T_fine, N) = {(n_t, n)}, got {a.shape}")
+    return a
+
+
+def _json(obj: Any) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"cannot store {type(o).__name__} as JSON")
+
+    return json.dumps(obj, default=default)
+
+
+# --------------------------------------------------------------------------- NPZ
+def write_npz(
+    path: str | os.PathLike,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """One self-contained ``.npz``: the result's arrays plus its metadata as JSON text.
+
+    Parameters
+    ----------
+    arrays
+        Name -> array, as in a result folder's ``arrays.npz`` (``rates``,
+        ``times``, ``observations``, ``roi_ids``, optionally ``signal``).
+    meta
+        What a result folder's ``result.json`` holds; stored as the 0-d string
+        array ``result_json`` (read it with ``json.loads(str(z["result_json"]))``).
+
+    The file is compressed and holds no pickled objects (``np.load(...,
+    allow_pickle=False)`` reads it).
+    """
+    if "result_json" in arrays:
+        raise ValueError("'result_json' is reserved for the metadata; rename that array")
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["result_json"] = np.array(_json(dict(meta)))
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
+            np.savez_compressed(fh, **payload)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- HDF5
+def write_hdf5(
+    path: str | os.PathLike,
+    arrays: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    *,
+    array_units: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """An HDF5 file with one dataset per array and the metadata as root attributes.
+
+    Layout
+    ------
+    - datasets ``rates``, ``observations``, ``signal`` (float32 (T_fine, N),
+      gzip, NaN = not observed), ``times`` (float64 (T_fine,), seconds, bin
+      centres), ``roi_ids`` (int64 (N,)); each has a ``units`` attribute, the
+      2-D ones a ``dims = "time, roi"`` attribute;
+    - root attributes: ``format``, ``format_version``, ``units`` (of ``rates``),
+      ``bin_width_s``, ``t0_s`` and the JSON strings ``config``, ``metrics``,
+      ``grid``, ``history`` (from ``meta``).
+
+    ``array_units`` maps array names to a ``units`` attribute; ``rates`` defaults
+    to ``meta["units"]`` and ``times`` to seconds.
+
+    Needs h5py (``pip install napari-sbtt[hdf5]``).
+    """
+    h5py = _require("h5py", "hdf5", path)
+    units = str(meta.get("units", ""))
+    grid = dict(meta.get("grid") or {})
+    units_of = {"rates": units, **dict(array_units or {})}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, value in arrays.items():
+                a = np.asarray(value)
+                kw: dict[str, Any] = {}
+                if a.ndim == 2 and a.size > 1024:
+                    kw = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
+                          "chunks": (min(a.shape[0], max(1, 2**18 // max(1, a.shape[1]))), a.shape[1])}
+                ds = f.create_dataset(name, data=a, **kw)
+                if name == "times":
+                    ds.attrs["units"] = "s"
+                    ds.attrs["description"] = "fine-grid bin centres"
+                elif name == "roi_ids":
+                    ds.attrs["description"] = "ROI label (labels image value) of each column"
+                elif a.ndim == 2:
+                    ds.attrs["dims"] = "time, roi"
+                if name in units_of:
+                    ds.attrs["units"] = str(units_of[name])
+            for key in ("format", "format_version", "package_version", "units", "stopped"):
+                if key in meta and meta[key] is not None:
+                    f.attrs[key] = meta[key]
+            if grid:
+                f.attrs["bin_width_s"] = float(grid.get("bin_width", math.nan))
+                f.attrs["t0_s"] = float(grid.get("t0", math.nan))
+            for key in ("config", "metrics", "grid", "history"):
+                if key in meta:
+                    f.attrs[key] = _json(meta[key])
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- CSV
+def write_traces_csv(
+    path: str | os.PathLike,
+    times: np.ndarray,
+    traces: np.ndarray,
+    roi_ids: Sequence[int] | np.ndarray,
+    *,
+    overwrite: bool = False,
+    fmt: str = "%.7g",
+) -> Path:
+    """A CSV of traces: a ``time_s`` column (seconds) then one column per ROI (``roi_<id>``).
+
+    Parameters
+    ----------
+    times
+        (T,) seconds.
+    traces
+        (T, N) values; NaN is written as an empty cell.
+    roi_ids
+        (N,) ROI ids, used in the header.
+
+    ``numpy.genfromtxt(path, delimiter=",", names=True)`` reads it back (empty
+    cells become NaN), as do pandas and spreadsheets.
+    """
+    times = np.asarray(times, dtype=np.float64).ravel()
+    ids = np.asarray(roi_ids).ravel()
+    traces = _check_2d("traces", traces, times.size, ids.size)
+    header = ",".join(["time_s", *(f"roi_{int(i)}" for i in ids)])
+
+    def fmt_block(block: np.ndarray) -> list[str]:
+        out = []
+        for row in block:
+            out.append(",".join("" if not np.isfinite(v) else (fmt % v) for v in row))
+        return out
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(header + "\n")
+            step = 4096
+            for k in range(0, times.size, step):
+                block = np.column_stack([times[k : k + step], np.asarray(traces[k : k + step], np.float64)])
+                fh.write("\n".join(fmt_block(block)) + "\n")
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- TIFF
+def write_activity_tiff(
+    path: str | os.PathLike,
+    rates: np.ndarray,
+    labels: np.ndarray,
+    roi_ids: Sequence[int] | np.ndarray,
+    *,
+    bin_width: float | None = None,
+    background: float = 0.0,
+    chunk_frames: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """The activity movie as a float32 (T_fine, Y, X) TIFF: each ROI's pixels hold its rate.
+
+    Parameters
+    ----------
+    rates
+        (T_fine, N) activity per ROI (column ``i`` is ROI ``roi_ids[i]``).
+    labels
+        (Y, X) integer ROI labels, 0 = background.
+    roi_ids
+        (N,) label of each column; every id must have pixels in ``labels``.
+    bin_width
+        Seconds per frame (the fine-grid bin), stored as the ImageJ frame
+        interval (``finterval``) so ImageJ/Fiji and napari-sbtt's TIFF reader
+        know the frame rate.
+    background
+        Value of pixels outside every listed ROI.
+    chunk_frames
+        Frames painted and written at a time (default: about 32 MB of frames);
+        the full T_fine x Y x X volume is never allocated.
+
+    Files under 4 GB are ImageJ hyperstacks (axes TYX); larger ones are BigTIFF
+    without ImageJ metadata.
+    """
+    import tifffile
+
+    from .activity import ActivityMovie
+
+    labels = np.asarray(labels)
+    ids = np.asarray(roi_ids, dtype=np.int64).ravel()
+    rates = np.asarray(rates)
+    if rates.ndim != 2 or rates.shape[1] != ids.size:
+        raise ValueError(f"rates must have shape (T_fine, N={ids.size}), got {rates.shape}")
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a (Y, X) integer labels image, got {labels.dtype} {labels.shape}")
+    present = np.zeros(int(max(labels.max(initial=0), ids.max(initial=0))) + 1, dtype=bool)
+    present[np.unique(labels)] = True
+    missing = [int(i) for i in ids if not present[i]]
+    if missing:
+        raise ValueError(
+            f"ROI id(s) {missing[:20]} of the result have no pixels in the labels image; pass the "
+            "labels the result was computed from"
+        )
+    movie = ActivityMovie(rates.astype(np.float32, copy=False), labels, ids, background=background)
+    n_t, n_y, n_x = movie.shape
+    frame_bytes = n_y * n_x * 4
+    if chunk_frames is None:
+        chunk_frames = max(1, _TIFF_CHUNK_BYTES // max(1, frame_bytes))
+    chunk_frames = int(chunk_frames)
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    big = n_t * frame_bytes > _BIGTIFF_BYTES
+
+    def frames() -> Any:
+        for k in range(0, n_t, chunk_frames):
+            block = movie[k : min(n_t, k + chunk_frames)]
+            yield from block
+
+    metadata: dict[str, Any] = {"axes": "TYX"}
+    if bin_width is not None:
+        if not (math.isfinite(bin_width) and bin_width > 0):
+            raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
+        metadata["finterval"] = float(bin_width)
+        metadata["unit"] = "pixel"
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with tifffile.TiffWriter(tmp, bigtiff=big, imagej=not big) as tw:
+            tw.write(frames(), shape=(n_t, n_y, n_x), dtype=np.float32,
+                     metadata=metadata if not big else {"axes": "TYX"}, photometric="minisblack")
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- NWB
+def write_nwb(
+    path: str | os.PathLike,
+    rates: np.ndarray,
+    times: np.ndarray,
+    roi_ids: Sequence[int] | np.ndarray,
+    *,
+    bin_width: float,
+    units: str,
+    description: str = "",
+    labels: np.ndarray | None = None,
+    source_nwb: str | os.PathLike | None = None,
+    segmentation: str | None = None,
+    table_rows: Sequence[int] | np.ndarray | None = None,
+    frame_period: float | None = None,
+    name: str = "SBTTRates",
+    session_description: str = "napari-sbtt inferred activity",
+    overwrite: bool = False,
+) -> Path:
+    """An NWB file whose processing module ``ophys`` holds the rates as a RoiResponseSeries.
+
+    Parameters
+    ----------
+    rates
+        (T_fine, N) inferred activity; stored as the series' data (frames, ROIs).
+    times
+        (T_fine,) bin centres in seconds; ``starting_time = times[0]``.
+    roi_ids
+        (N,) ROI label of each column.
+    bin_width
+        Seconds per bin; the series' ``rate`` is ``1 / bin_width`` Hz.
+    units
+        Units of the rates (the series' ``unit``; also in its description).
+    description
+        Text added to the series' description.
+    labels
+        (Y, X) labels image: without ``source_nwb``, a PlaneSegmentation is built
+        from it (one ``pixel_mask`` per ROI id, ``id`` = the label, x = column,
+        y = row, weight 1), with a placeholder imaging plane; the labels image
+        itself is stored as the segmentation's reference image ``SBTTLabels``
+        ((1, x, y), so readers know the image size).
+    source_nwb, segmentation, table_rows
+        When the input was an NWB file: the output is a copy of ``source_nwb``
+        with the series appended, its ``rois`` region pointing at rows
+        ``table_rows`` (one per column) of the PlaneSegmentation named
+        ``segmentation`` in that file - the input's own ROIs. The copy holds
+        everything the input held (including any raw movie).
+    frame_period
+        Seconds per frame of the recording, stored as the placeholder imaging
+        plane's ``imaging_rate`` (only when a PlaneSegmentation is built).
+    name
+        Name of the RoiResponseSeries (a numeric suffix is added if taken).
+
+    Needs pynwb (``pip install napari-sbtt[nwb]``).
+
+    Raises
+    ------
+    ValueError
+        Neither ``labels`` nor ``source_nwb``; ROIs without pixels; table rows
+        outside the source PlaneSegmentation.
+    """
+    pynwb = _require("pynwb", "nwb", path)
+    from pynwb.ophys import RoiResponseSeries
+
+    rates = np.asarray(rates, dtype=np.float32)
+    times = np.asarray(times, dtype=np.float64).ravel()
+    ids = np.asarray(roi_ids, dtype=np.int64).ravel()
+    rates = _check_2d("rates", rates, times.size, ids.size)
+    if not (math.isfinite(bin_width) and bin_width > 0):
+        raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
+    rate_hz = 1.0 / float(bin_width)
+    desc = (
+        f"Per-ROI activity inferred by napari-sbtt (SBTT) on a fine time grid: bin width "
+        f"{bin_width:.6g} s ({rate_hz:.6g} Hz), starting_time = first bin centre; units: {units}. "
+        + description
+    ).strip()
+    t0 = float(times[0]) if times.size else 0.0
+
+    def add_series(nwbfile: Any, ps: Any, rows: list[int]) -> None:
+        if "ophys" in nwbfile.processing:
+            module = nwbfile.processing["ophys"]
+        else:
+            module = nwbfile.create_processing_module(
+                name="ophys", description="optical physiology processed by napari-sbtt")
+        taken = set(module.data_interfaces)
+        series_name, k = name, 1
+        while series_name in taken:
+            k += 1
+            series_name = f"{name}{k}"
+        region = ps.create_roi_table_region(
+            region=rows, description=f"the {len(rows)} ROIs of the inferred activity, in column order",
+            name="rois")
+        module.add(RoiResponseSeries(
+            name=series_name, data=rates, rois=region, unit=str(units), rate=rate_hz,
+            starting_time=t0, description=desc))
+
+    if source_nwb is not None:
+        src = Path(source_nwb)
+        if not src.is_file():
+            raise FileNotFoundError(
+                f"the input NWB file {src} is gone, so its PlaneSegmentation cannot be linked; "
+                "restore it, or pass labels= to build a new PlaneSegmentation")
+        rows = list(range(ids.size)) if table_rows is None else [int(r) for r in np.asarray(table_rows).ravel()]
+        if len(rows) != ids.size:
+            raise ValueError(f"table_rows lists {len(rows)} rows for {ids.size} ROIs")
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            shutil.copyfile(src, tmp)
+            with pynwb.NWBHDF5IO(str(tmp), mode="a") as io:
+                nwbfile = io.read()
+                from pynwb.ophys import PlaneSegmentation
+
+                segs = [o for o in nwbfile.objects.values() if isinstance(o, PlaneSegmentation)]
+                hits = [s for s in segs if segmentation is None or s.name == segmentation]
+                if len(hits) != 1:
+                    have = ", ".join(sorted(s.name for s in segs)) or "none"
+                    raise ValueError(
+                        f"{src}: cannot find one PlaneSegmentation named {segmentation!r} (found: {have}); "
+                        "pass labels= to build a new one")
+                ps = hits[0]
+                n_ps = len(ps.id)
+                if rows and (min(rows) < 0 or max(rows) >= n_ps):
+                    raise ValueError(
+                        f"{src}: PlaneSegmentation '{ps.name}' has {n_ps} ROIs but the result refers to "
+                        f"rows up to {max(rows)}; the result does not come from this file")
+                add_series(nwbfile, ps, rows)
+                io.write(nwbfile)
+        return Path(path)
+
+    if labels is None:
+        raise ValueError(
+            "NWB export needs the ROI masks: pass labels= (the (Y, X) labels image the result was "
+            "computed from), or export a result computed from an NWB file")
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a (Y, X) integer labels image, got {labels.dtype} {labels.shape}")
+    from pynwb.image import ImageSeries
+    from pynwb.ophys import ImageSegmentation, OpticalChannel
+
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    sorted_ids = flat[order]
+    nwbfile = pynwb.NWBFile(
+        session_description=session_description, identifier=str(uuid.uuid4()),
+        session_start_time=datetime.now(timezone.utc).astimezone(),
+        source_script="napari-sbtt", source_script_file_name="napari_sbtt/core/writers.py",
+    )
+    device = nwbfile.create_device(name="Microscope", description="not known to napari-sbtt")
+    channel = OpticalChannel(name="OpticalChannel", description="not known to napari-sbtt",
+                             emission_lambda=math.nan)
+    plane_kw: dict[str, Any] = {}
+    if frame_period is not None and frame_period > 0:
+        plane_kw["imaging_rate"] = 1.0 / float(frame_period)
+    plane = nwbfile.create_imaging_plane(
+        name="ImagingPlane", optical_channel=channel, device=device,
+        description="placeholder written by napari-sbtt: the ROIs' image plane", excitation_lambda=math.nan,
+        indicator="unknown", location="unknown", **plane_kw)
+    module = nwbfile.create_processing_module(name="ophys", description="optical physiology processed by napari-sbtt")
+    # the labels image itself, stored (frames, x, y) as NWB images are: it gives readers the image size
+    ref = ImageSeries(
+        name="SBTTLabels", data=np.ascontiguousarray(labels.T[None]).astype(np.int32), unit="ROI id",
+        rate=1.0, description="napari-sbtt ROI labels image (0 = background), one frame, (frame, x, y)")
+    module.add(ref)
+    seg = ImageSegmentation(name="ImageSegmentation")
+    module.add(seg)
+    ps = seg.create_plane_segmentation(
+        name="PlaneSegmentation", imaging_plane=plane, reference_images=ref,
+        description="ROIs of the napari-sbtt labels image (id = label; pixel_mask x = column, y = row)")
+    n_x = labels.shape[1]
+    for rid in ids:
+        lo, hi = np.searchsorted(sorted_ids, [rid, rid + 1])
+        if hi <= lo or rid == 0:
+            raise ValueError(
+                f"ROI id {int(rid)} of the result has no pixels in the labels image; pass the labels "
+                "the result was computed from")
+        pix = order[lo:hi]
+        ys, xs = pix // n_x, pix % n_x
+        ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs)], id=int(rid))
+    add_series(nwbfile, ps, list(range(ids.size)))
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with pynwb.NWBHDF5IO(str(tmp), mode="w") as io:
+            io.write(nwbfile)
+    return Path(path)

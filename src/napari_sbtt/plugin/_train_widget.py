@@ -1,0 +1,401 @@
+"""Train / Load widget: fit an SBTT model (or apply a checkpoint) in a worker thread.
+
+One button toggles Train <-> Stop. Per-epoch reports feed a napari ``progress`` bar, the
+widget's own progress bar and a live loss plot; the GUI drains reports at most every 100 ms.
+Stop ends training at the next epoch; the best model so far is kept and the result is shown.
+A failure is shown in the widget and the state machine returns to a state that can start again.
+torch is imported only inside the worker (through ``napari_sbtt.api``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
+
+from ._common import MessageLabel, resolve_inputs, timing_for
+from ._files import checkpoint_info
+from ._layers import InputError, check_inputs, scan_from_metadata, show_result
+from ._plots import LossPlot
+from ._state import TrainState, TrainStateMachine, session_for
+from ._worker import Job
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+__all__ = ["TrainWidget", "SIZE_PRESETS", "LIKELIHOOD_CHOICES", "device_choices", "make_run_config"]
+
+LIKELIHOOD_CHOICES = ("calcium", "gaussian", "poisson", "zig")
+
+#: model size presets -> SBTTConfig overrides (the medium preset is SBTTConfig's defaults)
+SIZE_PRESETS: dict[str, dict[str, Any]] = {
+    "small": dict(readin_size=16, encoder_size=16, generator_size=16, factor_size=4, ic_size=16,
+                  batch_size=16),
+    "medium": {},
+    "large": dict(readin_size=128, encoder_size=128, generator_size=128, factor_size=16,
+                  ic_size=128),
+}
+
+
+def device_choices(_widget: Any = None) -> list[str]:
+    """"auto", "cpu", and "cuda" when a GPU looks usable; never imports torch itself."""
+    choices = ["auto", "cpu"]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                choices.append("cuda")
+        except Exception:  # noqa: BLE001
+            pass
+    elif os.path.exists("/proc/driver/nvidia/version"):
+        choices.append("cuda")
+    return choices
+
+
+def gui_threads(requested: int = 0) -> int:
+    """CPU threads for a fit started from the GUI: ``requested``, or all cores but one (>= 1).
+
+    Leaving a core to the GUI thread keeps the viewer responsive while torch computes.
+    """
+    if requested > 0:
+        return int(requested)
+    from ..model.config import default_num_threads  # torch-free module
+
+    return max(1, default_num_threads() - 1)
+
+
+def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, factor: int,
+                    device: str, adapt: bool = False, threads: int = 0) -> dict[str, Any]:
+    """The RunConfig dict for :func:`napari_sbtt.run_on_stack` from the widget's fields."""
+    if size not in SIZE_PRESETS:
+        raise InputError(f"unknown model size {size!r}; choose one of {', '.join(SIZE_PRESETS)}")
+    if likelihood not in LIKELIHOOD_CHOICES:
+        raise InputError(f"unknown likelihood {likelihood!r}")
+    return {"likelihood": likelihood, "epochs": int(epochs), "seed": int(seed),
+            "factor": int(factor), "device": device, "adapt": bool(adapt),
+            "model": {**SIZE_PRESETS[size], "num_threads": gui_threads(threads)}}
+
+
+def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str, Any],
+         frame_period: float | None, line_period: float | None,
+         progress: Callable[[Any], bool]) -> Any:
+    """The worker's job: infer a missing scan pattern from NaN rows, then ``run_on_stack``."""
+    from ..core.scan import ScanPattern, infer_row_mask
+
+    if scan is None:
+        mask = infer_row_mask(movie)
+        if not mask.all():
+            if line_period is None:
+                raise InputError(
+                    "the movie has unacquired (NaN or zero) rows but no scan pattern and no line "
+                    "period: set the line period in the Data widget or build a pattern in Scan")
+            scan = ScanPattern.from_mask(mask, line_period, frame_period=frame_period)
+    from ..api import run_on_stack
+
+    return run_on_stack(movie, labels, scan, model=model, config=config, progress=progress,
+                        frame_period=frame_period if scan is None else None)
+
+
+class TrainWidget(Container):
+    """Train an SBTT model on the chosen movie and ROIs, or apply/adapt a saved checkpoint."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer") -> None:
+        super().__init__(labels=True)
+        self._viewer = napari_viewer
+        self._session = session_for(napari_viewer)
+        self.state = TrainStateMachine()
+        self.job: Job | None = None
+        self._pbar: Any = None
+        self._pbar_shown = 0.0
+        self.last_result: Any = None
+
+        self.likelihood = ComboBox(label="likelihood", choices=list(LIKELIHOOD_CHOICES),
+                                   value="calcium",
+                                   tooltip="calcium deconvolves fluorescence; gaussian denoises dF/F")
+        self.size = ComboBox(label="model size", choices=list(SIZE_PRESETS), value="medium")
+        self.epochs = SpinBox(label="epochs", min=1, max=100_000, value=200)
+        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
+        self.factor = SpinBox(label="bins per frame", min=1, max=64, value=2,
+                              tooltip="fine-grid bins per sweep (super-resolution factor)")
+        self.device = ComboBox(label="device", choices=device_choices, value="auto")
+        self.threads = SpinBox(label="CPU threads", min=0, max=256, value=0,
+                               tooltip="torch CPU threads; 0 = all cores but one (keeps napari responsive)")
+        self.train_button = PushButton(text="Train")
+        self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
+        self.adapt = CheckBox(label="adapt to these ROIs", value=False,
+                              tooltip="fine-tune the checkpoint on this recording (pretrain-then-adapt)")
+        self.apply_button = PushButton(text="Apply checkpoint")
+        self.save_model_path = FileEdit(label="save model", mode="w", filter="*.safetensors")
+        self.save_model_button = PushButton(text="Save checkpoint")
+        self.save_result_path = FileEdit(label="save result", mode="w")
+        self.save_result_button = PushButton(text="Save result folder")
+        self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = MessageLabel(label="")
+        self.message = MessageLabel(label="")
+        self.extend([self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
+                     self.threads, self.train_button, self.checkpoint, self.adapt, self.apply_button,
+                     self.progress_bar, self.status, self.message, self.save_model_path,
+                     self.save_model_button, self.save_result_path, self.save_result_button])
+        self.loss_plot = LossPlot()
+        self.native.layout().addWidget(self.loss_plot)
+
+        self.train_button.changed.connect(self._on_train_button)
+        self.apply_button.changed.connect(self.apply_checkpoint)
+        self.save_model_button.changed.connect(self.save_checkpoint)
+        self.save_result_button.changed.connect(self.save_result)
+        self.state.connect(self._on_state)
+        self._session.listeners.append(self._on_session)
+        self.native.destroyed.connect(partial(TrainWidget._shutdown, self.state, self._job_ref))
+        self._on_state(TrainState.IDLE, TrainState.IDLE)
+        if self._session.pending_checkpoint:
+            self._on_session("checkpoint")
+
+    # ------------------------------------------------------------------ state -> GUI
+    def _job_ref(self) -> Job | None:
+        return self.job
+
+    @staticmethod
+    def _shutdown(state: TrainStateMachine, job_ref: Callable[[], Job | None], *_: Any) -> None:
+        """The widget is being destroyed (viewer closing): stop the run and wait for the thread."""
+        job = job_ref()
+        if job is not None and job.running:
+            job.abort()
+            job.wait(30.0)
+
+    def _on_state(self, _old: TrainState, new: TrainState) -> None:
+        busy = new is TrainState.TRAINING
+        self.train_button.text = "Stop" if busy else "Train"
+        self.train_button.enabled = True
+        for w in (self.apply_button, self.save_model_button, self.save_result_button,
+                  self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
+                  self.threads):
+            w.enabled = not busy
+        texts = {
+            TrainState.IDLE: "ready",
+            TrainState.TRAINING: "running...",
+            TrainState.DONE: "done",
+            TrainState.STOPPED: "stopped early; best model kept",
+            TrainState.FAILED: "failed",
+        }
+        msg = self.state.message
+        self.status.show_info(f"{texts[new]}{': ' + msg if msg and new is not TrainState.FAILED else ''}")
+        if new is TrainState.FAILED:
+            self.message.show_error(msg or "the run failed")
+
+    def _on_session(self, what: str) -> None:
+        if what == "checkpoint" and self._session.pending_checkpoint:
+            try:
+                self.checkpoint.value = self._session.pending_checkpoint
+            except RuntimeError:  # widget deleted
+                return
+            self.message.show_info(f"checkpoint {Path(self._session.pending_checkpoint).name} selected; "
+                                   "press 'Apply checkpoint'")
+
+    # ------------------------------------------------------------------ actions
+    def _on_train_button(self, *_: Any) -> None:
+        if self.state.busy:
+            self.stop()
+        else:
+            self.start_training()
+
+    def start_training(self) -> bool:
+        """Train a new model on the chosen inputs; False (with a message) when they are unusable."""
+        return self._start(model=None)
+
+    def apply_checkpoint(self, *_: Any) -> bool:
+        """Apply (or with 'adapt', fine-tune) the chosen checkpoint instead of training."""
+        path = Path(self.checkpoint.value) if self.checkpoint.value else None
+        if path is None or not path.is_file():
+            self.message.show_error("choose a checkpoint file (*.safetensors) saved by napari-sbtt")
+            return False
+        return self._start(model=path)
+
+    def stop(self) -> None:
+        """Stop training at the next epoch (the best model so far is kept)."""
+        if self.state.request_stop() and self.job is not None:
+            self.job.request_stop()
+            self.train_button.text = "Stopping..."
+            self.train_button.enabled = False
+
+    def _inputs(self, model: Path | None) -> tuple[Any, ...]:
+        movie_layer, labels_layer = resolve_inputs(self._viewer, self._session)
+        data, labels = check_inputs(movie_layer, labels_layer)
+        s = self._session
+        scan = s.scan if (s.scan is not None and s.scan_for == movie_layer.name) else None
+        if scan is None:
+            scan = scan_from_metadata(movie_layer.metadata)
+        frame, line = timing_for(movie_layer, s)
+        if scan is not None:
+            try:
+                scan.check_movie(data.shape)
+            except ValueError as e:
+                raise InputError(str(e)) from None
+        elif frame is None:
+            raise InputError("the frame period is unknown: set it in the Data widget (or build a "
+                             "scan pattern in the Scan widget)")
+        likelihood = self.likelihood.value
+        if model is not None:
+            info = checkpoint_info(model)
+            if info is None:
+                raise InputError(f"{model.name} is not a napari-sbtt model checkpoint")
+            n_rois = int(np.unique(labels[labels > 0]).size)
+            n_model = int(info.get("n_neurons", -1))
+            if n_model != n_rois and not self.adapt.value:
+                raise InputError(
+                    f"the checkpoint {model.name} was trained on {n_model} ROIs but "
+                    f"'{labels_layer.name}' has {n_rois}; tick 'adapt to these ROIs' to re-learn its "
+                    "read-in and readout for these ROIs, or choose the matching checkpoint")
+            likelihood = str(info.get("likelihood", likelihood))
+        config = make_run_config(likelihood=likelihood, size=self.size.value,
+                                 epochs=self.epochs.value, seed=self.seed.value,
+                                 factor=self.factor.value, device=self.device.value,
+                                 adapt=bool(model is not None and self.adapt.value),
+                                 threads=self.threads.value)
+        if model is not None:
+            # the checkpoint's architecture is used as saved; only the thread count applies
+            config["model"] = {"num_threads": config["model"]["num_threads"]}
+        return movie_layer, labels_layer, data, labels, scan, frame, line, config
+
+    def _start(self, model: Path | None) -> bool:
+        if not self.state.can_start():
+            return False
+        try:
+            movie_layer, labels_layer, data, labels, scan, frame, line, config = self._inputs(model)
+        except InputError as e:
+            self.message.show_error(str(e))
+            return False
+        self.message.clear()
+        self.loss_plot.reset()
+        training = model is None or bool(config.get("adapt"))
+        total = int(config["epochs"]) if training else 1
+        self.progress_bar.max, self.progress_bar.value = total, 0
+        self._open_pbar(total, "SBTT training" if training else "SBTT inference")
+        self._inputs_used = (movie_layer.name, labels_layer.name)
+        self.state.to(TrainState.TRAINING, "training" if training else "applying the checkpoint")
+        func = partial(_run, data, np.array(labels, copy=True), scan,
+                       str(model) if model is not None else None, config, frame, line)
+        self.job = Job(func, on_reports=self._on_reports, on_done=self._on_done,
+                       on_error=self._on_error, parent=self.native)
+        self.job.start()
+        return True
+
+    # ------------------------------------------------------------------ progress
+    def _open_pbar(self, total: int, desc: str) -> None:
+        from napari.utils import progress
+
+        self._close_pbar()
+        self._pbar = progress(total=total, desc=desc)
+        self._pbar_shown = time.monotonic()
+
+    def _close_pbar(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    def _on_reports(self, reports: list[Any]) -> None:
+        epochs = [r for r in reports if hasattr(r, "train_loss")]
+        if epochs:
+            last = epochs[-1]
+            total = int(getattr(last, "total_epochs", getattr(last, "n_epochs", self.epochs.value)))
+            done = int(last.epoch) + 1
+            self.loss_plot.add(epochs)
+            self.progress_bar.max = max(total, 1)
+            self.progress_bar.value = min(done, self.progress_bar.max)
+            now = time.monotonic()
+            # napari's progress bar runs processEvents on every update: at most 2 updates a second
+            if self._pbar is not None and (now - self._pbar_shown >= 0.5 or done >= total):
+                self._pbar_shown = now
+                self._pbar.total = total
+                self._pbar.set_description(f"SBTT epoch {done}/{total}")
+                self._pbar.update(max(0, done - self._pbar.n))
+            extra = "; stopping after this epoch" if self.state.stop_requested else ""
+            self.status.show_info(
+                f"epoch {done}/{total}: train {last.train_loss:.4g}, validation "
+                f"{last.valid_loss:.4g} (best epoch {int(last.best_epoch) + 1}){extra}")
+        stages = [r for r in reports if hasattr(r, "stage")]
+        if stages and not epochs:
+            r = stages[-1]
+            self.status.show_info(f"{r.stage}: {r.message} ({r.done}/{r.total})")
+
+    def _on_done(self, result: Any) -> None:
+        self._close_pbar()
+        self.job = None
+        self.last_result = result
+        movie_name, labels_name = self._inputs_used
+        try:
+            movie_layer = self._viewer.layers[movie_name]
+            labels_layer = self._viewer.layers[labels_name]
+            show_result(self._viewer, result, movie_layer, labels_layer)
+        except (KeyError, ValueError) as e:
+            self.state.to(TrainState.FAILED, f"the run finished but its layers were removed: {e}")
+            return
+        self._session.result = result
+        self._session.changed("result")
+        n_ep = len(result.history)
+        fit = (result.metrics or {}).get("fit_r_median")
+        fit_txt = f", median fit r {fit:.2f}" if isinstance(fit, (int, float)) else ""
+        self.progress_bar.value = self.progress_bar.max
+        if result.stopped:
+            best = (result.metrics or {}).get("best_epoch")
+            self.state.to(TrainState.STOPPED, f"after {n_ep} epochs, best epoch {best}{fit_txt}")
+        else:
+            self.state.to(TrainState.DONE, f"{n_ep} epochs{fit_txt}" if n_ep else f"applied{fit_txt}")
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._close_pbar()
+        self.job = None
+        if type(exc).__name__ == "RunStopped":
+            self.state.to(TrainState.STOPPED, "stopped while reading the movie; nothing was fitted")
+            return
+        text = str(exc) or type(exc).__name__
+        if not isinstance(exc, ValueError):
+            text = f"{type(exc).__name__}: {text}"
+        self.state.to(TrainState.FAILED, text)
+
+    # ------------------------------------------------------------------ saving
+    def save_checkpoint(self, *_: Any) -> bool:
+        result = self.last_result or self._session.result
+        if result is None or getattr(result, "model", None) is None:
+            self.message.show_error("nothing to save yet: train a model or apply a checkpoint first")
+            return False
+        path = Path(self.save_model_path.value)
+        if path.suffix != ".safetensors":
+            path = path.with_suffix(".safetensors")
+        try:
+            result.model.save(path)
+        except (OSError, ValueError) as e:
+            self.message.show_error(f"could not save the checkpoint: {e}")
+            return False
+        self.message.show_info(f"saved model to {path}")
+        return True
+
+    def save_result(self, *_: Any) -> bool:
+        from ._writer import save_result_with_labels
+
+        result = self.last_result or self._session.result
+        if result is None:
+            self.message.show_error("nothing to save yet: train a model or apply a checkpoint first")
+            return False
+        _, labels_layer = resolve_inputs(self._viewer, self._session)
+        labels = np.asarray(labels_layer.data) if labels_layer is not None else None
+        try:
+            path = save_result_with_labels(Path(self.save_result_path.value), result, labels)
+        except (OSError, ValueError) as e:
+            self.message.show_error(f"could not save the result: {e}")
+            return False
+        self.message.show_info(f"saved result to {path}")
+        return True

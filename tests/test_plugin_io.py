@@ -1,0 +1,175 @@
+"""Manifest, lazy imports, reader and writer of the napari plugin (no training needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_sbtt.api import SBTTResult, load_result
+from napari_sbtt.core.activity import ActivityMovie
+from napari_sbtt.core.scan import FineGrid
+from napari_sbtt.plugin._files import LABELS_FILE, checkpoint_info
+from napari_sbtt.plugin._layers import RESULT_KEY
+from napari_sbtt.plugin._reader import get_reader
+from napari_sbtt.plugin._writer import write_result
+
+MANIFEST = Path(__file__).parents[1] / "src" / "napari_sbtt" / "plugin" / "napari.yaml"
+
+
+def fake_result(n_bins: int = 40, n_rois: int = 3) -> SBTTResult:
+    rng = np.random.default_rng(0)
+    rates = rng.random((n_bins, n_rois)).astype(np.float32)
+    obs = rates + rng.normal(0, 0.01, rates.shape).astype(np.float32)
+    obs[::2, 0] = np.nan
+    grid = FineGrid(0.0, 0.025, n_bins)
+    return SBTTResult(rates=rates, times=grid.centres, observations=obs,
+                      roi_ids=np.arange(1, n_rois + 1), grid=grid, units="a.u.",
+                      metrics={}, config={"factor": 2})
+
+
+def fake_labels(n_rois: int = 3) -> np.ndarray:
+    labels = np.zeros((8, 9), np.int32)
+    for k in range(n_rois):
+        labels[2 * k : 2 * k + 2, 1:4] = k + 1
+    return labels
+
+
+def fake_checkpoint(path: Path, n_neurons: int = 3) -> Path:
+    from safetensors.numpy import save_file
+
+    info = {"format": "napari-sbtt-model", "format_version": 1, "n_neurons": n_neurons,
+            "likelihood": "gaussian"}
+    save_file({"w": np.zeros(2, np.float32)}, str(path), metadata={"napari_sbtt": json.dumps(info)})
+    return path
+
+
+# --------------------------------------------------------------------------- manifest
+def test_manifest_is_valid_and_every_command_resolves():
+    import importlib
+
+    from npe2 import PluginManifest
+
+    pm = PluginManifest.from_file(MANIFEST)
+    assert pm.name == "napari-sbtt"
+    titles = {w.display_name for w in pm.contributions.widgets}
+    assert {"Data", "Scan", "Train / Load", "Traces", "SBTT"} <= titles
+    assert [s.display_name for s in pm.contributions.sample_data] == ["Synthetic line scan"]
+    assert pm.contributions.readers and pm.contributions.writers
+    for cmd in pm.contributions.commands:
+        module, _, attr = cmd.python_name.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr)), cmd.id
+
+
+def test_npe2_validate_passes():
+    out = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-sbtt"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "valid" in out.stdout
+
+
+def test_widgets_and_menu_do_not_import_torch():
+    """Constructing every widget (and the Plugins menu) in a fresh process leaves torch unimported."""
+    code = textwrap.dedent("""
+        import sys
+        import napari
+        v = napari.Viewer(show=False)
+        v.window.plugins_menu.aboutToShow.emit()
+        for name in ("SBTT", "Data", "Scan", "Train / Load", "Traces"):
+            v.window.add_plugin_dock_widget("napari-sbtt", name)
+        from napari_sbtt.plugin._reader import get_reader
+        get_reader("nothing-here.tif")
+        print("TORCH_IMPORTED" if "torch" in sys.modules else "TORCH_FREE")
+        v.close()
+    """)
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen" if "DISPLAY" not in env else "xcb")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=180, env=env)
+    assert "TORCH_FREE" in out.stdout, out.stdout + out.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- reader
+def test_reader_declines_what_it_does_not_know(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.tif").write_bytes(b"not a tiff at all")
+    (tmp_path / "fake.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "half_result").mkdir()
+    (tmp_path / "half_result" / "result.json").write_text("{}")
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "image2d.tif", np.zeros((8, 8), np.uint16))
+    for p in ("notes.txt", "fake.tif", "fake.safetensors", "empty", "half_result", "image2d.tif",
+              "missing.tif"):
+        assert get_reader(str(tmp_path / p)) is None, p
+    assert get_reader([str(tmp_path / "notes.txt"), str(tmp_path / "fake.tif")]) is None
+    assert get_reader(None) is None
+
+
+def test_reader_opens_a_tiff_movie(tmp_path):
+    import tifffile
+
+    movie = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    tifffile.imwrite(tmp_path / "movie.tif", movie)
+    reader = get_reader(str(tmp_path / "movie.tif"))
+    assert reader is not None
+    (data, meta, kind), = reader(str(tmp_path / "movie.tif"))
+    assert kind == "image" and meta["name"] == "movie"
+    np.testing.assert_array_equal(np.asarray(data), movie)
+
+
+def test_writer_and_reader_round_trip_a_result(tmp_path):
+    result, labels = fake_result(), fake_labels()
+    data = ActivityMovie(result.rates, labels, result.roi_ids)
+    assert write_result(str(tmp_path / "plain"), data, {"metadata": {}}) == []  # not a result layer
+    written = write_result(str(tmp_path / "run1"), data, {"metadata": {RESULT_KEY: result}})
+    assert written == [str(tmp_path / "run1.sbtt")]
+    assert (tmp_path / "run1.sbtt" / LABELS_FILE).is_file()
+    back = load_result(tmp_path / "run1.sbtt", load_model=False)
+    np.testing.assert_array_equal(back.rates, result.rates)
+
+    reader = get_reader(str(tmp_path / "run1.sbtt"))
+    assert reader is not None
+    layers = reader(str(tmp_path / "run1.sbtt"))
+    (act, act_meta, kind), (lab, lab_meta, lkind) = layers
+    assert kind == "image" and lkind == "labels" and act_meta["name"] == "run1 activity"
+    assert act.shape == (40, 8, 9)
+    np.testing.assert_array_equal(act[7], data[7])
+    assert act_meta["scale"][0] == pytest.approx(0.025)
+    assert act_meta["translate"][0] == pytest.approx(0.0125)
+    np.testing.assert_array_equal(lab_meta["features"]["index"], [1, 2, 3])
+    assert lab_meta["features"]["observed_share"][0] == pytest.approx(0.5)
+    assert act_meta["metadata"]["sbtt_labels_layer"] == lab_meta["name"]
+
+    # a result saved without labels opens as a time x ROI image
+    result.save(tmp_path / "bare")
+    (rates, meta, kind), = get_reader(str(tmp_path / "bare"))(str(tmp_path / "bare"))
+    assert rates.shape == (40, 3) and "time x ROI" in meta["name"]
+
+
+def test_checkpoint_header_is_read_without_torch(tmp_path):
+    ckpt = fake_checkpoint(tmp_path / "m.safetensors", n_neurons=7)
+    info = checkpoint_info(ckpt)
+    assert info["n_neurons"] == 7 and info["likelihood"] == "gaussian"
+    assert get_reader(str(ckpt)) is not None
+    assert checkpoint_info(tmp_path / "none.safetensors") is None
+
+
+@pytest.mark.gui
+def test_opening_a_checkpoint_selects_it_in_the_train_widget(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    ckpt = fake_checkpoint(tmp_path / "m.safetensors")
+    assert viewer.open(str(ckpt), plugin="napari-sbtt") == []
+    from napari_sbtt.plugin._state import session_for
+
+    assert session_for(viewer).pending_checkpoint == str(ckpt.resolve())
+    train = viewer.window.dock_widgets["Train / Load (napari-sbtt)"]
+    assert Path(train.checkpoint.value) == ckpt.resolve()
+    assert "press 'Apply checkpoint'" in train.message.text

@@ -1,0 +1,282 @@
+"""napari plugin widgets in a real viewer (Xvfb): open, load, train, stop, fail, reload, close.
+
+Training runs use a tiny movie built here, the small model and 2 epochs, so the whole file
+stays within about a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sbtt.core.activity import ActivityMovie, MaskedMovie
+from napari_sbtt.core.scan import ScanPattern
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_sbtt.plugin._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY  # noqa: E402
+from napari_sbtt.plugin._state import TrainState  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+WIDGETS = {
+    "SBTT": "SBTTWidget",
+    "Data": "DataWidget",
+    "Scan": "ScanWidget",
+    "Train / Load": "TrainWidget",
+    "Traces": "TracePanel",
+}
+FINISHED = (TrainState.DONE, TrainState.STOPPED, TrainState.FAILED)
+
+
+def toy_scan(n_frames: int = 120, size: int = 24, n_side: int = 3, n_strips: int = 3,
+             frame_period: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray, ScanPattern]:
+    """(movie (T, Y, X) float32 NaN on unacquired rows, labels (Y, X), pattern) with n_side**2 ROIs."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((size, size), np.int32)
+    step = size // n_side
+    k = 0
+    for i in range(n_side):
+        for j in range(n_side):
+            k += 1
+            labels[i * step + 1 : (i + 1) * step - 1, j * step + 1 : (j + 1) * step - 1] = k
+    pattern = ScanPattern.strips(size, n_frames, frame_period / (size // n_strips), n_strips,
+                                 frame_period=frame_period)
+    t = np.arange(n_frames) * frame_period
+    latent = np.stack([np.sin(2 * np.pi * 0.5 * t), np.cos(2 * np.pi * 0.3 * t)], axis=1)
+    activity = np.exp(latent @ rng.normal(size=(2, k)) * 0.8)
+    movie = 0.1 + rng.normal(0, 0.05, (n_frames, size, size)).astype(np.float32)
+    for n in range(k):
+        movie[:, labels == n + 1] += activity[:, n : n + 1].astype(np.float32)
+    movie[~pattern.frame_mask()] = np.nan
+    return movie.astype(np.float32), labels, pattern
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def toy_viewer(viewer):
+    movie, labels, pattern = toy_scan()
+    viewer.add_image(movie, name="toy", metadata={SCAN_KEY: pattern.to_dict(),
+                                                  FRAME_PERIOD_KEY: pattern.frame_period,
+                                                  LINE_PERIOD_KEY: pattern.line_period})
+    viewer.add_labels(labels, name="toy ROIs")
+    return viewer
+
+
+def open_widget(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sbtt", name)
+    return widget
+
+
+def small_fast(train, epochs=2):
+    train.size.value = "small"
+    train.epochs.value = epochs
+    train.likelihood.value = "gaussian"
+    train.device.value = "cpu"
+    train.factor.value = 2
+
+
+def wait_finished(qtbot, train, timeout=60_000):
+    qtbot.waitUntil(lambda: train.state.state in FINISHED and train.job is None, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- opening
+def test_every_widget_opens_from_the_manifest(viewer):
+    for display_name, cls_name in WIDGETS.items():
+        widget = open_widget(viewer, display_name)
+        assert type(widget).__name__ == cls_name
+    assert len(viewer.window.dock_widgets) >= len(WIDGETS)
+
+
+def test_sample_data_loads(viewer):
+    pytest.importorskip("napari_sbtt.core.synth")
+    layers = viewer.open_sample("napari-sbtt", "synthetic_line_scan")
+    kinds = sorted(type(la).__name__ for la in layers)
+    assert kinds == ["Image", "Labels"]
+    movie = next(la for la in layers if type(la).__name__ == "Image")
+    labels = next(la for la in layers if type(la).__name__ == "Labels")
+    assert movie.data.ndim == 3 and labels.data.shape == movie.data.shape[1:]
+    pattern = ScanPattern.from_dict(movie.metadata[SCAN_KEY])
+    pattern.check_movie(movie.data.shape)
+    assert pattern.acquired_fraction() < 1
+    rows_nan = np.isnan(np.asarray(movie.data)).all(axis=2)
+    np.testing.assert_array_equal(~rows_nan, pattern.frame_mask())
+    truth = movie.metadata["sbtt_truth"]
+    assert truth["rates"].shape[1] == len(truth["roi_ids"]) == len(np.unique(labels.data)) - 1
+    assert movie.scale[0] == pytest.approx(pattern.frame_period)
+    data = open_widget(viewer, "Data")
+    assert data.frame_period_ms.value == pytest.approx(pattern.frame_period * 1e3, rel=1e-4)
+    assert data.line_period_ms.value == pytest.approx(pattern.line_period * 1e3, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- data + scan
+def test_data_widget_reads_timing_and_explains_bad_input(viewer):
+    data = open_widget(viewer, "Data")
+    assert "movie" in data.message.text  # nothing loaded yet
+    movie, labels, pattern = toy_scan()
+    viewer.add_image(movie, name="toy", metadata={SCAN_KEY: pattern.to_dict()})
+    assert data.movie.value.name == "toy"
+    assert data.frame_period_ms.value == pytest.approx(50.0)
+    assert data.line_period_ms.value == pytest.approx(pattern.line_period * 1e3, rel=1e-4)
+    assert "Labels layer" in data.message.text  # no ROIs yet
+    viewer.add_labels(labels[:20], name="wrong shape")
+    assert "(20, 24)" in data.message.text and "(24, 24)" in data.message.text
+    viewer.add_labels(labels, name="good")
+    data.rois.value = viewer.layers["good"]
+    assert data.message.text == "" and "9 ROIs" in data.info.text
+    viewer.add_image(movie[0], name="frame")
+    data.movie.value = viewer.layers["frame"]
+    assert "single 2-D image" in data.message.text
+
+
+def test_scan_widget_builds_shows_and_applies_patterns(toy_viewer):
+    scan = open_widget(toy_viewer, "Scan")
+    movie = toy_viewer.layers["toy"]
+    scan.kind.value = "from NaN rows"
+    layer = scan.show_pattern()
+    truth = ScanPattern.from_dict(movie.metadata[SCAN_KEY])
+    assert scan.message.text == ""
+    np.testing.assert_array_equal(np.asarray(layer.data[:, :, 0]).astype(bool), truth.frame_mask())
+    assert "33% of the field per sweep" in scan.bandwidth.text
+    assert "Samples per ROI per second" in scan.bandwidth.text
+    # a fully sampled movie, reduced by random lines, lazily
+    full = np.nan_to_num(np.asarray(movie.data), nan=1.0)
+    toy_viewer.add_image(full, name="full", metadata={FRAME_PERIOD_KEY: 0.05})
+    data = open_widget(toy_viewer, "Data")
+    data.movie.value = toy_viewer.layers["full"]
+    data.line_period_ms.value = 0.5
+    scan.kind.value = "random lines"
+    scan.fraction.value = 0.25
+    reduced = scan.simulate_reduced()
+    assert reduced.name == "full reduced" and isinstance(reduced.data, MaskedMovie)
+    frame = np.asarray(reduced.data[3])
+    assert np.isnan(frame).all(axis=1).sum() == 24 - 6
+    assert data.movie.value.name == "full reduced"  # the Data widget follows the simulation
+    # no line timing at all -> a message, not an exception
+    data.frame_period_ms.value = 0
+    data.line_period_ms.value = 0
+    toy_viewer.add_image(full, name="untimed")
+    data.movie.value = toy_viewer.layers["untimed"]
+    scan.kind.value = "full raster"
+    assert scan.show_pattern() is None
+    assert "line period is unknown" in scan.message.text
+
+
+# --------------------------------------------------------------------------- training
+def test_train_two_epochs_then_reload_checkpoint(toy_viewer, qtbot, tmp_path):
+    train = open_widget(toy_viewer, "Train / Load")
+    traces = open_widget(toy_viewer, "Traces")
+    small_fast(train)
+    train.train_button.clicked()
+    assert train.state.state is TrainState.TRAINING and train.train_button.text == "Stop"
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.DONE, train.message.text
+    assert train.train_button.text == "Train"
+    assert len(train.loss_plot.epochs) == 2
+    movie = toy_viewer.layers["toy"]
+    act = toy_viewer.layers["toy activity"]
+    result = act.metadata[RESULT_KEY]
+    assert act.data.shape == (result.rates.shape[0], 24, 24) and result.rates.shape[0] == 240
+    # physical time: activity bins are half a frame; both centred on their intervals
+    assert movie.scale[0] == pytest.approx(0.05) and act.scale[0] == pytest.approx(0.025)
+    assert act.translate[0] == pytest.approx(0.0125) and movie.translate[0] == pytest.approx(0.025)
+    feats = toy_viewer.layers["toy ROIs"].features
+    assert list(feats["index"]) == list(range(1, 10))
+    assert {"observed_share", "fit_r"} <= set(feats.columns)
+    # trace panel shows the selected ROI and moves only its cursor
+    toy_viewer.layers["toy ROIs"].selected_label = 5
+    assert traces.roi.value == 5
+    traces.canvas.draw()
+    draws = traces.canvas.n_full_draws
+    toy_viewer.dims.set_point(0, 3.0)
+    assert traces.canvas.cursor_time == pytest.approx(toy_viewer.dims.point[0])
+    assert traces.canvas.n_full_draws == draws
+    # save the checkpoint, apply it: same rates
+    ckpt = tmp_path / "model.safetensors"
+    train.save_model_path.value = ckpt
+    assert train.save_checkpoint() and ckpt.is_file()
+    train.checkpoint.value = ckpt
+    assert train.apply_checkpoint()
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.DONE, train.message.text
+    again = toy_viewer.layers["toy activity"]
+    assert again is act  # updated in place
+    np.testing.assert_allclose(again.metadata[RESULT_KEY].rates, result.rates, rtol=1e-5, atol=1e-6)
+    # a checkpoint for other ROIs -> a message, no run
+    toy_viewer.layers["toy ROIs"].data = np.where(toy_viewer.layers["toy ROIs"].data > 8, 0,
+                                                  toy_viewer.layers["toy ROIs"].data)
+    assert not train.apply_checkpoint()
+    assert "trained on 9 ROIs" in train.message.text and "has 8" in train.message.text
+    assert train.state.state is TrainState.DONE
+
+
+def test_stop_keeps_best_model(toy_viewer, qtbot):
+    train = open_widget(toy_viewer, "Train / Load")
+    small_fast(train, epochs=500)
+    train.train_button.clicked()
+    qtbot.waitUntil(lambda: len(train.loss_plot.epochs) >= 1, timeout=60_000)
+    train.train_button.clicked()  # Stop
+    assert train.state.stop_requested and train.train_button.text == "Stopping..."
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.STOPPED, train.message.text
+    result = train.last_result
+    assert result.stopped and result.model is not None and len(result.history) < 500
+    assert np.isfinite(result.rates).all()
+    assert "toy activity" in toy_viewer.layers
+    assert train.state.can_start() and train.train_button.text == "Train"
+
+
+def test_failure_is_shown_and_can_run_again(toy_viewer, qtbot, monkeypatch):
+    import napari_sbtt.api
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated failure inside the fit")
+
+    monkeypatch.setattr(napari_sbtt.api, "run_on_stack", boom)
+    train = open_widget(toy_viewer, "Train / Load")
+    small_fast(train)
+    train.train_button.clicked()
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.FAILED
+    assert "simulated failure inside the fit" in train.message.text and train.message.is_error
+    assert train.train_button.text == "Train" and train.train_button.enabled
+    assert train.state.can_start()
+    assert "toy activity" not in toy_viewer.layers
+
+
+def test_bad_inputs_give_messages_not_runs(viewer):
+    train = open_widget(viewer, "Train / Load")
+    assert not train.start_training()
+    assert "movie" in train.message.text
+    movie, labels, _ = toy_scan()
+    viewer.add_image(movie, name="toy", metadata={FRAME_PERIOD_KEY: 0.05})
+    assert not train.start_training()
+    assert "Labels layer" in train.message.text
+    viewer.add_labels(labels[:, :20], name="narrow")
+    assert not train.start_training()
+    assert "(24, 20)" in train.message.text
+    assert train.state.state is TrainState.IDLE
+
+
+def test_closing_the_viewer_stops_the_worker(make_napari_viewer, qtbot):
+    from superqt.utils._qthreading import WorkerBase
+
+    v = make_napari_viewer()
+    movie, labels, pattern = toy_scan()
+    v.add_image(movie, name="toy", metadata={SCAN_KEY: pattern.to_dict()})
+    v.add_labels(labels, name="toy ROIs")
+    train = open_widget(v, "Train / Load")
+    small_fast(train, epochs=500)
+    train.train_button.clicked()
+    job = train.job
+    qtbot.waitUntil(lambda: len(train.loss_plot.epochs) >= 1, timeout=60_000)
+    v.close()
+    assert job.wait(60.0)
+    qtbot.waitUntil(lambda: not any(w.isRunning() if hasattr(w, "isRunning") else False
+                                    for w in list(WorkerBase._worker_set)), timeout=10_000)
+    assert not job.running
