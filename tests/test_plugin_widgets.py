@@ -93,7 +93,7 @@ def test_every_widget_opens_from_the_manifest(viewer):
     assert len(viewer.window.dock_widgets) >= len(WIDGETS)
 
 
-def test_sample_data_loads(viewer):
+def test_sample_data_loads_and_trains_in_the_tabbed_widget(viewer, qtbot):
     pytest.importorskip("napari_sbtt.core.synth")
     layers = viewer.open_sample("napari-sbtt", "synthetic_line_scan")
     kinds = sorted(type(la).__name__ for la in layers)
@@ -109,9 +109,21 @@ def test_sample_data_loads(viewer):
     truth = movie.metadata["sbtt_truth"]
     assert truth["rates"].shape[1] == len(truth["roi_ids"]) == len(np.unique(labels.data)) - 1
     assert movie.scale[0] == pytest.approx(pattern.frame_period)
-    data = open_widget(viewer, "Data")
-    assert data.frame_period_ms.value == pytest.approx(pattern.frame_period * 1e3, rel=1e-4)
-    assert data.line_period_ms.value == pytest.approx(pattern.line_period * 1e3, rel=1e-3)
+    main = open_widget(viewer, "SBTT")
+    assert main.data.movie.value.name == movie.name
+    assert main.data.frame_period_ms.value == pytest.approx(pattern.frame_period * 1e3, rel=1e-4)
+    assert main.data.line_period_ms.value == pytest.approx(pattern.line_period * 1e3, rel=1e-3)
+    small_fast(main.train)
+    main.train.train_button.clicked()
+    wait_finished(qtbot, main.train)
+    assert main.train.state.state is TrainState.DONE, main.train.message.text
+    assert main.tabs.currentIndex() == 3  # the Traces tab comes forward
+    # the trace panel shows the ground truth of the synthetic ROI beside the inference
+    t_truth, r_truth = main.traces.canvas.truth_line.get_data()
+    roi = main.traces.roi.value
+    col = list(truth["roi_ids"]).index(roi)
+    np.testing.assert_allclose(r_truth, truth["rates"][:, col])
+    assert main.traces.canvas.ax_truth.get_visible()
 
 
 # --------------------------------------------------------------------------- data + scan

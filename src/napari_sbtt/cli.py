@@ -34,22 +34,22 @@ def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
 
     bars: dict[str, Any] = {}
 
+    def advance(key: str, done: int, total: int, unit: str) -> Any:
+        if key not in bars:
+            bars[key] = tqdm(total=total, desc=key, unit=unit)
+        bar = bars[key]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()  # so the bar's elapsed time is the stage's own
+        return bar
+
     def callback(report: Any = None, total: Any = None) -> None:
-        # extraction reports (done, total); engine reports are dataclasses
-        if isinstance(report, (int, float)) and total is not None:
-            bar = bars.get(desc) or bars.setdefault(desc, tqdm(total=int(total), desc=desc, unit="frame"))
-            bar.update(int(report) - bar.n)
-            return None
-        stage = getattr(report, "stage", None)
-        if stage is not None:  # StageReport
-            bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=int(report.total), desc=stage))
-            bar.update(int(report.done) - bar.n)
-            return None
-        if hasattr(report, "epoch"):  # EpochReport
-            bar = bars.get("fit") or bars.setdefault(
-                "fit", tqdm(total=int(report.total_epochs), desc="fit", unit="epoch")
-            )
-            bar.update(int(report.epoch) + 1 - bar.n)
+        if isinstance(report, (int, float)) and total is not None:  # extraction: (done, total)
+            advance(desc, int(report), int(total), "frame")
+        elif getattr(report, "stage", None) is not None:  # StageReport
+            advance(report.stage, int(report.done), int(report.total), "step")
+        elif hasattr(report, "epoch"):  # EpochReport
+            bar = advance("fit", int(report.epoch) + 1, int(report.total_epochs), "epoch")
             post = {"train": f"{report.train_loss:.4g}"}
             if report.valid_loss is not None:
                 post["valid"] = f"{report.valid_loss:.4g}"

@@ -57,10 +57,14 @@ target is the median over ROIs. ``q`` is found in two stages: analytically
 the sd :func:`~napari_sbtt.core.metrics.noise_std_for_level` gives), then
 ``calibration_rounds`` measured corrections: simulate the ROI-mean traces
 exactly (a sum of Poisson pixels is Poisson; each ROI's samples taken at its
-centre row's bin) including the activity, measure nu with
+centre row's bin) including the activity, with enough independent replicates
+for about 20 000 samples per ROI, measure nu with
 :func:`~napari_sbtt.core.metrics.noise_level`, and rescale
-``q <- q (nu_measured / nu_target)^2``. The estimate is stored as
-``truth.nu_calibrated``; the realised movie lands within a few percent. With
+``q <- q (nu_measured / nu_target)^2`` (the measurement includes what the
+analytic start ignores: activity-dependent shot noise, calcium and neuropil
+changes between sweeps, photon-count discreteness). The last estimate is
+stored as ``truth.nu_calibrated``; the realised movie lands within a few
+percent (one realisation of a short recording scatters more). With
 ``noise_level=None`` the photon scale follows ``f0_photons`` instead
 (``q = f0_photons / F0_ref``).
 

@@ -287,26 +287,33 @@ class _SegmentSummer:
     contiguous vectors. This is about twice as fast as a sparse matrix
     product (which must transpose the gathered chunk) and exact for integer
     movies (summed in 32/64-bit integers). A pixel may belong to several
-    segments (overlapping neuropil annuli).
+    segments (overlapping neuropil annuli). The pixels of a segment are added
+    in order (a group of one segment is gathered twice so that numpy never
+    switches to pairwise summation), so float sums do not depend on how the
+    segments are grouped.
     """
 
     def __init__(self, pix: np.ndarray, seg: np.ndarray, n_seg: int, dtype: np.dtype) -> None:
         order = np.argsort(seg, kind="stable")
         pix, seg = pix[order], seg[order]
         lens = np.bincount(seg, minlength=n_seg)
-        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
         self.n_seg = n_seg
         self.groups: list[tuple[np.ndarray, int, int, int]] = []  # (segments, L, offset, size)
+        self.tables: list[tuple[np.ndarray, np.ndarray]] = []  # (segments, (L, S_L) pixel indices)
         index = []
         offset = 0
         for L in np.unique(lens[lens > 0]):
             segs = np.flatnonzero(lens == L)
             segs = segs[np.argsort(pix[starts[segs]], kind="stable")]  # by address: cache-friendly
             idx = pix[starts[segs][None, :] + np.arange(L)[:, None]]  # (L, S_L): layout [l][s]
+            self.tables.append((segs, idx))
+            if segs.size == 1:
+                idx = np.repeat(idx, 2, axis=1)  # see the class notes
             index.append(idx.reshape(-1))
             self.groups.append((segs, int(L), offset, idx.size))
             offset += idx.size
-        self.index = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
+        self.index = np.concatenate(index).astype(np.intp) if index else np.empty(0, dtype=np.intp)
         dtype = np.dtype(dtype)
         if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
             # exact: a segment has at most one row of pixels (< 65536 for these sums)
@@ -317,14 +324,35 @@ class _SegmentSummer:
         else:
             self.acc = np.dtype(np.float64)
 
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """(c, Y * X) frames -> (c, n_seg) float64 segment sums (NaN pixels give NaN)."""
+    def __call__(self, frames: np.ndarray, shift: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+        """(c, P) frames -> (c, n_seg) float64 segment sums (NaN pixels give NaN).
+
+        Reads columns ``pixel + shift`` of ``frames`` (any C-contiguous 2-D
+        array, e.g. several frames per row); writes into ``out`` if given.
+        """
         c = frames.shape[0]
-        g = np.take(frames, self.index, axis=1)
-        out = np.empty((c, self.n_seg), dtype=np.float64)
+        g = np.take(frames, self.index if shift == 0 else self.index + shift, axis=1)
+        if out is None:
+            out = np.empty((c, self.n_seg), dtype=np.float64)
         for segs, L, o, n in self.groups:
-            out[:, segs] = g[:, o : o + n].reshape(c, L, segs.size).sum(axis=1, dtype=self.acc)
+            s = g[:, o : o + n].reshape(c, L, n // L).sum(axis=1, dtype=self.acc)
+            out[:, segs] = s if n // L == segs.size else s[:, :1]
         return out
+
+    def sum_pairs(self, flat: np.ndarray, acq: np.ndarray, frame_size: int, out: np.ndarray) -> None:
+        """Sums of the acquired (frame, segment) pairs only.
+
+        ``flat`` is the chunk as one 1-D array, ``acq`` (c, n_seg) bool; writes the
+        sums of acquired pairs into ``out`` (c, n_seg) and leaves the rest alone.
+        """
+        for segs, idx in self.tables:
+            fi, sj = np.nonzero(acq[:, segs])
+            if fi.size == 0:
+                continue
+            if fi.size == 1:
+                fi, sj = np.repeat(fi, 2), np.repeat(sj, 2)  # see the class notes
+            g = np.take(flat, idx[:, sj] + fi * frame_size)  # (L, P)
+            out[fi, segs[sj]] = g.sum(axis=0, dtype=self.acc)
 
 
 def _segments_from_pixels(member_roi: np.ndarray, member_pix: np.ndarray, n_rois: int, n_cols: int,

@@ -71,14 +71,13 @@ def resolve_inputs(viewer: Any, session: Any) -> tuple[Any, Any]:
     When the Data widget was never opened, the first 3-D Image layer and the first Labels layer
     are taken (the common case of one movie and its ROIs).
     """
-    from ._layers import find_layer
+    from ._layers import find_layer, is_generated
 
     movie = find_layer(viewer, session.movie_layer)
     labels = find_layer(viewer, session.labels_layer)
     if movie is None:
         images = [la for la in viewer.layers
-                  if type(la).__name__ == "Image" and la.ndim == 3
-                  and not la.name.endswith((" activity", " scan", " reduced"))]
+                  if type(la).__name__ == "Image" and la.ndim == 3 and not is_generated(la)]
         movie = images[0] if images else next(
             (la for la in viewer.layers if type(la).__name__ == "Image"), None)
     if labels is None:

@@ -8,7 +8,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox
 
 from ._common import MessageLabel, connect_layer_events, layer_choices
-from ._layers import InputError, check_inputs, scan_from_metadata, timing_from_metadata
+from ._layers import InputError, check_inputs, is_generated, scan_from_metadata, timing_from_metadata
 from ._state import session_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,8 +60,7 @@ class DataWidget(Container):
         """Prefer a 3-D movie that is not one of our own result layers; keep a valid choice."""
         if self.movie.value is None or self.movie.value not in self._viewer.layers:
             for layer in self._viewer.layers:
-                if type(layer).__name__ == "Image" and layer.ndim == 3 and not layer.name.endswith(
-                        (" activity", " scan")):
+                if type(layer).__name__ == "Image" and layer.ndim == 3 and not is_generated(layer):
                     self.movie.value = layer
                     break
         if self.rois.value is None:

@@ -33,6 +33,8 @@ __all__ = [
     "LINE_PERIOD_KEY",
     "TRUTH_KEY",
     "RESULT_KEY",
+    "SCAN_MASK_KEY",
+    "is_generated",
     "InputError",
     "scan_from_metadata",
     "timing_from_metadata",
@@ -49,6 +51,13 @@ FRAME_PERIOD_KEY = "frame_period_s"
 LINE_PERIOD_KEY = "line_period_s"
 TRUTH_KEY = "sbtt_truth"
 RESULT_KEY = "sbtt_result"
+SCAN_MASK_KEY = "sbtt_scan_mask"
+
+
+def is_generated(layer: Any) -> bool:
+    """True for layers napari-sbtt made for display (activity, scan mask): never a movie to fit."""
+    md = getattr(layer, "metadata", None) or {}
+    return RESULT_KEY in md or bool(md.get(SCAN_MASK_KEY))
 
 
 class InputError(ValueError):
@@ -225,6 +234,12 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
         metadata={RESULT_KEY: result, "sbtt_movie_layer": movie_layer.name,
                   "sbtt_labels_layer": labels_layer.name, "units": result.units},
     )
+    try:
+        labels = tuple(viewer.dims.axis_labels)
+        if labels and labels[0] == "0":  # napari's default names: say that axis 0 is time
+            viewer.dims.axis_labels = ("time (s)", *labels[1:])
+    except Exception:  # noqa: BLE001 - cosmetic
+        pass
     try:
         labels_layer.features = roi_features(result)
     except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them

@@ -23,6 +23,7 @@ from ._layers import (
     FRAME_PERIOD_KEY,
     LINE_PERIOD_KEY,
     SCAN_KEY,
+    SCAN_MASK_KEY,
     InputError,
     find_layer,
     scan_from_metadata,
@@ -203,7 +204,7 @@ class ScanWidget(Container):
             self._viewer, f"{movie.name} scan", mask,
             scale=list(movie.scale), translate=list(movie.translate),
             contrast_limits=(0, 1), colormap="cyan", opacity=0.25, blending="additive",
-            metadata={SCAN_KEY: pattern.to_dict()})
+            metadata={SCAN_KEY: pattern.to_dict(), SCAN_MASK_KEY: True})
         self.bandwidth.show_info(bandwidth_text(pattern, self._labels_array(labels)))
         return layer
 
