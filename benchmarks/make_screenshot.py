@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--size", default="small", choices=["small", "medium", "large"])
+    ap.add_argument("--preset", default="tiny",
+                    help="synth preset; 'tiny' is the plugin's sample, 'default' is larger (slower)")
     ap.add_argument("--roi", type=int, default=2, help="ROI label shown in the trace panel")
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshot.png")
     args = ap.parse_args(argv)
@@ -30,7 +32,14 @@ def main(argv: list[str] | None = None) -> Path:
 
     viewer = napari.Viewer(title="napari-sbtt")
     viewer.window.resize(1500, 950)
-    layers = viewer.open_sample("napari-sbtt", "synthetic_line_scan")
+    if args.preset == "tiny":
+        layers = viewer.open_sample("napari-sbtt", "synthetic_line_scan")
+    else:
+        from napari.layers import Layer
+
+        from napari_sbtt.plugin._sample_data import synthetic_layers
+
+        layers = [viewer.add_layer(Layer.create(*ld)) for ld in synthetic_layers(args.preset)]
     movie = next(la for la in layers if type(la).__name__ == "Image")
     rois = next(la for la in layers if type(la).__name__ == "Labels")
     _, main_widget = viewer.window.add_plugin_dock_widget("napari-sbtt", "SBTT")

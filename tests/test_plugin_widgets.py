@@ -193,6 +193,7 @@ def test_train_two_epochs_then_reload_checkpoint(toy_viewer, qtbot, tmp_path):
     movie = toy_viewer.layers["toy"]
     act = toy_viewer.layers["toy activity"]
     result = act.metadata[RESULT_KEY]
+    assert isinstance(act.data, ActivityMovie)  # painted on demand, never T_fine x Y x X in memory
     assert act.data.shape == (result.rates.shape[0], 24, 24) and result.rates.shape[0] == 240
     # physical time: activity bins are half a frame; both centred on their intervals
     assert movie.scale[0] == pytest.approx(0.05) and act.scale[0] == pytest.approx(0.025)

@@ -27,16 +27,23 @@ Rules
 
 Chunks
 ------
-Each ROI is split into (ROI, row) *segments*. For every chunk of frames, the
-ROI (and neuropil) pixels are gathered with one ``np.take`` and summed per
-segment (exactly, in integers, for integer movies); a sparse (segment x ROI)
-matrix then adds the segments of the rows each sweep acquired. Segments of
-rows not acquired in a sweep are dropped, so NaN (or anything) in unacquired rows never reaches a sample. NaN in
-an acquired row of an ROI or its neuropil annulus is an error. Peak memory is
-a few times the chunk plus the result, independent of T; the pages of a
-memory-mapped movie (``np.memmap``, ``tifffile.memmap``) are unmapped from the
-process once their chunk is done, so its resident size does not grow to the
-file's size either (the data stays in the page cache).
+Each ROI is split into (ROI, row) *segments*. For every chunk of frames, only
+the pixels of segments whose row the sweep acquired are gathered (``np.take``
+straight from the movie: a memory-mapped movie is never copied, and pages of
+rows a sweep did not acquire are not even touched) and summed per segment
+(exactly, in integers, for integer movies); each ROI's (and annulus')
+acquired segments are then added. For a periodic pattern (strips, a full
+raster: sweeps ``k`` and ``k + len(cycle)`` acquire the same rows) one gather
+per cycle phase covers all the chunk's sweeps of that phase; for
+non-periodic ones (random lines) the acquired (sweep, segment) pairs are
+gathered, or, when most pixels are acquired anyway, everything (see
+:class:`_ChunkSums`; all ways give the same result bit for bit). So NaN (or
+anything) in unacquired rows never reaches a sample. NaN in an acquired row
+of an ROI or its neuropil annulus is an error. Peak memory is a few times the
+chunk plus the result, independent of T; the pages of a memory-mapped movie
+(``np.memmap``, ``tifffile.memmap``) are unmapped from the process once their
+chunk is done, so its resident size does not grow to the file's size either
+(the data stays in the page cache).
 
 Progress protocol
 -----------------
@@ -307,7 +314,7 @@ class _SegmentSummer:
             segs = np.flatnonzero(lens == L)
             segs = segs[np.argsort(pix[starts[segs]], kind="stable")]  # by address: cache-friendly
             idx = pix[starts[segs][None, :] + np.arange(L)[:, None]]  # (L, S_L): layout [l][s]
-            self.tables.append((segs, idx))
+            self.tables.append((segs, np.ascontiguousarray(idx.T).T))  # rows of idx.T: one segment
             if segs.size == 1:
                 idx = np.repeat(idx, 2, axis=1)  # see the class notes
             index.append(idx.reshape(-1))
@@ -351,8 +358,9 @@ class _SegmentSummer:
                 continue
             if fi.size == 1:
                 fi, sj = np.repeat(fi, 2), np.repeat(sj, 2)  # see the class notes
-            g = np.take(flat, idx[:, sj] + fi * frame_size)  # (L, P)
-            out[fi, segs[sj]] = g.sum(axis=0, dtype=self.acc)
+            # gathered frame by frame (cache- and TLB-friendly), then laid out (L, P) to add in order
+            g = np.take(flat, idx.T[sj] + (fi * frame_size)[:, None])  # (P, L)
+            out[fi, segs[sj]] = np.ascontiguousarray(g.T).sum(axis=0, dtype=self.acc)
 
 
 def _segments_from_pixels(member_roi: np.ndarray, member_pix: np.ndarray, n_rois: int, n_cols: int,
@@ -439,6 +447,140 @@ class _SweepStats:
         """(m, N) sums of the acquired segments of table i; ``seg_sums`` (m, S) must be finite."""
         s = slice(self.bounds[i], self.bounds[i + 1])
         return np.asarray((seg_sums[:, s] * acq[:, s]) @ self.inds[i])
+
+
+class _ChunkSums:
+    """Per chunk of frames: each ROI's (and annulus') sum over its segments acquired in each sweep.
+
+    Only the pixels of acquired segments are read. Strategies (``_GATHER``):
+
+    - ``"phase"`` (periodic patterns): sweeps ``k`` and ``k + len(cycle)`` acquire
+      the same segments, so each cycle entry (phase) gets its own
+      :class:`_SegmentSummer` over just its acquired segments, and one
+      ``np.take`` gathers them for all sweeps of that phase in the chunk: a
+      chunk whose length is a multiple of the cycle is viewed, without a copy,
+      as (frames / cycle, cycle * Y * X) and the phase selects the columns.
+    - ``"pairs"`` (e.g. random lines, whose cycle is the whole recording): the
+      (sweep, segment) pairs acquired in the chunk are gathered with per-chunk
+      indices (a pixel index table per segment length plus frame offsets).
+    - ``"all"``: every segment of every sweep, unacquired ones then dropped
+      (the original method; cheaper than "pairs" when most pixels are acquired).
+
+    ``"auto"`` uses "phase" when the cycle is short against the chunk and its
+    index tables are small, else per chunk "pairs" or "all" by the share of
+    pixels acquired. All give the same sums bit for bit: a segment's pixels
+    are added in order (exact for integer movies), then each ROI's acquired
+    segments in segment order starting from 0, as a sparse product does.
+    """
+
+    _PHASE_INDEX_BUDGET = 1 << 22  # pixel indices kept for all cycle phases together
+    _PAIRS_BELOW = 0.15  # "auto": gather pairs when less than this share of pixels is acquired (measured)
+
+    def __init__(self, pattern: ScanPattern, stats: "_SweepStats", pix: np.ndarray, seg: np.ndarray,
+                 seg_rows: np.ndarray, seg_out: np.ndarray, n_out: int, dtype: np.dtype,
+                 frame_size: int, chunk_frames: int, check_nan: bool) -> None:
+        self.stats = stats
+        self.seg_out = seg_out
+        self.n_out = n_out
+        self.frame_size = frame_size
+        self.check_nan = check_nan
+        S = seg_rows.size
+        self.n_seg = S
+        self.all = _SegmentSummer(pix, seg, S, dtype)
+        self.seg_len = np.bincount(seg, minlength=S).astype(np.float64)
+        self.n_member = max(1, pix.size)
+        C = self.n_cycle = len(pattern.cycle)
+        mode = _GATHER
+        if mode == "auto":
+            mode = "mixed"
+            if C <= max(1, chunk_frames // 8):
+                per_row = np.bincount(seg_rows[seg], minlength=pattern.n_rows)
+                if sum(int(per_row[r].sum()) for r in pattern.cycle) <= self._PHASE_INDEX_BUDGET:
+                    mode = "phase"
+        self.mode = mode
+        self.phases: list[tuple[_SegmentSummer, np.ndarray, sp.csc_matrix] | None] = []
+        if mode == "phase":
+            row_seg_order = np.argsort(seg_rows, kind="stable")
+            row_bounds = np.searchsorted(seg_rows[row_seg_order], np.arange(pattern.n_rows + 1))
+            local = np.full(S, -1, dtype=np.int64)
+            for rows in pattern.cycle:
+                sel = np.sort(np.concatenate(
+                    [row_seg_order[row_bounds[r]: row_bounds[r + 1]] for r in rows] + [np.empty(0, np.int64)]
+                )).astype(np.int64)
+                if sel.size == 0:
+                    self.phases.append(None)
+                    continue
+                local[sel] = np.arange(sel.size)
+                mem = local[seg] >= 0
+                summer = _SegmentSummer(pix[mem], local[seg[mem]], sel.size, dtype)
+                local[sel] = -1
+                comb = sp.csc_matrix((np.ones(sel.size), (seg_out[sel], np.arange(sel.size))),
+                                     shape=(n_out, sel.size))
+                self.phases.append((summer, sel, comb))
+
+    def __call__(self, frames: np.ndarray, k0: int, acq: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Frames (c, Y * X) of sweeps k0.. and their acquired segments (c, S) ->
+        ((c, n_out) sums, first (frame in chunk, segment) with a NaN sum or None)."""
+        if self.mode == "phase":
+            return self._by_phase(frames, k0)
+        c = frames.shape[0]
+        mode = self.mode
+        if mode == "mixed":
+            share = float(np.count_nonzero(acq, axis=0) @ self.seg_len) / (c * self.n_member)
+            mode = "pairs" if share < self._PAIRS_BELOW else "all"
+        if mode == "pairs":
+            seg_sums = np.zeros((c, self.n_seg))
+            self.all.sum_pairs(frames.reshape(-1), acq, self.frame_size, seg_sums)
+        else:
+            seg_sums = self.all(frames)
+        bad = None
+        if self.check_nan:
+            finite = np.isfinite(seg_sums)
+            if not finite.all():
+                hit = acq & ~finite
+                if hit.any():
+                    i, j = np.argwhere(hit)[0]
+                    bad = (int(i), int(j))
+                seg_sums[~finite] = 0.0  # unacquired rows: dropped below
+        out = np.zeros((c, self.n_out))
+        tables = self.stats.bounds.size - 1
+        n = self.n_out // tables
+        for t in range(tables):
+            out[:, t * n : (t + 1) * n] = self.stats.sums(t, acq, seg_sums)
+        return out, bad
+
+    def _by_phase(self, frames: np.ndarray, k0: int) -> tuple[np.ndarray, tuple[int, int] | None]:
+        c, P = frames.shape
+        C = self.n_cycle
+        m = c // C  # whole cycles in the chunk: frame q + i * C is row i, column block q of `main`
+        r = c - m * C
+        main = frames[: m * C].reshape(m, C * P) if m else None
+        out = np.zeros((c, self.n_out))
+        bad: tuple[int, int] | None = None
+        for q in range(min(C, c)):
+            phase = self.phases[(k0 + q) % C]
+            if phase is None:
+                continue
+            summer, sel, comb = phase
+            n_q = m + (q < r)
+            sums = np.empty((n_q, sel.size))
+            if m:
+                summer(main, q * P, out=sums[:m])
+            if q < r:
+                summer(frames[m * C + q : m * C + q + 1], out=sums[m:])
+            if self.check_nan:
+                finite = np.isfinite(sums)
+                if not finite.all():
+                    i, j = np.argwhere(~finite)[0]  # first bad frame of this phase, then segment
+                    cand = (q + int(i) * C, int(sel[j]))
+                    bad = cand if bad is None else min(bad, cand)
+                    continue
+            out[q::C] = (comb @ np.ascontiguousarray(sums.T)).T
+        return out, bad
+
+
+#: how :class:`_ChunkSums` gathers: "auto", "phase", "pairs", "mixed" or "all" (tests)
+_GATHER = "auto"
 
 
 # ---------------------------------------------------------------------------- binning
@@ -801,30 +943,35 @@ def extract_observations(
         neu_seg, neu_inv = None, np.empty(0, dtype=np.int64)
 
     n_roi_seg = roi_seg.roi.size
+    tables = [roi_seg] + ([neu_seg] if neu_seg is not None else [])
     n_seg_all = n_roi_seg + (neu_seg.roi.size if neu_seg is not None else 0)
-    summer = _SegmentSummer(
-        np.concatenate([roi_pix, neu_pix]), np.concatenate([roi_inv, neu_inv + n_roi_seg]),
-        n_seg_all, dtype,
-    )
-    all_rows = np.concatenate([roi_seg.row] + ([neu_seg.row] if neu_seg is not None else []))
+    all_rows = np.concatenate([t.row for t in tables])
     if chunk_frames is None:
         # ~32 MB of movie per chunk, and at most ~2M (frame, segment) pairs in the temporaries
         chunk_frames = max(1, min(_CHUNK_BYTES // max(1, Y * X * dtype.itemsize), (1 << 21) // n_seg_all))
+        n_cycle = len(pattern.cycle)
+        if n_cycle <= chunk_frames // 8:
+            chunk_frames -= chunk_frames % n_cycle  # whole cycles: every chunk starts at phase 0
     chunk_frames = int(chunk_frames)
 
     # --- what each sweep acquires, from the pattern alone: fail before reading the movie
     timing = _Timing(pattern)
-    stats = _SweepStats(timing, [roi_seg] + ([neu_seg] if neu_seg is not None else []), min_coverage, T)
+    stats = _SweepStats(timing, tables, min_coverage, T)
     n_observed = stats.n_observed
     if np.any(n_observed == 0):
         extra = " together with at least one pixel of their neuropil annulus" if neuropil is not None else ""
         raise _never_observed_error(ids[n_observed == 0], min_coverage, extra)
 
     check_nan = not np.issubdtype(dtype, np.integer)
+    seg_out = np.concatenate([t.roi + i * N for i, t in enumerate(tables)])
+    gather = _ChunkSums(
+        pattern, stats, np.concatenate([roi_pix, neu_pix]), np.concatenate([roi_inv, neu_inv + n_roi_seg]),
+        all_rows, seg_out, len(tables) * N, dtype, Y * X, chunk_frames, check_nan,
+    )
     acc = _GridAccumulator(grid, N, max_per_bin=_max_per_bin(pattern, grid), with_neuropil=neuropil is not None)
     for k0 in range(0, T, chunk_frames):
         k1 = min(k0 + chunk_frames, T)
-        block = movie[k0:k1]
+        block = movie[k0:k1]  # a view of a memory-mapped movie: only the gathered pixels are read
         if not isinstance(block, np.ndarray):
             block = np.asarray(block)
         if block.shape != (k1 - k0, Y, X):
@@ -832,25 +979,21 @@ def extract_observations(
                 f"reading frames {k0}..{k1 - 1} gave shape {block.shape}, expected {(k1 - k0, Y, X)}; "
                 "the movie must be sliceable along its first axis"
             )
-        seg_sums = summer(block.reshape(k1 - k0, Y * X))  # (c, S_all)
+        frames = np.ascontiguousarray(block).reshape(k1 - k0, Y * X).view(np.ndarray)
         st = stats.sweeps(k0, k1)
         acq, observed = st[0], st[-1]
-        if check_nan:
-            finite = np.isfinite(seg_sums)
-            if not finite.all():
-                bad = acq & ~finite
-                if bad.any():
-                    raise _nan_error(bad, k0, all_rows, n_roi_seg, roi_seg, neu_seg, ids)
-                seg_sums[~finite] = 0.0  # unacquired rows: dropped below
+        sums, bad = gather(frames, k0, acq)  # (c, N [+ N])
+        if bad is not None:
+            raise _nan_error(k0 + bad[0], bad[1], all_rows, n_roi_seg, roi_seg, neu_seg, ids)
         w, rel = st[1], st[2]
         with np.errstate(invalid="ignore", divide="ignore"):
-            vals = np.where(observed, stats.sums(0, acq, seg_sums) / w, np.nan)
+            vals = np.where(observed, sums[:, :N] / w, np.nan)
         times = np.where(observed, timing.starts[k0:k1, None] + rel, np.nan)
         fneu = None
         if neu_seg is not None:
             wn = st[3]
             with np.errstate(invalid="ignore", divide="ignore"):
-                fneu = np.where(observed, stats.sums(1, acq, seg_sums) / wn, np.nan)
+                fneu = np.where(observed, sums[:, N:] / wn, np.nan)
             vals = vals - neuropil * fneu
         acc.add(vals, times, fneu)
         _release_pages(block)
@@ -871,10 +1014,9 @@ def extract_observations(
                    f0_percentile=f0_percentile, params=params)
 
 
-def _nan_error(bad: np.ndarray, k0: int, all_rows: np.ndarray, n_roi_seg: int, roi_seg: _Segments,
+def _nan_error(frame: int, s: int, all_rows: np.ndarray, n_roi_seg: int, roi_seg: _Segments,
                neu_seg: _Segments | None, ids: np.ndarray) -> ValueError:
-    i, s = map(int, np.argwhere(bad)[0])
-    frame, row = k0 + i, int(all_rows[s])
+    row = int(all_rows[s])
     if s < n_roi_seg:
         what = f"ROI id {int(ids[roi_seg.roi[s]])}"
     else:

@@ -74,6 +74,8 @@ class SBTTConfig:
     lr_patience: int = 15
     """halve the learning rate after this many epochs without improvement (0 = never)"""
     min_learning_rate: float = 1e-4
+    lr_warmup_epochs: int = 5
+    """ramp the learning rate linearly up to learning_rate over the first epochs (0 = off)"""
     grad_clip: float = 5.0
     """clip the global gradient norm to this value (0 = no clipping)"""
     max_seconds: float | None = None
@@ -118,7 +120,7 @@ class SBTTConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SBTTConfig.{name} must be a positive integer, got {v!r}")
         ints_nonneg = ("controller_size", "patience", "lr_patience", "max_divergence_retries",
-                       "num_threads")
+                       "num_threads", "lr_warmup_epochs")
         for name in ints_nonneg:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

@@ -272,6 +272,12 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
     epoch = 0
     while epoch < config.max_epochs:
         net.train()
+        if epoch < config.lr_warmup_epochs:
+            for g in opt.param_groups:
+                g["lr"] = lr * (epoch + 1) / (config.lr_warmup_epochs + 1)
+        elif epoch == config.lr_warmup_epochs:
+            for g in opt.param_groups:
+                g["lr"] = lr
         perm = torch.randperm(n_train, generator=gen).to(device)
         tot, cnt = 0.0, 0
         h_tot, h_cnt = 0.0, 0
