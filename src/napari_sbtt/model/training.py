@@ -360,7 +360,7 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
         report = EpochReport(epoch=epoch, total_epochs=config.max_epochs, train_loss=train_loss,
                              valid_loss=vloss, heldout_loss=heldout, seconds=elapsed,
                              best_epoch=best_epoch, best_valid_loss=best_loss, is_best=is_best,
-                             learning_rate=lr)
+                             learning_rate=float(opt.param_groups[0]["lr"]))
         history.append(report)
         epoch += 1
         if progress is not None:
