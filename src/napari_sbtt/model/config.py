@@ -71,8 +71,13 @@ class SBTTConfig:
     max_epochs: int = 400
     patience: int = 60
     """stop after this many epochs without a better validation loss"""
+    lr_schedule: str = "plateau"
+    """"plateau": halve the learning rate after lr_patience epochs without improvement;
+    "cosine": after the warm-up, anneal from learning_rate to min_learning_rate along a half
+    cosine whose end is max_epochs or, when set, max_seconds (whichever is reached first), so
+    a time-budgeted fit ends at a low learning rate"""
     lr_patience: int = 15
-    """halve the learning rate after this many epochs without improvement (0 = never)"""
+    """plateau schedule: halve the learning rate after this many epochs without improvement (0 = never)"""
     min_learning_rate: float = 1e-4
     lr_warmup_epochs: int = 5
     """ramp the learning rate linearly up to learning_rate over the first epochs (0 = off)"""
@@ -143,6 +148,8 @@ class SBTTConfig:
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or not math.isfinite(v) or v <= 0):
                 raise ValueError(f"SBTTConfig.{name} must be None or a finite number > 0, got {v!r}")
+        if self.lr_schedule not in ("plateau", "cosine"):
+            raise ValueError(f"SBTTConfig.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
         if self.calcium_ar_order not in (1, 2):
             raise ValueError(
                 f"SBTTConfig.calcium_ar_order must be 1 or 2, got {self.calcium_ar_order!r}")
