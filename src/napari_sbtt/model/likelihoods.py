@@ -16,6 +16,7 @@ data, identity for counts and events) and back.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -250,7 +251,11 @@ class CalciumLikelihood(Likelihood):
 
     Fluorescence is standardised per ROI (model units). AR(2) uses the two-pole
     form (1 - d z^-1)(1 - r z^-1) with decay pole d and rise pole r in (0, 1), so
-    gamma_1 = d + r, gamma_2 = -d r. Calcium starts at 0 at the first bin.
+    gamma_1 = d + r, gamma_2 = -d r. With ``initial_state`` (default) a second readout
+    channel at the first bin gives the calcium c_0 >= 0 left over from activity before the
+    trial (a window cut from a continuous recording starts mid-transient), which adds
+    c_0 d^t; without it calcium starts at 0 and the rates must explain the leftover
+    calcium with a burst at the window start.
     ``rates`` returns lambda * gain: the fluorescence jump (model units) that a
     bin's activity adds before it decays; :meth:`rate_to_data` turns it into
     data units (multiplies by the per-ROI data scale).
@@ -260,13 +265,17 @@ class CalciumLikelihood(Likelihood):
     n_params = 1
 
     def __init__(self, n_neurons: int, ar_order: int = 1, decay_bins: float = 10.0,
-                 rise_bins: float = 1.0, min_std: float = 1e-3) -> None:
+                 rise_bins: float = 1.0, min_std: float = 1e-3, initial_state: bool = True) -> None:
         super().__init__(n_neurons)
         if ar_order not in (1, 2):
             raise ValueError(f"calcium AR order must be 1 or 2, got {ar_order}")
         self.ar_order = ar_order
         self.min_std = float(min_std)
-        d = math.exp(-1.0 / max(decay_bins, 1e-3))
+        self.initial_state = bool(initial_state)
+        # second readout channel: the calcium already present at the first bin of a trial
+        self.n_params = 2 if self.initial_state else 1
+        self.decay_bins0 = float(max(decay_bins, 1e-3))
+        d = math.exp(-1.0 / self.decay_bins0)
         self.decay_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(d)))
         if ar_order == 2:
             r = math.exp(-1.0 / max(rise_bins, 1e-3))
@@ -315,9 +324,27 @@ class CalciumLikelihood(Likelihood):
     def std(self) -> torch.Tensor:
         return F.softplus(self.raw_std) + self.min_std
 
-    def signal(self, raw: torch.Tensor) -> torch.Tensor:
+    def initial_calcium(self, raw: torch.Tensor) -> torch.Tensor | None:
+        """Calcium present before the first bin, (B, N) >= 0, read from the trial's first bin
+        (channel 1 of the readout, which sees the initial condition); None without that channel."""
+        if raw.shape[-1] < 2:
+            return None
+        return F.softplus(raw[:, 0, :, 1])
+
+    def calcium_with_initial(self, raw: torch.Tensor) -> torch.Tensor:
+        """Calcium (B, T, N) of the rates plus the decay of the initial calcium (c_0 d^t)."""
         lam = F.softplus(raw[..., 0])
-        return self.baseline + self.gain() * self.calcium(lam)
+        c = self.calcium(lam)
+        c0 = self.initial_calcium(raw)
+        if c0 is not None:
+            T = raw.shape[1]
+            d = torch.sigmoid(self.decay_logit)
+            t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
+            c = c + c0[:, None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])[None]
+        return c
+
+    def signal(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.baseline + self.gain() * self.calcium_with_initial(raw)
 
     def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         mean = self.signal(raw)
@@ -329,8 +356,29 @@ class CalciumLikelihood(Likelihood):
         return F.softplus(raw[..., 0]) * self.gain()
 
     def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
+        flat = np.asarray(target_model_units, dtype=np.float64).reshape(-1, self.n_neurons)
+        if np.isfinite(flat).any():
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low = np.nanpercentile(flat, 10, axis=0)
+                mean = np.nanmean(flat, axis=0)
+            ok = np.isfinite(low) & np.isfinite(mean) & (mean - low > 1e-3)
+            # baseline at the calcium-free level (a low percentile of the fluorescence), gain so
+            # that the initial rate softplus(0) = log 2 at steady state reaches the mean
+            d = torch.sigmoid(self.decay_logit.detach()).double().numpy()
+            base0 = np.where(ok, low, -0.5)
+            gain0 = np.where(ok, (mean - low) * (1.0 - d) / math.log(2.0), 1.0 - d)
+            with torch.no_grad():
+                self.baseline.copy_(torch.as_tensor(base0, dtype=self.baseline.dtype))
+                self.log_gain.copy_(torch.as_tensor(np.log(gain0), dtype=self.log_gain.dtype))
         with torch.no_grad():
-            bias.fill_(0.0)
+            b = torch.zeros(self.n_neurons, self.n_params, dtype=bias.dtype)
+            if self.n_params > 1:
+                # initial calcium at the steady state of the initial rate softplus(0)
+                d = math.exp(-1.0 / self.decay_bins0)
+                c_ss = math.log(2.0) / (1.0 - d)
+                b[:, 1] = math.log(math.expm1(c_ss))
+            bias.copy_(b.reshape(-1))
 
     def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
         return rates * norm.scale  # a jump has no offset
@@ -348,7 +396,8 @@ def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: A
     if name == "calcium":
         return CalciumLikelihood(n_neurons, ar_order=config.calcium_ar_order,
                                  decay_bins=config.calcium_decay_bins,
-                                 rise_bins=config.calcium_rise, min_std=config.gaussian_min_std)
+                                 rise_bins=config.calcium_rise, min_std=config.gaussian_min_std,
+                                 initial_state=getattr(config, "calcium_initial_state", True))
     raise ValueError(
         f"unknown likelihood {name!r}; choose one of 'poisson' (spike counts), 'gaussian' (dF/F), "
         "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")

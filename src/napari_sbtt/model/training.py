@@ -236,13 +236,37 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
     # more inputs, so it is slightly pessimistic). Without validation trials they drive early
     # stopping and are scored in a separate eval-mode pass.
     free_heldout = valid is not None
+    # shuffling on a CPU generator (same order on any device); coordinated-dropout masks are
+    # drawn directly on the training device by a generator living there (no host round trip)
     gen = torch.Generator(device="cpu").manual_seed(seed + 1)
+    mask_gen = torch.Generator(device=device).manual_seed(seed + 2)
     n_train, T, _ = x_tr.shape
     bs = min(config.batch_size, n_train)
     lr = float(config.learning_rate)
+    cosine = config.lr_schedule == "cosine"
+    warmup = config.lr_warmup_epochs
+    min_lr = min(float(config.min_learning_rate), lr)
 
     def make_opt(lr_: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(net.parameters(), lr=lr_, weight_decay=config.weight_decay)
+
+    def scheduled_lr(epoch_: float, elapsed_: float) -> float:
+        """Learning rate of the warm-up ramp and, for the cosine schedule, the annealing."""
+        peak = lr
+        if epoch_ < warmup:
+            peak = lr * (math.floor(epoch_) + 1) / (warmup + 1)
+        if not cosine:
+            return peak
+        frac = epoch_ / config.max_epochs
+        if config.max_seconds is not None:
+            frac = max(frac, elapsed_ / config.max_seconds)
+        frac = min(max(frac, 0.0), 1.0)
+        lo = min(min_lr, peak)
+        return lo + (peak - lo) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def set_lr(value: float) -> None:
+        for g in opt.param_groups:
+            g["lr"] = value
 
     opt = make_opt(lr)
     kl_scale = config.kl_weight / float(T * N)
@@ -250,14 +274,16 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
     @torch.no_grad()
     def evaluate(x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
         net.eval()
-        tot, cnt = 0.0, 0
+        tot = x.new_zeros(())
+        cnt = 0
         for s in range(0, x.shape[0], 256):
             o = net(x[s:s + 256], inp[s:s + 256])
             nll = lik.nll(o.raw, x[s:s + 256])
             t, c = masked_loss(nll, score[s:s + 256])
-            tot += float(t)
-            cnt += int(c)
-        return tot / max(cnt, 1) if cnt else float("nan")
+            tot += t
+            cnt += c
+        cnt = int(cnt)
+        return float(tot) / cnt if cnt else float("nan")
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -270,23 +296,29 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
     stop_reason = "max_epochs"
     t0 = time.perf_counter()
     epoch = 0
+    n_batches = max(1, math.ceil(n_train / bs))
     while epoch < config.max_epochs:
         net.train()
-        if epoch < config.lr_warmup_epochs:
-            for g in opt.param_groups:
-                g["lr"] = lr * (epoch + 1) / (config.lr_warmup_epochs + 1)
-        elif epoch == config.lr_warmup_epochs:
-            for g in opt.param_groups:
-                g["lr"] = lr
+        if not cosine:
+            if epoch < warmup:
+                set_lr(scheduled_lr(epoch, 0.0))
+            elif epoch == warmup:
+                set_lr(lr)
         perm = torch.randperm(n_train, generator=gen).to(device)
-        tot, cnt = 0.0, 0
-        h_tot, h_cnt = 0.0, 0
+        # running sums stay on the device; one host sync per epoch, not per batch
+        tot = x_tr.new_zeros(())
+        cnt = torch.zeros((), dtype=torch.long, device=device)
+        h_tot = x_tr.new_zeros(())
+        h_cnt = torch.zeros((), dtype=torch.long, device=device)
         diverged = False
-        for s in range(0, n_train, bs):
+        for bi, s in enumerate(range(0, n_train, bs)):
+            if cosine:
+                set_lr(scheduled_lr(epoch + bi / n_batches, time.perf_counter() - t0))
             idx = perm[s:s + bs]
             xb, inb = x_tr[idx], in_tr[idx]
             if config.coordinated_dropout > 0:
-                drop = inb & (torch.rand(inb.shape, generator=gen).to(device) < config.coordinated_dropout)
+                u = torch.rand(inb.shape, generator=mask_gen, device=device)
+                drop = inb & (u < config.coordinated_dropout)
                 enc_in, score = inb & ~drop, drop
             else:
                 enc_in, score = inb, inb
@@ -295,24 +327,24 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
             total, count = masked_loss(nll, score)
             recon = total / count.clamp(min=1)
             loss = recon + kl_scale * out.kl
-            if not torch.isfinite(loss):
-                diverged = True
-                break
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-                if not torch.isfinite(gnorm):
-                    diverged = True
-                    break
+                ok = torch.isfinite(gnorm) & torch.isfinite(loss)
+            else:
+                ok = torch.isfinite(loss)
+            if not bool(ok):
+                diverged = True
+                break
             opt.step()
-            tot += float(total.detach())
-            cnt += int(count)
+            tot += total.detach()
+            cnt += count
             if free_heldout:
                 with torch.no_grad():
                     ht, hc = masked_loss(nll.detach(), held_tr[idx])
-                h_tot += float(ht)
-                h_cnt += int(hc)
+                h_tot += ht
+                h_cnt += hc
         if diverged:
             retries += 1
             net.load_state_dict(best_state)
@@ -331,11 +363,12 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
                           f"{config.max_divergence_retries})", stacklevel=3)
             opt = make_opt(lr)
             continue
-        train_loss = tot / max(cnt, 1)
+        cnt_i, h_cnt_i = int(cnt), int(h_cnt)
+        train_loss = float(tot) / max(cnt_i, 1)
         if not has_heldout:
             heldout = float("nan")
         elif free_heldout:
-            heldout = h_tot / max(h_cnt, 1) if h_cnt else float("nan")
+            heldout = float(h_tot) / h_cnt_i if h_cnt_i else float("nan")
         else:
             heldout = evaluate(x_tr, in_tr, held_tr)
         if valid is not None:
@@ -350,7 +383,7 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
         if is_best:
             best_loss, best_epoch = vloss, epoch
             best_state = snapshot()
-        elif (config.lr_patience > 0 and epoch - best_epoch >= config.lr_patience
+        elif (not cosine and config.lr_patience > 0 and epoch - best_epoch >= config.lr_patience
               and epoch - last_decay >= config.lr_patience and lr > config.min_learning_rate):
             lr = max(lr * 0.5, config.min_learning_rate)
             for g in opt.param_groups:
