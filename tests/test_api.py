@@ -58,10 +58,8 @@ def test_save_load_round_trip_and_no_overwrite(tmp_path, result):
     result.save(out, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # no temporary left behind
     # the stored model applied to the same movie reproduces the rates
-    again = ns.run_on_stack(
-        *_inputs(back), model=out / "model.safetensors",
-        config={"likelihood": "gaussian", "window_s": 1.0},
-    )
+    # ... with no settings repeated: the checkpoint brings its likelihood and window
+    again = ns.run_on_stack(*_inputs(back), model=out / "model.safetensors")
     np.testing.assert_allclose(again.rates, result.rates, rtol=1e-5, atol=1e-6)
     assert again.metrics["epochs_run"] == result.metrics["epochs_run"]  # history came along, no refit
 
@@ -69,6 +67,11 @@ def test_save_load_round_trip_and_no_overwrite(tmp_path, result):
 def _inputs(res):
     sim = ns.simulate("tiny", seed=1)
     return sim.movie, sim.labels, sim.pattern
+
+
+def test_checkpoint_for_other_units_is_refused(sim, result):
+    with pytest.raises(ValueError, match="dF/F"):
+        ns.run_on_stack(sim.movie, sim.labels, sim.pattern, model=result.model, config={"dff": False})
 
 
 def test_checkpoint_for_other_rois_is_refused(sim, result):

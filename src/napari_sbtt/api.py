@@ -492,8 +492,21 @@ def _fit_and_infer(
     )
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device if cfg.device != "auto" else None)
-    if model is not None and not cfg.adapt:
-        model.check_compatible(values.shape[1], cfg.likelihood)
+    if model is not None:
+        # a given model brings its likelihood, window and units: the recording is prepared the
+        # way the model was trained
+        cfg = dataclasses.replace(cfg, likelihood=model.likelihood)
+        trained = model.metadata or {}
+        if "window_bins" in trained:
+            window = min(int(trained["window_bins"]), values.shape[0])
+            overlap = min(int(trained.get("overlap_bins", 0)), window - 1)
+        if trained.get("units") not in (None, obs.units):
+            raise ValueError(
+                f"the model was trained on observations in {trained['units']!r} but these are in "
+                f"{obs.units!r}; set dff/neuropil in the run config as they were for training"
+            )
+        if not cfg.adapt:
+            model.check_compatible(values.shape[1], model.likelihood)
 
     metadata = {
         "units": obs.units,
