@@ -7,7 +7,7 @@ juxtacellular spikes and two-photon dF/F of single neurons; format in
 1. keep every k-th frame of each recording's dF/F (``fluo_mean``), NaN elsewhere, with a
    random phase per recording (seeded);
 2. SBTT: standardise each recording by the median and the robust sd of its kept samples,
-   cut all recordings of the data set into overlapping windows on the native frame grid and
+   cut all recordings of the data set into overlapping 1 s windows on the native frame grid and
    fit ONE calcium model (N = 1) on windows of every recording jointly (a learned prior of
    rate dynamics and one calcium kernel shared across the data set's neurons, decay started
    at the indicator preset), then infer the rate on the full native grid window by window
@@ -159,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", nargs="+", type=int, default=[2, 4])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window-s", type=float, default=2.0)
-    p.add_argument("--max-train-windows", type=int, default=600)
+    p.add_argument("--window-s", type=float, default=1.0)
+    p.add_argument("--max-train-windows", type=int, default=256)
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--max-seconds", type=float, default=150.0)
-    p.add_argument("--model", default="{}", help="JSON SBTTConfig overrides")
+    p.add_argument("--max-seconds", type=float, default=60.0)
+    p.add_argument("--model", default='{"batch_size": 32}', help="JSON SBTTConfig overrides")
     p.add_argument("--quick", action="store_true", help="2 files of the first data set, k=4, 5 epochs")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)

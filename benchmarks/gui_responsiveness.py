@@ -2,7 +2,8 @@
 
 A QTimer ticks every 10 ms on the GUI thread and records how late each tick is (the event
 loop's delay). We measure while idle, then during a CPU fit started from the Train / Load
-widget exactly as a user would (Train button), until the run ends. The goal is a worst delay
+widget exactly as a user would (Train button), until the run ends: the first fit of the
+session (its worker also imports torch) and ``--repeats`` later fits. The goal is a worst delay
 under 100 ms: training runs in a worker thread and the GUI drains its reports every 100 ms.
 
 Run (needs a display; under a headless machine use xvfb-run):
@@ -10,7 +11,14 @@ Run (needs a display; under a headless machine use xvfb-run):
     xvfb-run -a python benchmarks/gui_responsiveness.py --epochs 20
     NAPARI_SBTT_SYNC=1 xvfb-run -a python benchmarks/gui_responsiveness.py   # the frozen baseline
 
-Prints a JSON summary (ms) and writes it to --out when given.
+Experiments: ``--no-preload`` imports torch without first loading its libraries with the GIL
+released (the behaviour before the preload); ``--prewarm`` imports torch in a background
+thread once the widget is shown, before the first fit, and measures the delay meanwhile;
+``--switch-interval`` sets ``sys.setswitchinterval`` for the fits; ``--threads`` sets the
+widget's CPU threads. The widget settings are kept in a temporary store, never the user's.
+
+Prints a JSON summary (ms) with the load average (1, 5, 15 min) at the start and end of each
+phase, and writes it to --out when given.
 """
 
 from __future__ import annotations
@@ -60,11 +68,17 @@ def _data(preset: str | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, An
 
 
 class LatencyProbe:
-    """Records how late a 10 ms QTimer fires (ms)."""
+    """Records how late a 10 ms QTimer fires (ms).
 
-    def __init__(self, interval_ms: int = 10) -> None:
+    With ``stall_log``, every thread's Python stack is written there whenever the GUI thread
+    misses its tick by more than ``stall_s`` (``faulthandler`` writes it from a C thread, so a
+    thread that holds the GIL in a long C call is caught in the act).
+    """
+
+    def __init__(self, interval_ms: int = 10, stall_log: Any = None, stall_s: float = 0.15) -> None:
         from qtpy.QtCore import QTimer
 
+        self.stall_log, self.stall_s = stall_log, stall_s
         self.interval = interval_ms / 1e3
         self.samples: list[float] = []
         self.times: list[float] = []
@@ -73,7 +87,14 @@ class LatencyProbe:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
 
+    def _arm(self) -> None:
+        if self.stall_log is not None:
+            import faulthandler
+
+            faulthandler.dump_traceback_later(self.stall_s, repeat=False, file=self.stall_log)
+
     def _tick(self) -> None:
+        self._arm()
         now = time.perf_counter()
         self.samples.append(max(0.0, (now - self._last - self.interval) * 1e3))
         self.times.append(now - self._t0)
@@ -84,14 +105,20 @@ class LatencyProbe:
         self.times.clear()
         self._last = self._t0 = time.perf_counter()
         self.timer.start()
+        self._arm()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict[str, Any]:
         self.timer.stop()
+        if self.stall_log is not None:
+            import faulthandler
+
+            faulthandler.cancel_dump_traceback_later()
         s = np.asarray(self.samples) if self.samples else np.zeros(1)
         worst = np.argsort(s)[::-1][:5]
         return {"ticks": int(s.size), "max_ms": float(s.max()), "p99_ms": float(np.percentile(s, 99)),
                 "median_ms": float(np.median(s)),
-                "worst_at_s": [round(self.times[i], 2) for i in worst if i < len(self.times)]}
+                "worst_at_s": [round(self.times[i], 2) for i in worst if i < len(self.times)],
+                "load_average_end": [round(v, 2) for v in os.getloadavg()]}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -100,14 +127,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--size", default="medium", choices=["small", "medium", "large"])
     ap.add_argument("--likelihood", default="gaussian")
     ap.add_argument("--preset", default="default", help="synth preset (falls back to a built-in scan)")
+    ap.add_argument("--repeats", type=int, default=3, help="later fits (after the first one)")
+    ap.add_argument("--threads", type=int, default=0, help="the widget's CPU threads (0 = auto)")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval during the fits (Python's default: 0.005 s)")
+    ap.add_argument("--prewarm", action="store_true",
+                    help="import torch in a background thread before the first fit")
+    ap.add_argument("--no-preload", action="store_true",
+                    help="do not preload torch's libraries with the GIL released")
+    ap.add_argument("--stall-log", type=Path, default=None,
+                    help="diagnostic: write every thread's stack here when the GUI thread stalls "
+                         "> 150 ms (faulthandler reads the stacks without the GIL and can, rarely, "
+                         "crash the process)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+
+    import tempfile
+
+    store = Path(tempfile.mkdtemp(prefix="napari-sbtt-bench-")) / "settings.ini"
+    os.environ["NAPARI_SBTT_SETTINGS"] = str(store)  # never read or change the user's values
 
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_sbtt.plugin._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, SCAN_KEY
+    from napari_sbtt.plugin import _torch_preload
     from napari_sbtt.plugin._state import TrainState
+
+    if args.no_preload:
+        _torch_preload.preload_torch_libraries = lambda: []  # type: ignore[assignment]
 
     movie, labels, pattern, what = _data(args.preset)
     viewer = napari.Viewer(show=True)
@@ -118,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _, train = viewer.window.add_plugin_dock_widget("napari-sbtt", "Train / Load")
     train.size.value, train.epochs.value = args.size, args.epochs
     train.likelihood.value, train.device.value, train.factor.value = args.likelihood, "cpu", 2
+    train.threads.value = args.threads
     app = QApplication.instance()
     from napari_sbtt.plugin._train_widget import gui_threads
 
@@ -129,13 +178,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             app.processEvents()
             time.sleep(0.001)
 
-    probe = LatencyProbe()
+    stall_log = open(args.stall_log, "w") if args.stall_log is not None else None  # noqa: SIM115
+    probe = LatencyProbe(stall_log=stall_log)
     spin(1.0)
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     probe.start()
     spin(2.0)
     idle = probe.stop()
 
+    prewarm: dict[str, Any] | None = None
+    if args.prewarm:
+        import threading
+
+        def warm_up() -> None:
+            _torch_preload.preload_torch_libraries()
+            import torch  # noqa: F401
+
+        probe.start()
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=warm_up, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            app.processEvents()
+            time.sleep(0.001)
+        prewarm = probe.stop()
+        prewarm["seconds"] = round(time.perf_counter() - t0, 2)
+        spin(0.5)
+
+    default_interval = sys.getswitchinterval()
+
     def fit() -> dict[str, Any]:
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
         probe.start()
         t0 = time.perf_counter()
         train.train_button.clicked()  # the user's click
@@ -143,14 +217,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             app.processEvents()
             time.sleep(0.001)
         out = probe.stop()
+        sys.setswitchinterval(default_interval)
         out["run_seconds"] = round(time.perf_counter() - t0, 2)
         out["state"] = train.state.state.value
         out["epochs_run"] = len(train.last_result.history) if train.last_result is not None else 0
         return out
 
     cold = fit()  # the first run in a session also imports torch (in the worker thread)
-    spin(0.5)
-    warm = fit()  # later runs: torch already imported
+    warm = []
+    for _ in range(max(0, args.repeats)):
+        spin(0.5)
+        warm.append(fit())  # later runs: torch already imported
+    worst = [w["max_ms"] for w in warm]
     summary = {
         "data": what,
         "sync_mode": os.environ.get("NAPARI_SBTT_SYNC", "") == "1",
@@ -158,14 +236,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "torch_threads": train_threads,
         "state": train.state.state.value,
         "message": train.message.text,
+        "preload": not args.no_preload,
+        "switch_interval_s": args.switch_interval or default_interval,
         "idle": idle,
+        "prewarm_import_in_background": prewarm,
         "first_fit_with_torch_import": cold,
-        "later_fit": warm,
+        "later_fits": warm,
+        "later_fits_median_max_ms": float(np.median(worst)) if worst else None,
+        "later_fits_median_run_s": float(np.median([w["run_seconds"] for w in warm])) if warm else None,
         "goal_max_ms": 100.0,
         "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average_start": load_at_start,
+        "load_average_end": [round(v, 2) for v in os.getloadavg()],
     }
     viewer.close()
+    if stall_log is not None:
+        stall_log.close()
+    import shutil
+
+    shutil.rmtree(store.parent, ignore_errors=True)
     text = json.dumps(summary, indent=1)
     print(text)
     if args.out is not None:

@@ -214,3 +214,18 @@ def test_divergence_rolls_back_and_never_returns_nan(data: dict[str, np.ndarray]
             fit_trials(data["train"], data["valid"], config=cfg)
     finally:
         torch.nn.GRU.forward = orig
+
+
+def test_cosine_schedule_warms_up_then_anneals(data: dict[str, np.ndarray]) -> None:
+    cfg = SBTTConfig(**{**TINY, "max_epochs": 8, "lr_schedule": "cosine", "lr_warmup_epochs": 2,
+                        "learning_rate": 0.01, "min_learning_rate": 1e-4})
+    m = fit_trials(data["train"], data["valid"], config=cfg, seed=3)
+    lrs = [r.learning_rate for r in m.history]
+    assert len(lrs) == 8
+    assert lrs[0] < lrs[2]  # warm-up ramp
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))  # then monotone annealing
+    assert lrs[-1] < 0.01 * 0.2
+    again = fit_trials(data["train"], data["valid"], config=cfg, seed=3)
+    np.testing.assert_allclose(again.predict(data["valid"]), m.predict(data["valid"]))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SBTTConfig(lr_schedule="step")

@@ -14,13 +14,22 @@ import pytest
 
 from napari_sbtt.api import SBTTResult, load_result
 from napari_sbtt.core.activity import ActivityMovie
-from napari_sbtt.core.scan import FineGrid
+from napari_sbtt.core.scan import FineGrid, ScanPattern
 from napari_sbtt.plugin._files import LABELS_FILE, checkpoint_info
 from napari_sbtt.plugin._layers import RESULT_KEY
 from napari_sbtt.plugin._reader import get_reader
+from napari_sbtt.plugin._settings import ENV_VAR
 from napari_sbtt.plugin._writer import write_result
 
+from _formats import make_movie, write_scanimage_bigtiff
+
 MANIFEST = Path(__file__).parents[1] / "src" / "napari_sbtt" / "plugin" / "napari.yaml"
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Each test keeps remembered widget values in its own file, never the developer's store."""
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "napari-sbtt-settings.ini"))
 
 
 def fake_result(n_bins: int = 40, n_rois: int = 3) -> SBTTResult:
@@ -113,16 +122,62 @@ def test_reader_declines_what_it_does_not_know(tmp_path):
     assert get_reader(None) is None
 
 
-def test_reader_opens_a_tiff_movie(tmp_path):
+def test_reader_leaves_plain_tiffs_to_napari(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((5, 6, 7), np.uint16))
+    tifffile.imwrite(tmp_path / "untimed_ij.tif", np.zeros((5, 6, 7), np.uint16), imagej=True,
+                     metadata={"axes": "TYX"})
+    for name in ("plain.tif", "untimed_ij.tif"):
+        assert get_reader(str(tmp_path / name)) is None, name
+    # npe2 offers readers by file name pattern, so the manifest must not claim TIFFs at all
+    from npe2 import PluginManifest
+
+    patterns = PluginManifest.from_file(MANIFEST).contributions.readers[0].filename_patterns
+    assert not {"*.tif", "*.tiff"} & set(patterns)
+
+
+def test_reader_opens_a_scanimage_tiff_with_its_timing(tmp_path):
+    frames = make_movie(t=6, y=32, x=20)
+    write_scanimage_bigtiff(tmp_path / "si.tif", frames)
+    reader = get_reader(str(tmp_path / "si.tif"))
+    assert reader is not None
+    ((data, meta, kind),) = reader(str(tmp_path / "si.tif"))
+    assert kind == "image" and meta["name"] == "si"
+    np.testing.assert_array_equal(np.asarray(data), frames)
+    md = meta["metadata"]
+    assert md["source_format"] == "scanimage"
+    assert md["frame_period_s"] == pytest.approx(0.0025)
+    assert md["line_period_s"] == pytest.approx(6.3e-05)
+    pattern = ScanPattern.from_dict(md["scan_pattern"])
+    assert (pattern.n_rows, pattern.n_sweeps) == (32, 6) and pattern.bidirectional
+    assert meta["scale"][0] == pytest.approx(0.0025)
+
+
+def test_reader_opens_an_imagej_tiff_with_a_frame_interval(tmp_path):
     import tifffile
 
     movie = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
-    tifffile.imwrite(tmp_path / "movie.tif", movie)
-    reader = get_reader(str(tmp_path / "movie.tif"))
-    assert reader is not None
-    (data, meta, kind), = reader(str(tmp_path / "movie.tif"))
-    assert kind == "image" and meta["name"] == "movie"
+    tifffile.imwrite(tmp_path / "ij.tif", movie, imagej=True,
+                     metadata={"axes": "TYX", "finterval": 0.04})
+    ((data, meta, _),) = get_reader(str(tmp_path / "ij.tif"))(str(tmp_path / "ij.tif"))
     np.testing.assert_array_equal(np.asarray(data), movie)
+    assert meta["metadata"]["frame_period_s"] == pytest.approx(0.04)
+    assert "line_period_s" not in meta["metadata"]
+
+
+@pytest.mark.gui
+def test_napari_opens_a_plain_tiff_without_asking(make_napari_viewer, tmp_path):
+    """With napari-sbtt installed, a plain TIFF has one candidate reader, napari's own."""
+    import tifffile
+    from napari.plugins import _npe2
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.ones((5, 6, 7), np.uint16))
+    readers = _npe2.get_readers(str(tmp_path / "plain.tif"))
+    assert "napari-sbtt" not in readers
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(tmp_path / "plain.tif"))  # MultipleReaderError if napari would ask
+    assert layer.data.shape == (5, 6, 7)
 
 
 def test_writer_and_reader_round_trip_a_result(tmp_path):

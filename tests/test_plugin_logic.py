@@ -147,3 +147,30 @@ def test_sync_switch_runs_the_job_on_the_calling_thread(qtbot, monkeypatch):
     assert seen["reports"] == ["report 1"] and not job.running
     monkeypatch.setenv("NAPARI_SBTT_SYNC", "0")
     assert not sync_mode()
+
+
+# --------------------------------------------------------------------------- torch preload
+def test_torch_libraries_preload_without_importing_torch():
+    """The preload maps torch's libraries (GIL released) and leaves a normal import working."""
+    import subprocess
+    import sys
+    import textwrap
+
+    pytest.importorskip("torch")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the check reads /proc/self/maps")
+    code = textwrap.dedent("""
+        import sys
+        from napari_sbtt.plugin._torch_preload import preload_torch_libraries
+        names = preload_torch_libraries()
+        maps = open("/proc/self/maps").read()
+        print("NAMES", ",".join(names))
+        print("MAPPED", "libtorch_cpu" in maps, "TORCH", "torch" in sys.modules)
+        import torch
+        print("SUM", float(torch.ones(3).sum()), "AGAIN", preload_torch_libraries() == names)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "libtorch_cpu.so" in out.stdout.split("NAMES ")[1].splitlines()[0]
+    assert "MAPPED True TORCH False" in out.stdout
+    assert "SUM 3.0 AGAIN True" in out.stdout

@@ -16,6 +16,7 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from napari_sbtt.plugin._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY  # noqa: E402
+from napari_sbtt.plugin._settings import ENV_VAR, settings_store  # noqa: E402
 from napari_sbtt.plugin._state import TrainState  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -51,6 +52,14 @@ def toy_scan(n_frames: int = 120, size: int = 24, n_side: int = 3, n_strips: int
         movie[:, labels == n + 1] += activity[:, n : n + 1].astype(np.float32)
     movie[~pattern.frame_mask()] = np.nan
     return movie.astype(np.float32), labels, pattern
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Each test keeps remembered widget values in its own file, never the developer's store."""
+    path = tmp_path / "napari-sbtt-settings.ini"
+    monkeypatch.setenv(ENV_VAR, str(path))
+    return path
 
 
 @pytest.fixture
@@ -126,7 +135,110 @@ def test_sample_data_loads_and_trains_in_the_tabbed_widget(viewer, qtbot):
     assert main.traces.canvas.ax_truth.get_visible()
 
 
+# --------------------------------------------------------------------------- remembered settings
+TRAIN_CHANGES = {"likelihood": "poisson", "size": "small", "epochs": 37, "seed": 5, "factor": 3,
+                 "device": "cpu", "threads": 1}
+SCAN_CHANGES = {"kind": "strips", "n_strips": 6, "order": "interleaved", "strips_per_sweep": 2,
+                "fraction": 0.4, "flyback_ms": 0.5, "bidirectional": True}
+DATA_CHANGES = {"frame_period_ms": 40.0, "line_period_ms": 0.25}
+
+
+def _values(widget, keys):
+    return {k: getattr(widget, k).value for k in keys}
+
+
+def test_settings_are_remembered_across_sessions_and_reset(make_napari_viewer, isolated_settings):
+    first = make_napari_viewer()
+    train, scan, data = (open_widget(first, n) for n in ("Train / Load", "Scan", "Data"))
+    defaults = [_values(w, c) for w, c in ((train, TRAIN_CHANGES), (scan, SCAN_CHANGES),
+                                           (data, DATA_CHANGES))]
+    assert defaults[0] != TRAIN_CHANGES and defaults[1] != SCAN_CHANGES
+    for widget, changes in ((train, TRAIN_CHANGES), (scan, SCAN_CHANGES), (data, DATA_CHANGES)):
+        for key, value in changes.items():
+            getattr(widget, key).value = value
+    assert isolated_settings.is_file()
+    first.close()
+
+    second = make_napari_viewer()  # a new session: the values come back
+    train, scan, data = (open_widget(second, n) for n in ("Train / Load", "Scan", "Data"))
+    assert _values(train, TRAIN_CHANGES) == TRAIN_CHANGES
+    assert _values(scan, SCAN_CHANGES) == pytest.approx(SCAN_CHANGES)
+    assert _values(data, DATA_CHANGES) == pytest.approx(DATA_CHANGES)
+    assert not scan.n_strips.native.isHidden() and scan.fraction.native.isHidden()  # its fields
+    assert sorted(train.settings.restored) == sorted(TRAIN_CHANGES)
+    main = open_widget(second, "SBTT")  # the tabbed widget restores the same values
+    assert _values(main.train, TRAIN_CHANGES) == TRAIN_CHANGES
+
+    train.reset_button.clicked()
+    scan.reset_button.clicked()
+    data.reset_button.clicked()
+    for widget, changes, default in zip((train, scan, data),
+                                        (TRAIN_CHANGES, SCAN_CHANGES, DATA_CHANGES), defaults):
+        assert _values(widget, changes) == default
+        assert widget.settings.saved() == {}
+    assert "reset" in train.message.text
+    second.close()
+
+    third = make_napari_viewer()
+    train = open_widget(third, "Train / Load")
+    assert _values(train, TRAIN_CHANGES) == defaults[0] and train.settings.restored == []
+
+
+def test_unusable_saved_values_are_ignored(viewer):
+    store = settings_store()
+    for key, value in {"train/device": "tpu", "train/epochs": "many", "train/size": "huge",
+                       "train/seed": 12, "train/threads": 100_000, "scan/kind": "spiral",
+                       "scan/fraction": "0.5", "scan/bidirectional": "maybe"}.items():
+        store.setValue(key, value)
+    store.sync()
+    train, scan = open_widget(viewer, "Train / Load"), open_widget(viewer, "Scan")
+    assert (train.device.value, train.epochs.value, train.size.value) == ("auto", 200, "medium")
+    assert train.threads.value == 0 and train.seed.value == 12
+    assert scan.kind.value == "from movie metadata" and scan.fraction.value == pytest.approx(0.5)
+    assert scan.bidirectional.value is False
+
+
+def test_settings_store_is_isolated_from_the_users(isolated_settings, monkeypatch):
+    assert settings_store().fileName() == str(isolated_settings)
+    assert settings_store().allKeys() == []  # nothing leaks in from other tests
+    monkeypatch.delenv(ENV_VAR)
+    user = settings_store().fileName()
+    assert "napari-sbtt" in user and user != str(isolated_settings)
+
+
 # --------------------------------------------------------------------------- data + scan
+def test_data_widget_opens_a_scanimage_movie_with_its_timing(viewer, tmp_path, monkeypatch):
+    from _formats import make_movie, write_scanimage_bigtiff
+
+    data = open_widget(viewer, "Data")
+    write_scanimage_bigtiff(tmp_path / "si.tif", make_movie(t=6, y=32, x=20))
+    from qtpy.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(tmp_path / "si.tif"), "")))
+    data.open_button.clicked()  # the user picks si.tif in the file dialog
+    layer = viewer.layers["si"]
+    assert data.movie.value.name == layer.name
+    assert data.frame_period_ms.value == pytest.approx(2.5)
+    assert data.line_period_ms.value == pytest.approx(0.063)
+    assert "scan pattern" in data.opened.text and "2.5 ms" in data.opened.text
+    assert layer.scale[0] == pytest.approx(0.0025)
+    ScanPattern.from_dict(layer.metadata[SCAN_KEY]).check_movie(layer.data.shape)
+    assert data.settings.saved() == {}  # timing from metadata is not remembered as typed
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((5, 32, 20), np.uint16))
+    plain = data.open_movie_file(tmp_path / "plain.tif")
+    assert plain.name == data.movie.value.name == "plain"  # (widgets hold proxies of layers)
+    assert "states no timing" in data.opened.text
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    n_layers = len(viewer.layers)
+    assert data.open_movie_file(tmp_path / "bad.tif") is None
+    assert data.message.is_error and "bad.tif" in data.message.text
+    assert len(viewer.layers) == n_layers
+
+
 def test_data_widget_reads_timing_and_explains_bad_input(viewer):
     data = open_widget(viewer, "Data")
     assert "movie" in data.message.text  # nothing loaded yet

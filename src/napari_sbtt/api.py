@@ -85,7 +85,10 @@ class RunConfig:
     overlap_fraction : share of each window that overlaps the next.
     adapt : with a given model, fine-tune it on this recording (pretrain-then-adapt) instead of
         applying it as it is.
-    indicator : indicator preset name (e.g. "GCaMP6f") that sets the calcium model's decay.
+    indicator : indicator preset name (e.g. "GCaMP6f") that sets the calcium model's initial decay
+        (None: GCaMP6f's); the decay is then learned per ROI.
+    max_seconds : wall-clock budget of the fit in seconds (default 150, so that a one-minute
+        recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
     model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
     """
 
@@ -97,11 +100,11 @@ class RunConfig:
     min_coverage: float = 0.5
     dff: bool = True
     neuropil: float | None = None
-    window_s: float = 2.0
+    window_s: float = 1.0
     overlap_fraction: float = 0.25
     adapt: bool = False
     indicator: str | None = None
-    max_seconds: float | None = None
+    max_seconds: float | None = 150.0
     model: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,10 +312,27 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
 
 
 # --------------------------------------------------------------------------- pipeline
+#: indicator whose decay starts the calcium model when RunConfig.indicator is None
+DEFAULT_INDICATOR = "GCaMP6f"
+
+#: SBTTConfig settings that ``run_on_stack`` uses for a fresh fit of a continuous recording
+#: (under ``RunConfig.model``, which overrides them), chosen by benchmark 2 of issue 3
+#: (benchmarks/linescan_vs_oasis.py, RESULTS.md "Synthetic line scans vs OASIS"):
+#: a one-minute recording gives only ~60 training windows of 1 s, so small batches (several
+#: optimiser steps per epoch) learn far faster than SBTTConfig's 64; the LFADS-style
+#: controller (inferred inputs) lets the generator follow activity that its initial condition
+#: alone cannot predict; one torch thread avoids spin-waiting on shared cores.
+RUN_MODEL_DEFAULTS: dict[str, Any] = {
+    "batch_size": 8,
+    "controller_size": 32,
+    "num_threads": 1,
+}
+
+
 def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
     from .model import SBTTConfig
 
-    overrides = dict(cfg.model)
+    overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **cfg.model}
     if cfg.epochs is not None:
         overrides["max_epochs"] = int(cfg.epochs)
     if cfg.max_seconds is not None:
@@ -320,10 +340,14 @@ def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
     overrides["device"] = cfg.device
     if cfg.likelihood == "calcium":
         overrides.setdefault("bin_width", bin_width)
-        if cfg.indicator is not None and "calcium_decay_seconds" not in overrides:
+        if "calcium_decay_seconds" not in overrides and (
+                cfg.indicator is not None or (base is None and "calcium_decay" not in overrides)):
             from .core.indicators import get_indicator
 
-            overrides["calcium_decay_seconds"] = float(get_indicator(cfg.indicator).tau_decay)
+            # without an indicator, start from GCaMP6f's measured decay (0.58 s) rather than
+            # SBTTConfig's 10 bins, which would mean 0.17 s at a 59 Hz sweep rate
+            name = cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
+            overrides["calcium_decay_seconds"] = float(get_indicator(name).tau_decay)
     base = base if base is not None else SBTTConfig()
     return base.replace(**overrides) if overrides else base
 

@@ -101,6 +101,9 @@ class SBTTConfig:
     """initial decay time constant of the calcium kernel in bins (see calcium_decay_seconds)"""
     calcium_rise: float = 1.0
     """initial rise time constant in bins for calcium_ar_order = 2"""
+    calcium_initial_state: bool = True
+    """infer each trial's leftover calcium at its first bin (a second readout channel) instead of
+    starting calcium at 0; windows cut from a continuous recording start mid-transient"""
     calcium_decay_seconds: float | None = None
     """if set with bin_width, overrides calcium_decay: decay time constant in seconds"""
     bin_width: float | None = None
@@ -156,6 +159,9 @@ class SBTTConfig:
         if self.calcium_decay_seconds is not None and self.bin_width is None:
             raise ValueError("SBTTConfig.calcium_decay_seconds needs bin_width (seconds per bin); "
                              "set bin_width or give calcium_decay in bins instead")
+        if not isinstance(self.calcium_initial_state, bool):
+            raise ValueError("SBTTConfig.calcium_initial_state must be True or False, "
+                             f"got {self.calcium_initial_state!r}")
         if not isinstance(self.variational_ic, bool):
             raise ValueError(f"SBTTConfig.variational_ic must be True or False, got {self.variational_ic!r}")
         if not isinstance(self.device, str) or not (

@@ -397,7 +397,7 @@ def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: A
         return CalciumLikelihood(n_neurons, ar_order=config.calcium_ar_order,
                                  decay_bins=config.calcium_decay_bins,
                                  rise_bins=config.calcium_rise, min_std=config.gaussian_min_std,
-                                 initial_state=getattr(config, "calcium_initial_state", True))
+                                 initial_state=config.calcium_initial_state)
     raise ValueError(
         f"unknown likelihood {name!r}; choose one of 'poisson' (spike counts), 'gaussian' (dF/F), "
         "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")

@@ -1,14 +1,23 @@
-"""Data widget: choose the movie (Image) and the ROIs (Labels), and the acquisition timing."""
+"""Data widget: choose the movie (Image) and the ROIs (Labels), and the acquisition timing.
+
+"Open movie with timing..." opens a TIFF movie with the frame/line timing (and ScanImage scan
+pattern) its metadata states: napari's own TIFF reader opens the pixels but not the timing.
+The frame and line periods typed here are remembered across sessions (``_settings``); timing
+filled from a movie's metadata is not.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FloatSpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton
 
 from ._common import MessageLabel, connect_layer_events, layer_choices
 from ._layers import InputError, check_inputs, is_generated, scan_from_metadata, timing_from_metadata
+from ._settings import PersistedValues
 from ._state import session_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,10 +47,22 @@ class DataWidget(Container):
         self.line_period_ms = FloatSpinBox(
             label="line period (ms)", min=0.0, max=1e4, step=0.0001, value=0.0,
             tooltip="seconds per scanned line x 1000; 0 = unknown")
+        self.open_button = PushButton(
+            text="Open movie with timing...",
+            tooltip="open a TIFF movie with the frame/line timing and scan pattern its ScanImage "
+                    "or ImageJ metadata states (File > Open reads TIFF pixels without timing)")
+        self.reset_button = PushButton(text="Reset to defaults",
+                                       tooltip="forget the remembered frame and line periods")
+        self.opened = MessageLabel(label="")
         self.info = MessageLabel(label="")
         self.message = MessageLabel(label="")
-        self.extend([self.movie, self.rois, self.frame_period_ms, self.line_period_ms,
-                     self.info, self.message])
+        self.extend([self.open_button, self.opened, self.movie, self.rois, self.frame_period_ms,
+                     self.line_period_ms, self.reset_button, self.info, self.message])
+        #: the timing typed by the user, remembered across sessions
+        self.settings = PersistedValues("data", {"frame_period_ms": self.frame_period_ms,
+                                                 "line_period_ms": self.line_period_ms})
+        self.open_button.changed.connect(self._ask_movie_file)
+        self.reset_button.changed.connect(self.reset_settings)
         self.movie.changed.connect(self._on_movie)
         self.rois.changed.connect(self._on_inputs)
         self.frame_period_ms.changed.connect(self._on_timing)
@@ -68,6 +89,48 @@ class DataWidget(Container):
             if layers:
                 self.rois.value = layers[0]
         self._on_inputs()
+
+    # ------------------------------------------------------------------ actions
+    def _ask_movie_file(self, *_: Any) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _filter = QFileDialog.getOpenFileName(
+            self.native, "Open movie with timing", "", "TIFF movies (*.tif *.tiff);;All files (*)")
+        if path:
+            self.open_movie_file(path)
+
+    def open_movie_file(self, path: str | os.PathLike) -> Any:
+        """Add the TIFF movie at ``path`` as an Image layer with its timing and choose it.
+
+        Returns the layer, or None (with a message in the widget) when the file cannot be read.
+        """
+        from ._reader import movie_layer_data
+
+        name = Path(path).name
+        try:
+            ((data, kwargs, _kind),) = movie_layer_data(path)
+        except (OSError, ValueError) as e:  # ReaderError is a ValueError
+            self.opened.clear()
+            self.message.show_error(f"could not open {name} as a movie: {e}")
+            return None
+        layer = self._viewer.add_image(data, **kwargs)
+        self.reset_choices()
+        self.movie.value = layer
+        frame, line = timing_from_metadata(layer.metadata)
+        if frame is None and line is None:
+            self.opened.show_info(f"{name}: the file states no timing; enter the frame period "
+                                  "(and the line period for a line scan) below")
+        else:
+            parts = [f"frame period {frame * 1e3:.4g} ms" if frame else "",
+                     f"line period {line * 1e3:.4g} ms" if line else "",
+                     "scan pattern" if scan_from_metadata(layer.metadata) is not None else ""]
+            self.opened.show_info(f"{name}: {', '.join(x for x in parts if x)} from its metadata")
+        return layer
+
+    def reset_settings(self, *_: Any) -> None:
+        """Forget the remembered frame and line periods; show the movie's own timing again."""
+        self.settings.reset()
+        self._on_movie()
 
     # ------------------------------------------------------------------ handlers
     def _on_session(self, what: str) -> None:

@@ -8,10 +8,20 @@ None for anything it does not know; it never raises. What each path opens as:
   time x ROI image) and the ROI labels with per-ROI features;
 - model checkpoint (``*.safetensors`` written by napari-sbtt): no layer; the checkpoint is
   selected in the Train / Load widget of the current viewer;
-- TIFF movie: a lazy Image with the acquisition timing (and, for ScanImage files, the scan
-  pattern) in its metadata;
 - suite2p plane folder, CaImAn HDF5: the ROIs as Labels (frame period in metadata);
-- NWB: the movie (if stored) and the ROIs.
+- NWB: the movie (if stored) and the ROIs;
+- TIFF movie with timing we use (ScanImage, or ImageJ with a frame interval): a lazy Image with
+  the acquisition timing (and, for ScanImage files, the scan pattern) in its metadata. Plain
+  TIFFs are declined.
+
+TIFFs and napari. npe2 picks the readers to offer by file name pattern alone, before any
+``get_reader`` runs (``PluginManager.iter_compatible_readers``), and napari asks the user to
+choose whenever two plugins match (``MultipleReaderError`` -> reader dialog): declining a file
+in ``get_reader`` does not stop the question. So the manifest does not claim ``*.tif``;
+napari's builtin reader opens TIFFs, and the Data widget's "Open movie with timing..." button
+opens a TIFF through :func:`movie_layer_data` with its timing. ``get_reader`` still accepts a
+timed TIFF when it is called directly (scripts, ``viewer.open(..., plugin=...)`` on a pattern
+that matches).
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from ..core.activity import ActivityMovie, roi_summary, time_axis
 from ._files import LABELS_FILE, checkpoint_info, is_result_dir
 from ._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY
 
-__all__ = ["get_reader", "read_result_layers"]
+__all__ = ["get_reader", "read_result_layers", "movie_layer_data", "tiff_has_timing"]
 
 LayerData = list[tuple[Any, ...]]
 
@@ -56,7 +66,9 @@ def get_reader(path: Any) -> Callable[[Any], LayerData] | None:
         if fmt == "tiff":
             from ..core.readers import read_movie_info
 
-            read_movie_info(p)  # declines (by raising into the except) 2-D or multi-channel TIFFs
+            # raises (so declines) for 2-D or multi-channel TIFFs; plain TIFFs are napari's
+            if not tiff_has_timing(read_movie_info(p)):
+                return None
         if fmt in _FORMAT_READERS:
             return _FORMAT_READERS[fmt]
         return None
@@ -125,10 +137,27 @@ def _read_checkpoint(path: Any) -> LayerData:
 
 
 # --------------------------------------------------------------------------- movies and ROIs
-def _read_tiff(path: Any) -> LayerData:
+def tiff_has_timing(info: Any) -> bool:
+    """True for a TIFF whose metadata times the movie: ScanImage, or ImageJ with a frame interval.
+
+    ``info`` is a :class:`~napari_sbtt.core.readers.MovieInfo`.
+    """
+    if info.source == "scanimage":
+        return info.frame_period_s is not None or info.line_period_s is not None
+    return info.source == "imagej" and info.frame_period_s is not None
+
+
+def movie_layer_data(path: str | os.PathLike) -> LayerData:
+    """One Image layer tuple for a (T, Y, X) TIFF movie, opened lazily (memory-mapped).
+
+    The metadata holds the source path and format, the frame and line periods the file states
+    and, for ScanImage files, the scan pattern; the time axis is in seconds when the frame
+    period is known. Raises FileNotFoundError or ``ReaderError`` (a ValueError) with a message
+    for the user.
+    """
     from ..core.readers import open_movie, scan_pattern_from_tiff
 
-    p = _single(path)
+    p = os.fspath(path)
     movie, info = open_movie(p)
     metadata: dict[str, Any] = {"source_path": p, "source_format": info.source or "tiff"}
     if info.frame_period_s is not None:
@@ -152,6 +181,10 @@ def _read_tiff(path: Any) -> LayerData:
         lo, hi = np.nanpercentile(frame0, [1, 99.5])
         kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
     return [(movie, kwargs, "image")]
+
+
+def _read_tiff(path: Any) -> LayerData:
+    return movie_layer_data(_single(path))
 
 
 def _rate_meta(rate_hz: float | None) -> dict[str, Any]:

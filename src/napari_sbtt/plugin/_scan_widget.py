@@ -30,6 +30,7 @@ from ._layers import (
     set_time_axis,
     upsert_image,
 )
+from ._settings import PersistedValues
 from ._state import session_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,16 +144,24 @@ class ScanWidget(Container):
         self.reduce_button = PushButton(text="Simulate reduced scan")
         self.save_path = FileEdit(label="save as", mode="w", filter="*.json")
         self.save_button = PushButton(text="Save scan.json")
+        self.reset_button = PushButton(text="Reset to defaults",
+                                       tooltip="forget the remembered scan settings")
         self.bandwidth = MessageLabel(label="")
         self.message = MessageLabel(label="")
         self.extend([self.kind, self.n_strips, self.order, self.strips_per_sweep, self.fraction,
                      self.seed, self.flyback_ms, self.bidirectional, self.file, self.show_button,
-                     self.reduce_button, self.save_path, self.save_button, self.bandwidth,
-                     self.message])
+                     self.reduce_button, self.save_path, self.save_button, self.reset_button,
+                     self.bandwidth, self.message])
+        #: the scan settings remembered across sessions (restored here, saved on every change)
+        self.settings = PersistedValues("scan", {
+            "kind": self.kind, "n_strips": self.n_strips, "order": self.order,
+            "strips_per_sweep": self.strips_per_sweep, "fraction": self.fraction,
+            "flyback_ms": self.flyback_ms, "bidirectional": self.bidirectional})
         self.kind.changed.connect(self._update_visibility)
         self.show_button.changed.connect(self.show_pattern)
         self.reduce_button.changed.connect(self.simulate_reduced)
         self.save_button.changed.connect(self.save_pattern)
+        self.reset_button.changed.connect(self.reset_settings)
         self._update_visibility()
 
     # ------------------------------------------------------------------ helpers
@@ -188,6 +197,12 @@ class ScanWidget(Container):
         return arr if arr.ndim == 2 else None
 
     # ------------------------------------------------------------------ actions
+    def reset_settings(self, *_: Any) -> None:
+        """Return the pattern kind, strips, order, share of rows, flyback and direction to their
+        defaults and forget the remembered values."""
+        self.settings.reset()
+        self.message.show_info("scan settings reset to their defaults")
+
     def show_pattern(self, *_: Any) -> Any:
         """Build the pattern, store it in the session and show it as '<movie> scan'. Returns the layer."""
         try:

@@ -31,6 +31,7 @@ from ._common import MessageLabel, resolve_inputs, timing_for
 from ._files import checkpoint_info
 from ._layers import InputError, check_inputs, scan_from_metadata, show_result
 from ._plots import LossPlot
+from ._settings import PersistedValues
 from ._state import TrainState, TrainStateMachine, session_for
 from ._worker import Job
 
@@ -95,8 +96,15 @@ def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, facto
 def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str, Any],
          frame_period: float | None, line_period: float | None,
          progress: Callable[[Any], bool]) -> Any:
-    """The worker's job: infer a missing scan pattern from NaN rows, then ``run_on_stack``."""
+    """The worker's job: infer a missing scan pattern from NaN rows, then ``run_on_stack``.
+
+    torch's libraries are loaded first with the GIL released (:mod:`._torch_preload`), so the
+    first run's ``import torch`` does not freeze the viewer.
+    """
     from ..core.scan import ScanPattern, infer_row_mask
+    from ._torch_preload import preload_torch_libraries
+
+    preload_torch_libraries()
 
     if scan is None:
         mask = infer_row_mask(movie)
@@ -136,6 +144,8 @@ class TrainWidget(Container):
         self.device = ComboBox(label="device", choices=device_choices, value="auto")
         self.threads = SpinBox(label="CPU threads", min=0, max=256, value=0,
                                tooltip="torch CPU threads; 0 = all cores but one (keeps napari responsive)")
+        self.reset_button = PushButton(text="Reset to defaults",
+                                      tooltip="forget the remembered settings above")
         self.train_button = PushButton(text="Train")
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
         self.adapt = CheckBox(label="adapt to these ROIs", value=False,
@@ -149,13 +159,20 @@ class TrainWidget(Container):
         self.status = MessageLabel(label="")
         self.message = MessageLabel(label="")
         self.extend([self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
-                     self.threads, self.train_button, self.checkpoint, self.adapt, self.apply_button,
-                     self.progress_bar, self.status, self.message, self.save_model_path,
-                     self.save_model_button, self.save_result_path, self.save_result_button])
+                     self.threads, self.reset_button, self.train_button, self.checkpoint,
+                     self.adapt, self.apply_button, self.progress_bar, self.status, self.message,
+                     self.save_model_path, self.save_model_button, self.save_result_path,
+                     self.save_result_button])
+        #: the settings remembered across sessions (restored here, saved on every change)
+        self.settings = PersistedValues("train", {
+            "likelihood": self.likelihood, "size": self.size, "epochs": self.epochs,
+            "seed": self.seed, "factor": self.factor, "device": self.device,
+            "threads": self.threads})
         self.loss_plot = LossPlot()
         self.native.layout().addWidget(self.loss_plot)
 
         self.train_button.changed.connect(self._on_train_button)
+        self.reset_button.changed.connect(self.reset_settings)
         self.apply_button.changed.connect(self.apply_checkpoint)
         self.save_model_button.changed.connect(self.save_checkpoint)
         self.save_result_button.changed.connect(self.save_result)
@@ -184,7 +201,7 @@ class TrainWidget(Container):
         self.train_button.enabled = True
         for w in (self.apply_button, self.save_model_button, self.save_result_button,
                   self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
-                  self.threads):
+                  self.threads, self.reset_button):
             w.enabled = not busy
         texts = {
             TrainState.IDLE: "ready",
@@ -208,6 +225,12 @@ class TrainWidget(Container):
                                    "press 'Apply checkpoint'")
 
     # ------------------------------------------------------------------ actions
+    def reset_settings(self, *_: Any) -> None:
+        """Return likelihood, model size, epochs, seed, bins per frame, device and threads to
+        their defaults and forget the remembered values."""
+        self.settings.reset()
+        self.message.show_info("settings reset to their defaults")
+
     def _on_train_button(self, *_: Any) -> None:
         if self.state.busy:
             self.stop()

@@ -1,0 +1,130 @@
+"""Calcium observation model: initial calcium state, decay recovery, initialisation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from napari_sbtt.model import SBTTConfig
+from napari_sbtt.model.likelihoods import CalciumLikelihood, make_likelihood
+
+RNG = np.random.default_rng(3)
+
+
+def _inv_softplus(x: np.ndarray) -> np.ndarray:
+    return np.log(np.expm1(x))
+
+
+def _window_mid_transient(T: int = 60, decay: float = 8.0, rate: float = 0.2, c0: float = 6.0,
+                          noise: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """A window cut out of a continuous recording: calcium c0 left from earlier spikes."""
+    d = math.exp(-1.0 / decay)
+    c = np.zeros(T)
+    prev = c0
+    for t in range(T):
+        c[t] = d * prev + rate
+        prev = c[t]
+    y = 0.1 * c + noise * RNG.standard_normal(T)
+    return y, d
+
+
+def _fit_free_rates(lik: CalciumLikelihood, y: np.ndarray, steps: int = 800) -> np.ndarray:
+    """Maximise the likelihood over free per-bin raw outputs (kernel fixed) with a smoothness
+    penalty on the rates (a stand-in for the network's rate prior); return the rates."""
+    T = y.shape[0]
+    raw = torch.zeros(1, T, 1, lik.n_params, dtype=torch.float64)
+    raw[..., 0] = float(_inv_softplus(np.array(0.2)))
+    if lik.n_params > 1:
+        raw[..., 1] = float(_inv_softplus(np.array(2.0)))
+    raw.requires_grad_(True)
+    target = torch.as_tensor(y, dtype=torch.float64)[None, :, None]
+    opt = torch.optim.Adam([raw], lr=0.2)
+    for _ in range(steps):
+        opt.zero_grad()
+        rates = lik.rates(raw)
+        loss = lik.nll(raw, target).sum() + 100.0 * (rates[:, 1:] - rates[:, :-1]).pow(2).sum()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return lik.rates(raw)[0, :, 0].numpy()
+
+
+def _lik(initial_state: bool, decay: float = 8.0) -> CalciumLikelihood:
+    lik = CalciumLikelihood(1, decay_bins=decay, initial_state=initial_state).double()
+    with torch.no_grad():
+        lik.log_gain.fill_(math.log(0.1))
+        lik.baseline.fill_(0.0)
+        lik.raw_std.fill_(math.log(math.expm1(0.02)))
+    for p in lik.parameters():
+        p.requires_grad_(False)
+    return lik
+
+
+def test_initial_state_removes_window_start_bias() -> None:
+    y, _ = _window_mid_transient()
+    with_state = _fit_free_rates(_lik(True), y)
+    without = _fit_free_rates(_lik(False), y)
+    true_jump = 0.1 * 0.2  # gain * rate
+    # without an initial state the leftover calcium must be explained by a burst at the start
+    assert without[:2].max() > 10 * true_jump
+    # with it, the first bins look like the rest of the window
+    assert with_state[:2].max() < 3 * true_jump
+    assert abs(np.median(with_state) - true_jump) < 0.5 * true_jump
+
+
+def test_initial_state_channel_shapes_and_default() -> None:
+    lik = make_likelihood("calcium", 3, SBTTConfig())
+    assert lik.n_params == 2
+    raw = torch.zeros(2, 10, 3, 2)
+    assert lik.signal(raw).shape == (2, 10, 3)
+    assert lik.rates(raw).shape == (2, 10, 3)
+    # the initial-state channel only changes the signal, never the rates
+    raw2 = raw.clone()
+    raw2[:, 0, :, 1] = 5.0
+    assert torch.equal(lik.rates(raw), lik.rates(raw2))
+    assert (lik.signal(raw2) > lik.signal(raw)).all()
+    # a one-channel raw (old checkpoints, explicit initial_state=False) still works
+    assert make_likelihood("calcium", 3, SBTTConfig(calcium_initial_state=False)).n_params == 1
+
+
+@pytest.mark.parametrize("true_decay", [5.0, 20.0])
+def test_calcium_forward_model_recovers_known_decay(true_decay: float) -> None:
+    """Known rates, unknown kernel: the decay, gain and baseline are learned by the likelihood."""
+    T, N = 300, 2
+    lam = RNG.gamma(0.3, 1.0, size=(T, N))
+    d = math.exp(-1.0 / true_decay)
+    c = np.zeros((T, N))
+    for t in range(T):
+        c[t] = (d * c[t - 1] if t else 0.0) + lam[t]
+    y = 0.5 + 0.2 * c + 0.05 * RNG.standard_normal((T, N))
+    lik = CalciumLikelihood(N, decay_bins=10.0, initial_state=False).double()
+    raw = torch.as_tensor(_inv_softplus(lam), dtype=torch.float64)[None, :, :, None]
+    target = torch.as_tensor(y, dtype=torch.float64)[None]
+    lik.init_readout_bias(torch.zeros(N, dtype=torch.float64), y[None])
+    opt = torch.optim.Adam(lik.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        lik.nll(raw, target).mean().backward()
+        opt.step()
+    decay = -1.0 / torch.log(torch.sigmoid(lik.decay_logit)).detach().numpy()
+    np.testing.assert_allclose(decay, true_decay, rtol=0.1)
+    np.testing.assert_allclose(lik.gain().detach().numpy(), 0.2, rtol=0.1)
+
+
+def test_init_readout_bias_starts_at_the_data_level() -> None:
+    lik = CalciumLikelihood(2, decay_bins=10.0)
+    data = RNG.normal(size=(4, 50, 2))
+    data[..., 1] += 3.0
+    data[RNG.random(data.shape) < 0.5] = np.nan
+    bias = torch.zeros(2 * lik.n_params)
+    lik.init_readout_bias(bias, data)
+    low = np.nanpercentile(data.reshape(-1, 2), 10, axis=0)
+    np.testing.assert_allclose(lik.baseline.detach().numpy(), low, rtol=1e-5)
+    # steady-state signal of the initial rate equals the mean
+    with torch.no_grad():
+        raw = bias.view(1, 1, 2, lik.n_params).expand(1, 200, 2, lik.n_params).contiguous()
+        sig = lik.signal(raw)[0, -1].numpy()
+    np.testing.assert_allclose(sig, np.nanmean(data.reshape(-1, 2), axis=0), atol=0.05)
