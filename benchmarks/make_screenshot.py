@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshot.png")
     args = ap.parse_args(argv)
 
+    import os
+    import tempfile
+
+    # a throwaway widget-settings store: the script must neither read nor change the user's
+    os.environ.setdefault("NAPARI_SBTT_SETTINGS", str(Path(tempfile.mkdtemp()) / "settings.ini"))
+
     import napari
     from qtpy.QtWidgets import QApplication
 
