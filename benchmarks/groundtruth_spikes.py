@@ -30,42 +30,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import load_groundtruth, machine, write_rows
 
 SMOOTH_S = 0.05
 DATASETS = {"DS09-GCaMP6f-m-V1": "GCaMP6f", "DS32-GCaMP8s-m-V1": "GCaMP8s"}
 
 
-def machine() -> str:
-    try:
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
-    return f"{platform.machine()}, {os.cpu_count()} cpu, load avg {load}"
 
 
 def load_dataset(folder: Path, max_files: int | None = None) -> list[dict[str, Any]]:
     """Recordings of a data set: dicts with neuron, t (T,), dff (T,), spikes per frame (T,)."""
-    from scipy.io import loadmat
-
     recs = []
     files = sorted(folder.glob("*.mat"))[:max_files]
     for f in files:
-        cells = loadmat(f)["CAttached"]
-        for i in range(cells.shape[1]):
-            r = cells[0][i][0][0]
-            t = np.asarray(r["fluo_time"], dtype=float).ravel()
-            y = np.asarray(r["fluo_mean"], dtype=float).ravel()
-            ap = np.asarray(r["events_AP"], dtype=float).ravel() / 1e4
-            ap = ap[np.isfinite(ap)]
-            n = min(t.size, y.size)
-            t, y = t[:n], y[:n]
+        for i, t, y, ap in load_groundtruth(f):
+            n = t.size
             ok = np.isfinite(t) & np.isfinite(y)
             t, y = t[ok], y[ok]
             if n < 100 or ap.size < 2:
@@ -204,12 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
             rows.append(res)
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-        md = [f"Command: `{cmd}`  ", f"Machine: {machine()}", "", header, "|" + "---|" * 10]
-        md += [r["markdown"] for r in rows]
-        out.with_suffix(".md").write_text("\n".join(md) + "\n")
+        write_rows(a.out, rows, command=cmd, header=header, n_cols=10)
     return 0
 
 

@@ -28,13 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import machine, write_rows
 
 from napari_sbtt.api import RunConfig, run_on_observations
 from napari_sbtt.core.baselines import oasis_available, oasis_rates
@@ -46,12 +45,6 @@ from napari_sbtt.core.traces import extract_observations
 SMOOTH_S = 0.05
 
 
-def machine() -> str:
-    try:
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
-    return f"{platform.machine()}, {os.cpu_count()} cpu, load avg {load}"
 
 
 def make_case(indicator: str, nu: float, n_strips: int, *, preset: str = "default", seed: int = 0,
@@ -141,12 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["markdown"] = line
                 print(line, flush=True)
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-        md = [f"Command: `{cmd}`  ", f"Machine: {machine()}", "", header, "|" + "---|" * 13]
-        md += [r["markdown"] for r in rows]
-        out.with_suffix(".md").write_text("\n".join(md) + "\n")
+        write_rows(a.out, rows, command=cmd, header=header, n_cols=13)
     return 0
 
 

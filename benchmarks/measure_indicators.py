@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
+from _common import load_groundtruth
+
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
 POST_S = 3.0  # lags after the spike, seconds
 DRIFT_S = 20.0  # shortest period of the drift regressors, seconds
@@ -62,21 +64,6 @@ class KernelFit:
     delay: float  # s
     t_peak: float  # s after the spike
     r2: float
-
-
-def load_recordings(path: Path):
-    """Yield (recording index, frame times s (T,), dF/F (T,), spike times s (n,)) of one .mat file."""
-    from scipy.io import loadmat
-
-    cells = loadmat(path)["CAttached"]
-    for i in range(cells.shape[1]):
-        r = cells[0][i][0][0]
-        t = np.asarray(r["fluo_time"], dtype=float).ravel()
-        y = np.asarray(r["fluo_mean"], dtype=float).ravel()
-        ap = np.asarray(r["events_AP"], dtype=float).ravel() / 1e4
-        ap = ap[np.isfinite(ap)]
-        n = min(t.size, y.size)
-        yield i, t[:n], y[:n], ap
 
 
 def spike_counts(t: np.ndarray, spike_times: np.ndarray) -> np.ndarray:
@@ -152,7 +139,7 @@ def fit_parametric(lags: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, float]:
 def measure_dataset(folder: Path) -> list[KernelFit]:
     fits = []
     for f in sorted(folder.glob("*.mat")):
-        for i, t, y, ap in load_recordings(f):
+        for i, t, y, ap in load_groundtruth(f):
             ap = ap[(ap >= t[0]) & (ap <= t[-1])]
             if ap.size < MIN_SPIKES or t.size < 100:
                 continue
