@@ -21,7 +21,7 @@ from napari_sbtt.plugin._reader import get_reader
 from napari_sbtt.plugin._settings import ENV_VAR
 from napari_sbtt.plugin._writer import write_result
 
-from _formats import make_movie, write_scanimage_bigtiff
+from _formats import LX, LY, make_movie, make_suite2p, write_scanimage_bigtiff
 
 MANIFEST = Path(__file__).parents[1] / "src" / "napari_sbtt" / "plugin" / "napari.yaml"
 
@@ -228,3 +228,22 @@ def test_opening_a_checkpoint_selects_it_in_the_train_widget(make_napari_viewer,
     train = viewer.window.dock_widgets["Train / Load (napari-sbtt)"]
     assert Path(train.checkpoint.value) == ckpt.resolve()
     assert "press 'Apply checkpoint'" in train.message.text
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_reader_opens_a_suite2p_folder_with_its_registered_movie(tmp_path, binary):
+    plane = tmp_path / "suite2p" / "plane0"
+    make_suite2p(plane, "ops", n_t=50, binary=binary)
+    reader = get_reader(str(plane))
+    assert reader is not None
+    layers = reader(str(plane))
+    kinds = [kind for *_, kind in layers]
+    assert kinds == (["image", "labels"] if binary else ["labels"])
+    labels = layers[-1][0]
+    assert labels.shape == (LY, LX) and labels.max() == 3  # ROI 2 of 4 is not a cell
+    if binary:
+        movie, meta, _ = layers[0]
+        assert movie.shape == (50, LY, LX) and movie.dtype == np.int16
+        assert isinstance(movie, np.memmap)  # never read whole
+        assert meta["metadata"]["frame_period_s"] == pytest.approx(1 / 30.0)  # fs in ops.npy
+        assert meta["scale"][0] == pytest.approx(1 / 30.0)  # time axis in seconds

@@ -8,7 +8,8 @@ None for anything it does not know; it never raises. What each path opens as:
   time x ROI image) and the ROI labels with per-ROI features;
 - model checkpoint (``*.safetensors`` written by napari-sbtt): no layer; the checkpoint is
   selected in the Train / Load widget of the current viewer;
-- suite2p plane folder, CaImAn HDF5: the ROIs as Labels (frame period in metadata);
+- suite2p plane folder: the registered movie (data.bin, memory-mapped) when suite2p kept it,
+  and the ROIs as Labels; CaImAn HDF5: the ROIs as Labels (frame period in metadata);
 - NWB: the movie (if stored) and the ROIs;
 - TIFF movie with timing we use (ScanImage, or ImageJ with a frame interval): a lazy Image with
   the acquisition timing (and, for ScanImage files, the scan pattern) in its metadata. Plain
@@ -191,13 +192,27 @@ def _rate_meta(rate_hz: float | None) -> dict[str, Any]:
     return {FRAME_PERIOD_KEY: 1.0 / rate_hz} if rate_hz else {}
 
 
+def _timed_movie(movie: Any, name: str, source: Any, rate_hz: float | None) -> tuple[Any, ...]:
+    """An Image layer tuple for a (T, Y, X) movie, its time axis in seconds when the rate is known."""
+    meta: dict[str, Any] = {"name": name,
+                            "metadata": {"source_path": str(source), **_rate_meta(rate_hz)}}
+    if rate_hz:
+        scale, translate = time_axis(0.0, 1.0 / rate_hz)
+        meta["scale"], meta["translate"] = (scale, 1.0, 1.0), (translate, 0.0, 0.0)
+    return (movie, meta, "image")
+
+
 def _read_suite2p(path: Any) -> LayerData:
     from ..core.readers import read_suite2p
 
     data = read_suite2p(_single(path))
-    return [(data.labels, {"name": "suite2p ROIs", "opacity": 0.35,
-                           "metadata": {"source_path": str(data.plane_dir), **_rate_meta(data.fs)}},
-             "labels")]
+    out: LayerData = []
+    if data.binary is not None:  # the registered movie suite2p kept (data.bin), memory-mapped
+        out.append(_timed_movie(data.movie(), "suite2p registered movie", data.plane_dir, data.fs))
+    out.append((data.labels, {"name": "suite2p ROIs", "opacity": 0.35,
+                              "metadata": {"source_path": str(data.plane_dir), **_rate_meta(data.fs)}},
+                "labels"))
+    return out
 
 
 def _read_caiman(path: Any) -> LayerData:
@@ -215,12 +230,7 @@ def _read_nwb(path: Any) -> LayerData:
     data = read_nwb(_single(path))
     out: LayerData = []
     if data.movie is not None:
-        meta: dict[str, Any] = {"name": data.series_name or "NWB movie",
-                                "metadata": {"source_path": str(data.path), **_rate_meta(data.rate_hz)}}
-        if data.rate_hz:
-            scale, translate = time_axis(0.0, 1.0 / data.rate_hz)
-            meta["scale"], meta["translate"] = (scale, 1.0, 1.0), (translate, 0.0, 0.0)
-        out.append((data.movie, meta, "image"))
+        out.append(_timed_movie(data.movie, data.series_name or "NWB movie", data.path, data.rate_hz))
     out.append((data.labels, {"name": data.segmentation_name or "NWB ROIs", "opacity": 0.35},
                 "labels"))
     return out
