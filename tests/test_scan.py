@@ -162,6 +162,10 @@ def test_mask_round_trip_and_timing_properties(mask, flyback, bidir, factor):
     # acquisition times strictly increase through the recording
     seq = rt[m]  # row-major: sweep by sweep, rows top to bottom = acquisition order
     assert np.all(np.diff(seq) > 0)
+    # a chunk of sweeps gets the same line positions as the whole recording
+    full = p.line_index()
+    for k0, k1 in ((0, len(m)), (len(m) // 2, len(m)), (0, 1)):
+        np.testing.assert_array_equal(p.line_index(k0, k1), full[k0:k1])
     # every sample falls inside the recording and onto the fine grid
     g = p.fine_grid(factor)
     idx = g.index(rt)

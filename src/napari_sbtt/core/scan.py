@@ -410,27 +410,56 @@ class ScanPattern:
             per_cycle[i, r] = True
         return per_cycle[np.arange(self.n_sweeps) % len(self.cycle)]
 
-    def _line_index(self) -> np.ndarray:
-        """Int (T, Y): position j of row y within its sweep's acquisition order, -1 if not acquired."""
-        per_cycle = np.full((len(self.cycle), self.n_rows), -1, dtype=np.int64)
-        for i, r in enumerate(self.cycle):
-            per_cycle[i, r] = np.arange(r.size)
-        return per_cycle[np.arange(self.n_sweeps) % len(self.cycle)]
+    def cycle_line_index(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Int32 (stop - start, Y): position j of each row in cycle entries start..stop-1, -1 if not acquired."""
+        stop = len(self.cycle) if stop is None else stop
+        out = np.full((stop - start, self.n_rows), -1, dtype=np.int32)
+        for i in range(start, stop):
+            r = self.cycle[i]
+            out[i - start, r] = np.arange(r.size)
+        return out
+
+    def line_index(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Int32 (stop - start, Y): position j of each row within sweeps start..stop-1, -1 if not acquired.
+
+        Only the cycle entries those sweeps use are built, so a chunk of a long
+        random-lines recording costs memory for the chunk alone.
+        """
+        stop = self.n_sweeps if stop is None else stop
+        k = np.arange(start, stop) % len(self.cycle)
+        if stop - start >= len(self.cycle):
+            return self.cycle_line_index()[k]
+        out = np.full((stop - start, self.n_rows), -1, dtype=np.int32)
+        for i, e in enumerate(k):
+            r = self.cycle[e]
+            out[i, r] = np.arange(r.size)
+        return out
+
+    def line_timing(self, line_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row centre times relative to the sweep start (s) and line directions, from a line index.
+
+        line_index: int (..., Y) as :meth:`line_index` returns. Returns float64 times
+        ``(j + 0.5) * line_period`` and int8 directions (+1 forward, -1 backward, 0 not
+        acquired), both of the same shape.
+        """
+        li = np.asarray(line_index)
+        rel = (li + 0.5) * self.line_period
+        d = np.where(li < 0, 0, 1).astype(np.int8)
+        if self.bidirectional:
+            d[(li >= 0) & (li % 2 == 1)] = -1
+        return rel, d
 
     def row_times(self) -> np.ndarray:
         """Float64 (T, Y): the centre time of each acquired row's line in seconds, NaN if not acquired."""
-        j = self._line_index()
-        t = self.sweep_starts()[:, None] + (j + 0.5) * self.line_period
+        j = self.line_index()
+        rel, _ = self.line_timing(j)
+        t = self.sweep_starts()[:, None] + rel
         t[j < 0] = np.nan
         return t
 
     def line_directions(self) -> np.ndarray:
         """Int8 (T, Y): +1 for a forward line, -1 for a backward line, 0 where not acquired."""
-        j = self._line_index()
-        d = np.where(j < 0, 0, 1).astype(np.int8)
-        if self.bidirectional:
-            d[(j >= 0) & (j % 2 == 1)] = -1
-        return d
+        return self.line_timing(self.line_index())[1]
 
     def pixel_offsets(self, n_cols: int) -> np.ndarray:
         """Float64 (n_cols,): a forward line's pixel times relative to the line centre, seconds.

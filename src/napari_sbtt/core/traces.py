@@ -229,9 +229,9 @@ class Observations:
 class _Timing:
     """Line positions, relative row times and directions of sweeps, without (T, Y) arrays.
 
-    Follows the conventions of :mod:`napari_sbtt.core.scan`: the absolute time
-    of row y in sweep k is ``starts[k] + rel[k, y]`` exactly as
-    ``pattern.row_times()`` computes it; ``tests/test_traces.py`` checks that.
+    A chunk-sized view of the pattern's own timing (``ScanPattern.line_index`` and
+    ``line_timing``): the absolute time of row y in sweep k is ``starts[k] + rel[k, y]``,
+    as ``pattern.row_times()`` computes it.
     """
 
     def __init__(self, pattern: ScanPattern) -> None:
@@ -241,27 +241,15 @@ class _Timing:
 
     def cycle_line_index(self, e0: int, e1: int) -> np.ndarray:
         """Int32 (e1 - e0, Y) position of each row in cycle entries e0..e1-1 (-1 = not acquired)."""
-        out = np.full((e1 - e0, self.pattern.n_rows), -1, dtype=np.int32)
-        for i in range(e0, e1):
-            r = self.pattern.cycle[i]
-            out[i - e0, r] = np.arange(r.size)
-        return out
+        return self.pattern.cycle_line_index(e0, e1)
 
     def line_index(self, k0: int, k1: int) -> np.ndarray:
         """Int32 (k1 - k0, Y) position of each row in sweeps k0..k1-1 (-1 = not acquired)."""
-        out = np.full((k1 - k0, self.pattern.n_rows), -1, dtype=np.int32)
-        for i, k in enumerate(range(k0, k1)):
-            r = self.pattern.cycle[k % self.n_cycle]
-            out[i, r] = np.arange(r.size)
-        return out
+        return self.pattern.line_index(k0, k1)
 
     def rel_rows(self, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row centre times relative to the sweep start (s) and directions (+1 / -1; 0 not acquired)."""
-        rel = (li + 0.5) * self.pattern.line_period
-        d = np.where(li < 0, 0, 1).astype(np.int8)
-        if self.pattern.bidirectional:
-            d[(li >= 0) & (li % 2 == 1)] = -1
-        return rel, d
+        return self.pattern.line_timing(li)
 
 
 # ---------------------------------------------------------------------------- segments
