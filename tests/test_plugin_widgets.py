@@ -357,21 +357,49 @@ def test_stop_keeps_best_model(toy_viewer, qtbot):
 
 
 def test_failure_is_shown_and_can_run_again(toy_viewer, qtbot, monkeypatch):
-    import napari_sbtt.api
+    # a setting the fitting process rejects: the failure happens in the child process and its
+    # message comes back to the widget
+    from napari_sbtt.plugin import _train_widget
 
-    def boom(*args, **kwargs):
-        raise RuntimeError("simulated failure inside the fit")
-
-    monkeypatch.setattr(napari_sbtt.api, "run_on_stack", boom)
+    monkeypatch.setitem(_train_widget.SIZE_PRESETS, "small",
+                        {**_train_widget.SIZE_PRESETS["small"], "generator_size": 0})
     train = open_widget(toy_viewer, "Train / Load")
     small_fast(train)
     train.train_button.clicked()
     wait_finished(qtbot, train)
     assert train.state.state is TrainState.FAILED
-    assert "simulated failure inside the fit" in train.message.text and train.message.is_error
+    assert "generator_size must be a positive integer" in train.message.text and train.message.is_error
     assert train.train_button.text == "Train" and train.train_button.enabled
     assert train.state.can_start()
     assert "toy activity" not in toy_viewer.layers
+    # a crash that is not a user mistake also ends in the failed state, with its type named
+    monkeypatch.undo()
+    monkeypatch.setattr(_train_widget, "_fit", _crash)
+    train.train_button.clicked()
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.FAILED
+    assert "RuntimeError: simulated failure inside the fit" in train.message.text
+    assert train.state.can_start()
+
+
+def _crash(*args, **kwargs):
+    raise RuntimeError("simulated failure inside the fit")
+
+
+def test_training_runs_in_a_child_process(toy_viewer, qtbot, tmp_path):
+    """The fit runs in a child process (tests/test_isolated.py checks that the parent never
+    imports torch); its model comes back as a checkpoint file that saves like a model."""
+    from napari_sbtt.isolated import ModelFile
+
+    train = open_widget(toy_viewer, "Train / Load")
+    small_fast(train)
+    train.train_button.clicked()
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.DONE, train.message.text
+    assert isinstance(train.last_result.model, ModelFile)
+    train.save_model_path.value = str(tmp_path / "m.safetensors")
+    assert train.save_checkpoint()
+    assert (tmp_path / "m.safetensors").read_bytes() == train.last_result.model.path.read_bytes()
 
 
 def test_bad_inputs_give_messages_not_runs(viewer):

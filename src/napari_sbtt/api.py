@@ -27,6 +27,7 @@ from .core.atomic import OutputExistsError
 from .core.scan import FineGrid, ScanPattern
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .isolated import ModelFile
     from .model import SBTTModel
 
 __all__ = [
@@ -37,6 +38,8 @@ __all__ = [
     "run_on_stack",
     "run_on_traces",
     "run_on_observations",
+    "observations_for_stack",
+    "observations_for_traces",
     "load_result",
     "infer_observations",
 ]
@@ -154,7 +157,9 @@ class SBTTResult:
     units : units of ``rates``.
     metrics : summary numbers (observed share, held-out loss, fit quality per ROI, timings).
     config : the RunConfig as a dict, plus the scan pattern and the model config.
-    model : the fitted or applied model (None after :func:`load_result` when none was saved).
+    model : the fitted or applied model (None after :func:`load_result` when none was saved);
+        after a run with ``isolate=True`` a :class:`~napari_sbtt.isolated.ModelFile` (the
+        checkpoint on disk; ``.load()`` gives the model).
     history : per-epoch training reports as dicts.
     stopped : True when training was stopped early and the best model so far was used.
     """
@@ -167,7 +172,7 @@ class SBTTResult:
     units: str
     metrics: dict[str, Any]
     config: dict[str, Any]
-    model: "SBTTModel | None" = None
+    model: "SBTTModel | ModelFile | None" = None
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
     signal: np.ndarray | None = None
@@ -402,6 +407,57 @@ def _extract_progress(report: Callable[[Any], None], stopped: dict[str, bool], s
     return extract_progress
 
 
+def observations_for_stack(
+    movie: Any,
+    rois: np.ndarray,
+    scan: ScanPattern | None = None,
+    *,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    frame_period: float | None = None,
+) -> Any:
+    """The first half of :func:`run_on_stack`: the movie's ROI samples on the fine grid.
+
+    Same arguments as :func:`run_on_stack` (``config`` gives factor, min_coverage, neuropil and
+    dff). Returns :class:`~napari_sbtt.core.traces.Observations`; raises RunStopped when
+    ``progress`` asks to stop.
+    """
+    from .core.traces import extract_observations
+
+    cfg = RunConfig.coerce(config)
+    report, stopped = _reporter(progress)
+    return extract_observations(
+        movie, rois, scan, factor=cfg.factor, min_coverage=cfg.min_coverage,
+        neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period,
+        progress=_extract_progress(report, stopped, "extract"),
+    )
+
+
+def observations_for_traces(
+    traces: np.ndarray,
+    roi_rows: Any,
+    scan: ScanPattern | None = None,
+    *,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    frame_period: float | None = None,
+    n_rows: int | None = None,
+    neuropil_traces: np.ndarray | None = None,
+    roi_ids: Any = None,
+) -> Any:
+    """The first half of :func:`run_on_traces`: per-frame traces placed on the fine grid."""
+    from .core.traces import observations_from_traces
+
+    cfg = RunConfig.coerce(config)
+    report, stopped = _reporter(progress)
+    return observations_from_traces(
+        traces, roi_rows, scan, factor=cfg.factor, frame_period=frame_period, n_rows=n_rows,
+        roi_ids=roi_ids, min_coverage=cfg.min_coverage, neuropil=cfg.neuropil,
+        neuropil_traces=neuropil_traces, dff=cfg.dff,
+        progress=_extract_progress(report, stopped, "traces"),
+    )
+
+
 def run_on_stack(
     movie: Any,
     rois: np.ndarray,
@@ -411,6 +467,7 @@ def run_on_stack(
     config: RunConfig | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     frame_period: float | None = None,
+    isolate: bool = False,
 ) -> SBTTResult:
     """Infer every ROI's activity on the fine grid from a (partial-field) movie.
 
@@ -429,23 +486,21 @@ def run_on_stack(
         during training keeps the best model so far and still returns a result (``stopped``);
         stopping during extraction raises RunStopped.
     frame_period : seconds per frame, needed when ``scan`` is None.
+    isolate : fit and infer in a child Python process (:mod:`napari_sbtt.isolated`): this
+        process never imports torch, the numbers are the same, and ``result.model`` is a
+        :class:`~napari_sbtt.isolated.ModelFile`. The napari widgets run this way.
 
     Returns
     -------
     SBTTResult
     """
-    from .core.traces import extract_observations
-
     cfg = RunConfig.coerce(config)
-    report, stopped = _reporter(progress)
     t0 = time.perf_counter()
-    obs = extract_observations(
-        movie, rois, scan, factor=cfg.factor, min_coverage=cfg.min_coverage,
-        neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period,
-        progress=_extract_progress(report, stopped, "extract"),
-    )
-    return _fit_and_infer(obs, scan, frame_period, model, cfg, report, stopped,
-                          time.perf_counter() - t0)
+    obs = observations_for_stack(movie, rois, scan, config=cfg, progress=progress,
+                                 frame_period=frame_period)
+    return run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
+                               frame_period=frame_period, isolate=isolate,
+                               seconds_extract=time.perf_counter() - t0)
 
 
 def run_on_traces(
@@ -460,6 +515,7 @@ def run_on_traces(
     n_rows: int | None = None,
     neuropil_traces: np.ndarray | None = None,
     roi_ids: Any = None,
+    isolate: bool = False,
 ) -> SBTTResult:
     """As :func:`run_on_stack`, for per-frame ROI traces without a movie (e.g. suite2p F.npy).
 
@@ -467,19 +523,14 @@ def run_on_traces(
     row (or list of rows), which gives its sub-frame acquisition time from ``scan`` (or from a
     full raster of ``n_rows`` rows with ``frame_period`` seconds per frame).
     """
-    from .core.traces import observations_from_traces
-
     cfg = RunConfig.coerce(config)
-    report, stopped = _reporter(progress)
     t0 = time.perf_counter()
-    obs = observations_from_traces(
-        traces, roi_rows, scan, factor=cfg.factor, frame_period=frame_period, n_rows=n_rows,
-        roi_ids=roi_ids, min_coverage=cfg.min_coverage, neuropil=cfg.neuropil,
-        neuropil_traces=neuropil_traces, dff=cfg.dff,
-        progress=_extract_progress(report, stopped, "traces"),
-    )
-    return _fit_and_infer(obs, scan, frame_period, model, cfg, report, stopped,
-                          time.perf_counter() - t0)
+    obs = observations_for_traces(
+        traces, roi_rows, scan, config=cfg, progress=progress, frame_period=frame_period,
+        n_rows=n_rows, neuropil_traces=neuropil_traces, roi_ids=roi_ids)
+    return run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
+                               frame_period=frame_period, isolate=isolate,
+                               seconds_extract=time.perf_counter() - t0)
 
 
 def run_on_observations(
@@ -488,11 +539,25 @@ def run_on_observations(
     model: "SBTTModel | str | os.PathLike | None" = None,
     config: RunConfig | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    scan: ScanPattern | None = None,
+    frame_period: float | None = None,
+    isolate: bool = False,
+    seconds_extract: float = 0.0,
 ) -> SBTTResult:
-    """Fit (or apply) a model to :class:`~napari_sbtt.core.traces.Observations` already on the fine grid."""
+    """Fit (or apply) a model to :class:`~napari_sbtt.core.traces.Observations` already on the fine grid.
+
+    ``scan`` and ``frame_period`` are only recorded in the result's config; ``isolate`` as in
+    :func:`run_on_stack`; ``seconds_extract`` is stored in ``metrics``.
+    """
     cfg = RunConfig.coerce(config)
+    if isolate:
+        from .isolated import run_isolated
+
+        return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
+                            config=cfg, progress=progress, seconds_extract=seconds_extract)
     report, stopped = _reporter(progress)
-    return _fit_and_infer(observations, None, None, model, cfg, report, stopped, 0.0)
+    return _fit_and_infer(observations, scan, frame_period, model, cfg, report, stopped,
+                          seconds_extract)
 
 
 def _fit_and_infer(

@@ -49,6 +49,7 @@ __all__ = [
     "Recording",
     "load_recording",
     "run_recording",
+    "recording_observations",
     "export_result",
     "read_labels",
     "read_roi_rows",
@@ -702,20 +703,52 @@ def load_recording(
 
 
 # --------------------------------------------------------------------------- run
+def recording_observations(
+    rec: Recording,
+    *,
+    config: "RunConfig | dict[str, Any] | None" = None,
+    progress: Callable[[Any], Any] | None = None,
+) -> tuple[Any, ScanPattern | None, float | None]:
+    """The first half of :func:`run_recording`: the recording's samples on the fine grid.
+
+    Returns ``(observations, scan, frame_period)``: :class:`~napari_sbtt.core.traces.Observations`
+    and the timing to record with the result (``frame_period`` is None when ``scan`` is given).
+    """
+    from .api import RunConfig, observations_for_stack, observations_for_traces
+
+    rec.validate()
+    cfg = RunConfig.coerce(config)
+    fp = rec.frame_period if rec.scan is None else None
+    if rec.mode == "movie":
+        obs = observations_for_stack(rec.movie, rec.labels, rec.scan, config=cfg, progress=progress,
+                                     frame_period=fp)
+        return obs, rec.scan, fp
+    neu = rec.neuropil_traces if cfg.neuropil is not None else None
+    if cfg.neuropil is not None and neu is None:
+        raise ValueError(
+            f"{rec.path}: config neuropil={cfg.neuropil} needs neuropil traces, which this "
+            f"{rec.source_format} recording does not have; set neuropil=None")
+    obs = observations_for_traces(
+        rec.traces, rec.roi_rows, rec.scan, config=cfg, progress=progress, frame_period=fp,
+        n_rows=rec.n_rows if rec.scan is None else None, neuropil_traces=neu, roi_ids=rec.roi_ids)
+    return obs, rec.scan, fp
+
+
 def run_recording(
     rec: Recording,
     *,
     model: "SBTTModel | str | os.PathLike | None" = None,
     config: "RunConfig | dict[str, Any] | None" = None,
     progress: Callable[[Any], Any] | None = None,
+    isolate: bool = False,
 ) -> "SBTTResult":
-    """Run SBTT on a :class:`Recording`: movie + labels via run_on_stack, traces + rows via run_on_traces.
+    """Run SBTT on a :class:`Recording`: movie + labels as run_on_stack, traces + rows as run_on_traces.
 
     Parameters
     ----------
     rec
         From :func:`load_recording` (or built by hand).
-    model, config, progress
+    model, config, progress, isolate
         As in :func:`napari_sbtt.api.run_on_stack`. With ``config.neuropil`` set
         (a coefficient such as 0.7), traces recordings use their neuropil traces
         (suite2p ``Fneu``); movies use an annulus around each ROI.
@@ -727,27 +760,16 @@ def run_recording(
         timing source, where the ROIs came from), so :func:`export_result` can
         find the ROI masks again.
     """
-    from .api import RunConfig, run_on_stack, run_on_traces
+    import time
 
-    rec.validate()
+    from .api import RunConfig, run_on_observations
+
     cfg = RunConfig.coerce(config)
-    if rec.mode == "movie":
-        result = run_on_stack(
-            rec.movie, rec.labels, rec.scan, model=model, config=cfg, progress=progress,
-            frame_period=rec.frame_period if rec.scan is None else None,
-        )
-    else:
-        neu = rec.neuropil_traces if cfg.neuropil is not None else None
-        if cfg.neuropil is not None and neu is None:
-            raise ValueError(
-                f"{rec.path}: config neuropil={cfg.neuropil} needs neuropil traces, which this "
-                f"{rec.source_format} recording does not have; set neuropil=None")
-        result = run_on_traces(
-            rec.traces, rec.roi_rows, rec.scan, model=model, config=cfg, progress=progress,
-            frame_period=rec.frame_period if rec.scan is None else None,
-            n_rows=rec.n_rows if rec.scan is None else None,
-            neuropil_traces=neu, roi_ids=rec.roi_ids,
-        )
+    t0 = time.perf_counter()
+    obs, scan, fp = recording_observations(rec, config=cfg, progress=progress)
+    result = run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
+                                 frame_period=fp, isolate=isolate,
+                                 seconds_extract=time.perf_counter() - t0)
     result.config["recording"] = dict(rec.provenance)
     return result
 

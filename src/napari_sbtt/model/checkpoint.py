@@ -108,6 +108,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
     resolved on this machine. ``n_neurons`` / ``likelihood``: if given, check the model fits
     that data first and raise a clear ValueError if not.
     """
+    path = Path(os.fspath(path))
     info = read_checkpoint_info(path)
     try:
         lik = info["likelihood"]

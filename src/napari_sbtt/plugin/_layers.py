@@ -204,44 +204,75 @@ def roi_features(result: Any) -> dict[str, np.ndarray]:
     }
 
 
-def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_layer: Any) -> Any:
+def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_layer: Any, *,
+                name: str | None = None) -> Any:
     """Show ``result`` as layers (updated in place on re-runs); return the activity layer.
+
+    With a movie layer (the movie was fitted):
 
     - "<movie> activity": an Image of the activity painted into the ROIs (lazy
       :class:`~napari_sbtt.core.activity.ActivityMovie`), time axis = the fine grid;
     - the movie's time axis is set to its frame period, so both align in seconds;
     - the ROI labels get per-ROI features (observed share, fit r, mean activity).
+
+    With ``movie_layer=None`` (a traces-only result, e.g. ``session.recording``):
+
+    - with a Labels layer: "<labels> activity", the activity painted into those labels, its
+      Y/X scale and translate taken from the labels layer, time = the fine grid; the labels
+      get the per-ROI features;
+    - without one (``labels_layer=None``, ROIs known by their rows only): a (T_fine, N)
+      Image "<name> activity (time x ROI)", time on axis 0 in seconds, one column per ROI.
+
+    ``name`` (default: the movie's or the labels' name, else "SBTT") names the activity
+    layer when there is neither.
     """
+    grid = result.grid
+    t_scale, t_translate = time_axis(grid.t0, grid.bin_width)
+    meta = {RESULT_KEY: result, "sbtt_movie_layer": getattr(movie_layer, "name", None),
+            "sbtt_labels_layer": getattr(labels_layer, "name", None), "units": result.units}
+    common = {"contrast_limits": _contrast(result.rates), "colormap": "inferno", "metadata": meta}
+    if labels_layer is None:
+        if movie_layer is not None:
+            raise InputError("choose the ROIs: the result of a movie is painted into its Labels layer")
+        base = name or "SBTT"
+        layer = upsert_image(viewer, f"{base} activity (time x ROI)", np.asarray(result.rates),
+                             scale=[t_scale, 1.0], translate=[t_translate, 0.0], **common)
+        _label_time_axis(viewer)
+        return layer
     labels = np.asarray(labels_layer.data)
     if labels.ndim == 3 and labels.shape[0] == 1:
         labels = labels[0]
-    grid = result.grid
-    factor = int((result.config or {}).get("factor", 1) or 1)
-    set_time_axis(movie_layer, grid.t0, grid.bin_width * factor)
-    t_scale, t_translate = time_axis(grid.t0, grid.bin_width)
-    yx_scale = list(np.asarray(movie_layer.scale, dtype=float)[1:])
-    yx_translate = list(np.asarray(movie_layer.translate, dtype=float)[1:])
+    if movie_layer is not None:
+        factor = int((result.config or {}).get("factor", 1) or 1)
+        set_time_axis(movie_layer, grid.t0, grid.bin_width * factor)
+        ref = movie_layer
+    else:
+        ref = labels_layer
+    yx_scale = list(np.asarray(ref.scale, dtype=float)[-2:])
+    yx_translate = list(np.asarray(ref.translate, dtype=float)[-2:])
     data = ActivityMovie(result.rates, labels.astype(np.int64, copy=False), result.roi_ids)
     layer = upsert_image(
         viewer,
-        activity_layer_name(movie_layer.name),
+        activity_layer_name(ref.name),
         data,
         scale=[t_scale, *yx_scale],
         translate=[t_translate, *yx_translate],
-        contrast_limits=_contrast(result.rates),
-        colormap="inferno",
         blending="additive",
-        metadata={RESULT_KEY: result, "sbtt_movie_layer": movie_layer.name,
-                  "sbtt_labels_layer": labels_layer.name, "units": result.units},
+        **common,
     )
+    _label_time_axis(viewer)
+    try:
+        labels_layer.features = roi_features(result)
+    except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them
+        pass
+    return layer
+
+
+def _label_time_axis(viewer: "napari.Viewer") -> None:
+    """Name napari's axis 0 "time (s)" when it still has napari's default name."""
     try:
         labels = tuple(viewer.dims.axis_labels)
         if labels and labels[0] == "0":  # napari's default names: say that axis 0 is time
             viewer.dims.axis_labels = ("time (s)", *labels[1:])
     except Exception:  # noqa: BLE001 - cosmetic
         pass
-    try:
-        labels_layer.features = roi_features(result)
-    except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them
-        pass
-    return layer

@@ -19,8 +19,9 @@ TIFFs and napari. npe2 picks the readers to offer by file name pattern alone, be
 ``get_reader`` runs (``PluginManager.iter_compatible_readers``), and napari asks the user to
 choose whenever two plugins match (``MultipleReaderError`` -> reader dialog): declining a file
 in ``get_reader`` does not stop the question. So the manifest does not claim ``*.tif``;
-napari's builtin reader opens TIFFs, and the Data widget's "Open movie with timing..." button
-opens a TIFF through :func:`movie_layer_data` with its timing. ``get_reader`` still accepts a
+napari's builtin reader opens TIFFs, and the Data widget's "Open recording..." button
+opens a TIFF with its timing (through :func:`movie_layer_data`, or
+:func:`napari_sbtt.recording.load_recording` when an ROI file is given). ``get_reader`` still accepts a
 timed TIFF when it is called directly (scripts, ``viewer.open(..., plugin=...)`` on a pattern
 that matches).
 """
@@ -37,7 +38,8 @@ from ..core.activity import ActivityMovie, roi_summary, time_axis
 from ._files import LABELS_FILE, checkpoint_info, is_result_dir
 from ._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY
 
-__all__ = ["get_reader", "read_result_layers", "movie_layer_data", "tiff_has_timing"]
+__all__ = ["get_reader", "read_result_layers", "movie_layer_data", "tiff_has_timing",
+           "first_frame_contrast"]
 
 LayerData = list[tuple[Any, ...]]
 
@@ -177,11 +179,23 @@ def movie_layer_data(path: str | os.PathLike) -> LayerData:
         scale, translate = time_axis(0.0, info.frame_period_s)
         kwargs["scale"] = (scale, 1.0, 1.0)
         kwargs["translate"] = (translate, 0.0, 0.0)
-    frame0 = np.asarray(movie[0], dtype=float)
-    if np.isfinite(frame0).any():
-        lo, hi = np.nanpercentile(frame0, [1, 99.5])
-        kwargs["contrast_limits"] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
+    limits = first_frame_contrast(movie)
+    if limits is not None:
+        kwargs["contrast_limits"] = limits
     return [(movie, kwargs, "image")]
+
+
+def first_frame_contrast(movie: Any) -> tuple[float, float] | None:
+    """Contrast limits (1st and 99.5th percentile) of frame 0 of a lazy (T, Y, X) movie.
+
+    Reads one frame only, so napari never scans a memory-mapped or lazily decoded movie to
+    find its range; None when frame 0 has no finite value (e.g. all rows unacquired).
+    """
+    frame0 = np.asarray(movie[0], dtype=float)
+    if not np.isfinite(frame0).any():
+        return None
+    lo, hi = np.nanpercentile(frame0, [1, 99.5])
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
 def _read_tiff(path: Any) -> LayerData:

@@ -93,6 +93,24 @@ class Session:
     The Data widget writes the layer names and timing; the Scan widget the pattern; the
     Train widget reads them and stores the last result. Layers are kept by name, so a
     removed layer is noticed instead of silently kept alive.
+
+    Recordings opened as traces. When the Data widget opens a recording in traces mode
+    (suite2p ``F.npy``/``Fneu.npy`` with "use traces instead of the movie", CaImAn results, an
+    NWB RoiResponseSeries, a plain traces file), ``recording`` holds that
+    :class:`~napari_sbtt.recording.Recording` (``rec.mode == "traces"``: float (T, N) traces,
+    each ROI's row, the timing as ``rec.scan`` or ``rec.frame_period`` + ``rec.n_rows``; its
+    arrays are in memory and it holds no open file) and ``recording_labels`` the name of the
+    Labels layer showing its ROIs, or None when it has no labels image (a traces file with a
+    rows file: a Points layer of ROI centroids is shown instead, when the columns are known).
+    ``movie_layer`` is None meanwhile. The Train widget then runs
+    :func:`napari_sbtt.api.run_on_traces` on it, with the semantics of
+    :func:`napari_sbtt.recording.run_recording` (traces, ``roi_rows``, ``scan`` or
+    ``frame_period`` + ``n_rows``, ``neuropil_traces`` when ``config.neuropil`` is set,
+    ``roi_ids``), whenever ``recording`` is set and no movie layer is chosen, and shows the
+    result with ``show_result(viewer, result, None, <the recording_labels layer or None>)``.
+    The recording's own timing is used; the periods typed in the Data widget apply when it is
+    opened (again). Choosing a movie layer in the Data widget, or opening a recording in movie
+    mode, sets both fields back to None.
     """
 
     movie_layer: str | None = None
@@ -103,6 +121,15 @@ class Session:
     scan_for: str | None = None  # name of the movie layer the pattern was built for
     result: Any = None  # SBTTResult | None
     pending_checkpoint: str | None = None
+    #: the traces-mode Recording to fit when no movie layer is chosen (see above), or None
+    recording: Any = None  # napari_sbtt.recording.Recording | None
+    #: name of the Labels layer showing ``recording``'s ROIs, or None
+    recording_labels: str | None = None
+    #: every Recording opened in this viewer (movie and traces mode). A lazily read movie
+    #: (TIFF pages, NWB) keeps its file open while a layer shows it; the Data widget closes a
+    #: recording once no layer shows its movie and it is not ``recording``, and all of them
+    #: when the viewer closes (``_data_widget.release_recordings``).
+    open_recordings: list[Any] = field(default_factory=list)
     listeners: list[Callable[[str], None]] = field(default_factory=list)
 
     def changed(self, what: str) -> None:

@@ -4,7 +4,8 @@ One button toggles Train <-> Stop. Per-epoch reports feed a napari ``progress`` 
 widget's own progress bar and a live loss plot; the GUI drains reports at most every 100 ms.
 Stop ends training at the next epoch; the best model so far is kept and the result is shown.
 A failure is shown in the widget and the state machine returns to a state that can start again.
-torch is imported only inside the worker (through ``napari_sbtt.api``).
+The fit itself runs in a child process (:mod:`napari_sbtt.isolated`), so the viewer's process
+never imports torch and the GUI thread never waits on the fit's GIL.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from magicgui.widgets import (
 
 from ._common import MessageLabel, resolve_inputs, timing_for
 from ._files import checkpoint_info
-from ._layers import InputError, check_inputs, scan_from_metadata, show_result
+from ._layers import InputError, check_inputs, find_layer, scan_from_metadata, show_result
 from ._plots import LossPlot
 from ._settings import PersistedValues
 from ._state import TrainState, TrainStateMachine, session_for
@@ -93,18 +94,52 @@ def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, facto
             "model": {**SIZE_PRESETS[size], "num_threads": gui_threads(threads)}}
 
 
-def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str, Any],
-         frame_period: float | None, line_period: float | None,
-         progress: Callable[[Any], bool]) -> Any:
-    """The worker's job: infer a missing scan pattern from NaN rows, then ``run_on_stack``.
+#: CPU priority drop of the fitting process (POSIX nice): the viewer gets the CPU first
+CHILD_NICE = 10
 
-    torch's libraries are loaded first with the GIL released (:mod:`._torch_preload`), so the
-    first run's ``import torch`` does not freeze the viewer.
+
+def isolated_fits() -> bool:
+    """True when fits run in a child process (the default); ``NAPARI_SBTT_INPROCESS=1`` or
+    ``NAPARI_SBTT_SYNC=1`` runs them in the viewer's process instead (for debugging)."""
+    from ._worker import sync_mode
+
+    inproc = os.environ.get("NAPARI_SBTT_INPROCESS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return not (inproc or sync_mode())
+
+
+def _fit(observations: Any, scan: Any, frame_period: float | None, model: Any,
+         config: dict[str, Any], seconds_extract: float, progress: Callable[[Any], bool]) -> Any:
+    """Fit (or apply ``model``) on observations already extracted in this process.
+
+    By default in a child process (:func:`napari_sbtt.isolated.run_isolated`): the viewer's
+    process never runs torch, so no step of the fit can hold the GUI thread's GIL. The stop and
+    abort requests of the :class:`~._worker.JobProgress` are polled while the child starts.
     """
-    from ..core.scan import ScanPattern, infer_row_mask
+    if isolated_fits():
+        from ..isolated import run_isolated
+
+        return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
+                            config=config, progress=progress, seconds_extract=seconds_extract,
+                            should_stop=getattr(progress, "stop_requested", None),
+                            should_abort=getattr(progress, "abort_requested", None),
+                            nice=CHILD_NICE)
+    # in-process: load torch's libraries with the GIL released first (see _torch_preload)
+    from ..api import run_on_observations
     from ._torch_preload import preload_torch_libraries
 
     preload_torch_libraries()
+    return run_on_observations(observations, model=model, config=config, progress=progress,
+                               scan=scan, frame_period=frame_period,
+                               seconds_extract=seconds_extract)
+
+
+def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str, Any],
+         frame_period: float | None, line_period: float | None,
+         progress: Callable[[Any], bool]) -> Any:
+    """The worker's job: infer a missing scan pattern from NaN rows, extract the ROI samples
+    (here, numpy only), then fit and infer (:func:`_fit`)."""
+    from ..api import observations_for_stack
+    from ..core.scan import ScanPattern, infer_row_mask
 
     if scan is None:
         mask = infer_row_mask(movie)
@@ -114,10 +149,24 @@ def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str
                     "the movie has unacquired (NaN or zero) rows but no scan pattern and no line "
                     "period: set the line period in the Data widget or build a pattern in Scan")
             scan = ScanPattern.from_mask(mask, line_period, frame_period=frame_period)
-    from ..api import run_on_stack
+    fp = frame_period if scan is None else None
+    t0 = time.perf_counter()
+    obs = observations_for_stack(movie, labels, scan, config=config, progress=progress,
+                                 frame_period=fp)
+    return _fit(obs, scan, fp, model, config, time.perf_counter() - t0, progress)
 
-    return run_on_stack(movie, labels, scan, model=model, config=config, progress=progress,
-                        frame_period=frame_period if scan is None else None)
+
+def _run_recording(rec: Any, model: Any, config: dict[str, Any],
+                   progress: Callable[[Any], bool]) -> Any:
+    """The worker's job for a traces recording (``session.recording``): its samples on the fine
+    grid (here), then fit and infer (:func:`_fit`)."""
+    from ..recording import recording_observations
+
+    t0 = time.perf_counter()
+    obs, scan, fp = recording_observations(rec, config=config, progress=progress)
+    result = _fit(obs, scan, fp, model, config, time.perf_counter() - t0, progress)
+    result.config["recording"] = dict(rec.provenance)
+    return result
 
 
 class TrainWidget(Container):
@@ -256,6 +305,37 @@ class TrainWidget(Container):
             self.train_button.text = "Stopping..."
             self.train_button.enabled = False
 
+    def _traces_recording(self) -> Any:
+        """The Data widget's traces recording when it is what will be fitted (no movie chosen)."""
+        s = self._session
+        if s.recording is not None and s.movie_layer is None:
+            return s.recording
+        return None
+
+    def _config(self, model: Path | None, n_rois: int, rois_name: str) -> dict[str, Any]:
+        """The RunConfig dict from the fields; checks a checkpoint against ``n_rois`` ROIs."""
+        likelihood = self.likelihood.value
+        if model is not None:
+            info = checkpoint_info(model)
+            if info is None:
+                raise InputError(f"{model.name} is not a napari-sbtt model checkpoint")
+            n_model = int(info.get("n_neurons", -1))
+            if n_model != n_rois and not self.adapt.value:
+                raise InputError(
+                    f"the checkpoint {model.name} was trained on {n_model} ROIs but "
+                    f"'{rois_name}' has {n_rois}; tick 'adapt to these ROIs' to re-learn its "
+                    "read-in and readout for these ROIs, or choose the matching checkpoint")
+            likelihood = str(info.get("likelihood", likelihood))
+        config = make_run_config(likelihood=likelihood, size=self.size.value,
+                                 epochs=self.epochs.value, seed=self.seed.value,
+                                 factor=self.factor.value, device=self.device.value,
+                                 adapt=bool(model is not None and self.adapt.value),
+                                 threads=self.threads.value)
+        if model is not None:
+            # the checkpoint's architecture is used as saved; only the thread count applies
+            config["model"] = {"num_threads": config["model"]["num_threads"]}
+        return config
+
     def _inputs(self, model: Path | None) -> tuple[Any, ...]:
         movie_layer, labels_layer = resolve_inputs(self._viewer, self._session)
         data, labels = check_inputs(movie_layer, labels_layer)
@@ -272,34 +352,26 @@ class TrainWidget(Container):
         elif frame is None:
             raise InputError("the frame period is unknown: set it in the Data widget (or build a "
                              "scan pattern in the Scan widget)")
-        likelihood = self.likelihood.value
-        if model is not None:
-            info = checkpoint_info(model)
-            if info is None:
-                raise InputError(f"{model.name} is not a napari-sbtt model checkpoint")
-            n_rois = int(np.unique(labels[labels > 0]).size)
-            n_model = int(info.get("n_neurons", -1))
-            if n_model != n_rois and not self.adapt.value:
-                raise InputError(
-                    f"the checkpoint {model.name} was trained on {n_model} ROIs but "
-                    f"'{labels_layer.name}' has {n_rois}; tick 'adapt to these ROIs' to re-learn its "
-                    "read-in and readout for these ROIs, or choose the matching checkpoint")
-            likelihood = str(info.get("likelihood", likelihood))
-        config = make_run_config(likelihood=likelihood, size=self.size.value,
-                                 epochs=self.epochs.value, seed=self.seed.value,
-                                 factor=self.factor.value, device=self.device.value,
-                                 adapt=bool(model is not None and self.adapt.value),
-                                 threads=self.threads.value)
-        if model is not None:
-            # the checkpoint's architecture is used as saved; only the thread count applies
-            config["model"] = {"num_threads": config["model"]["num_threads"]}
+        n_rois = int(np.unique(labels[labels > 0]).size)
+        config = self._config(model, n_rois, labels_layer.name)
         return movie_layer, labels_layer, data, labels, scan, frame, line, config
 
     def _start(self, model: Path | None) -> bool:
         if not self.state.can_start():
             return False
+        rec = self._traces_recording()
         try:
-            movie_layer, labels_layer, data, labels, scan, frame, line, config = self._inputs(model)
+            if rec is not None:
+                name = Path(str(rec.path)).name if rec.path is not None else "traces"
+                config = self._config(model, rec.n_rois, name)
+                labels_name = self._session.recording_labels
+                func = partial(_run_recording, rec, str(model) if model is not None else None, config)
+                self._inputs_used = (None, labels_name, Path(name).stem)
+            else:
+                movie_layer, labels_layer, data, labels, scan, frame, line, config = self._inputs(model)
+                func = partial(_run, data, np.array(labels, copy=True), scan,
+                               str(model) if model is not None else None, config, frame, line)
+                self._inputs_used = (movie_layer.name, labels_layer.name, movie_layer.name)
         except InputError as e:
             self.message.show_error(str(e))
             return False
@@ -309,10 +381,7 @@ class TrainWidget(Container):
         total = int(config["epochs"]) if training else 1
         self.progress_bar.max, self.progress_bar.value = total, 0
         self._open_pbar(total, "SBTT training" if training else "SBTT inference")
-        self._inputs_used = (movie_layer.name, labels_layer.name)
         self.state.to(TrainState.TRAINING, "training" if training else "applying the checkpoint")
-        func = partial(_run, data, np.array(labels, copy=True), scan,
-                       str(model) if model is not None else None, config, frame, line)
         self.job = Job(func, on_reports=self._on_reports, on_done=self._on_done,
                        on_error=self._on_error, parent=self.native)
         self.job.start()
@@ -362,11 +431,11 @@ class TrainWidget(Container):
         self._close_pbar()
         self.job = None
         self.last_result = result
-        movie_name, labels_name = self._inputs_used
+        movie_name, labels_name, name = self._inputs_used
         try:
-            movie_layer = self._viewer.layers[movie_name]
-            labels_layer = self._viewer.layers[labels_name]
-            show_result(self._viewer, result, movie_layer, labels_layer)
+            movie_layer = self._viewer.layers[movie_name] if movie_name is not None else None
+            labels_layer = self._viewer.layers[labels_name] if labels_name is not None else None
+            show_result(self._viewer, result, movie_layer, labels_layer, name=name)
         except (KeyError, ValueError) as e:
             self.state.to(TrainState.FAILED, f"the run finished but its layers were removed: {e}")
             return
@@ -389,7 +458,7 @@ class TrainWidget(Container):
             self.state.to(TrainState.STOPPED, "stopped while reading the movie; nothing was fitted")
             return
         text = str(exc) or type(exc).__name__
-        if not isinstance(exc, ValueError):
+        if not isinstance(exc, ValueError) and not hasattr(exc, "remote_type"):
             text = f"{type(exc).__name__}: {text}"
         self.state.to(TrainState.FAILED, text)
 
@@ -417,7 +486,11 @@ class TrainWidget(Container):
         if result is None:
             self.message.show_error("nothing to save yet: train a model or apply a checkpoint first")
             return False
-        _, labels_layer = resolve_inputs(self._viewer, self._session)
+        used = getattr(self, "_inputs_used", None)
+        if used is not None and used[0] is None:  # a traces recording: its own ROIs, if any
+            labels_layer = find_layer(self._viewer, used[1])
+        else:
+            _, labels_layer = resolve_inputs(self._viewer, self._session)
         labels = np.asarray(labels_layer.data) if labels_layer is not None else None
         try:
             path = save_result_with_labels(Path(self.save_result_path.value), result, labels)

@@ -5,6 +5,10 @@ the worker thread) that only puts the report on a queue and answers whether to s
 on the GUI thread drains the queue every ``poll_ms`` and hands the GUI a batch of reports, so a
 fast training loop can never flood the event loop.
 
+The job receives a :class:`JobProgress`: call it with a report (it answers whether to stop);
+``stop_requested()`` and ``abort_requested()`` can be polled between reports (the Train widget's
+job polls them while its fit runs in a child process, :mod:`napari_sbtt.isolated`).
+
 Set ``NAPARI_SBTT_SYNC=1`` to run jobs synchronously on the calling thread (for debugging with
 pdb or a profiler; the GUI freezes while the job runs).
 """
@@ -18,7 +22,7 @@ from typing import Any, Callable
 
 from qtpy.QtCore import QObject, QTimer
 
-__all__ = ["Job", "sync_mode"]
+__all__ = ["Job", "JobProgress", "sync_mode"]
 
 
 def sync_mode() -> bool:
@@ -26,12 +30,32 @@ def sync_mode() -> bool:
     return os.environ.get("NAPARI_SBTT_SYNC", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+class JobProgress:
+    """The progress callback handed to a job: ``progress(report) -> stop?`` plus stop/abort polls."""
+
+    def __init__(self, job: "Job") -> None:
+        self._job = job
+
+    def __call__(self, report: Any) -> bool:
+        """Queue ``report`` for the GUI (worker thread); True when the job should stop."""
+        self._job._queue.put(report)
+        return self.stop_requested()
+
+    def stop_requested(self) -> bool:
+        """True once the user asked to stop (or the job is being aborted)."""
+        return self._job._stop.is_set() or self.abort_requested()
+
+    def abort_requested(self) -> bool:
+        """True when the job's result is no longer wanted (the viewer is closing)."""
+        return self._job._abort.is_set() or bool(getattr(self._job.worker, "abort_requested", False))
+
+
 class Job(QObject):
     """One run of ``func(progress)`` in a worker thread.
 
     Parameters
     ----------
-    func : callable taking the progress callback and returning the job's result.
+    func : callable taking the :class:`JobProgress` and returning the job's result.
     on_reports : GUI-thread callback with the list of reports received since the last call.
     on_done : GUI-thread callback with the result.
     on_error : GUI-thread callback with the exception.
@@ -50,18 +74,13 @@ class Job(QObject):
         self._on_error = on_error
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._abort = threading.Event()
         self._finished = threading.Event()
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_ms))
         self._timer.timeout.connect(self._drain)
         self.worker: Any = None
-
-    # ------------------------------------------------------------------ worker side
-    def _progress(self, report: Any) -> bool:
-        """Called in the worker thread: queue the report, answer True to stop."""
-        self._queue.put(report)
-        aborted = bool(getattr(self.worker, "abort_requested", False))
-        return self._stop.is_set() or aborted
+        self._progress = JobProgress(self)
 
     # ------------------------------------------------------------------ GUI side
     def start(self) -> None:
@@ -102,6 +121,7 @@ class Job(QObject):
     def abort(self) -> None:
         """Stop and drop the result (the viewer is closing); callbacks are not called any more."""
         self._stop.set()
+        self._abort.set()
         self._on_done = self._on_error = lambda *_: None  # type: ignore[assignment]
         self._on_reports = lambda *_: None  # type: ignore[assignment]
         if self.worker is not None:
