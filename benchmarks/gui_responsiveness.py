@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="import torch in a background thread before the first fit")
     ap.add_argument("--in-process", action="store_true",
                     help="fit in the viewer's process (a worker thread), not in a child process")
+    ap.add_argument("--nice", type=int, default=None,
+                    help="CPU priority drop of the fitting child process (default: the widget's)")
+    ap.add_argument("--burn", type=int, default=0,
+                    help="start this many busy-loop processes (nice 0) for the whole run: a "
+                         "machine busy with other work")
     ap.add_argument("--no-preload", action="store_true",
                     help="do not preload torch's libraries with the GIL released")
     ap.add_argument("--stall-log", type=Path, default=None,
@@ -159,6 +164,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.in_process:
         os.environ["NAPARI_SBTT_INPROCESS"] = "1"
+    import subprocess
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.burn)]
     store = Path(tempfile.mkdtemp(prefix="napari-sbtt-bench-")) / "settings.ini"
     os.environ["NAPARI_SBTT_SETTINGS"] = str(store)  # never read or change the user's values
 
@@ -171,6 +179,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.no_preload:
         _torch_preload.preload_torch_libraries = lambda: []  # type: ignore[assignment]
+    from napari_sbtt.plugin import _train_widget
+
+    if args.nice is not None:
+        _train_widget.CHILD_NICE = args.nice
 
     movie, labels, pattern, what = _data(args.preset)
     viewer = napari.Viewer(show=True)
@@ -257,6 +269,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "data": what,
         "sync_mode": os.environ.get("NAPARI_SBTT_SYNC", "") == "1",
         "fit_in": "the viewer's process" if args.in_process else "a child process",
+        "child_nice": None if args.in_process else _train_widget.CHILD_NICE,
+        "busy_loops": args.burn,
         "model_size": args.size,
         "torch_threads": train_threads,
         "state": train.state.state.value,
@@ -275,6 +289,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "load_average_end": [round(v, 2) for v in os.getloadavg()],
     }
     viewer.close()
+    for b in burners:
+        b.kill()
     if stall_log is not None:
         stall_log.close()
     import shutil

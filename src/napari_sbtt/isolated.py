@@ -245,7 +245,7 @@ def run_isolated(
         before the first report); True asks the fit to stop as ``progress`` can.
     should_abort : polled likewise; True kills the child and raises :class:`RunAborted`.
     nice : lower the child's CPU priority by this much (POSIX ``nice``; 0 = as the caller). The
-        napari widgets use 10, so on a busy machine the viewer gets the CPU first; on idle cores
+        napari widgets use 5, so on a busy machine the viewer gets the CPU first; on idle cores
         the fit runs as fast as without it.
 
     Returns

@@ -95,7 +95,7 @@ def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, facto
 
 
 #: CPU priority drop of the fitting process (POSIX nice): the viewer gets the CPU first
-CHILD_NICE = 10
+CHILD_NICE = 5
 
 
 def isolated_fits() -> bool:
