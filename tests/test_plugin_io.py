@@ -18,7 +18,6 @@ from napari_sbtt.core.scan import FineGrid, ScanPattern
 from napari_sbtt.plugin._files import LABELS_FILE, checkpoint_info
 from napari_sbtt.plugin._layers import RESULT_KEY
 from napari_sbtt.plugin._reader import get_reader
-from napari_sbtt.plugin._settings import ENV_VAR
 from napari_sbtt.plugin._writer import write_result
 
 from _formats import LX, LY, make_movie, make_suite2p, write_scanimage_bigtiff
@@ -27,9 +26,9 @@ MANIFEST = Path(__file__).parents[1] / "src" / "napari_sbtt" / "plugin" / "napar
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    """Each test keeps remembered widget values in its own file, never the developer's store."""
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "napari-sbtt-settings.ini"))
+def _own_settings(isolated_settings):
+    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
+    return isolated_settings
 
 
 def fake_result(n_bins: int = 40, n_rois: int = 3) -> SBTTResult:

@@ -26,7 +26,6 @@ from napari_sbtt.plugin._layers import (  # noqa: E402
     SCAN_KEY,
     show_result,
 )
-from napari_sbtt.plugin._settings import ENV_VAR  # noqa: E402
 from napari_sbtt.plugin._state import session_for  # noqa: E402
 
 from _formats import (  # noqa: E402
@@ -45,16 +44,9 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    """Each test keeps remembered widget values in its own file, never the developer's store."""
-    path = tmp_path / "napari-sbtt-settings.ini"
-    monkeypatch.setenv(ENV_VAR, str(path))
-    return path
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+def _own_settings(isolated_settings):
+    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
+    return isolated_settings
 
 
 def open_data(viewer):

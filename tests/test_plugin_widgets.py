@@ -55,16 +55,9 @@ def toy_scan(n_frames: int = 120, size: int = 24, n_side: int = 3, n_strips: int
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    """Each test keeps remembered widget values in its own file, never the developer's store."""
-    path = tmp_path / "napari-sbtt-settings.ini"
-    monkeypatch.setenv(ENV_VAR, str(path))
-    return path
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
+def _own_settings(isolated_settings):
+    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
+    return isolated_settings
 
 
 @pytest.fixture
