@@ -136,3 +136,34 @@ def test_import_is_light():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+class _EchoModel:
+    """A stand-in model: predicts each window's input (NaN -> 0) plus the bin's position in it."""
+
+    def __init__(self, position: float = 0.0) -> None:
+        self.position = position
+
+    def predict(self, values, output="rates"):
+        t = np.arange(values.shape[1], dtype=np.float64)[None, :, None]
+        return np.nan_to_num(values) + self.position * t
+
+
+def test_inference_shifts_keep_alignment_and_average_window_positions():
+    from napari_sbtt.api import infer_observations
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(203, 3)).astype(np.float32)
+    obs[rng.random(obs.shape) < 0.6] = np.nan
+    for shifts in (1, 2, 4, 7):
+        # a position-free model gives back its input whatever the shifts: no bin is misplaced
+        out = infer_observations(_EchoModel(), obs, window=40, overlap=10, shifts=shifts)
+        np.testing.assert_allclose(out, np.nan_to_num(obs), atol=1e-6)
+    # with a window-position effect, shifting spreads each bin over several window positions
+    one = infer_observations(_EchoModel(1.0), obs, window=40, overlap=10, shifts=1)
+    four = infer_observations(_EchoModel(1.0), obs, window=40, overlap=10, shifts=4)
+    pos1 = one - np.nan_to_num(obs)
+    pos4 = four - np.nan_to_num(obs)
+    assert np.ptp(pos4[50:150, 0]) < 0.5 * np.ptp(pos1[50:150, 0])
+    with pytest.raises(ValueError, match="inference_shifts"):
+        RunConfig(inference_shifts=0)

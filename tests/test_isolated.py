@@ -131,3 +131,16 @@ def test_stopping_during_extraction_still_raises(obs_and_scan):
     with pytest.raises(RunStopped):
         run_on_stack(sim.movie, sim.labels, sim.pattern, config=CFG, isolate=True,
                      progress=lambda r: True)
+
+
+def test_progress_that_raises_stop_training_stops_and_keeps_a_model(obs_and_scan):
+    from napari_sbtt.model.config import StopTraining
+
+    obs, _ = obs_and_scan
+
+    def progress(report):
+        if getattr(report, "epoch", -1) >= 0:
+            raise StopTraining
+
+    result = run_isolated(obs, config={**CFG, "epochs": 500}, progress=progress)
+    assert result.stopped and len(result.history) <= 3

@@ -92,6 +92,8 @@ class RunConfig:
         (None: GCaMP6f's); the decay is then learned per ROI.
     max_seconds : wall-clock budget of the fit in seconds (default 150, so that a one-minute
         recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
+    inference_shifts : inference runs with the window grid shifted by a fraction of a window,
+        averaged (see :func:`infer_observations`); 1 = a single pass (fastest).
     model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
     """
 
@@ -108,7 +110,13 @@ class RunConfig:
     adapt: bool = False
     indicator: str | None = None
     max_seconds: float | None = 150.0
+    inference_shifts: int = 4
     model: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inference_shifts, bool) or not isinstance(self.inference_shifts, int) \
+                or self.inference_shifts < 1:
+            raise ValueError(f"inference_shifts must be an integer >= 1, got {self.inference_shifts!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -364,16 +372,34 @@ def infer_observations(
     window: int,
     overlap: int,
     output: str = "rates",
+    shifts: int = 1,
 ) -> np.ndarray:
     """Apply a model window by window to a continuous recording and merge the windows back.
 
     observations: (T_fine, N) NaN-missing in the model's units -> (T_fine, N) float32.
+    ``shifts`` > 1 repeats the inference with the window grid moved by ``k * window / shifts``
+    bins (k = 0..shifts-1; the recording is padded in front with unobserved bins) and averages
+    the runs, so that no bin is always near a window edge (measured: +0.006 to +0.017 median
+    r on the synthetic line scans with 4-8 shifts, at 4-8x the inference time).
     """
     from .core.windows import make_windows, merge_windows
 
-    wins = make_windows(observations, window, overlap)
-    est = model.predict(wins.values, output=output)
-    return merge_windows(est, wins.starts, observations.shape[0]).astype(np.float32)
+    shifts = max(1, int(shifts))
+    n_t, n = observations.shape
+    acc = np.zeros((n_t, n), dtype=np.float64)
+    done: set[int] = set()
+    for k in range(shifts):
+        off = int(round(k * window / shifts)) % max(window, 1)
+        if off in done:
+            continue
+        done.add(off)
+        data = observations
+        if off:
+            data = np.concatenate([np.full((off, n), np.nan, dtype=observations.dtype), observations])
+        wins = make_windows(data, window, overlap)
+        est = model.predict(wins.values, output=output)
+        acc += merge_windows(est, wins.starts, data.shape[0])[off:]
+    return (acc / len(done)).astype(np.float32)
 
 
 def _per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -628,8 +654,11 @@ def _fit_and_infer(
 
     report(StageReport("infer", 0, 1, "inferring activity"))
     t_inf = time.perf_counter()
-    rates = infer_observations(model, values, window=window, overlap=overlap, output="rates")
-    signal = infer_observations(model, values, window=window, overlap=overlap, output="signal")
+    shifts = cfg.inference_shifts
+    rates = infer_observations(model, values, window=window, overlap=overlap, output="rates",
+                               shifts=shifts)
+    signal = infer_observations(model, values, window=window, overlap=overlap, output="signal",
+                                shifts=shifts)
     t_inf = time.perf_counter() - t_inf
     report(StageReport("infer", 1, 1, "done"))
 

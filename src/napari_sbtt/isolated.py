@@ -237,8 +237,9 @@ def run_isolated(
     model : a checkpoint path (or :class:`ModelFile`) to apply or adapt; an in-memory SBTTModel
         is saved to a temporary checkpoint first.
     config : RunConfig or dict, as for :func:`napari_sbtt.api.run_on_stack`.
-    progress : receives the child's StageReport / EpochReport objects in this process; True
-        (or "stop") asks the fit to stop at the next epoch and keep the best model so far.
+    progress : receives the child's StageReport / EpochReport objects in this process; returning
+        True (or "stop") or raising StopTraining asks the fit to stop at the next epoch and keep
+        the best model so far.
     seconds_extract : time already spent extracting, stored in ``metrics``.
     should_stop : polled every ``poll_s`` seconds while waiting (e.g. during the child's start,
         before the first report); True asks the fit to stop as ``progress`` can.
@@ -286,6 +287,7 @@ def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
                  should_stop: Callable[[], bool] | None, should_abort: Callable[[], bool] | None,
                  poll_s: float, nice: int = 0) -> "SBTTResult":
     from .api import _wants_stop
+    from .model.config import StopTraining
 
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=_child_env(nice), bufsize=0)
@@ -340,8 +342,13 @@ def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
                     "own process when NAPARI_SBTT_INPROCESS=1 is set)")
             kind = msg[0]
             if kind == "report":
-                if progress is not None and _wants_stop(progress(msg[1])):
-                    send_stop()
+                if progress is not None:
+                    try:
+                        stop = _wants_stop(progress(msg[1]))
+                    except StopTraining:  # raising stops too, as in a fit in this process
+                        stop = True
+                    if stop:
+                        send_stop()
             elif kind == "done":
                 result = msg[1]
                 result.stopped = bool(result.stopped or stop_sent)
