@@ -45,6 +45,7 @@ def test_same_numbers_as_in_process(obs_and_scan, isolated_result):
     np.testing.assert_array_equal(iso.signal, here.signal)
     assert iso.config["scan"] == here.config["scan"]
     assert [type(r).__name__ for r in reports].count("EpochReport") == 2
+    assert reports[0].stage == "start"  # the user hears of the child before torch has loaded
     assert iso.metrics["epochs_run"] == 2 and not iso.stopped
 
 

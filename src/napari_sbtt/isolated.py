@@ -289,6 +289,10 @@ def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
     from .api import _wants_stop
     from .model.config import StopTraining
 
+    if progress is not None:
+        from .api import StageReport
+
+        progress(StageReport("start", 0, 1, "starting the fitting process (loading torch)"))
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=_child_env(nice), bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
