@@ -50,14 +50,17 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=_watch_stdin, args=(stdin, stop), daemon=True).start()
     try:
-        from napari_sbtt.api import RunConfig, _fit_and_infer
+        from napari_sbtt.api import RunConfig, _fit_and_infer, _reporter
 
-        def report(r: Any) -> None:
+        def send(r: Any) -> bool:
+            """Pass the report to the parent; answer whether the parent asked to stop."""
             write_frame(out, ("report", r))
+            return stop.is_set()
 
+        report, stopped = _reporter(send)
         result = _fit_and_infer(
             job["observations"], job["scan"], job["frame_period"], job["model"],
-            RunConfig.from_dict(job["config"]), report, _StopFlag(stop), job["seconds_extract"])
+            RunConfig.from_dict(job["config"]), report, stopped, job["seconds_extract"])
         result.model.save(job["model_out"], overwrite=True)
         result.model = None
         write_frame(out, ("done", result))
@@ -68,25 +71,6 @@ def main() -> int:
             sys.stderr.write(tb)
         write_frame(out, ("error", type(e).__module__, type(e).__name__, str(e), tb))
         return 1
-
-
-class _StopFlag(dict):
-    """The ``stopped`` dict of ``_fit_and_infer`` whose "flag" follows the parent's stop request."""
-
-    def __init__(self, event: threading.Event) -> None:
-        super().__init__()
-        self._event = event
-
-    def __getitem__(self, key: str) -> bool:
-        if key == "flag":
-            return self._event.is_set()
-        return super().__getitem__(key)
-
-    def __setitem__(self, key: str, value: bool) -> None:
-        if key == "flag" and value:
-            self._event.set()
-        else:
-            super().__setitem__(key, value)
 
 
 if __name__ == "__main__":

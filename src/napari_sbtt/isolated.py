@@ -25,7 +25,6 @@ pointed at stderr, so stray prints cannot corrupt the stream): ``("report", repo
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pickle
 import queue
@@ -131,10 +130,9 @@ class ModelFile:
     def info(self) -> dict[str, Any]:
         """The checkpoint's JSON metadata (read from the safetensors header, no torch)."""
         if self._info is None:
-            with open(self.path, "rb") as fh:
-                (n,) = _HEADER.unpack(fh.read(_HEADER.size))
-                header = json.loads(fh.read(n).decode("utf-8"))
-            self._info = json.loads(header["__metadata__"]["napari_sbtt"])
+            from .model.header import checkpoint_header_info
+
+            self._info = checkpoint_header_info(self.path)
         return self._info
 
     @property

@@ -101,10 +101,9 @@ CHILD_NICE = 5
 def isolated_fits() -> bool:
     """True when fits run in a child process (the default); ``NAPARI_SBTT_INPROCESS=1`` or
     ``NAPARI_SBTT_SYNC=1`` runs them in the viewer's process instead (for debugging)."""
-    from ._worker import sync_mode
+    from ._worker import env_flag, sync_mode
 
-    inproc = os.environ.get("NAPARI_SBTT_INPROCESS", "").strip().lower() in {"1", "true", "yes", "on"}
-    return not (inproc or sync_mode())
+    return not (env_flag("NAPARI_SBTT_INPROCESS") or sync_mode())
 
 
 def _fit(observations: Any, scan: Any, frame_period: float | None, model: Any,

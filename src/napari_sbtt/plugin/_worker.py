@@ -22,12 +22,17 @@ from typing import Any, Callable
 
 from qtpy.QtCore import QObject, QTimer
 
-__all__ = ["Job", "JobProgress", "sync_mode"]
+__all__ = ["Job", "JobProgress", "sync_mode", "env_flag"]
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1, true, yes or on."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def sync_mode() -> bool:
     """True when ``NAPARI_SBTT_SYNC`` asks for synchronous jobs."""
-    return os.environ.get("NAPARI_SBTT_SYNC", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("NAPARI_SBTT_SYNC")
 
 
 class JobProgress:

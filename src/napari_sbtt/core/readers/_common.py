@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ReaderError", "require_h5py", "require_pynwb", "labels_from_weighted_pixels"]
+__all__ = ["ReaderError", "require_h5py", "open_hdf5", "require_pynwb", "labels_from_weighted_pixels"]
 
 
 class ReaderError(ValueError):
@@ -25,6 +25,18 @@ def require_h5py(path: str | os.PathLike | None = None) -> Any:
             f"h5py is needed{where}; install it with `pip install napari-sbtt[hdf5]`"
         ) from None
     return h5py
+
+
+def open_hdf5(path: str | os.PathLike, hint: str = "") -> tuple[Any, Any]:
+    """``(h5py, file)``: the HDF5 file at ``path`` open for reading (use it in a ``with``).
+
+    A file that is not HDF5 raises ReaderError naming it, followed by ``hint`` (what to pass).
+    """
+    h5py = require_h5py(path)
+    try:
+        return h5py, h5py.File(path, "r")
+    except OSError as e:
+        raise ReaderError(f"{path} is not an HDF5 file ({e}){hint}") from None
 
 
 def require_pynwb(path: str | os.PathLike | None = None) -> Any:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, labels_from_weighted_pixels, require_h5py
+from ._common import ReaderError, as_path, labels_from_weighted_pixels, open_hdf5, require_h5py
 
 __all__ = ["CaimanData", "read_caiman"]
 
@@ -180,11 +180,7 @@ def read_caiman(
     p = as_path(h5_path)
     if not p.is_file():
         raise FileNotFoundError(f"CaImAn results file not found: {p}")
-    h5py = require_h5py(p)
-    try:
-        f = h5py.File(p, "r")
-    except OSError as e:
-        raise ReaderError(f"{p} is not an HDF5 file ({e}); pass the .hdf5 file written by cnm.save") from None
+    _, f = open_hdf5(p, "; pass the .hdf5 file written by cnm.save")
     with f:
         dims = _dims(f, p)
         rows, vals, n_pix, n_comp = _read_sparse_columns(f, p)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, require_h5py
+from ._common import ReaderError, as_path, open_hdf5
 
 __all__ = ["read_traces", "ORIENTATIONS", "TRACE_SUFFIXES"]
 
@@ -73,11 +73,7 @@ def _read_text(path: Any) -> np.ndarray:
 
 
 def _read_h5(path: Any, dataset: str | None) -> np.ndarray:
-    h5py = require_h5py(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise ReaderError(f"{path} is not an HDF5 file ({e})") from None
+    h5py, f = open_hdf5(path)
     with f:
         if dataset is not None:
             if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
