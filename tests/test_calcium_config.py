@@ -34,3 +34,33 @@ def test_adapting_keeps_the_loaded_models_architecture() -> None:
     base = SBTTConfig(batch_size=64, controller_size=0)
     cfg = _model_config(RunConfig(adapt=True), 0.017, base=base)
     assert cfg.controller_size == 0 and cfg.batch_size == 64
+
+
+def test_calcium_kernel_fields_in_seconds_and_their_errors() -> None:
+    import pytest
+
+    cfg = SBTTConfig(calcium_kernel="double_exponential", calcium_rise_seconds=0.016,
+                     calcium_delay_seconds=0.02, bin_width=0.01)
+    assert math.isclose(cfg.calcium_rise_bins, 1.6) and math.isclose(cfg.calcium_delay_bins, 2.0)
+    assert SBTTConfig().calcium_delay_bins == 0.0 and SBTTConfig().calcium_kernel == "ar"
+    with pytest.raises(ValueError, match="calcium_kernel"):
+        SBTTConfig(calcium_kernel="gamma")
+    with pytest.raises(ValueError, match="calcium_delay_seconds"):
+        SBTTConfig(calcium_delay_seconds=-0.01, bin_width=0.01)
+    with pytest.raises(ValueError, match="calcium_delay_seconds needs bin_width"):
+        SBTTConfig(calcium_delay_seconds=0.01)
+    with pytest.raises(ValueError, match="calcium_delay"):
+        SBTTConfig(calcium_delay=-1.0)
+    # the run level starts the rise from the indicator too
+    run = _model_config(RunConfig(indicator="GCaMP6f"), 0.008)
+    assert math.isclose(run.calcium_rise_bins, get_indicator("GCaMP6f").tau_rise / 0.008)
+
+
+def test_checkpoints_from_before_the_kernel_fields_keep_the_ar_kernel() -> None:
+    old = SBTTConfig().to_dict()
+    for key in ("calcium_kernel", "calcium_delay", "calcium_rise_seconds", "calcium_delay_seconds"):
+        old.pop(key)
+    cfg = SBTTConfig.from_dict(old)
+    assert cfg.calcium_kernel == "ar" and cfg.calcium_delay_bins == 0.0
+    # fresh runs use the indicator-shaped kernel
+    assert _model_config(RunConfig(), 0.017).calcium_kernel == "double_exponential"

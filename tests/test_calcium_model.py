@@ -128,3 +128,70 @@ def test_init_readout_bias_starts_at_the_data_level() -> None:
         raw = bias.view(1, 1, 2, lik.n_params).expand(1, 200, 2, lik.n_params).contiguous()
         sig = lik.signal(raw)[0, -1].numpy()
     np.testing.assert_allclose(sig, np.nanmean(data.reshape(-1, 2), axis=0), atol=0.05)
+
+
+# --------------------------------------------------------------------------- kernel shape
+@pytest.mark.parametrize(("indicator", "dt"), [("GCaMP6f", 0.017), ("GCaMP6f", 0.005),
+                                                ("GCaMP8m", 0.017), ("GCaMP6s", 0.033)])
+def test_double_exponential_kernel_is_the_indicators_binned_transient(indicator: str, dt: float) -> None:
+    from napari_sbtt.core.indicators import get_indicator
+
+    ind = get_indicator(indicator)
+    lik = CalciumLikelihood(1, decay_bins=ind.tau_decay / dt, rise_bins=ind.tau_rise / dt,
+                            kernel="double_exponential").double()
+    n = 200
+    h = lik.kernel(n)[0].detach().numpy()
+    ref = ind.kernel(dt, duration=n * dt)[:n]
+    np.testing.assert_allclose(h / h.max(), ref / ref.max(), rtol=1e-6, atol=1e-9)
+    # same area as the AR(1) kernel of that decay: a unit rate means the same calcium
+    ar1 = CalciumLikelihood(1, decay_bins=ind.tau_decay / dt).double()
+    np.testing.assert_allclose(lik.kernel(20000).sum().item(), ar1.kernel(20000).sum().item(), rtol=1e-4)
+
+
+def test_onset_delay_moves_the_kernel_later() -> None:
+    base = CalciumLikelihood(2, decay_bins=6.0).double().kernel(30).detach().numpy()
+    two = CalciumLikelihood(2, decay_bins=6.0, delay_bins=2.0).double().kernel(30).detach().numpy()
+    np.testing.assert_array_equal(two[:, :2], 0.0)
+    np.testing.assert_allclose(two[:, 2:], base[:, :-2])
+    half = CalciumLikelihood(2, decay_bins=6.0, delay_bins=1.5).double().kernel(30).detach().numpy()
+    np.testing.assert_allclose(half[:, 2:], 0.5 * (base[:, 1:-1] + base[:, :-2]))
+    assert half[0, 0] == 0.0 and math.isclose(half[0, 1], 0.5 * base[0, 0])
+    with pytest.raises(ValueError, match="delay"):
+        CalciumLikelihood(1, delay_bins=-1.0)
+    with pytest.raises(ValueError, match="double_exponential"):
+        CalciumLikelihood(1, kernel="gamma")
+
+
+def _slow_rise_trace(T: int = 80, spikes: tuple[int, ...] = (20, 50)) -> np.ndarray:
+    """Fluorescence of isolated spikes through a slow-rising indicator (rise 2 bins, decay 12)."""
+    from napari_sbtt.core.indicators import Indicator
+
+    ind = Indicator("slow", tau_rise=2.0, tau_decay=12.0, amplitude=1.0)
+    s = np.zeros(T)
+    s[list(spikes)] = 1.0
+    return np.convolve(s, ind.kernel(1.0, duration=T))[:T]
+
+
+@pytest.mark.parametrize(("kernel", "delay"), [("double_exponential", 0.0), ("ar", 2.0)])
+def test_a_kernel_with_the_rise_keeps_the_rates_on_the_spikes(kernel: str, delay: float) -> None:
+    """Fitting free rates to a slow-rising transient: the AR(1) kernel puts the activity where
+    the fluorescence rises (late); the binned double exponential (or an onset delay) puts it
+    on the spike bins."""
+    y = _slow_rise_trace()
+
+    def fitted_peaks(lik: CalciumLikelihood) -> list[int]:
+        with torch.no_grad():
+            lik.log_gain.fill_(0.0)
+            lik.baseline.fill_(0.0)
+            lik.raw_std.fill_(math.log(math.expm1(0.02)))
+        for p in lik.parameters():
+            p.requires_grad_(False)
+        rates = _fit_free_rates(lik, y * 0.1 / y.max(), steps=1500)
+        return [int(np.argmax(rates[s - 8: s + 8])) + s - 8 for s in (20, 50)]
+
+    late = fitted_peaks(CalciumLikelihood(1, decay_bins=12.0, initial_state=False).double())
+    assert all(p >= s + 1 for p, s in zip(late, (20, 50)))
+    right = fitted_peaks(CalciumLikelihood(1, decay_bins=12.0, rise_bins=2.0, delay_bins=delay,
+                                           kernel=kernel, initial_state=False).double())
+    assert all(abs(p - s) <= 1 for p, s in zip(right, (20, 50))), right
+    assert sum(abs(p - s) for p, s in zip(right, (20, 50))) < sum(p - s for p, s in zip(late, (20, 50)))

@@ -95,19 +95,34 @@ class SBTTConfig:
     # --- likelihood-specific ---
     gaussian_min_std: float = 1e-3
     """lower bound of the per-neuron noise standard deviation, in standardised units"""
+    calcium_kernel: str = "ar"
+    """shape of the calcium kernel: "ar" (the impulse response of an AR(calcium_ar_order) filter,
+    full response in the spike's own bin, as OASIS) or "double_exponential" (the indicator's
+    transient, a decay minus a rise exponential, averaged over the spike's unknown time inside
+    its bin, as the simulator and ``core.indicators.Indicator.kernel``: a slow rise puts the
+    fluorescence where it is and keeps the rates on the spikes)"""
     calcium_ar_order: int = 1
-    """order of the calcium kernel: 1 (instant rise, exponential decay) or 2 (rise and decay)"""
+    """order of the "ar" calcium kernel: 1 (instant rise, exponential decay) or 2 (rise and decay)"""
     calcium_decay: float = 10.0
     """initial decay time constant of the calcium kernel in bins (see calcium_decay_seconds)"""
     calcium_rise: float = 1.0
-    """initial rise time constant in bins for calcium_ar_order = 2"""
+    """initial rise time constant in bins for the "double_exponential" kernel and the "ar" kernel
+    with calcium_ar_order = 2 (see calcium_rise_seconds)"""
+    calcium_delay: float = 0.0
+    """onset delay of the calcium kernel in bins (see calcium_delay_seconds): the fluorescence
+    of a bin's activity starts this much later, so the rates stay aligned with the spikes
+    when the indicator responds late (fractional delays interpolate the kernel)"""
     calcium_initial_state: bool = True
     """infer each trial's leftover calcium at its first bin (a second readout channel) instead of
     starting calcium at 0; windows cut from a continuous recording start mid-transient"""
     calcium_decay_seconds: float | None = None
     """if set with bin_width, overrides calcium_decay: decay time constant in seconds"""
+    calcium_rise_seconds: float | None = None
+    """if set with bin_width, overrides calcium_rise: rise time constant in seconds"""
+    calcium_delay_seconds: float | None = None
+    """if set with bin_width, overrides calcium_delay: onset delay in seconds (>= 0)"""
     bin_width: float | None = None
-    """width of one time bin in seconds (only used to convert calcium_decay_seconds)"""
+    """width of one time bin in seconds (converts the calcium_*_seconds fields to bins)"""
     zig_min_event: float = 0.1
     """ZIG: smallest event size in data units; values at or below it count as no event"""
 
@@ -142,23 +157,31 @@ class SBTTConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number > 0, got {v!r}")
-        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event"):
+        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number >= 0, got {v!r}")
-        for name in ("max_seconds", "calcium_decay_seconds", "bin_width"):
+        for name in ("max_seconds", "calcium_decay_seconds", "calcium_rise_seconds", "bin_width"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or not math.isfinite(v) or v <= 0):
                 raise ValueError(f"SBTTConfig.{name} must be None or a finite number > 0, got {v!r}")
         if self.lr_schedule not in ("plateau", "cosine"):
             raise ValueError(f"SBTTConfig.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
+        if self.calcium_kernel not in ("ar", "double_exponential"):
+            raise ValueError("SBTTConfig.calcium_kernel must be 'ar' or 'double_exponential', "
+                             f"got {self.calcium_kernel!r}")
         if self.calcium_ar_order not in (1, 2):
             raise ValueError(
                 f"SBTTConfig.calcium_ar_order must be 1 or 2, got {self.calcium_ar_order!r}")
-        if self.calcium_decay_seconds is not None and self.bin_width is None:
-            raise ValueError("SBTTConfig.calcium_decay_seconds needs bin_width (seconds per bin); "
-                             "set bin_width or give calcium_decay in bins instead")
+        v = self.calcium_delay_seconds
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                              or not math.isfinite(v) or v < 0):
+            raise ValueError(f"SBTTConfig.calcium_delay_seconds must be None or a number >= 0, got {v!r}")
+        for name in ("decay", "rise", "delay"):
+            if getattr(self, f"calcium_{name}_seconds") is not None and self.bin_width is None:
+                raise ValueError(f"SBTTConfig.calcium_{name}_seconds needs bin_width (seconds per bin); "
+                                 f"set bin_width or give calcium_{name} in bins instead")
         if not isinstance(self.calcium_initial_state, bool):
             raise ValueError("SBTTConfig.calcium_initial_state must be True or False, "
                              f"got {self.calcium_initial_state!r}")
@@ -177,6 +200,20 @@ class SBTTConfig:
         if self.calcium_decay_seconds is not None and self.bin_width is not None:
             return float(self.calcium_decay_seconds / self.bin_width)
         return float(self.calcium_decay)
+
+    @property
+    def calcium_rise_bins(self) -> float:
+        """Initial calcium rise time constant in bins (used with calcium_ar_order = 2)."""
+        if self.calcium_rise_seconds is not None and self.bin_width is not None:
+            return float(self.calcium_rise_seconds / self.bin_width)
+        return float(self.calcium_rise)
+
+    @property
+    def calcium_delay_bins(self) -> float:
+        """Onset delay of the calcium kernel in bins."""
+        if self.calcium_delay_seconds is not None and self.bin_width is not None:
+            return float(self.calcium_delay_seconds / self.bin_width)
+        return float(self.calcium_delay)
 
     def resolved_num_threads(self) -> int:
         """CPU threads to use: ``num_threads`` or torch's default capped to the physical cores."""

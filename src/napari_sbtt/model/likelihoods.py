@@ -251,7 +251,12 @@ class CalciumLikelihood(Likelihood):
 
     Fluorescence is standardised per ROI (model units). AR(2) uses the two-pole
     form (1 - d z^-1)(1 - r z^-1) with decay pole d and rise pole r in (0, 1), so
-    gamma_1 = d + r, gamma_2 = -d r. With ``initial_state`` (default) a second readout
+    gamma_1 = d + r, gamma_2 = -d r. ``kernel="double_exponential"`` replaces the AR impulse
+    response by the indicator's transient averaged over the spike's time inside its bin (the
+    shape ``core.indicators.Indicator.kernel`` simulates; decay and rise poles learned), and
+    ``delay_bins`` moves either kernel later by an onset delay. Both keep the rates on the
+    spikes when the fluorescence rises slowly; the AR(1) kernel puts the activity where the
+    fluorescence rises instead (1-2 bins late for GCaMP6f at 60 Hz). With ``initial_state`` (default) a second readout
     channel at the first bin gives the calcium c_0 >= 0 left over from activity before the
     trial (a window cut from a continuous recording starts mid-transient), which adds
     c_0 d^t; without it calcium starts at 0 and the rates must explain the leftover
@@ -265,19 +270,27 @@ class CalciumLikelihood(Likelihood):
     n_params = 1
 
     def __init__(self, n_neurons: int, ar_order: int = 1, decay_bins: float = 10.0,
-                 rise_bins: float = 1.0, min_std: float = 1e-3, initial_state: bool = True) -> None:
+                 rise_bins: float = 1.0, min_std: float = 1e-3, initial_state: bool = True,
+                 delay_bins: float = 0.0, kernel: str = "ar") -> None:
         super().__init__(n_neurons)
         if ar_order not in (1, 2):
             raise ValueError(f"calcium AR order must be 1 or 2, got {ar_order}")
-        self.ar_order = ar_order
+        if kernel not in ("ar", "double_exponential"):
+            raise ValueError(f"calcium kernel must be 'ar' or 'double_exponential', got {kernel!r}")
+        self.kernel_shape = kernel
+        # the double exponential always has a rise pole
+        self.ar_order = 2 if kernel == "double_exponential" else ar_order
         self.min_std = float(min_std)
         self.initial_state = bool(initial_state)
         # second readout channel: the calcium already present at the first bin of a trial
         self.n_params = 2 if self.initial_state else 1
         self.decay_bins0 = float(max(decay_bins, 1e-3))
+        if not (math.isfinite(delay_bins) and delay_bins >= 0):
+            raise ValueError(f"calcium onset delay must be >= 0 bins, got {delay_bins}")
+        self.delay_bins = float(delay_bins)
         d = math.exp(-1.0 / self.decay_bins0)
         self.decay_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(d)))
-        if ar_order == 2:
+        if self.ar_order == 2:
             r = math.exp(-1.0 / max(rise_bins, 1e-3))
             r = min(r, d * 0.9)  # keep the poles distinct
             self.rise_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(r)))
@@ -296,6 +309,46 @@ class CalciumLikelihood(Likelihood):
         return torch.stack([d + r, -d * r], dim=1)
 
     def kernel(self, length: int) -> torch.Tensor:
+        """Impulse response (N, length) of the calcium kernel: the AR filter's h (h_0 = 1),
+        moved ``delay_bins`` later (a fractional delay interpolates linearly between shifts)."""
+        shape = self._double_exponential if self.kernel_shape == "double_exponential" else self._ar_kernel
+        if self.delay_bins <= 0:
+            return shape(length)
+        whole = int(math.floor(self.delay_bins))
+        frac = self.delay_bins - whole
+        h = shape(max(length - whole, 1))
+        pad = torch.zeros(h.shape[0], whole + 1, dtype=h.dtype, device=h.device)
+        h = torch.cat([pad, h], dim=1)  # h shifted by whole + 1 bins, from index 0
+        return ((1.0 - frac) * h[:, 1:] + frac * h[:, :-1])[:, :length]
+
+    def _double_exponential(self, length: int) -> torch.Tensor:
+        """Bin-averaged difference of exponentials (N, length), peak-free scale (the gain scales it).
+
+        Per exponential with pole p = exp(-1 / tau) (tau in bins): the response at lag k averaged
+        over a spike time uniform in its bin, sampled at bin centres, is
+        K_0 = tau (1 - p^(1/2)) and K_k = tau (p^(1/2) - p^(3/2)) p^(k-1) for k >= 1
+        (``core.indicators.Indicator.kernel`` with one decay). The kernel is the decay's K minus
+        the rise's K, divided by (d - r) so that it tends to the AR(1) kernel as the rise
+        vanishes and stays O(1) for every rise.
+        """
+        d = torch.sigmoid(self.decay_logit)
+        r = torch.sigmoid(self.rise_logit)
+        k = torch.arange(length, dtype=d.dtype, device=d.device)
+
+        def binned(p: torch.Tensor) -> torch.Tensor:
+            tau = -1.0 / torch.log(p)
+            sq = torch.sqrt(p)
+            later = (tau * (sq - sq * p))[:, None] * torch.exp((k[None, :] - 1.0).clamp(min=0.0)
+                                                               * torch.log(p)[:, None])
+            first = (tau * (1.0 - sq))[:, None].expand(-1, 1)
+            return torch.cat([first, later[:, 1:]], dim=1)[:, :length]
+
+        tau_d = -1.0 / torch.log(d)
+        tau_r = -1.0 / torch.log(r)
+        # sum over lags of binned(p) is exactly tau; scale to the AR(1) kernel's area 1 / (1 - d)
+        return (binned(d) - binned(r)) / ((tau_d - tau_r) * (1.0 - d))[:, None]
+
+    def _ar_kernel(self, length: int) -> torch.Tensor:
         """Impulse response h (N, length) of the AR filter, h_0 = 1."""
         d = torch.sigmoid(self.decay_logit)
         t = torch.arange(length, dtype=d.dtype, device=d.device)
@@ -396,8 +449,11 @@ def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: A
     if name == "calcium":
         return CalciumLikelihood(n_neurons, ar_order=config.calcium_ar_order,
                                  decay_bins=config.calcium_decay_bins,
-                                 rise_bins=config.calcium_rise, min_std=config.gaussian_min_std,
-                                 initial_state=config.calcium_initial_state)
+                                 rise_bins=config.calcium_rise_bins,
+                                 delay_bins=config.calcium_delay_bins,
+                                 min_std=config.gaussian_min_std,
+                                 initial_state=config.calcium_initial_state,
+                                 kernel=config.calcium_kernel)
     raise ValueError(
         f"unknown likelihood {name!r}; choose one of 'poisson' (spike counts), 'gaussian' (dF/F), "
         "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")
