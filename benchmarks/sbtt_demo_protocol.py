@@ -54,7 +54,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import r2_score
 
 from napari_sbtt.core.lorenz_protocol import PUBLISHED_R2, make_lorenz_spiking, mask_bandwidth

@@ -39,6 +39,46 @@ def _deconvolve(y: np.ndarray, rate_hz: float, tau_d: float | None) -> np.ndarra
     return np.asarray(spikes, dtype=np.float64)
 
 
+def oasis_events(observations: np.ndarray, times: np.ndarray, *, tau_d: float | None = None) -> np.ndarray:
+    """OASIS AR(1) events per ROI at its own samples: the input of a zero-inflated gamma fit.
+
+    Parameters
+    ----------
+    observations : (T_fine, N) dF/F samples on the fine grid, NaN where not observed.
+    times : (T_fine,) bin centres in seconds.
+    tau_d : decay time constant in seconds; None lets OASIS estimate it per ROI.
+
+    Returns
+    -------
+    (T_fine, N) float64 event sizes (dF/F jump per sample, >= 0) in the observed bins, NaN in
+    the others and for an ROI with fewer than 4 samples (RADICaL's recipe: deconvolve each
+    ROI's samples at its own rate, then fit the events with ``likelihood="zig"``).
+    """
+    obs, times = _check_observations(observations, times)
+    out = np.full(obs.shape, np.nan)
+    for i in range(obs.shape[1]):
+        m = np.isfinite(obs[:, i])
+        if m.sum() < 4:
+            continue
+        dt = float(np.median(np.diff(times[m])))
+        out[m, i] = np.clip(_deconvolve(obs[m, i], 1.0 / dt, tau_d), 0.0, None)
+    return out
+
+
+def _check_observations(observations: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not oasis_available():
+        raise ImportError(
+            "the OASIS baseline needs the oasis-deconv package: pip install napari-sbtt[baselines]"
+        )
+    obs = np.asarray(observations, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
+    if obs.ndim != 2 or times.shape != (obs.shape[0],):
+        raise ValueError(
+            f"observations must be (T_fine, N) and times (T_fine,), got {obs.shape} and {times.shape}"
+        )
+    return obs, times
+
+
 def oasis_rates(
     observations: np.ndarray,
     times: np.ndarray,
@@ -61,23 +101,13 @@ def oasis_rates(
     between samples and held constant before the first and after the last sample; NaN
     for an ROI with fewer than 4 samples.
     """
-    if not oasis_available():
-        raise ImportError(
-            "the OASIS baseline needs the oasis-deconv package: pip install napari-sbtt[baselines]"
-        )
-    obs = np.asarray(observations, dtype=np.float64)
+    events = oasis_events(observations, times, tau_d=tau_d)
     times = np.asarray(times, dtype=np.float64)
-    if obs.ndim != 2 or times.shape != (obs.shape[0],):
-        raise ValueError(
-            f"observations must be (T_fine, N) and times (T_fine,), got {obs.shape} and {times.shape}"
-        )
-    out = np.full(obs.shape, np.nan)
-    for i in range(obs.shape[1]):
-        m = np.isfinite(obs[:, i])
-        if m.sum() < 4:
+    out = np.full(events.shape, np.nan)
+    for i in range(events.shape[1]):
+        m = np.isfinite(events[:, i])
+        if not m.any():
             continue
         t = times[m]
-        dt = float(np.median(np.diff(t)))
-        s = _deconvolve(obs[m, i], 1.0 / dt, tau_d)
-        out[:, i] = np.interp(times, t, s / dt)
+        out[:, i] = np.interp(times, t, events[m, i] / float(np.median(np.diff(t))))
     return out
