@@ -262,8 +262,9 @@ class CalciumLikelihood(Likelihood):
     c_0 d^t; without it calcium starts at 0 and the rates must explain the leftover
     calcium with a burst at the window start.
     ``rates`` returns lambda * gain: the fluorescence jump (model units) that a
-    bin's activity adds before it decays; :meth:`rate_to_data` turns it into
-    data units (multiplies by the per-ROI data scale).
+    bin's activity adds before it decays (for the double exponential, the jump of the AR(1)
+    kernel with the same area, i.e. the same integrated fluorescence); :meth:`rate_to_data`
+    turns it into data units (multiplies by the per-ROI data scale).
     """
 
     name = "calcium"
