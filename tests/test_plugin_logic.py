@@ -125,6 +125,28 @@ def test_run_config_from_widget_fields():
     assert device_choices()[:2] == ["auto", "cpu"]
 
 
+def test_indicator_and_onset_delay_reach_the_calcium_kernel():
+    from napari_sbtt.api import RunConfig, _model_config
+    from napari_sbtt.core.indicators import get_indicator
+
+    cfg = make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
+                          device="cpu", indicator="GCaMP8m", onset_delay_ms=20.0)
+    model = _model_config(RunConfig.from_dict(cfg), 0.01)
+    assert model.calcium_kernel == "double_exponential"
+    assert model.calcium_decay_bins == pytest.approx(get_indicator("GCaMP8m").tau_decay / 0.01)
+    assert model.calcium_delay_bins == pytest.approx(2.0)
+    # no delay asked, or a likelihood without a kernel: no delay field at all
+    plain = make_run_config(likelihood="gaussian", size="small", epochs=1, seed=0, factor=1,
+                            device="cpu", onset_delay_ms=20.0)
+    assert "calcium_delay_seconds" not in plain["model"]
+    with pytest.raises(InputError, match="indicator"):
+        make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
+                        device="cpu", indicator="GCaMP99")
+    with pytest.raises(InputError, match="onset delay"):
+        make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
+                        device="cpu", onset_delay_ms=-1.0)
+
+
 @pytest.mark.gui
 def test_sync_switch_runs_the_job_on_the_calling_thread(qtbot, monkeypatch):
     import threading

@@ -130,7 +130,7 @@ def test_sample_data_loads_and_trains_in_the_tabbed_widget(viewer, qtbot):
 
 # --------------------------------------------------------------------------- remembered settings
 TRAIN_CHANGES = {"likelihood": "poisson", "size": "small", "epochs": 37, "seed": 5, "factor": 3,
-                 "device": "cpu", "threads": 1}
+                 "device": "cpu", "threads": 1, "indicator": "GCaMP8m", "onset_delay": 20.0}
 SCAN_CHANGES = {"kind": "strips", "n_strips": 6, "order": "interleaved", "strips_per_sweep": 2,
                 "fraction": 0.4, "flyback_ms": 0.5, "bidirectional": True}
 DATA_CHANGES = {"frame_period_ms": 40.0, "line_period_ms": 0.25}

@@ -23,11 +23,14 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSpinBox,
     ProgressBar,
     PushButton,
     SpinBox,
 )
 
+from ..api import DEFAULT_INDICATOR
+from ..core.indicators import INDICATORS
 from ._common import MessageLabel, resolve_inputs, timing_for
 from ._files import checkpoint_info
 from ._layers import InputError, check_inputs, find_layer, scan_from_metadata, show_result
@@ -83,15 +86,27 @@ def gui_threads(requested: int = 0) -> int:
 
 
 def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, factor: int,
-                    device: str, adapt: bool = False, threads: int = 0) -> dict[str, Any]:
-    """The RunConfig dict for :func:`napari_sbtt.run_on_stack` from the widget's fields."""
+                    device: str, adapt: bool = False, threads: int = 0,
+                    indicator: str = DEFAULT_INDICATOR, onset_delay_ms: float = 0.0) -> dict[str, Any]:
+    """The RunConfig dict for :func:`napari_sbtt.run_on_stack` from the widget's fields.
+
+    ``indicator`` (a preset name) starts the calcium kernel's rise and decay;
+    ``onset_delay_ms`` (milliseconds, >= 0) delays the kernel (calcium likelihood only).
+    """
     if size not in SIZE_PRESETS:
         raise InputError(f"unknown model size {size!r}; choose one of {', '.join(SIZE_PRESETS)}")
     if likelihood not in LIKELIHOOD_CHOICES:
         raise InputError(f"unknown likelihood {likelihood!r}")
+    if indicator not in INDICATORS:
+        raise InputError(f"unknown indicator {indicator!r}; choose one of {', '.join(INDICATORS)}")
+    if not onset_delay_ms >= 0:
+        raise InputError(f"the onset delay must be >= 0 ms, got {onset_delay_ms}")
+    model = {**SIZE_PRESETS[size], "num_threads": gui_threads(threads)}
+    if likelihood == "calcium" and onset_delay_ms > 0:
+        model["calcium_delay_seconds"] = float(onset_delay_ms) / 1e3
     return {"likelihood": likelihood, "epochs": int(epochs), "seed": int(seed),
             "factor": int(factor), "device": device, "adapt": bool(adapt),
-            "model": {**SIZE_PRESETS[size], "num_threads": gui_threads(threads)}}
+            "indicator": indicator, "model": model}
 
 
 #: CPU priority drop of the fitting process (POSIX nice): the viewer gets the CPU first
@@ -184,6 +199,12 @@ class TrainWidget(Container):
         self.likelihood = ComboBox(label="likelihood", choices=list(LIKELIHOOD_CHOICES),
                                    value="calcium",
                                    tooltip="calcium deconvolves fluorescence; gaussian denoises dF/F")
+        self.indicator = ComboBox(label="indicator", choices=list(INDICATORS), value=DEFAULT_INDICATOR,
+                                  tooltip="starts the calcium kernel's rise and decay (then learned)")
+        self.onset_delay = FloatSpinBox(
+            label="onset delay (ms)", min=0.0, max=200.0, step=1.0, value=0.0,
+            tooltip="time from a spike to the start of its fluorescence (calcium likelihood); "
+                    "about 20 ms for GCaMP6f in the ground truth of benchmarks/RESULTS.md")
         self.size = ComboBox(label="model size", choices=list(SIZE_PRESETS), value="medium")
         self.epochs = SpinBox(label="epochs", min=1, max=100_000, value=200)
         self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
@@ -206,14 +227,15 @@ class TrainWidget(Container):
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = MessageLabel(label="")
         self.message = MessageLabel(label="")
-        self.extend([self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
+        self.extend([self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs, self.seed, self.factor, self.device,
                      self.threads, self.reset_button, self.train_button, self.checkpoint,
                      self.adapt, self.apply_button, self.progress_bar, self.status, self.message,
                      self.save_model_path, self.save_model_button, self.save_result_path,
                      self.save_result_button])
         #: the settings remembered across sessions (restored here, saved on every change)
         self.settings = PersistedValues("train", {
-            "likelihood": self.likelihood, "size": self.size, "epochs": self.epochs,
+            "likelihood": self.likelihood, "indicator": self.indicator,
+            "onset_delay": self.onset_delay, "size": self.size, "epochs": self.epochs,
             "seed": self.seed, "factor": self.factor, "device": self.device,
             "threads": self.threads})
         self.loss_plot = LossPlot()
@@ -248,7 +270,8 @@ class TrainWidget(Container):
         self.train_button.text = "Stop" if busy else "Train"
         self.train_button.enabled = True
         for w in (self.apply_button, self.save_model_button, self.save_result_button,
-                  self.likelihood, self.size, self.epochs, self.seed, self.factor, self.device,
+                  self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs,
+                  self.seed, self.factor, self.device,
                   self.threads, self.reset_button):
             w.enabled = not busy
         texts = {
@@ -329,10 +352,13 @@ class TrainWidget(Container):
                                  epochs=self.epochs.value, seed=self.seed.value,
                                  factor=self.factor.value, device=self.device.value,
                                  adapt=bool(model is not None and self.adapt.value),
-                                 threads=self.threads.value)
+                                 threads=self.threads.value, indicator=self.indicator.value,
+                                 onset_delay_ms=self.onset_delay.value)
         if model is not None:
-            # the checkpoint's architecture is used as saved; only the thread count applies
+            # the checkpoint's architecture and kernel are used as saved; only the thread
+            # count applies
             config["model"] = {"num_threads": config["model"]["num_threads"]}
+            config.pop("indicator")
         return config
 
     def _inputs(self, model: Path | None) -> tuple[Any, ...]:
