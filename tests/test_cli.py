@@ -59,3 +59,19 @@ def test_help_and_version(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
+
+
+def test_indicator_and_onset_delay_flags_reach_the_run_config():
+    from napari_sbtt.cli import CliError, _run_config, build_parser
+
+    args = build_parser().parse_args(["run", "m.tif", "--out", "o", "--indicator", "GCaMP8s",
+                                      "--onset-delay-ms", "20",
+                                      "--config", '{"model": {"batch_size": 4}}'])
+    cfg = _run_config(args)
+    assert cfg["indicator"] == "GCaMP8s"
+    assert cfg["model"] == {"batch_size": 4, "calcium_delay_seconds": 0.02}
+    bad = build_parser().parse_args(["run", "m.tif", "--out", "o", "--onset-delay-ms", "-5"])
+    with pytest.raises(CliError, match="onset-delay"):
+        _run_config(bad)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "m.tif", "--out", "o", "--indicator", "GFP"])

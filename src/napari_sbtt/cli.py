@@ -157,10 +157,16 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise CliError(f"--config {source}: expected a JSON object of run settings")
         cfg.update(loaded)
-    for key in ("factor", "likelihood", "epochs", "seed", "device"):
+    for key in ("factor", "likelihood", "epochs", "seed", "device", "indicator"):
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
+    delay = getattr(args, "onset_delay_ms", None)
+    if delay is not None:
+        if not delay >= 0:
+            raise CliError(f"--onset-delay-ms must be >= 0, got {delay}")
+        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+        cfg["model"] = {**model, "calcium_delay_seconds": delay / 1e3}
     return cfg
 
 
@@ -231,6 +237,13 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
                    help="where to train (default auto: CUDA when present)")
     p.add_argument("--factor", type=int, default=None,
                    help="fine-grid bins per sweep (default 1: one bin per sweep)")
+    from .core.indicators import INDICATORS
+
+    p.add_argument("--indicator", choices=list(INDICATORS), default=None,
+                   help="calcium indicator: starts the calcium kernel's rise and decay (default GCaMP6f)")
+    p.add_argument("--onset-delay-ms", type=float, default=None,
+                   help="calcium kernel onset delay in ms (about 20 for GCaMP6f in the ground truth; "
+                        "default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
