@@ -75,3 +75,6 @@ def test_indicator_and_onset_delay_flags_reach_the_run_config():
         _run_config(bad)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "m.tif", "--out", "o", "--indicator", "GFP"])
+    # the demo's simulated recording fixes its indicator
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--indicator", "GCaMP8m"])

@@ -228,7 +228,9 @@ def cmd_demo(args: argparse.Namespace) -> str:
 
 
 # --------------------------------------------------------------------------- parser
-def _add_common_fit(p: argparse.ArgumentParser) -> None:
+def _add_common_fit(p: argparse.ArgumentParser, *, kernel: bool = True) -> None:
+    """The fit flags; ``kernel`` adds --indicator and --onset-delay-ms (not for the demo, whose
+    simulated recording fixes the indicator)."""
     p.add_argument("--likelihood", choices=["poisson", "gaussian", "zig", "calcium"], default=None,
                    help="observation model (default: calcium, which deconvolves)")
     p.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
@@ -237,6 +239,8 @@ def _add_common_fit(p: argparse.ArgumentParser) -> None:
                    help="where to train (default auto: CUDA when present)")
     p.add_argument("--factor", type=int, default=None,
                    help="fine-grid bins per sweep (default 1: one bin per sweep)")
+    if not kernel:
+        return
     from .core.indicators import INDICATORS
 
     p.add_argument("--indicator", choices=list(INDICATORS), default=None,
@@ -320,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--preset", default="default", help="simulation preset")
     p.add_argument("--overwrite", action="store_true")
-    _add_common_fit(p)
+    _add_common_fit(p, kernel=False)
     p.set_defaults(func=cmd_demo)
     return parser
 
