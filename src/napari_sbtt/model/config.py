@@ -203,7 +203,8 @@ class SBTTConfig:
 
     @property
     def calcium_rise_bins(self) -> float:
-        """Initial calcium rise time constant in bins (used with calcium_ar_order = 2)."""
+        """Initial calcium rise time constant in bins (the "double_exponential" kernel, and the
+        "ar" kernel with calcium_ar_order = 2)."""
         if self.calcium_rise_seconds is not None and self.bin_width is not None:
             return float(self.calcium_rise_seconds / self.bin_width)
         return float(self.calcium_rise)

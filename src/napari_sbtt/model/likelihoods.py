@@ -256,9 +256,10 @@ class CalciumLikelihood(Likelihood):
     shape ``core.indicators.Indicator.kernel`` simulates; decay and rise poles learned), and
     ``delay_bins`` moves either kernel later by an onset delay. Both keep the rates on the
     spikes when the fluorescence rises slowly; the AR(1) kernel puts the activity where the
-    fluorescence rises instead (1-2 bins late for GCaMP6f at 60 Hz). With ``initial_state`` (default) a second readout
-    channel at the first bin gives the calcium c_0 >= 0 left over from activity before the
-    trial (a window cut from a continuous recording starts mid-transient), which adds
+    fluorescence rises instead (1-2 bins late for GCaMP6f at 60 Hz).
+    With ``initial_state`` (default) a second readout channel at the first bin gives the
+    calcium c_0 >= 0 left over from activity before the trial (a window cut from a continuous
+    recording starts mid-transient), which adds
     c_0 d^t; without it calcium starts at 0 and the rates must explain the leftover
     calcium with a burst at the window start.
     ``rates`` returns lambda * gain: the fluorescence jump (model units) that a
@@ -310,8 +311,9 @@ class CalciumLikelihood(Likelihood):
         return torch.stack([d + r, -d * r], dim=1)
 
     def kernel(self, length: int) -> torch.Tensor:
-        """Impulse response (N, length) of the calcium kernel: the AR filter's h (h_0 = 1),
-        moved ``delay_bins`` later (a fractional delay interpolates linearly between shifts)."""
+        """Impulse response (N, length) of the calcium kernel (the AR filter's, h_0 = 1, or the
+        binned double exponential), moved ``delay_bins`` later (a fractional delay interpolates
+        linearly between shifts)."""
         shape = self._double_exponential if self.kernel_shape == "double_exponential" else self._ar_kernel
         if self.delay_bins <= 0:
             return shape(length)
@@ -323,31 +325,31 @@ class CalciumLikelihood(Likelihood):
         return ((1.0 - frac) * h[:, 1:] + frac * h[:, :-1])[:, :length]
 
     def _double_exponential(self, length: int) -> torch.Tensor:
-        """Bin-averaged difference of exponentials (N, length), peak-free scale (the gain scales it).
+        """Bin-averaged difference of exponentials (N, length), scaled to the AR(1) kernel's area.
 
         Per exponential with pole p = exp(-1 / tau) (tau in bins): the response at lag k averaged
         over a spike time uniform in its bin, sampled at bin centres, is
         K_0 = tau (1 - p^(1/2)) and K_k = tau (p^(1/2) - p^(3/2)) p^(k-1) for k >= 1
-        (``core.indicators.Indicator.kernel`` with one decay). The kernel is the decay's K minus
-        the rise's K, divided by (d - r) so that it tends to the AR(1) kernel as the rise
-        vanishes and stays O(1) for every rise.
+        (``core.indicators.Indicator.kernel`` with one decay), whose lags sum to tau. The kernel
+        is the decay's K minus the rise's K divided by (tau_d - tau_r) (1 - d), so its area is
+        the AR(1) kernel's 1 / (1 - d): a unit rate means the same calcium with either kernel.
         """
         d = torch.sigmoid(self.decay_logit)
-        r = torch.sigmoid(self.rise_logit)
         k = torch.arange(length, dtype=d.dtype, device=d.device)
 
-        def binned(p: torch.Tensor) -> torch.Tensor:
-            tau = -1.0 / torch.log(p)
+        def binned(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """(K (N, length), tau (N,)) of the exponential with pole p (N,)."""
+            log_p = torch.log(p)
+            tau = -1.0 / log_p
             sq = torch.sqrt(p)
-            later = (tau * (sq - sq * p))[:, None] * torch.exp((k[None, :] - 1.0).clamp(min=0.0)
-                                                               * torch.log(p)[:, None])
-            first = (tau * (1.0 - sq))[:, None].expand(-1, 1)
-            return torch.cat([first, later[:, 1:]], dim=1)[:, :length]
+            K = (tau * (sq - sq * p))[:, None] * torch.exp((k - 1.0).clamp(min=0.0)[None, :]
+                                                           * log_p[:, None])
+            K[:, 0] = tau * (1.0 - sq)
+            return K, tau
 
-        tau_d = -1.0 / torch.log(d)
-        tau_r = -1.0 / torch.log(r)
-        # sum over lags of binned(p) is exactly tau; scale to the AR(1) kernel's area 1 / (1 - d)
-        return (binned(d) - binned(r)) / ((tau_d - tau_r) * (1.0 - d))[:, None]
+        K_d, tau_d = binned(d)
+        K_r, tau_r = binned(torch.sigmoid(self.rise_logit))
+        return (K_d - K_r) / ((tau_d - tau_r) * (1.0 - d))[:, None]
 
     def _ar_kernel(self, length: int) -> torch.Tensor:
         """Impulse response h (N, length) of the AR filter, h_0 = 1."""

@@ -227,11 +227,11 @@ class TrainWidget(Container):
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = MessageLabel(label="")
         self.message = MessageLabel(label="")
-        self.extend([self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs, self.seed, self.factor, self.device,
-                     self.threads, self.reset_button, self.train_button, self.checkpoint,
-                     self.adapt, self.apply_button, self.progress_bar, self.status, self.message,
-                     self.save_model_path, self.save_model_button, self.save_result_path,
-                     self.save_result_button])
+        self.extend([self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs,
+                     self.seed, self.factor, self.device, self.threads, self.reset_button,
+                     self.train_button, self.checkpoint, self.adapt, self.apply_button,
+                     self.progress_bar, self.status, self.message, self.save_model_path,
+                     self.save_model_button, self.save_result_path, self.save_result_button])
         #: the settings remembered across sessions (restored here, saved on every change)
         self.settings = PersistedValues("train", {
             "likelihood": self.likelihood, "indicator": self.indicator,
