@@ -301,8 +301,9 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
             "written by SBTTResult.save)"
         )
     meta = json.loads((p / "result.json").read_text())
-    with np.load(p / "arrays.npz", allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    from .core.readers.npy import load_npz
+
+    arrays = load_npz(p / "arrays.npz")
     model = None
     if load_model and meta.get("has_model") and (p / "model.safetensors").is_file():
         from .model import load_model as _load_model

@@ -65,20 +65,9 @@ def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
 
 
 def _read_labels(path: str) -> Any:
-    import numpy as np
+    from .recording import read_labels
 
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"ROI file not found: {p}")
-    if p.suffix.lower() in {".tif", ".tiff"}:
-        import tifffile
-
-        labels = tifffile.imread(p)
-    elif p.suffix.lower() == ".npy":
-        labels = np.load(p, allow_pickle=False)
-    else:
-        raise CliError(f"{p}: ROIs must be a labels image in .tif or .npy (0 = background, 1..N = ROI ids)")
-    return labels
+    return read_labels(path)
 
 
 def _open_movie(path: str) -> Any:

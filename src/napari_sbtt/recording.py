@@ -206,8 +206,10 @@ def read_labels(rois: Any, *, what: str = "rois") -> np.ndarray:
 
             arr = tifffile.imread(p)
         elif suffix == ".npy":
+            from .core.readers.npy import load_npy
+
             try:
-                arr = np.load(p, allow_pickle=False)
+                arr = load_npy(p)
             except ValueError as e:
                 raise ValueError(f"{p}: not a plain numeric .npy array ({e}); save the labels with np.save") from None
         else:

@@ -497,8 +497,9 @@ def load_simulation(path: str | os.PathLike, *, mmap: bool = False) -> Synthetic
     movie = tifffile.memmap(p / "movie.tif", mode="r") if mmap else tifffile.imread(p / "movie.tif")
     labels = tifffile.imread(p / "rois.tif").astype(np.int32, copy=False)
     pattern = ScanPattern.from_json(p / "scan.json")
-    with np.load(p / "truth.npz", allow_pickle=False) as z:
-        truth = GroundTruth.from_arrays(z)
+    from .readers.npy import load_npz
+
+    truth = GroundTruth.from_arrays(load_npz(p / "truth.npz"))
     config = SynthConfig.from_dict(json.loads((p / "config.json").read_text(encoding="utf-8")))
     pattern.check_movie(movie.shape)
     return SyntheticScan(movie=movie, labels=labels, pattern=pattern, truth=truth, config=config)

@@ -194,35 +194,37 @@ class Observations:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"observations file not found: {p}")
-        with np.load(p, allow_pickle=False) as z:
-            fmt = str(z["format"]) if "format" in z.files else None
-            if fmt != _NPZ_FORMAT:
-                raise ValueError(
-                    f"{p} is not a napari-sbtt observations file (format {fmt!r}, expected "
-                    f"{_NPZ_FORMAT!r}); write it with Observations.to_npz"
-                )
-            version = int(z["version"])
-            if version > _NPZ_VERSION:
-                raise ValueError(
-                    f"{p} has observations format version {version}, newer than this napari-sbtt "
-                    f"understands ({_NPZ_VERSION}); upgrade napari-sbtt"
-                )
-            try:
-                g = z["grid"]
-                grid = FineGrid(float(g[0]), float(g[1]), int(round(g[2])))
-                return cls(
-                    values=z["values"],
-                    times=z["times"],
-                    roi_ids=z["roi_ids"],
-                    grid=grid,
-                    sample_times=z["sample_times"],
-                    coverage=z["coverage"],
-                    units=str(z["units"]),
-                    neuropil=z["neuropil"] if "neuropil" in z.files else None,
-                    params=json.loads(str(z["params"])),
-                )
-            except KeyError as e:
-                raise ValueError(f"{p} lacks the array {e.args[0]!r}; the file is incomplete") from None
+        from .readers.npy import load_npz
+
+        z = load_npz(p)
+        fmt = str(z["format"]) if "format" in z else None
+        if fmt != _NPZ_FORMAT:
+            raise ValueError(
+                f"{p} is not a napari-sbtt observations file (format {fmt!r}, expected "
+                f"{_NPZ_FORMAT!r}); write it with Observations.to_npz"
+            )
+        version = int(z["version"])
+        if version > _NPZ_VERSION:
+            raise ValueError(
+                f"{p} has observations format version {version}, newer than this napari-sbtt "
+                f"understands ({_NPZ_VERSION}); upgrade napari-sbtt"
+            )
+        try:
+            g = z["grid"]
+            grid = FineGrid(float(g[0]), float(g[1]), int(round(g[2])))
+            return cls(
+                values=z["values"],
+                times=z["times"],
+                roi_ids=z["roi_ids"],
+                grid=grid,
+                sample_times=z["sample_times"],
+                coverage=z["coverage"],
+                units=str(z["units"]),
+                neuropil=z["neuropil"] if "neuropil" in z else None,
+                params=json.loads(str(z["params"])),
+            )
+        except KeyError as e:
+            raise ValueError(f"{p} lacks the array {e.args[0]!r}; the file is incomplete") from None
 
 
 # ---------------------------------------------------------------------------- timing per chunk

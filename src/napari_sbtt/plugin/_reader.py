@@ -96,7 +96,9 @@ def read_result_layers(path: str | os.PathLike) -> LayerData:
                                 "units": result.units}}
     labels_path = p / LABELS_FILE
     if labels_path.is_file():
-        labels = np.load(labels_path, allow_pickle=False)
+        from ..core.readers.npy import load_npy
+
+        labels = load_npy(labels_path)
         labels_name = f"{name} ROIs"
         summary = roi_summary(result.observations, result.rates)
         features = {"index": np.asarray(result.roi_ids, dtype=np.int64),

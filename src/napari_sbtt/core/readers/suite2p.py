@@ -16,11 +16,13 @@ A suite2p *plane folder* (``.../suite2p/plane0``) holds:
   plane, Hz) and ``reg_outputs.npy`` (``meanImg`` etc.).
 
 Security note: ``stat.npy``, ``ops.npy``, ``db.npy``, ``settings.npy`` and
-``reg_outputs.npy`` are object arrays that suite2p saved with pickle, so
-loading them needs ``allow_pickle=True``, which can run code embedded in the
-file. We do this only for these named files inside a folder the user chose as
-their own suite2p output; the plain numeric arrays (F, Fneu, spks, iscell) are
-loaded with ``allow_pickle=False``; napari-sbtt itself never writes pickles.
+``reg_outputs.npy`` are object arrays that suite2p saved with pickle. They are
+never given to ``np.load(allow_pickle=True)`` (which would run any code a
+crafted file names): :mod:`.safe_pickle` rebuilds only numpy arrays, dicts,
+lists and plain values and refuses anything else, naming the file. The plain
+numeric arrays (F, Fneu, spks, iscell) are read without pickle, their header
+sizes checked against the file (:mod:`.npy`); napari-sbtt itself never writes
+pickles.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from ._common import ReaderError, as_path, labels_from_weighted_pixels
+from .npy import load_npy
+from .safe_pickle import UnsafePickleError
 
 __all__ = ["Suite2pData", "read_suite2p", "find_suite2p_plane", "open_suite2p_binary", "OVERLAP_RULES"]
 
@@ -188,12 +192,14 @@ def find_suite2p_plane(path: str | os.PathLike) -> Path | None:
 
 
 def _load_pickled(path: Path, what: str) -> Any:
-    # Only suite2p's own option/stat files, in the folder the user pointed at, are unpickled.
+    """One of suite2p's pickled files, rebuilt by the restricted unpickler (plain data only)."""
     try:
-        arr = np.load(path, allow_pickle=True)
-    except Exception as e:  # noqa: BLE001 - np.load raises many types on damaged files
-        raise ReaderError(f"{path}: cannot read suite2p's {what} ({e}); re-run suite2p or restore the file") from None
-    return arr
+        return load_npy(path, objects=True)
+    except UnsafePickleError:
+        raise
+    except (ReaderError, OSError) as e:
+        raise ReaderError(f"{path}: cannot read suite2p's {what} ({e}); re-run suite2p or restore the file"
+                          ) from None
 
 
 def _load_dict(path: Path, what: str) -> dict[str, Any]:
@@ -210,11 +216,10 @@ def _load_dict(path: Path, what: str) -> dict[str, Any]:
 
 def _load_numeric(path: Path, what: str, *, mmap: bool = True) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as e:
-        raise ReaderError(f"{path}: suite2p's {what} should be a numeric array ({e}); re-run suite2p") from None
-    except Exception as e:  # noqa: BLE001
-        raise ReaderError(f"{path}: cannot read suite2p's {what} ({e}); re-run suite2p or restore the file") from None
+        arr = load_npy(path, mmap=mmap)
+    except (ReaderError, OSError) as e:
+        raise ReaderError(f"{path}: suite2p's {what} should be a numeric array ({e}); re-run suite2p or "
+                          "restore the file") from None
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ReaderError(f"{path}: suite2p's {what} has dtype {arr.dtype}, expected numbers; re-run suite2p")
     return arr

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from typing import Any
 
 import numpy as np
 
 from ._common import ReaderError, as_path, open_hdf5
+from .npy import load_npy, load_npz
 
 __all__ = ["read_traces", "ORIENTATIONS", "TRACE_SUFFIXES"]
 
@@ -143,7 +145,7 @@ def read_traces(
     suffix = p.suffix.lower()
     if suffix == ".npy":
         try:
-            arr = np.load(p, allow_pickle=False)
+            arr = load_npy(p)
         except ValueError as e:
             raise ReaderError(
                 f"{p}: not a plain numeric .npy array ({e}); save the traces with "
@@ -151,16 +153,19 @@ def read_traces(
             ) from None
     elif suffix == ".npz":
         try:
-            with np.load(p, allow_pickle=False) as z:
-                names = list(z.files)
-                if dataset is None:
-                    if len(names) != 1:
-                        raise ReaderError(f"{p}: holds several arrays ({', '.join(names)}); pass dataset=NAME")
-                    dataset = names[0]
-                if dataset not in names:
-                    raise ReaderError(f"{p}: no array {dataset!r} (has {', '.join(names)}); pass dataset=NAME")
-                arr = z[dataset]
-        except (ValueError, OSError) as e:
+            with zipfile.ZipFile(p) as zf:
+                names = [n[: -len(".npy")] if n.endswith(".npy") else n for n in zf.namelist()]
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ReaderError(f"{p}: not a readable .npz of numeric arrays ({e})") from None
+        if dataset is None:
+            if len(names) != 1:
+                raise ReaderError(f"{p}: holds several arrays ({', '.join(names)}); pass dataset=NAME")
+            dataset = names[0]
+        if dataset not in names:
+            raise ReaderError(f"{p}: no array {dataset!r} (has {', '.join(names)}); pass dataset=NAME")
+        try:
+            arr = load_npz(p, [dataset])[dataset]
+        except ValueError as e:
             raise ReaderError(f"{p}: not a readable .npz of numeric arrays ({e})") from None
     elif suffix in (".csv", ".tsv", ".txt"):
         arr = _read_text(p)
