@@ -136,7 +136,7 @@ def test_load_rejects_foreign_files(tmp_path) -> None:
     bad_meta = tmp_path / "bad.safetensors"
     save_file({"w": torch.zeros(3)}, str(bad_meta),
               metadata={"napari_sbtt": json.dumps({"format": "napari-sbtt-model", "format_version": 1})})
-    with pytest.raises(ValueError, match="incomplete or invalid"):
+    with pytest.raises(ValueError, match="metadata field 'likelihood' must be one of"):
         load_model(bad_meta)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .core.atomic import OutputExistsError
+from .core.atomic import OutputExistsError, current_umask
 from .core.scan import FineGrid, ScanPattern
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,6 +42,8 @@ __all__ = [
     "observations_for_stack",
     "observations_for_traces",
     "load_result",
+    "check_result_destination",
+    "check_model_rois",
     "infer_observations",
 ]
 
@@ -114,15 +117,60 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.inference_shifts, bool) or not isinstance(self.inference_shifts, int) \
-                or self.inference_shifts < 1:
-            raise ValueError(f"inference_shifts must be an integer >= 1, got {self.inference_shifts!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting's type and range; raises ValueError naming the first bad one.
+
+        Types are strict, as settings arrive from JSON: ``"false"`` is not a boolean, ``3.0`` is
+        not an integer and ``"0.5"`` is not a number.
+        """
+        from .core.indicators import INDICATORS, get_indicator
+        from .core.limits import MAX_FACTOR, MAX_WINDOW_S
+        from .model.config import LIKELIHOODS, SBTTConfig
+
+        _int_setting("factor", self.factor, 1, MAX_FACTOR)
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"run setting 'likelihood' must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
+        if self.epochs is not None:
+            _int_setting("epochs", self.epochs, 1, 10**7)
+        _int_setting("seed", self.seed, 0, 2**32 - 1)
+        if not isinstance(self.device, str) or not (
+                self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise ValueError(f"run setting 'device' must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', "
+                             f"got {self.device!r}")
+        _number_setting("min_coverage", self.min_coverage, 0.0, 1.0, low_open=True)
+        for name in ("dff", "adapt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"run setting '{name}' must be true or false (a JSON boolean, not text), "
+                                 f"got {getattr(self, name)!r}")
+        if self.neuropil is not None:
+            _number_setting("neuropil", self.neuropil, 0.0, 2.0)
+        _number_setting("window_s", self.window_s, 0.0, MAX_WINDOW_S, low_open=True)
+        _number_setting("overlap_fraction", self.overlap_fraction, 0.0, 1.0, high_open=True)
+        if self.indicator is not None:
+            if not isinstance(self.indicator, str):
+                raise ValueError(f"run setting 'indicator' must be an indicator name such as 'GCaMP6f' (one of "
+                                 f"{', '.join(INDICATORS)}), got {self.indicator!r}")
+            get_indicator(self.indicator)
+        if self.max_seconds is not None:
+            _number_setting("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True)
+        _int_setting("inference_shifts", self.inference_shifts, 1, 64)
+        if not isinstance(self.model, dict) or not all(isinstance(k, str) for k in self.model):
+            raise ValueError(f"run setting 'model' must be a JSON object of model settings (SBTTConfig fields), "
+                             f"got {self.model!r}")
+        try:  # types and ranges of the model settings now, not after the recording was read
+            SBTTConfig().replace(**{"bin_width": 1.0, **self.model})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"run setting 'model': {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"run settings must be a JSON object (a dict), got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -141,6 +189,22 @@ class RunConfig:
         if isinstance(config, dict):
             return cls.from_dict(config)
         raise ValueError(f"config must be a RunConfig, a dict or None, got {type(config).__name__}")
+
+
+def _int_setting(name: str, v: Any, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"run setting '{name}' must be a whole number from {lo} to {hi}, got {v!r}")
+
+
+def _number_setting(name: str, v: Any, lo: float, hi: float, *, low_open: bool = False,
+                    high_open: bool = False) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok:
+        ok = (lo < v if low_open else lo <= v) and (v < hi if high_open else v <= hi)
+    if not ok:
+        lo_txt = f"{'above' if low_open else 'from'} {lo:g}"
+        hi_txt = f"{'below' if high_open else 'to'} {hi:g}"
+        raise ValueError(f"run setting '{name}' must be a number {lo_txt} {hi_txt}, got {v!r}")
 
 
 ProgressCallback = Callable[[Any], Any]
@@ -194,16 +258,15 @@ class SBTTResult:
 
         The folder is assembled under a temporary name and renamed into place, so an
         interrupted save leaves nothing behind; an existing folder is only replaced
-        with ``overwrite=True``.
+        with ``overwrite=True``, and only when it is a result folder itself
+        (:func:`check_result_destination`). The folder and its files get the user's
+        normal permissions (the umask), as any program's output.
         """
-        dest = Path(directory)
-        if dest.exists() and not overwrite:
-            raise OutputExistsError(f"{dest} already exists; choose another folder or pass overwrite=True")
-        parent = dest.parent if str(dest.parent) else Path(".")
-        if not parent.exists():
-            raise FileNotFoundError(f"the folder {parent} does not exist; create it first")
+        dest = check_result_destination(directory, overwrite=overwrite)
+        parent = dest.parent
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=parent))
         try:
+            os.chmod(tmp, 0o777 & ~current_umask())
             arrays = {
                 "rates": self.rates,
                 "times": self.times,
@@ -228,13 +291,18 @@ class SBTTResult:
             (tmp / "result.json").write_text(json.dumps(meta, indent=1, default=_json_default))
             if self.model is not None:
                 self.model.save(tmp / "model.safetensors")
-            if dest.exists():
-                backup = dest.with_name(f".{dest.name}.old")
-                if backup.exists():
-                    shutil.rmtree(backup)
-                dest.rename(backup)
-                tmp.rename(dest)
-                shutil.rmtree(backup)
+            if dest.exists() or dest.is_symlink():
+                check_result_destination(dest, overwrite=True)  # still a result folder of ours
+                backup = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=parent))
+                previous = backup / "previous"
+                dest.rename(previous)
+                try:
+                    tmp.rename(dest)
+                except BaseException:
+                    previous.rename(dest)  # put the old result back; only then drop the backup folder
+                    shutil.rmtree(backup, ignore_errors=True)
+                    raise
+                shutil.rmtree(backup, ignore_errors=True)
             else:
                 tmp.rename(dest)
         except BaseException:
@@ -279,6 +347,49 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def check_result_destination(path: str | os.PathLike, *, overwrite: bool = False, probe: bool = False) -> Path:
+    """Check that a result folder may be written at ``path``; returns it as a Path.
+
+    An existing ``path`` is refused unless ``overwrite`` is True, and even then unless it is a
+    result folder (:func:`is_result_dir`, not a symlink): a file, a symlink or any other folder
+    is never replaced. The parent folder must exist; with ``probe`` it is also tried for writing
+    (a temporary folder is made and removed), so a run can fail before its work, not after.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False.
+    ValueError
+        ``overwrite`` is True but ``path`` is not a result folder.
+    FileNotFoundError, NotADirectoryError, PermissionError
+        The parent folder is missing, not a folder, or not writable.
+    """
+    dest = Path(os.fspath(path)).expanduser()
+    if dest.exists() or dest.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(
+                f"{dest} already exists; choose another output folder, or replace it (only if it is a result "
+                "folder) with overwrite=True (--overwrite on the command line)")
+        kind = ("a symbolic link" if dest.is_symlink() else "a file" if not dest.is_dir()
+                else None if is_result_dir(dest) else "a folder that is not a napari-sbtt result")
+        if kind is not None:
+            raise ValueError(
+                f"{dest} is {kind}; only a result folder written by napari-sbtt is replaced, so nothing of "
+                "yours is deleted - choose another output folder")
+    parent = dest.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{parent} is not a folder; choose an output folder inside a folder")
+    if probe:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".probe", dir=parent))
+        except OSError as e:
+            raise PermissionError(f"cannot write in {parent} ({e.strerror or e}); choose an output folder you "
+                                  "can write to") from None
+    return dest
 
 
 def is_result_dir(path: str | os.PathLike) -> bool:
@@ -613,7 +724,7 @@ def _fit_and_infer(
         n_time=values.shape[0],
     )
     if model is not None and not isinstance(model, SBTTModel):
-        model = load_model(model, device=cfg.device if cfg.device != "auto" else None)
+        model = load_model(model, device=cfg.device)
     if model is not None:
         # a given model brings its likelihood, window and units: the recording is prepared the
         # way the model was trained
@@ -623,12 +734,13 @@ def _fit_and_infer(
             window = min(int(trained["window_bins"]), values.shape[0])
             overlap = min(int(trained.get("overlap_bins", 0)), window - 1)
         if trained.get("units") not in (None, obs.units):
-            raise ValueError(
+            from .core.errors import OptionError
+
+            raise OptionError(
                 f"the model was trained on observations in {trained['units']!r} but these are in "
-                f"{obs.units!r}; set dff/neuropil in the run config as they were for training"
-            )
-        if not cfg.adapt:
-            model.check_compatible(values.shape[1], model.likelihood)
+                f"{obs.units!r}; set {{dff_neuropil}} as they were for training",
+                dff_neuropil="dff and neuropil in the run config")
+        check_model_rois(model.n_neurons, values.shape[1], adapt=cfg.adapt)
 
     metadata = {
         "units": obs.units,
@@ -707,6 +819,21 @@ def _fit_and_infer(
         stopped=stopped["flag"],
         signal=signal,
     )
+
+
+def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "the model") -> None:
+    """Raise an OptionError unless a model of ``n_model`` ROIs can be applied to ``n_rois`` ROIs.
+
+    With ``adapt`` (fine-tune on this recording) any number fits: the read-in and readout are
+    re-learned.
+    """
+    from .core.errors import OptionError
+
+    if not adapt and int(n_model) != int(n_rois):
+        raise OptionError(
+            f"{source} was trained on {int(n_model)} ROIs but this recording has {int(n_rois)}; fine-tune it "
+            "on these ROIs with {adapt} (the learned dynamics are kept), or train a new model",
+            adapt="adapt=True in the run config")
 
 
 def _finite_or_none(x: Any) -> float | None:

@@ -28,6 +28,41 @@ class CliError(Exception):
     """A user mistake: printed as one line, exit status 2."""
 
 
+#: how the command line spells each setting that library errors name (see core.errors.OptionError)
+CLI_WORDS: dict[str, str] = {
+    "frame_period": "--frame-period <seconds per frame>",
+    "line_period": "--line-period <seconds per line>",
+    "frame_period_name": "--frame-period",
+    "line_period_name": "--line-period",
+    "scan": "--scan <scan.json>",
+    "n_rows": "--n-rows <lines per frame>",
+    "rois": "--rois",
+    "labels": "--rois <labels image .tif/.npy>",
+    "dataset": "--dataset NAME",
+    "prefer_movie": "--prefer movie",
+    "device_auto": "--device auto",
+    "device_cpu": "--device cpu",
+    "dff_off": "--config '{\"dff\": false}'",
+    "adapt": "--config '{\"adapt\": true}'",
+    "dff_neuropil": "\"dff\" and \"neuropil\" in --config",
+    "neuropil": "\"neuropil\" in --config",
+    "min_coverage": "\"min_coverage\" in --config",
+    "model": "--model",
+    "overwrite": "--overwrite",
+}
+
+
+def error_message(error: BaseException) -> str:
+    """One line for the user: an OptionError in command-line words, anything else as it reads."""
+    from .core.errors import OptionError
+
+    text = error.render(CLI_WORDS) if isinstance(error, OptionError) else str(error)
+    if isinstance(error, OSError) and not isinstance(error, FileExistsError) and error.filename is not None \
+            and str(error.filename) not in text:
+        text = f"{error.filename}: {text}"
+    return " ".join(text.split("\n"))
+
+
 def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
     """A progress callback for the library's reports, drawing tqdm bars; returns (callback, close)."""
     from tqdm.auto import tqdm
@@ -105,9 +140,11 @@ def cmd_simulate(args: argparse.Namespace) -> str:
 
 
 def cmd_extract(args: argparse.Namespace) -> str:
+    from .core.atomic import check_writable
     from .core.traces import extract_observations
 
     t = time.perf_counter()
+    check_writable(args.out, overwrite=args.overwrite)
     movie = _open_movie(args.movie)
     labels = _read_labels(args.rois)
     scan = _read_scan(args.scan)
@@ -146,34 +183,112 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise CliError(f"--config {source}: expected a JSON object of run settings")
         cfg.update(loaded)
+    from .api import RunConfig
+    from .core.limits import MAX_FACTOR, MAX_ONSET_DELAY_S
+
+    flags = {"factor": "--factor", "epochs": "--epochs", "seed": "--seed"}
     for key in ("factor", "likelihood", "epochs", "seed", "device", "indicator"):
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
+    if getattr(args, "factor", None) is not None and not 1 <= args.factor <= MAX_FACTOR:
+        raise CliError(f"--factor must be a whole number from 1 to {MAX_FACTOR} (fine-grid bins per sweep), "
+                       f"got {args.factor}")
+    for key in ("epochs", "seed"):
+        if getattr(args, key, None) is not None and getattr(args, key) < (1 if key == "epochs" else 0):
+            raise CliError(f"{flags[key]} must be {'>= 1' if key == 'epochs' else '>= 0'}, got {getattr(args, key)}")
     delay = getattr(args, "onset_delay_ms", None)
     if delay is not None:
-        if not delay >= 0:
-            raise CliError(f"--onset-delay-ms must be >= 0, got {delay}")
+        if not 0 <= delay <= MAX_ONSET_DELAY_S * 1e3:
+            raise CliError(f"--onset-delay-ms must be from 0 to {MAX_ONSET_DELAY_S * 1e3:g} ms (GCaMP6f: about 20), "
+                           f"got {delay:g}")
         model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
         cfg["model"] = {**model, "calcium_delay_seconds": delay / 1e3}
+    try:  # every setting's type and range now, before any work
+        RunConfig.from_dict(cfg)
+    except (TypeError, ValueError) as e:
+        where = f"--config {source}: " if source is not None else ""
+        raise CliError(f"{where}{e}") from None
     return cfg
 
 
+class _CtrlC:
+    """SIGINT during a fit, like the GUI's Stop: the first Ctrl-C stops the fit after the current
+    epoch, keeping the best model so far (the result is still written); a second one aborts and
+    writes nothing. Outside the main thread (no signal handlers there) Ctrl-C is left alone."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.count = 0
+        self._old: Any = None
+
+    def __enter__(self) -> "_CtrlC":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        print(f"\nnapari-sbtt {self.command}: stopping after this epoch; the best model so far is kept and "
+              "the result written (press Ctrl-C again to abort and write nothing)", file=sys.stderr, flush=True)
+
+    def progress(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback`` that also asks the run to stop once Ctrl-C was pressed (during extraction and
+        training; inference, which follows the fit, runs to the end)."""
+
+        def progress(report: Any = None, total: Any = None) -> Any:
+            callback(report, total)
+            stoppable = hasattr(report, "epoch") or getattr(report, "stage", None) in ("extract", "traces")
+            return True if self.count and stoppable else None
+
+        return progress
+
+
+def _check_model_file(path: str) -> dict[str, Any]:
+    """The metadata of a --model checkpoint (file or result folder), checked before any work."""
+    from .model.header import checkpoint_header_info, resolve_checkpoint_path
+
+    p = resolve_checkpoint_path(path)
+    try:
+        return checkpoint_header_info(p)
+    except (KeyError, TypeError, UnicodeDecodeError) as e:
+        raise CliError(f"--model {path}: not a napari-sbtt model file ({e})") from None
+
+
 def cmd_run(args: argparse.Namespace) -> str:
+    from .api import RunStopped, check_model_rois, check_result_destination
     from .recording import load_recording, run_recording
 
     t = time.perf_counter()
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise CliError(f"{out} already exists; choose another --out or pass --overwrite")
+    # cheap checks first, so a mistake is reported before minutes of work
+    out = check_result_destination(args.out, overwrite=args.overwrite, probe=True)
     config = _run_config(args)
+    info = _check_model_file(args.model) if args.model is not None else None
     rec = load_recording(
         args.input, rois=args.rois, scan=args.scan, frame_period=args.frame_period,
-        line_period=args.line_period, prefer=args.prefer, n_rows=args.n_rows,
+        line_period=args.line_period, prefer=args.prefer, n_rows=args.n_rows, dataset=args.dataset,
     )
     callback, close = _tqdm_callback("run")
     try:
-        result = run_recording(rec, model=args.model, config=config, progress=callback)
+        if info is not None:
+            check_model_rois(info["n_neurons"], rec.n_rois, adapt=bool(config.get("adapt", False)),
+                             source=f"the model {args.model}")
+        with _CtrlC("run") as ctrl_c:
+            result = run_recording(rec, model=args.model, config=config, progress=ctrl_c.progress(callback))
+    except RunStopped:
+        raise KeyboardInterrupt from None  # stopped before a model existed: nothing to write
     finally:
         close()
         rec.close()
@@ -287,7 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lines per frame, for a traces file with a rows file and no --scan")
     p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
                    help="suite2p/NWB: use the movie + ROI masks (default) or the file's ROI traces")
-    p.add_argument("--model", default=None, help="checkpoint folder to apply instead of training")
+    p.add_argument("--model", default=None,
+                   help="model to apply instead of training: a checkpoint (.safetensors) or a result folder "
+                        "holding model.safetensors")
+    p.add_argument("--dataset", default=None,
+                   help="traces .npz/.h5 holding several arrays: the name of the one with the traces")
     p.add_argument("--out", required=True, help="output folder for the result")
     p.add_argument("--config", default=None,
                    help="run settings as a JSON file or inline JSON (RunConfig fields; model sizes under "
@@ -323,8 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         summary = args.func(args)
-    except (CliError, ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
-        print(f"napari-sbtt {args.command}: error: {e}", file=sys.stderr)
+    except (CliError, ValueError, OSError, ImportError) as e:
+        print(f"napari-sbtt {args.command}: error: {error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"napari-sbtt {args.command}: interrupted; nothing was written", file=sys.stderr)

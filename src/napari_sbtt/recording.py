@@ -29,7 +29,6 @@ Otherwise :func:`load_recording` raises an error naming the option to give.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -38,8 +37,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from .core.errors import MissingTimingError, OptionError
+from .core.limits import (MAX_FRAME_PERIOD_S, MAX_LINE_PERIOD_S, MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S,
+                          check_seconds)
 from .core.readers import ReaderError, detect_format
-from .core.scan import ScanPattern
+from .core.scan import ScanPattern, infer_row_mask
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import RunConfig, SBTTResult
@@ -309,44 +311,50 @@ def _as_scan(scan: Any) -> tuple[ScanPattern, str]:
 
 
 def _positive(name: str, v: float | None) -> float | None:
+    """A frame or line period (seconds) within the physical bounds of :mod:`napari_sbtt.core.limits`."""
     if v is None:
         return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number of seconds, got {v!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
-    return f
+    lo, hi = ((MIN_FRAME_PERIOD_S, MAX_FRAME_PERIOD_S) if name == "frame_period"
+              else (MIN_LINE_PERIOD_S, MAX_LINE_PERIOD_S))
+    if isinstance(v, np.generic):
+        v = v.item()
+    return check_seconds(v, lo, hi, f"{name}_name", spelling=name)
 
 
 # --------------------------------------------------------------------------- timing
-def _timing_error(p: Path, what: str, file_field: str | None) -> ValueError:
+_TIMING_WORDS = {"frame_period": "frame_period=<seconds per frame>", "scan": "scan=<scan.json>",
+                 "line_period": "line_period=<seconds per line>"}
+
+
+def _timing_error(p: Path, what: str, file_field: str | None) -> MissingTimingError:
     hint = ""
     for sib in (p.with_suffix(".scan.json"), p.parent / "scan.json"):
         if sib.is_file():
-            hint = f" ({sib} lies beside it: pass scan={str(sib)!r} / --scan {sib} if it belongs to this recording)"
+            hint = f" ({sib} lies beside it: pass it as {{scan}} if it belongs to this recording)"
             break
     field_txt = f" ({file_field} is missing)" if file_field else ""
-    return ValueError(
-        f"{p}: {what} does not say when frames were acquired{field_txt}. Pass frame_period=<seconds per "
-        "frame> (--frame-period) for a full-raster recording, or scan=<scan.json> (--scan) for a "
-        "partial-field scan, or line_period=<seconds per line> (--line-period) to find the acquired "
-        f"rows from the movie{hint}"
-    )
+    return MissingTimingError(
+        f"{p}: {what} does not say when frames were acquired{field_txt}. Pass {{frame_period}} for a "
+        "full-raster recording, or {scan} for a partial-field scan, or {line_period} to find the "
+        f"acquired rows from the movie{hint}", **_TIMING_WORDS)
 
 
 def _check_full_raster(p: Path, movie: Any, src: str) -> None:
-    """Refuse a full-raster timing for a movie whose first frames have all-NaN rows (a partial scan)."""
+    """Refuse a full-raster timing for a movie whose first frames have unacquired rows (a partial scan).
+
+    A row is unacquired when it is all NaN or all exactly 0 (:func:`~napari_sbtt.core.scan.infer_row_mask`),
+    as the README says; taking it as data would feed the fit fake samples.
+    """
     head = np.asarray(movie[: min(int(movie.shape[0]), 8)])
-    if np.issubdtype(head.dtype, np.floating):
-        empty = np.isnan(head).all(axis=2)
-        if empty.any():
-            k, y = (int(v[0]) for v in np.nonzero(empty))
-            raise ValueError(
-                f"{p}: row {y} of frame {k} is all NaN, so this is a partial-field scan, but the timing "
-                f"({src}) describes a full raster. Pass line_period=<seconds per line> (--line-period) "
-                "to find the acquired rows of each frame, or scan=<scan.json> (--scan)")
+    empty = ~infer_row_mask(head)
+    if empty.any():
+        k, y = (int(v[0]) for v in np.nonzero(empty))
+        how = "NaN" if np.issubdtype(head.dtype, np.floating) and np.isnan(head[k, y]).all() else "0"
+        raise OptionError(
+            f"{p}: row {y} of frame {k} is all {how}, so this is a partial-field scan (unacquired rows are "
+            f"NaN or 0), but the timing ({src}) describes a full raster. Pass {{line_period}} to find the "
+            "acquired rows of each frame, or {scan}", line_period=_TIMING_WORDS["line_period"],
+            scan=_TIMING_WORDS["scan"])
 
 
 def _movie_timing(
@@ -357,8 +365,9 @@ def _movie_timing(
     """(scan, frame_period, source of the timing) for a movie."""
     if scan is not None:
         if frame_period is not None or line_period is not None:
-            raise ValueError("give either scan= or frame_period=/line_period=, not both; the scan pattern "
-                             "already fixes the timing")
+            raise OptionError("give either {scan} or {frame_period} / {line_period}, not both; the scan "
+                              "pattern already fixes the timing", scan="scan=", frame_period="frame_period=",
+                              line_period="line_period=")
         sp, src = _as_scan(scan)
         sp.check_movie(tuple(int(s) for s in movie.shape), what=f"{p}")
         return sp, None, src
@@ -385,8 +394,9 @@ def _traces_timing(
     """(scan, frame_period, n_rows, source of the timing) for traces of ``n_t`` frames."""
     if scan is not None:
         if frame_period is not None or line_period is not None:
-            raise ValueError("give either scan= or frame_period=/line_period=, not both; the scan pattern "
-                             "already fixes the timing")
+            raise OptionError("give either {scan} or {frame_period} / {line_period}, not both; the scan "
+                              "pattern already fixes the timing", scan="scan=", frame_period="frame_period=",
+                              line_period="line_period=")
         sp, src = _as_scan(scan)
         if sp.n_sweeps != n_t:
             raise ValueError(
@@ -399,17 +409,17 @@ def _traces_timing(
         return sp, None, sp.n_rows, src
     if line_period is not None:
         if n_rows is None:
-            raise ValueError(f"{p}: a full raster with line_period needs the image height: pass n_rows= "
-                             "(--n-rows) or a scan pattern")
+            raise OptionError(f"{p}: a full raster with a line period needs the image height: pass {{n_rows}} "
+                              "or {scan}", n_rows="n_rows=<lines per frame>", scan=_TIMING_WORDS["scan"])
         sp = ScanPattern.full_raster(n_rows, n_t, line_period, frame_period=frame_period)
         return sp, None, n_rows, "line_period"
     fp = frame_period if frame_period is not None else file_fp
     if fp is None:
         raise _timing_error(p, what, file_field)
     if n_rows is None:
-        raise ValueError(
+        raise OptionError(
             f"{p}: the ROI rows do not give the image height, which times each row within the frame; "
-            "pass n_rows=<lines per frame> (--n-rows), or a scan pattern (scan=, --scan)")
+            "pass {n_rows}, or {scan}", n_rows="n_rows=<lines per frame>", scan=_TIMING_WORDS["scan"])
     return None, fp, n_rows, "frame_period" if frame_period is not None else (file_field or "file")
 
 
@@ -419,9 +429,9 @@ def _load_tiff(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None
     from .core.readers import TiffPageStack, open_movie, scan_pattern_from_tiff
 
     if rois is None:
-        raise ValueError(
-            f"{p}: a TIFF movie carries no ROIs; pass rois=<labels image .tif/.npy> (--rois), 0 = background, "
-            "1..N = ROI ids")
+        raise OptionError(
+            f"{p}: a TIFF movie carries no ROIs; pass {{rois}} a labels image (.tif/.npy, 0 = background, "
+            "1..N = ROI ids)", rois="rois=")
     labels = read_labels(rois)
     movie, info = open_movie(p)
     if isinstance(movie, TiffPageStack):
@@ -468,9 +478,10 @@ def _load_suite2p(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | N
         rec.provenance.update(timing=src, movie=str(d.binary), labels_from="rois" if rois is not None else "stat.npy")
         return
     if rois is not None:
-        raise ValueError(
-            f"{p}: suite2p's traces belong to its own ROIs (stat.npy); leave out rois= (--rois), or use "
-            "prefer='movie' with a kept data.bin to extract your own ROIs from the registered movie")
+        raise OptionError(
+            f"{p}: suite2p's traces belong to its own ROIs (stat.npy); leave out {{rois}}, or use "
+            "{prefer_movie} with a kept data.bin to extract your own ROIs from the registered movie",
+            rois="rois=", prefer_movie="prefer='movie'")
     rows = d.med_rows.astype(float)
     cols = d.med[:, 1].astype(float)
     ids = np.arange(1, d.n_rois + 1, dtype=np.int64)
@@ -491,7 +502,8 @@ def _load_caiman(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | No
     from .core.readers import read_caiman
 
     if rois is not None:
-        raise ValueError(f"{p}: CaImAn's traces belong to its own components (estimates/A); leave out rois= (--rois)")
+        raise OptionError(f"{p}: CaImAn's traces belong to its own components (estimates/A); leave out {{rois}}",
+                          rois="rois=")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d = read_caiman(p)
@@ -542,8 +554,8 @@ def _load_nwb(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None,
                 rec.provenance["segmentation"] = seg
             return
         if rois is not None:
-            raise ValueError(f"{p}: the NWB traces belong to PlaneSegmentation '{d.segmentation_name}'; leave "
-                             "out rois= (--rois)")
+            raise OptionError(f"{p}: the NWB traces belong to PlaneSegmentation '{d.segmentation_name}'; leave "
+                              "out {rois}", rois="rois=")
         tr = d.traces
         covered = np.isfinite(tr).any(axis=0)
         ids = np.arange(1, d.n_rois + 1, dtype=np.int64)
@@ -565,17 +577,17 @@ def _load_nwb(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None,
 
 
 def _load_traces(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None, n_rows: int | None,
-                 rec: Recording) -> None:
+                 rec: Recording, dataset: str | None = None) -> None:
     from .core.readers import read_traces
 
     if rois is None:
-        raise ValueError(
-            f"{p}: a traces file does not say where each ROI is; pass rois= a labels image (.tif/.npy, "
-            "--rois) or a rows file (.csv/.npy, one line per ROI: its row, or row and column)")
+        raise OptionError(
+            f"{p}: a traces file does not say where each ROI is; pass {{rois}} a labels image (.tif/.npy) "
+            "or a rows file (.csv/.npy, one line per ROI: its row, or row and column)", rois="rois=")
     n_frames = None
     if scan is not None:
         n_frames = _as_scan(scan)[0].n_sweeps
-    traces = read_traces(p, n_frames=n_frames)
+    traces = read_traces(p, n_frames=n_frames, dataset=dataset)
     n = traces.shape[1]
     if _looks_like_rows(rois):
         rows, cols = read_roi_rows(rois)
@@ -617,6 +629,7 @@ def load_recording(
     prefer: str = "movie",
     n_rows: int | None = None,
     format: str | None = None,
+    dataset: str | None = None,
 ) -> Recording:
     """Read a recording in any supported format into a :class:`Recording`.
 
@@ -648,6 +661,8 @@ def load_recording(
         Lines per frame (Y), needed only for a traces file with a rows file and no scan pattern.
     format
         Force the format (one of ``RECORDING_FORMATS``) instead of detecting it.
+    dataset
+        For a traces ``.npz`` / HDF5 file holding several arrays: the name of the traces.
 
     Returns
     -------
@@ -680,6 +695,9 @@ def load_recording(
             f"(.npy/.csv/.h5); this {kind} is none of them")
     if fmt not in RECORDING_FORMATS:
         raise ValueError(f"format must be one of {RECORDING_FORMATS}, got {fmt!r}")
+    if dataset is not None and fmt != "traces":
+        raise OptionError(f"{p}: {{dataset}} names an array of a traces file, but this is a {fmt} recording",
+                          dataset="dataset=")
     rec = Recording(source_format=fmt, path=p)
     rec.provenance = {"format": fmt, "path": str(p.resolve()), "prefer": prefer,
                       "rois": str(Path(rois).expanduser().resolve()) if isinstance(rois, (str, os.PathLike))
@@ -693,7 +711,7 @@ def load_recording(
     elif fmt == "nwb":
         _load_nwb(p, rois, scan, fp, lp, prefer, rec)
     else:
-        _load_traces(p, rois, scan, fp, lp, n_rows, rec)
+        _load_traces(p, rois, scan, fp, lp, n_rows, rec, dataset)
     rec.provenance["mode"] = rec.mode
     rec.provenance["image_shape"] = (None if rec.n_rows is None or rec.n_cols is None
                                      else [int(rec.n_rows), int(rec.n_cols)])
@@ -888,10 +906,10 @@ def export_result(
     if lab is None:
         lab = _labels_from_provenance(prov)
     if lab is None:
-        raise ValueError(
+        raise OptionError(
             f"{path}: the {fmt.upper()} export paints/links each ROI's mask, but this result does not say where "
-            "its ROI labels are (it was not computed from a file with ROI masks); pass labels=<(Y, X) labels "
-            "image or .tif/.npy> (--rois on the command line)")
+            "its ROI labels are (it was not computed from a file with ROI masks); pass {labels}",
+            labels="labels=<(Y, X) labels image or .tif/.npy>")
     if fmt == "tiff":
         return writers.write_activity_tiff(path, arrays["rates"], lab, arrays["roi_ids"],
                                            bin_width=float(result.grid.bin_width), overwrite=overwrite)

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from .errors import OptionError
+
 __all__ = ["running_percentile_baseline", "delta_f_over_f", "DEFAULT_F0_WINDOW", "DEFAULT_F0_PERCENTILE"]
 
 #: default F0 window, seconds
@@ -147,10 +149,13 @@ def delta_f_over_f(
     bad = np.any(f0 <= 0, axis=0)  # NaN compares False
     if bad.any():
         ids = [int(i) for i in np.asarray(roi_ids)[bad]]
-        raise ValueError(
+        raise OptionError(
             f"the dF/F baseline F0 is <= 0 for ROI id(s) {ids[:20]}{' ...' if len(ids) > 20 else ''} "
-            f"({percentile:g}th percentile over {window:g} s); dF/F is undefined there. Subtract the "
-            "offset that makes the fluorescence negative (e.g. the dark level), lower the neuropil "
-            "coefficient, or pass dff=False to keep raw values"
-        )
+            f"({percentile:g}th percentile over {window:g} s); dF/F is undefined there. If the movie "
+            "fills rows the scan did not acquire with 0, those zeros are not samples: give the scan "
+            "pattern ({scan}) or {line_period} so that they are left out. Otherwise subtract the offset "
+            "that makes the fluorescence negative (e.g. the dark level), lower {neuropil}, or keep raw "
+            "values with {dff_off}",
+            scan="scan=<scan.json>", line_period="line_period=<seconds per line>",
+            neuropil="the neuropil coefficient (neuropil=)", dff_off="dff=False")
     return (values - f0) / f0

@@ -35,6 +35,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .limits import (MAX_FACTOR, MAX_FRAME_PERIOD_S, MAX_IMAGE_SIDE, MAX_LINE_PERIOD_S, MAX_SWEEPS,
+                     MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S)
+
 __all__ = ["ScanPattern", "FineGrid", "ScanMismatchError"]
 
 _FORMAT = "napari-sbtt.scan-pattern"
@@ -146,14 +149,15 @@ class ScanPattern:
         t0: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        if int(n_rows) != n_rows or n_rows < 1:
-            raise ValueError(f"n_rows must be a positive whole number, got {n_rows}")
-        if int(n_sweeps) != n_sweeps or n_sweeps < 1:
-            raise ValueError(f"n_sweeps must be a positive whole number, got {n_sweeps}")
-        if not (math.isfinite(line_period) and line_period > 0):
-            raise ValueError(f"line_period must be a positive number of seconds, got {line_period}")
-        if not (math.isfinite(flyback) and flyback >= 0):
-            raise ValueError(f"flyback must be >= 0 seconds, got {flyback}")
+        if int(n_rows) != n_rows or not 1 <= n_rows <= MAX_IMAGE_SIDE:
+            raise ValueError(f"n_rows must be a whole number from 1 to {MAX_IMAGE_SIDE}, got {n_rows}")
+        if int(n_sweeps) != n_sweeps or not 1 <= n_sweeps <= MAX_SWEEPS:
+            raise ValueError(f"n_sweeps must be a whole number from 1 to {MAX_SWEEPS}, got {n_sweeps}")
+        if not (math.isfinite(line_period) and MIN_LINE_PERIOD_S <= line_period <= MAX_LINE_PERIOD_S):
+            raise ValueError(f"line_period must be a number of seconds from {MIN_LINE_PERIOD_S:g} to "
+                             f"{MAX_LINE_PERIOD_S:g} (one scanned line), got {line_period}")
+        if not (math.isfinite(flyback) and 0 <= flyback <= MAX_FRAME_PERIOD_S):
+            raise ValueError(f"flyback must be from 0 to {MAX_FRAME_PERIOD_S:g} seconds, got {flyback}")
         if not math.isfinite(t0):
             raise ValueError(f"t0 must be a finite time in seconds, got {t0}")
         if len(cycle) < 1:
@@ -175,8 +179,9 @@ class ScanPattern:
             )
         if frame_period is not None:
             frame_period = float(frame_period)
-            if not (math.isfinite(frame_period) and frame_period > 0):
-                raise ValueError(f"frame_period must be a positive number of seconds, got {frame_period}")
+            if not (math.isfinite(frame_period) and MIN_FRAME_PERIOD_S <= frame_period <= MAX_FRAME_PERIOD_S):
+                raise ValueError(f"frame_period must be a number of seconds from {MIN_FRAME_PERIOD_S:g} to "
+                                 f"{MAX_FRAME_PERIOD_S:g}, got {frame_period}")
             if frame_period < longest * (1 - 1e-9):
                 raise ValueError(
                     f"frame_period {frame_period:.6g} s is shorter than the longest sweep "
@@ -471,8 +476,9 @@ class ScanPattern:
 
     def fine_grid(self, factor: int) -> FineGrid:
         """The fine time grid with ``factor`` bins per sweep (bin = frame_period / factor)."""
-        if int(factor) != factor or factor < 1:
-            raise ValueError(f"factor must be a whole number >= 1, got {factor}")
+        if isinstance(factor, bool) or int(factor) != factor or not 1 <= factor <= MAX_FACTOR:
+            raise ValueError(f"factor must be a whole number from 1 to {MAX_FACTOR} (fine-grid bins per sweep), "
+                             f"got {factor}")
         bw = self.frame_period / int(factor)
         n = int(math.ceil(self.duration / bw - 1e-9))
         return FineGrid(self.t0, bw, max(n, 1))
@@ -536,25 +542,58 @@ class ScanPattern:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ScanPattern":
+    def from_dict(cls, d: dict[str, Any], *, source: str | os.PathLike | None = None) -> "ScanPattern":
+        """Inverse of :meth:`to_dict`. Every field's JSON type is checked (``"no"`` is not a boolean,
+        ``"0.001"`` not a number, ``32.0`` not a whole number); errors name ``source`` and the field."""
+        where = f"{source}: " if source is not None else ""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}a scan pattern must be a JSON object, got a JSON {_json_kind(d)}; write it "
+                             "with ScanPattern.to_json")
         if d.get("format") != _FORMAT:
             raise ValueError(
-                f"not a napari-sbtt scan pattern (format field is {d.get('format')!r}, "
+                f"{where}not a napari-sbtt scan pattern (format field is {d.get('format')!r}, "
                 f"expected {_FORMAT!r})"
             )
-        if d.get("version", 0) > _FORMAT_VERSION:
+        missing = [k for k in ("n_rows", "n_sweeps", "line_period_s", "cycle") if k not in d]
+        if missing:
+            raise ValueError(f"{where}scan pattern JSON lacks the field {missing[0]!r}")
+
+        def bad(name: str, want: str) -> ValueError:
+            v = d[name]
+            return ValueError(f"{where}scan pattern field {name!r} must be {want}, got {v!r} "
+                              f"(a JSON {_json_kind(v)})")
+
+        version = d.get("version", 0)
+        if not _is_int(version) or version < 0:
+            raise bad("version", "a whole number")
+        if version > _FORMAT_VERSION:
             raise ValueError(
-                f"scan pattern format version {d['version']} is newer than this napari-sbtt "
+                f"{where}scan pattern format version {version} is newer than this napari-sbtt "
                 f"understands ({_FORMAT_VERSION}); upgrade napari-sbtt"
             )
+        for name in ("n_rows", "n_sweeps"):
+            if not _is_int(d[name]):
+                raise bad(name, "a whole number")
+        for name in ("line_period_s", "flyback_s", "t0_s"):
+            if name in d and not _is_number(d[name]):
+                raise bad(name, "a number of seconds")
+        if d.get("frame_period_s") is not None and not _is_number(d["frame_period_s"]):
+            raise bad("frame_period_s", "null or a number of seconds")
+        if "bidirectional" in d and not isinstance(d["bidirectional"], bool):
+            raise bad("bidirectional", "true or false")
+        cycle = d["cycle"]
+        if not isinstance(cycle, list) or not all(isinstance(r, list) and all(_is_int(i) for i in r)
+                                                  for r in cycle):
+            raise ValueError(f"{where}scan pattern field 'cycle' must be a list of per-sweep lists of row "
+                             "indices (whole numbers)")
         try:
             return cls(
-                d["n_rows"], d["cycle"], d["n_sweeps"], d["line_period_s"],
+                d["n_rows"], cycle, d["n_sweeps"], d["line_period_s"],
                 flyback=d.get("flyback_s", 0.0), frame_period=d.get("frame_period_s"),
                 t0=d.get("t0_s", 0.0), bidirectional=d.get("bidirectional", False),
             )
-        except KeyError as e:
-            raise ValueError(f"scan pattern JSON lacks the field {e.args[0]!r}") from None
+        except ValueError as e:
+            raise ValueError(f"{where}{e}") from None
 
     def to_json(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> str:
         """Serialise to JSON; with ``path``, also write it there atomically.
@@ -578,10 +617,31 @@ class ScanPattern:
             if not p.is_file():
                 raise FileNotFoundError(f"scan pattern file not found: {p}")
             try:
-                return cls.from_dict(json.loads(p.read_text()))
-            except json.JSONDecodeError as e:
+                d = json.loads(p.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as e:
                 raise ValueError(f"{p} is not valid JSON: {e}") from None
-        return cls.from_dict(json.loads(source))
+            return cls.from_dict(d, source=p)
+        try:
+            d = json.loads(source)
+        except ValueError as e:
+            raise ValueError(f"the scan pattern is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _json_kind(v: Any) -> str:
+    for kind, name in ((bool, "boolean"), ((int, float), "number"), (str, "string"), (list, "array"),
+                       (dict, "object")):
+        if isinstance(v, kind):
+            return name
+    return "null" if v is None else type(v).__name__
 
 
 def _compress_cycle(rows: list[np.ndarray]) -> list[np.ndarray]:

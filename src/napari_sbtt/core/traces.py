@@ -66,6 +66,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .dff import DEFAULT_F0_PERCENTILE, DEFAULT_F0_WINDOW, delta_f_over_f
+from .errors import MissingTimingError
 from .neuropil import DEFAULT_INNER, DEFAULT_OUTER, annulus_pixels
 from .scan import FineGrid, ScanPattern
 
@@ -692,10 +693,10 @@ def _resolve_pattern(pattern: ScanPattern | None, frame_period: float | None, n_
             raise TypeError(f"pattern must be a ScanPattern or None, got {type(pattern).__name__}")
         return pattern
     if frame_period is None:
-        raise ValueError(
-            "without a scan pattern the timing is unknown: pass pattern=ScanPattern(...) or, for "
-            "a full-raster recording, frame_period=<seconds per frame>"
-        )
+        raise MissingTimingError(
+            "without a scan pattern the timing is unknown: pass {scan} or, for a full-raster "
+            "recording, {frame_period}", scan="pattern=ScanPattern(...)",
+            frame_period="frame_period=<seconds per frame>")
     if not (isinstance(frame_period, (int, float)) and math.isfinite(frame_period) and frame_period > 0):
         raise ValueError(f"frame_period must be a positive number of seconds, got {frame_period}")
     if n_rows is None:

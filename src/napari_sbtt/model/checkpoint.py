@@ -25,15 +25,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..core.atomic import atomic_path
-from .config import LIKELIHOODS, EpochReport, SBTTConfig
-from .likelihoods import Normaliser
+from .config import EpochReport, SBTTConfig
+from .header import (FORMAT, FORMAT_VERSION, META_KEY, resolve_checkpoint_path, tensor_shapes,
+                     validate_checkpoint_info)
+from .likelihoods import Normaliser, make_likelihood
+from .network import SequentialAutoencoder
 from .sbtt_model import SBTTModel, resolve_device
 
 __all__ = ["save_model", "load_model", "read_checkpoint_info", "FORMAT", "FORMAT_VERSION"]
 
-FORMAT = "napari-sbtt-model"
-FORMAT_VERSION = 1
-_META_KEY = "napari_sbtt"
+_META_KEY = META_KEY
 
 
 def _package_version() -> str:
@@ -71,12 +72,12 @@ def save_model(model: SBTTModel, path: str | os.PathLike, *, overwrite: bool = F
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint without building the model (cheap compatibility checks)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no model file at {p}")
-    if p.is_dir():
-        raise ValueError(f"{p} is a folder; give the path of a napari-sbtt model file (*.safetensors)")
+    """The JSON metadata of a checkpoint without building the model (cheap compatibility checks).
+
+    ``path`` is the checkpoint file or a result folder holding ``model.safetensors``. Every
+    field's type is checked (:func:`~napari_sbtt.model.header.validate_checkpoint_info`).
+    """
+    p = resolve_checkpoint_path(path)
     try:
         from safetensors import safe_open
 
@@ -92,34 +93,78 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
         info = json.loads(meta[_META_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: corrupt napari-sbtt metadata ({e})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise ValueError(f"{p} is not a napari-sbtt model file (format {info.get('format')!r})")
-    if int(info.get("format_version", -1)) > FORMAT_VERSION:
-        raise ValueError(f"{p} was written by a newer napari-sbtt (format version "
-                         f"{info.get('format_version')}); upgrade napari-sbtt to read it")
-    return info
+    return validate_checkpoint_info(info, p)
+
+
+def _available(device: str) -> bool:
+    try:
+        resolve_device(device)
+    except ValueError:
+        return False
+    return True
+
+
+def _expected_shapes(n: int, likelihood: str, config: SBTTConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of the network's tensors for these sizes, built on torch's meta device (no memory)."""
+    with torch.device("meta"):
+        net = SequentialAutoencoder(n, config, make_likelihood(likelihood, n, config))
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _check_shapes(path: Path, n: int, likelihood: str, config: SBTTConfig) -> None:
+    """Compare the sizes the metadata declares with the tensors the file ships, before building."""
+    try:
+        shipped = tensor_shapes(path)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the weights ({e})") from None
+    expected = _expected_shapes(n, likelihood, config)
+    missing = sorted(set(expected) - set(shipped))
+    extra = sorted(set(shipped) - set(expected))
+    bad = [k for k in expected if k in shipped and shipped[k] != expected[k]]
+    if missing or extra or bad:
+        sizes = ", ".join(f"{k}={getattr(config, k)}" for k in
+                          ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
+                           "controller_size"))
+        detail = (f"tensor {bad[0]!r} is {shipped[bad[0]]} but the metadata (n_neurons={n}, {sizes}) "
+                  f"needs {expected[bad[0]]}") if bad else f"missing {missing[:5]}, unexpected {extra[:5]}"
+        raise ValueError(f"{path}: the weights do not match the sizes in the metadata ({detail}); the file "
+                         "is damaged or was edited - save the model again")
 
 
 def load_model(path: str | os.PathLike, *, device: str | None = None,
                n_neurons: int | None = None, likelihood: str | None = None) -> SBTTModel:
     """Load a checkpoint written by :meth:`SBTTModel.save`.
 
-    device: where to put the model ("auto", "cpu", "cuda"...); default: the saved config's device
-    resolved on this machine. ``n_neurons`` / ``likelihood``: if given, check the model fits
-    that data first and raise a clear ValueError if not.
+    ``path``: the ``.safetensors`` file, or a result folder holding ``model.safetensors``.
+    device: where to put the model ("auto", "cpu", "cuda"...); default: the device it was trained
+    on when this machine has it, else "auto" (CUDA when present, else the CPU), so a model
+    trained on a GPU applies on any machine. The loaded model's ``config.device`` is the device
+    used, so that adapting it works here too.
+    ``n_neurons`` / ``likelihood``: if given, check the model fits that data first and raise
+    a clear ValueError if not.
+
+    Every size the metadata declares is checked against the tensors the file ships before the
+    network is built, so an edited file cannot make this allocate more than the file holds.
     """
-    path = Path(os.fspath(path))
+    path = resolve_checkpoint_path(path)
     info = read_checkpoint_info(path)
+    lik = info["likelihood"]
+    n = info["n_neurons"]
     try:
-        lik = info["likelihood"]
-        if lik not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {lik!r}")
         config = SBTTConfig.from_dict(info["config"])
         normaliser = Normaliser.from_dict(info["normaliser"])
-        n = int(info["n_neurons"])
         history = [EpochReport.from_dict(r) for r in info.get("history", [])]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: incomplete or invalid napari-sbtt metadata ({e})") from None
+    if normaliser.offset.shape != (n,) or normaliser.scale.shape != (n,):
+        raise ValueError(f"{path}: metadata field 'normaliser' holds {normaliser.offset.size} offsets and "
+                         f"{normaliser.scale.size} scales for n_neurons={n}; the file is damaged or was edited")
+    _check_shapes(path, n, lik, config)
+    if device is None:  # where it was trained if this machine has that device, else "auto"
+        device = config.device if _available(config.device) else "auto"
+    dev = resolve_device(device)
+    if device != config.device:
+        config = config.replace(device=device)
     model = SBTTModel.build(n, lik, config, normaliser, device="cpu")
     if n_neurons is not None or likelihood is not None:
         model.check_compatible(n if n_neurons is None else n_neurons, likelihood)
@@ -127,15 +172,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
-    target = model.network.state_dict()
-    missing = sorted(set(target) - set(tensors))
-    extra = sorted(set(tensors) - set(target))
-    bad = [k for k in target if k in tensors and tuple(tensors[k].shape) != tuple(target[k].shape)]
-    if missing or extra or bad:
-        raise ValueError(f"{path}: weights do not match the saved configuration (missing {missing[:5]}, "
-                         f"unexpected {extra[:5]}, wrong shape {bad[:5]}); the file is damaged")
     model.network.load_state_dict(tensors)
-    dev = resolve_device(device if device is not None else config.device)
     return SBTTModel(model.network, lik, config, normaliser, history=history,
-                     best_epoch=int(info.get("best_epoch", -1)), metadata=info.get("metadata", {}),
-                     stop_reason=str(info.get("stop_reason", "")), device=dev)
+                     best_epoch=info.get("best_epoch", -1), metadata=info.get("metadata", {}),
+                     stop_reason=info.get("stop_reason", ""), device=dev)

@@ -12,10 +12,17 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SBTTConfig", "EpochReport", "StopTraining", "LIKELIHOODS"]
+from ..core.limits import MAX_FRAME_PERIOD_S, MAX_ONSET_DELAY_S
+
+__all__ = ["SBTTConfig", "EpochReport", "StopTraining", "LIKELIHOODS", "MAX_UNITS"]
 
 #: likelihood names understood by :func:`napari_sbtt.model.fit_trials`
 LIKELIHOODS = ("poisson", "gaussian", "zig", "calcium")
+
+#: the most units any layer may have (a GRU of 8192 units already holds 0.8 GB of weights)
+MAX_UNITS = 8192
+UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
+               "controller_size", "inferred_input_size")
 
 
 class StopTraining(Exception):
@@ -148,6 +155,11 @@ class SBTTConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"SBTTConfig.{name} must be an integer >= 0, got {v!r}")
+        for name in UNIT_FIELDS:
+            v = getattr(self, name)
+            if v > MAX_UNITS:
+                raise ValueError(f"SBTTConfig.{name} must be an integer <= {MAX_UNITS} (units of the network), "
+                                 f"got {v!r}")
         for name in ("dropout", "coordinated_dropout", "sample_validation", "valid_fraction"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
@@ -171,13 +183,20 @@ class SBTTConfig:
         if self.calcium_kernel not in ("ar", "double_exponential"):
             raise ValueError("SBTTConfig.calcium_kernel must be 'ar' or 'double_exponential', "
                              f"got {self.calcium_kernel!r}")
-        if self.calcium_ar_order not in (1, 2):
+        if isinstance(self.calcium_ar_order, bool) or self.calcium_ar_order not in (1, 2) \
+                or not isinstance(self.calcium_ar_order, int):
             raise ValueError(
                 f"SBTTConfig.calcium_ar_order must be 1 or 2, got {self.calcium_ar_order!r}")
         v = self.calcium_delay_seconds
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                              or not math.isfinite(v) or v < 0):
-            raise ValueError(f"SBTTConfig.calcium_delay_seconds must be None or a number >= 0, got {v!r}")
+                              or not math.isfinite(v) or not 0 <= v <= MAX_ONSET_DELAY_S):
+            raise ValueError(f"SBTTConfig.calcium_delay_seconds must be None or a number of seconds from 0 to "
+                             f"{MAX_ONSET_DELAY_S:g}, got {v!r}")
+        for name, hi in (("calcium_decay_seconds", 60.0), ("calcium_rise_seconds", 10.0),
+                         ("bin_width", MAX_FRAME_PERIOD_S)):
+            v = getattr(self, name)
+            if v is not None and v > hi:
+                raise ValueError(f"SBTTConfig.{name} must be at most {hi:g} seconds, got {v!r}")
         for name in ("decay", "rise", "delay"):
             if getattr(self, f"calcium_{name}_seconds") is not None and self.bin_width is None:
                 raise ValueError(f"SBTTConfig.calcium_{name}_seconds needs bin_width (seconds per bin); "

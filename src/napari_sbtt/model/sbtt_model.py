@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..core.errors import OptionError
 from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .likelihoods import Normaliser, make_likelihood
 from .network import SequentialAutoencoder
@@ -16,11 +17,20 @@ __all__ = ["SBTTModel", "resolve_device", "thread_limit"]
 
 
 def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; other names are passed to torch.device."""
+    """"auto" -> CUDA when available, else CPU; other names are passed to torch.device.
+
+    Raises :class:`~napari_sbtt.core.errors.OptionError` (a ValueError) when a CUDA or MPS device
+    is asked for on a machine without one.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    missing = ((device.startswith("cuda") and not torch.cuda.is_available())
+               or (device == "mps" and not torch.backends.mps.is_available()))
+    if missing:
+        raise OptionError(
+            f"device {device!r} was asked for but this machine has no such device (torch sees none); "
+            "use {device_auto} (a GPU when present, else the CPU) or {device_cpu}",
+            device_auto="device='auto'", device_cpu="device='cpu'")
     return torch.device(device)
 
 

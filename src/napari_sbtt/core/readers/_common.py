@@ -8,11 +8,57 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ReaderError", "require_h5py", "open_hdf5", "require_pynwb", "labels_from_weighted_pixels"]
+from ..errors import OptionError
+from ..limits import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
+__all__ = ["ReaderError", "ReaderOptionError", "require_h5py", "open_hdf5", "require_pynwb",
+           "labels_from_weighted_pixels", "check_image_shape", "read_h5_dataset", "MAX_IMAGE_SIDE",
+           "MAX_IMAGE_PIXELS"]
+
+#: an HDF5 dataset may decompress to at most this many times the bytes it stores (gzip's limit
+#: is about 1032), plus a little, before its declared shape is taken as a crafted header
+_MAX_H5_RATIO = 1100
+_H5_SLACK_BYTES = 2**20
 
 
 class ReaderError(ValueError):
     """A file is not in the expected format; the message names the file, the field and the fix."""
+
+
+class ReaderOptionError(ReaderError, OptionError):
+    """A ReaderError whose fix is a setting, named in the caller's words (see :class:`OptionError`)."""
+
+
+def check_image_shape(shape: Sequence[Any], source: str | os.PathLike, field: str) -> tuple[int, int]:
+    """``shape`` as (Y, X) after checking it is a sane image size; raises ReaderError naming the field."""
+    try:
+        ny, nx = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ReaderError(f"{source}: '{field}' is {tuple(shape)!r}, not an image size (Y, X)") from None
+    if not (1 <= ny <= MAX_IMAGE_SIDE and 1 <= nx <= MAX_IMAGE_SIDE and ny * nx <= MAX_IMAGE_PIXELS):
+        raise ReaderError(
+            f"{source}: '{field}' says the image is {ny} x {nx} pixels, outside 1..{MAX_IMAGE_SIDE} per side "
+            f"and {MAX_IMAGE_PIXELS} pixels in all; the file is damaged or was edited")
+    return ny, nx
+
+
+def read_h5_dataset(ds: Any, source: str | os.PathLike, dtype: Any = None) -> np.ndarray:
+    """All of an HDF5 dataset, after checking its declared size against the bytes it stores.
+
+    HDF5 allocates a dataset's declared shape when it is read, even where nothing was written
+    (the fill value); a shape far larger than the stored (compressed) data is refused.
+    """
+    try:
+        nbytes = int(ds.size) * int(ds.dtype.itemsize)
+        stored = int(ds.id.get_storage_size())
+    except (AttributeError, TypeError, ValueError):
+        nbytes, stored = 0, 0
+    if nbytes > _MAX_H5_RATIO * stored + _H5_SLACK_BYTES:
+        raise ReaderError(
+            f"{source}: dataset '{getattr(ds, 'name', '?')}' declares shape {tuple(ds.shape)} ({nbytes} bytes) "
+            f"but stores only {stored} bytes; the file is damaged or was edited")
+    arr = ds[()]
+    return np.asarray(arr) if dtype is None else np.asarray(arr, dtype=dtype)
 
 
 def require_h5py(path: str | os.PathLike | None = None) -> Any:
@@ -91,7 +137,7 @@ def labels_from_weighted_pixels(
     ReaderError
         When a pixel lies outside ``shape`` (naming the ROI, the file and the field).
     """
-    ny, nx = int(shape[0]), int(shape[1])
+    ny, nx = check_image_shape(shape, source, field)
     flat_parts, w_parts, id_parts = [], [], []
     for k, (yy, xx) in enumerate(zip(ypix, xpix)):
         name = k if roi_names is None else roi_names[k]

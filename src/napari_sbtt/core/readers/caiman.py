@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, labels_from_weighted_pixels, open_hdf5, require_h5py
+from ._common import (ReaderError, as_path, check_image_shape, labels_from_weighted_pixels, open_hdf5,
+                      read_h5_dataset, require_h5py)
 
 __all__ = ["CaimanData", "read_caiman"]
 
@@ -101,7 +102,7 @@ def _read_sparse_columns(f: Any, path: Path) -> tuple[list[np.ndarray], list[np.
     if isinstance(A, h5py.Dataset):
         if _is_none(A) or A.ndim != 2:
             raise ReaderError(f"{path}: 'estimates/A' is empty; the CNMF model was not fitted before saving")
-        dense = np.asarray(A[()], dtype=float)
+        dense = read_h5_dataset(A, path, float)
         rows = [np.flatnonzero(dense[:, j]) for j in range(dense.shape[1])]
         vals = [dense[r, j] for j, r in enumerate(rows)]
         return rows, vals, dense.shape[0], dense.shape[1]
@@ -111,10 +112,10 @@ def _read_sparse_columns(f: Any, path: Path) -> tuple[list[np.ndarray], list[np.
                 f"{path}: 'estimates/A' lacks '{key}'; CaImAn stores A as a sparse matrix "
                 "(data, indices, indptr, shape) - re-save the results with cnm.save"
             )
-    data = np.asarray(A["data"][()], dtype=float).ravel()
-    indices = np.asarray(A["indices"][()], dtype=np.int64).ravel()
-    indptr = np.asarray(A["indptr"][()], dtype=np.int64).ravel()
-    shape = tuple(int(s) for s in np.asarray(A["shape"][()]).ravel())
+    data = read_h5_dataset(A["data"], path, float).ravel()
+    indices = read_h5_dataset(A["indices"], path, np.int64).ravel()
+    indptr = read_h5_dataset(A["indptr"], path, np.int64).ravel()
+    shape = tuple(int(s) for s in read_h5_dataset(A["shape"], path).ravel())
     if len(shape) != 2:
         raise ReaderError(f"{path}: 'estimates/A/shape' is {shape}, expected (n_pixels, n_components)")
     n_pix, n_comp = shape
@@ -131,7 +132,7 @@ def _read_sparse_columns(f: Any, path: Path) -> tuple[list[np.ndarray], list[np.
 def _dims(f: Any, path: Path) -> tuple[int, int]:
     for key in ("params/data/dims", "dims", "estimates/dims"):
         if key in f and not _is_none(f[key]):
-            d = tuple(int(v) for v in np.asarray(f[key][()]).ravel())
+            d = tuple(int(v) for v in read_h5_dataset(f[key], path).ravel())
             if len(d) == 3 and d[2] == 1:
                 d = d[:2]
             if len(d) != 2:
@@ -139,7 +140,7 @@ def _dims(f: Any, path: Path) -> tuple[int, int]:
                     f"{path}: '{key}' is {d}; napari-sbtt reads 2-D (Y, X) CaImAn results only - "
                     "for volumetric results, run CaImAn on one plane"
                 )
-            return d  # type: ignore[return-value]
+            return check_image_shape(d, path, key)
     raise ReaderError(
         f"{path}: no 'params/data/dims' (the image size); re-save the results with cnm.save, "
         "which stores the parameters"
@@ -199,7 +200,7 @@ def read_caiman(
             )
         keep = np.arange(n_comp)
         if only_accepted and "idx_components" in f["estimates"] and not _is_none(f["estimates/idx_components"]):
-            idx = np.asarray(f["estimates/idx_components"][()], dtype=np.int64).ravel()
+            idx = read_h5_dataset(f["estimates/idx_components"], p, np.int64).ravel()
             if idx.size and (idx.min() < 0 or idx.max() >= n_comp):
                 raise ReaderError(
                     f"{p}: 'estimates/idx_components' refers to components outside 0..{n_comp - 1}; "
@@ -209,7 +210,7 @@ def read_caiman(
         fr = None
         if "params/data/fr" in f and not _is_none(f["params/data/fr"]):
             try:
-                fr_v = float(np.asarray(f["params/data/fr"][()]).ravel()[0])
+                fr_v = float(read_h5_dataset(f["params/data/fr"], p).ravel()[0])
                 fr = fr_v if np.isfinite(fr_v) and fr_v > 0 else None
             except (TypeError, ValueError, IndexError):
                 fr = None
@@ -220,9 +221,9 @@ def read_caiman(
             ds = f["estimates"][name]
             if ds.shape != C_ds.shape:
                 return None
-            return np.ascontiguousarray(np.asarray(ds[()], dtype=np.float32)[keep].T)
+            return np.ascontiguousarray(read_h5_dataset(ds, p, np.float32)[keep].T)
 
-        C = np.ascontiguousarray(np.asarray(C_ds[()], dtype=np.float32)[keep].T)
+        C = np.ascontiguousarray(read_h5_dataset(C_ds, p, np.float32)[keep].T)
         S, YrA = _opt("S"), _opt("YrA")
 
     ny = dims[0]

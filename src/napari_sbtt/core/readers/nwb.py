@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, labels_from_weighted_pixels, require_pynwb
+from ._common import (ReaderError, as_path, check_image_shape, labels_from_weighted_pixels, read_h5_dataset,
+                      require_pynwb)
 
 __all__ = ["NWBData", "NWBMovie", "read_nwb"]
 
@@ -147,6 +148,14 @@ class NWBData:
         self.close()
 
 
+def _read_all(data: Any, path: Path, dtype: Any = None) -> np.ndarray:
+    """All of an NWB column or series' data; an HDF5 dataset's declared size is checked first."""
+    if hasattr(getattr(data, "id", None), "get_storage_size"):
+        return read_h5_dataset(data, path, dtype)
+    arr = data[()] if hasattr(data, "shape") else data
+    return np.asarray(arr) if dtype is None else np.asarray(arr, dtype=dtype)
+
+
 def _rate(obj: Any) -> float | None:
     r = getattr(obj, "rate", None)
     if r is not None and np.isfinite(r) and r > 0:
@@ -244,17 +253,18 @@ def read_nwb(
                     f"{p}: TwoPhotonSeries '{tps.name}' data has shape {shp} (frames, x, y, z); "
                     "napari-sbtt analyses one plane (T, Y, X) - save one z-plane as its own series"
                 )
-            nx, ny = int(shp[1]), int(shp[2])
+            ny, nx = check_image_shape((shp[2], shp[1]), p, f"{tps.name}/data")
         # --- masks
         cols = set(ps.colnames)
         n_rois = len(ps.id)
-        roi_ids = np.asarray(ps.id.data[()], dtype=np.int64) if n_rois else np.empty(0, np.int64)
+        roi_ids = _read_all(ps.id.data, p, np.int64) if n_rois else np.empty(0, np.int64)
         if "image_mask" in cols:
             im = ps["image_mask"].data
             shp = tuple(im.shape)
             if len(shp) != 3:
                 raise ReaderError(f"{p}: PlaneSegmentation '{ps.name}' field 'image_mask' has shape {shp}; "
                                   "expected (n_rois, x, y) - volumetric masks are not supported")
+            check_image_shape((shp[2], shp[1]), p, f"{ps.name}/image_mask")
             if nx is not None and (shp[1], shp[2]) != (nx, ny):
                 raise ReaderError(
                     f"{p}: PlaneSegmentation '{ps.name}' field 'image_mask' is {shp[1]} x {shp[2]} (x, y) "
@@ -271,8 +281,8 @@ def read_nwb(
             fld = "image_mask"
         elif "pixel_mask" in cols:
             col = ps["pixel_mask"]
-            target = col.target.data[()] if hasattr(col, "target") else None
-            ends = np.asarray(col.data[()], dtype=np.int64) if hasattr(col, "target") else None
+            target = _read_all(col.target.data, p) if hasattr(col, "target") else None
+            ends = _read_all(col.data, p, np.int64) if hasattr(col, "target") else None
             if target is None or ends is None:
                 raise ReaderError(f"{p}: PlaneSegmentation '{ps.name}' field 'pixel_mask' is not a ragged "
                                   "(x, y, weight) column; re-write the segmentation with pynwb")
@@ -291,7 +301,7 @@ def read_nwb(
                 for ref in refs:
                     rshape = tuple(getattr(getattr(ref, "data", None), "shape", ()))
                     if len(rshape) == 3:
-                        nx, ny = int(rshape[1]), int(rshape[2])
+                        ny, nx = check_image_shape((rshape[2], rshape[1]), p, f"{ref.name}/data")
                         break
             if ny is None:
                 ny = max((int(y.max()) + 1 for y in ys if y.size), default=1)
@@ -322,8 +332,8 @@ def read_nwb(
         tr = None
         tr_rate = None
         if rrs is not None:
-            region = np.asarray(rrs.rois.data[()], dtype=np.int64).ravel()
-            data = np.asarray(rrs.data[()], dtype=float)
+            region = _read_all(rrs.rois.data, p, np.int64).ravel()
+            data = _read_all(rrs.data, p, float)
             if data.ndim == 1:
                 data = data[:, None]
             if data.ndim != 2:

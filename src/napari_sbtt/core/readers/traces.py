@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, open_hdf5
+from ._common import ReaderError, ReaderOptionError, as_path, open_hdf5, read_h5_dataset
 from .npy import load_npy, load_npz
 
 __all__ = ["read_traces", "ORIENTATIONS", "TRACE_SUFFIXES"]
@@ -79,14 +79,16 @@ def _read_h5(path: Any, dataset: str | None) -> np.ndarray:
     with f:
         if dataset is not None:
             if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
-                raise ReaderError(f"{path}: no dataset {dataset!r}; pass dataset= one of {_h5_candidates(f, h5py)}")
-            return np.asarray(f[dataset][()])
+                raise ReaderOptionError(f"{path}: no dataset {dataset!r}; pass {{dataset}} with one of "
+                                        f"{_h5_candidates(f, h5py)}", dataset="dataset=NAME")
+            return read_h5_dataset(f[dataset], path)
         cands = _h5_candidates(f, h5py)
         if len(cands) == 1:
-            return np.asarray(f[cands[0]][()])
+            return read_h5_dataset(f[cands[0]], path)
         if not cands:
             raise ReaderError(f"{path}: no 1-D or 2-D numeric dataset to read traces from")
-        raise ReaderError(f"{path}: several datasets could hold traces ({', '.join(cands)}); pass dataset=NAME")
+        raise ReaderOptionError(f"{path}: several datasets could hold traces ({', '.join(cands)}); pass "
+                                "{dataset}", dataset="dataset=NAME")
 
 
 def _h5_candidates(f: Any, h5py: Any) -> list[str]:
@@ -159,10 +161,12 @@ def read_traces(
             raise ReaderError(f"{p}: not a readable .npz of numeric arrays ({e})") from None
         if dataset is None:
             if len(names) != 1:
-                raise ReaderError(f"{p}: holds several arrays ({', '.join(names)}); pass dataset=NAME")
+                raise ReaderOptionError(f"{p}: holds several arrays ({', '.join(names)}); pass {{dataset}}",
+                                        dataset="dataset=NAME")
             dataset = names[0]
         if dataset not in names:
-            raise ReaderError(f"{p}: no array {dataset!r} (has {', '.join(names)}); pass dataset=NAME")
+            raise ReaderOptionError(f"{p}: no array {dataset!r} (has {', '.join(names)}); pass {{dataset}}",
+                                    dataset="dataset=NAME")
         try:
             arr = load_npz(p, [dataset])[dataset]
         except ValueError as e:
