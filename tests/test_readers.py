@@ -433,7 +433,7 @@ def test_read_traces_npy_orientation(tmp_path: Path) -> None:
     np.save(tmp_path / "one.npy", np.arange(9.0))
     assert read_traces(tmp_path / "one.npy").shape == (9, 1)
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ReaderError, match="pickled object arrays are not read"):
+    with pytest.raises(ReaderError, match="holds pickled Python objects"):
         read_traces(tmp_path / "obj.npy")
 
 

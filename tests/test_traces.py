@@ -231,7 +231,7 @@ def test_nan_in_acquired_row_is_an_error() -> None:
     movie, labels, p = random_case(0)
     k = int(np.flatnonzero(p.frame_mask()[:, 4])[0])
     movie[k, 4, 3] = np.nan  # row 4 acquired in sweep k; (4, 3) belongs to ROI 9
-    with pytest.raises(ValueError, match=rf"NaN in frame {k}, row 4 \(pixels of ROI id 9\).*Fix the scan pattern"):
+    with pytest.raises(ValueError, match=rf"NaN in frame {k}, row 4 \(pixels of ROI id 9\).*Give this movie's scan pattern"):
         extract_observations(movie, labels, p, min_coverage=0.3, chunk_frames=3)
 
 

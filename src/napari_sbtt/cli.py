@@ -154,6 +154,9 @@ def cmd_extract(args: argparse.Namespace) -> str:
             movie, labels, scan, factor=args.factor, frame_period=args.frame_period,
             progress=callback,
         )
+    except ValueError as e:  # name the movie the samples came from
+        text = error_message(e)
+        raise CliError(text if args.movie in text else f"{args.movie}: {text}") from None
     finally:
         close()
     obs.to_npz(args.out, overwrite=args.overwrite)
@@ -289,6 +292,9 @@ def cmd_run(args: argparse.Namespace) -> str:
             result = run_recording(rec, model=args.model, config=config, progress=ctrl_c.progress(callback))
     except RunStopped:
         raise KeyboardInterrupt from None  # stopped before a model existed: nothing to write
+    except ValueError as e:  # a problem of this recording's data: name the file it came from
+        text = error_message(e)
+        raise CliError(text if str(rec.path) in text or args.input in text else f"{args.input}: {text}") from None
     finally:
         close()
         rec.close()

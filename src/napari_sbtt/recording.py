@@ -40,7 +40,7 @@ import numpy as np
 from .core.errors import MissingTimingError, OptionError
 from .core.limits import (MAX_FRAME_PERIOD_S, MAX_LINE_PERIOD_S, MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S,
                           check_seconds)
-from .core.readers import ReaderError, detect_format
+from .core.readers import ReaderError, detect_format, guess_format
 from .core.scan import ScanPattern, infer_row_mask
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -210,10 +210,7 @@ def read_labels(rois: Any, *, what: str = "rois") -> np.ndarray:
         elif suffix == ".npy":
             from .core.readers.npy import load_npy
 
-            try:
-                arr = load_npy(p)
-            except ValueError as e:
-                raise ValueError(f"{p}: not a plain numeric .npy array ({e}); save the labels with np.save") from None
+            arr = load_npy(p)  # its errors name the file and the fix (object arrays are refused)
         else:
             raise ValueError(
                 f"{p}: ROI labels must be a .tif/.tiff or .npy labels image (0 = background, 1..N = ROI ids)")
@@ -289,15 +286,18 @@ def _looks_like_rows(rois: Any) -> bool:
 
 def _centroids(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean row and column of each id's pixels; NaN for ids without pixels."""
-    lab = np.asarray(labels)
-    n = int(max(lab.max(initial=0), np.max(ids, initial=0))) + 1
-    ys, xs = np.nonzero(lab)
-    v = lab[ys, xs]
-    cnt = np.bincount(v, minlength=n).astype(float)
+    from .core.labels import label_index
+
+    ids = np.asarray(ids, dtype=np.int64)
+    uniq, inv = np.unique(ids, return_inverse=True)
+    idx = label_index(np.asarray(labels), uniq)  # memory follows the image, not the largest id
+    ys, xs = np.nonzero(idx)
+    v = idx[ys, xs] - 1
+    cnt = np.bincount(v, minlength=uniq.size).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(v, weights=ys, minlength=n) / cnt
-        cx = np.bincount(v, weights=xs, minlength=n) / cnt
-    return cy[ids], cx[ids]
+        cy = np.bincount(v, weights=ys, minlength=uniq.size) / cnt
+        cx = np.bincount(v, weights=xs, minlength=uniq.size) / cnt
+    return cy[inv.ravel()], cx[inv.ravel()]
 
 
 def _as_scan(scan: Any) -> tuple[ScanPattern, str]:
@@ -686,7 +686,8 @@ def load_recording(
         raise ValueError(f"prefer must be one of {_PREFER}, got {prefer!r}")
     fp = _positive("frame_period", frame_period)
     lp = _positive("line_period", line_period)
-    fmt = format if format is not None else detect_format(p)
+    # a file detection declines goes to the reader its name suggests, whose message is precise
+    fmt = format if format is not None else (detect_format(p) or guess_format(p))
     if fmt is None:
         kind = "folder" if p.is_dir() else "file"
         raise ReaderError(

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .labels import label_index
+
 __all__ = [
     "ActivityMovie",
     "RowMaskMovie",
@@ -152,13 +154,14 @@ class ActivityMovie(_LazyMovie):
         self.background = float(background)
         self.dtype = np.dtype(rates.dtype if np.issubdtype(rates.dtype, np.floating) else np.float32)
         self.shape = (int(rates.shape[0]), int(labels.shape[0]), int(labels.shape[1]))
-        self._n_lut = int(max(labels.max(initial=0), self.roi_ids.max(initial=0))) + 1
+        # column of each pixel (0 = background): memory follows the image, not the largest id
+        self._index = label_index(labels, self.roi_ids)
 
     def _frames(self, t: np.ndarray, ysel: np.ndarray | slice, xsel: np.ndarray | slice) -> np.ndarray:
-        lab = _select(self.labels, [ysel, xsel])
-        lut = np.full((t.size, self._n_lut), self.background, dtype=self.dtype)
-        lut[:, self.roi_ids] = self.rates[t]
-        return lut[:, lab]
+        idx = _select(self._index, [ysel, xsel])
+        lut = np.full((t.size, self.roi_ids.size + 1), self.background, dtype=self.dtype)
+        lut[:, 1:] = self.rates[t]
+        return lut[:, idx]
 
 
 # --------------------------------------------------------------------------- scan views
@@ -227,12 +230,12 @@ class MaskedMovie(_LazyMovie):
 def roi_rows(labels: np.ndarray, roi_ids: np.ndarray) -> np.ndarray:
     """Bool (N, Y): True where ROI ``roi_ids[i]`` has at least one pixel in row y."""
     labels = np.asarray(labels)
-    roi_ids = np.asarray(roi_ids, dtype=np.int64)
-    n_lut = int(max(labels.max(initial=0), roi_ids.max(initial=0))) + 1
-    table = np.zeros((n_lut, labels.shape[0]), dtype=bool)
-    ys, xs = np.nonzero(labels)
-    table[labels[ys, xs], ys] = True
-    return table[roi_ids]
+    uniq, inv = np.unique(np.asarray(roi_ids, dtype=np.int64), return_inverse=True)
+    idx = label_index(labels, uniq)  # no table sized by the largest id
+    table = np.zeros((uniq.size, labels.shape[0]), dtype=bool)
+    ys, xs = np.nonzero(idx)
+    table[idx[ys, xs] - 1, ys] = True
+    return table[inv.ravel()]
 
 
 def roi_sample_rates(frame_mask: np.ndarray, labels: np.ndarray, roi_ids: np.ndarray,

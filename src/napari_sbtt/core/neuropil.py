@@ -18,6 +18,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from .labels import label_index
+
 __all__ = ["annulus_pixels", "DEFAULT_INNER", "DEFAULT_OUTER"]
 
 #: default gap between an ROI and its annulus, pixels
@@ -58,12 +60,15 @@ def annulus_pixels(
         )
     Y, X = labels.shape
     pad = int(math.ceil(outer)) + 1
-    objects = ndimage.find_objects(labels)
+    uniq, inv = np.unique(np.asarray(roi_ids, dtype=np.int64), return_inverse=True)
+    # bounding boxes of the listed ROIs only (find_objects on the labels would make one entry per id
+    # up to the largest, 2**40 of them for such an id)
+    objects = ndimage.find_objects(label_index(labels, uniq), max_label=uniq.size)
     background = labels == 0
     out: list[np.ndarray] = []
-    for rid in roi_ids:
+    for k, rid in zip(inv.ravel(), roi_ids):
         rid = int(rid)
-        sl = objects[rid - 1] if rid - 1 < len(objects) else None
+        sl = objects[k]
         if sl is None:
             out.append(np.empty(0, dtype=np.int64))
             continue

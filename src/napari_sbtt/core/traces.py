@@ -66,7 +66,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .dff import DEFAULT_F0_PERCENTILE, DEFAULT_F0_WINDOW, delta_f_over_f
-from .errors import MissingTimingError
+from .errors import MissingTimingError, OptionError
 from .neuropil import DEFAULT_INNER, DEFAULT_OUTER, annulus_pixels
 from .scan import FineGrid, ScanPattern
 
@@ -975,7 +975,9 @@ def extract_observations(
         acq, observed = st[0], st[-1]
         sums, bad = gather(frames, k0, acq)  # (c, N [+ N])
         if bad is not None:
-            raise _nan_error(k0 + bad[0], bad[1], all_rows, n_roi_seg, roi_seg, neu_seg, ids)
+            row_values = frames[bad[0]].reshape(Y, X)[int(all_rows[bad[1]])]
+            raise _nan_error(k0 + bad[0], bad[1], all_rows, n_roi_seg, roi_seg, neu_seg, ids,
+                             infinite=not np.isnan(row_values).any())
         w, rel = st[1], st[2]
         with np.errstate(invalid="ignore", divide="ignore"):
             vals = np.where(observed, sums[:, :N] / w, np.nan)
@@ -1006,17 +1008,24 @@ def extract_observations(
 
 
 def _nan_error(frame: int, s: int, all_rows: np.ndarray, n_roi_seg: int, roi_seg: _Segments,
-               neu_seg: _Segments | None, ids: np.ndarray) -> ValueError:
+               neu_seg: _Segments | None, ids: np.ndarray, *, infinite: bool = False) -> ValueError:
+    """The error for a non-finite pixel in an acquired row: NaN (a row the pattern wrongly says was
+    acquired) or inf (a value no measurement gives)."""
     row = int(all_rows[s])
     if s < n_roi_seg:
         what = f"ROI id {int(ids[roi_seg.roi[s]])}"
     else:
         what = f"the neuropil annulus of ROI id {int(ids[neu_seg.roi[s - n_roi_seg]])}"  # type: ignore[union-attr]
-    return ValueError(
+    if infinite:
+        return ValueError(
+            f"the movie holds an infinite value (inf) in frame {frame}, row {row} (pixels of {what}); no "
+            "measurement gives inf. Replace it in the movie (NaN marks a row the scan did not acquire) or "
+            "re-export the movie")
+    return OptionError(
         f"the movie holds NaN in frame {frame}, row {row} (pixels of {what}), but the scan pattern "
-        f"says row {row} was acquired in sweep {frame}. Fix the scan pattern (e.g. "
-        "ScanPattern.from_movie infers it from NaN rows) or the movie"
-    )
+        f"says row {row} was acquired in sweep {frame}. Give this movie's scan pattern ({{scan}}), or "
+        "{line_period} to find the acquired rows from the movie's NaN rows, or fix the movie",
+        scan="pattern=", line_period="ScanPattern.from_movie(movie, line_period)")
 
 
 # ---------------------------------------------------------------------------- traces

@@ -296,9 +296,7 @@ def write_activity_tiff(
         raise ValueError(f"rates must have shape (T_fine, N={ids.size}), got {rates.shape}")
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a (Y, X) integer labels image, got {labels.dtype} {labels.shape}")
-    present = np.zeros(int(max(labels.max(initial=0), ids.max(initial=0))) + 1, dtype=bool)
-    present[np.unique(labels)] = True
-    missing = [int(i) for i in ids if not present[i]]
+    missing = [int(i) for i in ids[~np.isin(ids, np.unique(labels))]]  # no table sized by the largest id
     if missing:
         raise ValueError(
             f"ROI id(s) {missing[:20]} of the result have no pixels in the labels image; pass the "

@@ -20,6 +20,7 @@ from .traces import read_traces
 __all__ = [
     "ReaderError",
     "detect_format",
+    "guess_format",
     "FORMATS",
     "MovieInfo",
     "TiffPageStack",
@@ -59,8 +60,8 @@ def _hdf5_kind(p: Path) -> str | None:
         attrs = f.attrs
         if "nwb_version" in attrs or attrs.get("neurodata_type") in ("NWBFile", b"NWBFile"):
             return "nwb"
-        if "estimates" in f and "A" in f["estimates"]:
-            return "caiman"
+        if "estimates" in f and isinstance(f["estimates"], h5py.Group):
+            return "caiman"  # CaImAn's layout; the reader explains what is missing (e.g. estimates/A)
         found = []
 
         def visit(name: str, obj: object) -> bool | None:
@@ -99,6 +100,33 @@ def _text_is_numeric_traces(p: Path) -> bool:
     split = (lambda s: s.split(delim)) if delim is not None else (lambda s: s.split())
     data = lines[1:] if not all(_is_numeric_token(t) for t in split(lines[0])) else lines
     return bool(data) and all(all(_is_numeric_token(t) for t in split(ln)) for ln in data[:20])
+
+
+def guess_format(path: str | os.PathLike) -> str | None:
+    """The reader that should explain why ``path`` cannot be read, when :func:`detect_format` says None.
+
+    Detection declines files it cannot recognise cheaply; the readers say precisely what is wrong
+    (a cell that is not a number, a pickled object array, a file that is not a TIFF). This picks
+    the reader by the file name: ``.tif``/``.tiff`` -> "tiff", ``.nwb`` -> "nwb", ``.npy``/``.npz``/
+    ``.csv``/``.tsv``/``.txt``/``.h5``/``.hdf5`` -> "traces", a folder holding suite2p files ->
+    "suite2p"; None otherwise. Never raises.
+    """
+    try:
+        p = Path(os.fspath(path)).expanduser()
+        if p.is_dir():
+            names = {q.name for q in p.iterdir()}
+            hints = {"suite2p", "stat.npy", "F.npy", "ops.npy", "iscell.npy", "db.npy"}
+            return "suite2p" if names & hints or any(n.startswith("plane") for n in names) else None
+        suffix = p.suffix.lower()
+        if suffix in (".tif", ".tiff"):
+            return "tiff"
+        if suffix == ".nwb":
+            return "nwb"
+        if suffix in (".npy", ".npz", ".csv", ".tsv", ".txt", ".h5", ".hdf5"):
+            return "traces"
+        return None
+    except Exception:  # noqa: BLE001 - like detect_format, never raises
+        return None
 
 
 def detect_format(path: str | os.PathLike) -> str | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import ReaderError, as_path, labels_from_weighted_pixels
+from ._common import ReaderError, as_path, check_image_shape, labels_from_weighted_pixels
 from .npy import load_npy
 from .safe_pickle import UnsafePickleError
 
@@ -401,6 +401,9 @@ def read_suite2p(
             f"ROIs' extent {ly} x {lx}, which may be smaller than the movie",
             stacklevel=2,
         )
+        ly, lx = check_image_shape((ly, lx), p / "stat.npy", "ypix/xpix")
+    else:  # the image size is checked before anything of that size is allocated
+        ly, lx = check_image_shape((ly, lx), p / ("ops.npy" if layout == "ops" else "db.npy"), "Ly/Lx")
 
     ys, xs, ws = [], [], []
     for k in keep:

@@ -42,7 +42,7 @@ import numpy as np
 import tifffile
 
 from ..scan import ScanPattern, infer_row_mask
-from ._common import ReaderError, as_path
+from ._common import ReaderError, as_path, check_image_shape
 
 __all__ = [
     "MovieInfo",
@@ -165,7 +165,17 @@ class TiffPageStack:
         with self._lock:
             if self._tif.filehandle.closed:
                 raise ValueError(f"the TIFF file {self.path} was closed; open it again with open_movie")
-            a = np.asarray(self._pages[i].asarray())
+            try:
+                a = np.asarray(self._pages[i].asarray())
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # noqa: BLE001 - codecs raise zlib.error, ValueError, RuntimeError...
+                raise ReaderError(
+                    f"{self.path}: frame {i} cannot be decoded ({type(e).__name__}: {e}); the file is damaged "
+                    "- copy it again from the acquisition computer, or re-export the movie") from None
+        if a.size != self.shape[1] * self.shape[2]:
+            raise ReaderError(f"{self.path}: frame {i} has shape {a.shape}, not {self.shape[1:]} like the first "
+                              "frame; re-save the movie with frames of one size")
         a = a.reshape(self.shape[1:])
         return a.astype(self.dtype, copy=False)
 
@@ -341,6 +351,10 @@ def _count(v: Any) -> int:
 def _squeezed_frame_axes(series: Any, path: Any) -> tuple[int, int, int]:
     """(T, Y, X) of a series, or a ReaderError naming the offending axis and the fix."""
     shape, axes = tuple(series.shape), str(series.axes)
+    if 0 in shape:
+        raise ReaderError(
+            f"{path}: the TIFF holds no frames (shape {shape}); the recording was not saved - export the "
+            "movie again")
     kept = [(n, a) for n, a in zip(shape, axes) if n != 1 or a in "YX"]
     if "S" in [a for _, a in kept]:
         raise ReaderError(
@@ -378,7 +392,7 @@ def _squeezed_frame_axes(series: Any, path: Any) -> tuple[int, int, int]:
 
 def _scanimage_shape(tif: tifffile.TiffFile, keys: dict[str, Any], path: Any) -> tuple[int, int, int]:
     n_pages = len(tif.pages)
-    ny, nx = tif.pages.first.shape[:2]
+    ny, nx = check_image_shape(tif.pages.first.shape[:2], path, "ImageLength/ImageWidth")
     if len(tif.pages.first.shape) != 2:
         raise ReaderError(f"{path}: ScanImage pages of shape {tif.pages.first.shape} are not 2-D frames")
     channels = _count(keys.get("SI.hChannels.channelSave", 1))
@@ -498,6 +512,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
                     "the data are not contiguous, so they cannot be read lazily; re-save the movie "
                     "as a multi-page TIFF, e.g. tifffile.imwrite(out, tifffile.imread(path))"
                 )
+            check_image_shape(shape[1:], p, "ImageLength/ImageWidth")  # each decoded frame is allocated
             movie = TiffPageStack(tif, pages, shape[1:], dtype)
         else:
             tif.close()

@@ -146,13 +146,7 @@ def read_traces(
         raise FileNotFoundError(f"traces file not found: {p}")
     suffix = p.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = load_npy(p)
-        except ValueError as e:
-            raise ReaderError(
-                f"{p}: not a plain numeric .npy array ({e}); save the traces with "
-                "np.save(path, array.astype(float)) - pickled object arrays are not read"
-            ) from None
+        arr = load_npy(p)  # its errors name the file and the fix (object arrays are refused)
     elif suffix == ".npz":
         try:
             with zipfile.ZipFile(p) as zf:
