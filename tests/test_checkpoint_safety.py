@@ -115,6 +115,7 @@ def test_sane_upper_bounds_on_architecture_sizes() -> None:
     (_set("best_epoch", "3"), "'best_epoch' must be a whole number"),
     (_set("config.variational_ic", "false"), "variational_ic must be True or False"),
     (_set("normaliser.offset", [0.0]), "'normaliser' holds 1 offsets"),
+    (lambda info: {**info, "history": [{"epoch": "0"}]}, "EpochReport field 'epoch' has the wrong type"),
 ])
 def test_edited_metadata_gets_a_message_naming_the_field(tmp_path: Path, change, field: str) -> None:  # noqa: ANN001
     ckpt = _checkpoint(tmp_path / "m.safetensors")

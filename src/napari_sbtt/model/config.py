@@ -316,8 +316,22 @@ class EpochReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EpochReport":
+        """Inverse of :meth:`to_dict`; unknown keys and wrongly typed values raise ValueError."""
+        if not isinstance(d, dict):
+            raise ValueError(f"an EpochReport must be a dict, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown EpochReport key(s) {unknown}")
+        for name, v in d.items():
+            if name in ("epoch", "total_epochs", "best_epoch"):
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif name == "is_best":
+                ok = isinstance(v, bool)
+            elif name == "extra":
+                ok = isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values())
+            else:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not ok:
+                raise ValueError(f"EpochReport field {name!r} has the wrong type: {v!r}")
         return cls(**d)
