@@ -165,3 +165,28 @@ def test_cli_extract_factor_is_bounded(tmp_path: Path, capsys: pytest.CaptureFix
                            "--frame-period", "0.05", "--factor", "100000000", "--out", str(tmp_path / "o.npz")],
                           capsys)
     assert "factor must be a whole number from 1 to 1024" in err
+
+
+# --------------------------------------------------------------------------- result.json (case 5)
+@pytest.mark.parametrize("field, value, message", [
+    ("grid", {"t0": "0", "bin_width": 1.0, "n_bins": 4}, "field 'grid' must be finite numbers"),
+    ("grid", [0, 1, 4], "field 'grid' must be an object"),
+    ("units", None, "field 'units' must be text"),
+    ("stopped", "no", "field 'stopped' must be true or false"),
+    ("grid", {"t0": 0.0, "bin_width": 1.0, "n_bins": 5}, "shapes do not fit together or the grid of 5 bins"),
+])
+def test_an_edited_result_folder_gets_a_message(tmp_path: Path, field: str, value: object, message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from napari_sbtt.api import SBTTResult, load_result
+    from napari_sbtt.core.scan import FineGrid
+
+    SBTTResult(rates=np.ones((4, 3), np.float32), times=np.arange(4) + 0.5,
+               observations=np.ones((4, 3), np.float32), roi_ids=np.arange(1, 4), grid=FineGrid(0.0, 1.0, 4),
+               units="a.u.", metrics={}, config={}).save(tmp_path / "res")
+    meta = json.loads((tmp_path / "res" / "result.json").read_text())
+    meta[field] = value
+    (tmp_path / "res" / "result.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=message):
+        load_result(tmp_path / "res")
+    err = _one_line_error(["export", str(tmp_path / "res"), str(tmp_path / "r.csv")], capsys)
+    assert message in err

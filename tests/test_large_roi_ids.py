@@ -98,3 +98,15 @@ def test_cli_export_tif_with_a_huge_id(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["export", str(tmp_path / "res"), str(tmp_path / "a.tif"), "--rois", str(tmp_path / "labels.npy")])
     assert code == 0, capsys.readouterr().err
     assert tifffile.imread(tmp_path / "a.tif").shape == (4, 16, 20)
+
+
+def test_napari_writer_keeps_a_huge_id(tmp_path: Path) -> None:
+    from napari_sbtt.api import SBTTResult
+    from napari_sbtt.core.scan import FineGrid
+    from napari_sbtt.plugin._writer import save_result_with_labels
+
+    res = SBTTResult(rates=np.ones((4, 2), np.float32), times=np.arange(4) + 0.5,
+                     observations=np.ones((4, 2), np.float32), roi_ids=np.array([7, BIG]),
+                     grid=FineGrid(0.0, 1.0, 4), units="a.u.", metrics={}, config={})
+    save_result_with_labels(tmp_path / "r.sbtt", res, _labels())
+    assert np.load(tmp_path / "r.sbtt" / "labels.npy").max() == BIG  # not wrapped to int32

@@ -398,9 +398,46 @@ def is_result_dir(path: str | os.PathLike) -> bool:
     if not (p / "result.json").is_file() or not (p / "arrays.npz").is_file():
         return False
     try:
-        return json.loads((p / "result.json").read_text()).get("format") == RESULT_FORMAT
+        meta = json.loads((p / "result.json").read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and meta.get("format") == RESULT_FORMAT
+
+
+def _check_result(p: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FineGrid:
+    """The fine grid of a result folder after checking result.json's fields and the arrays' shapes
+    (a folder from someone else may have been edited); raises ValueError naming the field."""
+    def bad(field: str, want: str) -> ValueError:
+        return ValueError(f"{p / 'result.json'}: field {field!r} must be {want}; the result folder is "
+                          "damaged or was edited - run the fit again")
+
+    grid = meta.get("grid")
+    if not isinstance(grid, dict) or set(grid) != {"t0", "bin_width", "n_bins"}:
+        raise bad("grid", "an object with t0, bin_width and n_bins")
+    if not all(isinstance(grid[k], (int, float)) and not isinstance(grid[k], bool) and math.isfinite(grid[k])
+               for k in grid) or not grid["bin_width"] > 0:
+        raise bad("grid", "finite numbers with bin_width > 0")
+    if not isinstance(grid["n_bins"], int) or isinstance(grid["n_bins"], bool) or grid["n_bins"] < 1:
+        raise bad("grid.n_bins", "a whole number >= 1")
+    for field, kind, name in (("units", str, "text"), ("metrics", dict, "an object"), ("config", dict, "an object"),
+                              ("history", list, "a list"), ("stopped", bool, "true or false")):
+        if field in meta or field in ("units", "metrics", "config"):
+            if not isinstance(meta.get(field), kind):
+                raise bad(field, name)
+    missing = [k for k in ("rates", "times", "observations", "roi_ids") if k not in arrays]
+    if missing:
+        raise ValueError(f"{p / 'arrays.npz'} lacks the array {missing[0]!r}; the result folder is incomplete")
+    rates, ids = arrays["rates"], arrays["roi_ids"]
+    n_t = grid["n_bins"]
+    shapes_ok = (rates.ndim == 2 and rates.shape[0] == n_t and ids.shape == (rates.shape[1],)
+                 and np.issubdtype(ids.dtype, np.integer) and arrays["times"].shape == (n_t,)
+                 and arrays["observations"].shape == rates.shape
+                 and ("signal" not in arrays or arrays["signal"].shape == rates.shape))
+    if not shapes_ok:
+        raise ValueError(f"{p / 'arrays.npz'}: the arrays' shapes do not fit together or the grid of "
+                         f"{n_t} bins (rates {rates.shape}, roi_ids {ids.shape}); the result folder is "
+                         "damaged or was edited - run the fit again")
+    return FineGrid(float(grid["t0"]), float(grid["bin_width"]), int(n_t))
 
 
 def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBTTResult:
@@ -415,6 +452,7 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
     from .core.readers.npy import load_npz
 
     arrays = load_npz(p / "arrays.npz")
+    grid = _check_result(p, meta, arrays)
     model = None
     if load_model and meta.get("has_model") and (p / "model.safetensors").is_file():
         from .model import load_model as _load_model
@@ -425,7 +463,7 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
         times=arrays["times"],
         observations=arrays["observations"],
         roi_ids=arrays["roi_ids"],
-        grid=FineGrid(**meta["grid"]),
+        grid=grid,
         units=meta["units"],
         metrics=meta["metrics"],
         config=meta["config"],

@@ -23,7 +23,8 @@ def save_result_with_labels(path: str | os.PathLike, result: Any, labels: np.nda
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim == 2:
-            np.save(dest / LABELS_FILE, labels.astype(np.int32), allow_pickle=False)
+            small = labels.size == 0 or (labels.min() >= 0 and labels.max() < 2**31)
+            np.save(dest / LABELS_FILE, labels.astype(np.int32 if small else np.int64), allow_pickle=False)
     return dest
 
 
