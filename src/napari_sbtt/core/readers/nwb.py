@@ -161,6 +161,25 @@ def _rate(obj: Any) -> float | None:
     return None
 
 
+#: RoiResponseSeries / container names that hold derived traces, not the raw fluorescence
+#: (roiextractors' and neuroconv's names, suite2p's containers, napari-sbtt's own export)
+_DERIVED_TRACES = ("deconvolved", "neuropil", "denoised", "baseline", "background", "sbtt")
+
+
+def _is_raw_fluorescence(rrs: Any) -> bool:
+    """True for a RoiResponseSeries in a Fluorescence container that is not a derived trace.
+
+    Derived: the series or its container is named for a derived trace (``Deconvolved``,
+    ``Neuropil``, ... as roiextractors/neuroconv and suite2p name them, or napari-sbtt's
+    ``SBTT...`` outputs; the rates napari-sbtt exports live in ``Fluorescence/Deconvolved``).
+    """
+    parent = rrs.parent
+    if getattr(parent, "neurodata_type", "") != "Fluorescence" and type(parent).__name__ != "Fluorescence":
+        return False
+    names = (str(rrs.name).lower(), str(parent.name).lower())
+    return not any(n.startswith(d) for n in names for d in _DERIVED_TRACES)
+
+
 def _pick(objs: list[Any], name: str | None, what: str, path: Path, field_hint: str) -> Any | None:
     if name is not None:
         hits = [o for o in objs if o.name == name]
@@ -194,8 +213,9 @@ def read_nwb(
     segmentation
         Name of the PlaneSegmentation to use when there are several.
     traces
-        Name of the RoiResponseSeries to use; by default the one in a
-        ``Fluorescence`` container (the raw traces), else the only one.
+        Name of the RoiResponseSeries to use; by default the raw fluorescence
+        (a series in a ``Fluorescence`` container not named for a derived trace
+        such as ``Deconvolved`` or ``Neuropil``), else the only one.
 
     Returns
     -------
@@ -315,9 +335,8 @@ def read_nwb(
         rrs_all = [o for o in objs if isinstance(o, RoiResponseSeries)
                    and getattr(o.rois, "table", None) is ps]
         if traces is None and len(rrs_all) > 1:
-            fl = [o for o in rrs_all if getattr(o.parent, "neurodata_type", "") == "Fluorescence"
-                  or type(o.parent).__name__ == "Fluorescence"]
-            rrs_all = fl[:1] if len(fl) >= 1 else rrs_all
+            raw = [o for o in rrs_all if _is_raw_fluorescence(o)]
+            rrs_all = raw[:1] if raw else rrs_all
         rrs = _pick(rrs_all, traces, "RoiResponseSeries", p, "pass traces=NAME")
         tr = None
         tr_rate = None
