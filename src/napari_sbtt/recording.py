@@ -442,6 +442,8 @@ def _load_tiff(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None
     rec.roi_ids = np.unique(labels[labels > 0]).astype(np.int64)
     rec.n_rows, rec.n_cols = int(movie.shape[1]), int(movie.shape[2])
     rec.provenance.update(timing=src, tiff_source=info.source)
+    if len(info.files) > 1:  # a recording ScanImage split across files
+        rec.provenance["tiff_files"] = [str(Path(f).resolve()) for f in info.files]
 
 
 def _load_suite2p(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None, prefer: str,
