@@ -167,3 +167,97 @@ def test_image_mask_is_written_one_roi_at_a_time(tmp_path: Path, monkeypatch: py
     writers.write_nwb(tmp_path / "m.nwb", r.rates, r.times, r.roi_ids, bin_width=0.025, units="a.u.",
                       labels=labels)
     assert seen == [(1, 20, 16)] * 3
+
+
+# ---------------------------------------------------------------------------- NWB written by other tools
+REAL_SUITE2P = Path(__file__).parents[1] / ".." / "shared" / "realdata" / "suite2p-fissa-example" / "suite2p"
+
+
+def neuroconv_suite2p_nwb(suite2p_dir: Path, out: Path) -> Path:
+    """NWB written by neuroconv's Suite2pSegmentationInterface from a suite2p output folder."""
+    datainterfaces = pytest.importorskip("neuroconv.datainterfaces")
+    iface = datainterfaces.Suite2pSegmentationInterface(folder_path=str(suite2p_dir))
+    metadata = iface.get_metadata()
+    metadata["NWBFile"]["session_start_time"] = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    iface.run_conversion(nwbfile_path=str(out), metadata=metadata, overwrite=True)
+    return out
+
+
+@pytest.mark.skipif(not (REAL_SUITE2P / "plane0" / "stat.npy").is_file(), reason="../shared/realdata is absent")
+def test_neuroconv_nwb_of_the_real_suite2p_folder_reads_back(tmp_path: Path) -> None:
+    from napari_sbtt.core.readers import read_nwb, read_suite2p
+    from napari_sbtt.recording import load_recording
+
+    out = neuroconv_suite2p_nwb(REAL_SUITE2P, tmp_path / "s2p.nwb")
+    s2p = read_suite2p(REAL_SUITE2P / "plane0", only_cells=False)
+    with read_nwb(out) as d:
+        # neuroconv stores (row, column) in pixel_mask x/y and its images (x, y): read the right way round
+        assert d.labels.shape == (176, 156) and d.n_rois == 23
+        np.testing.assert_array_equal(d.labels, s2p.labels)
+        # the raw fluorescence, not neuroconv's Deconvolved or Neuropil series beside it
+        assert d.traces_name == "RoiResponseSeries" and d.traces_rate_hz == pytest.approx(1.0)
+        np.testing.assert_allclose(d.traces, np.load(REAL_SUITE2P / "plane0" / "F.npy").T, rtol=1e-6)
+    with load_recording(out) as rec:
+        assert rec.mode == "traces" and rec.traces.shape == (864, 23) and rec.frame_period == pytest.approx(1.0)
+        assert (rec.n_rows, rec.n_cols) == (176, 156)
+
+
+def _suite2p_style_nwb(path: Path, plane: Path, *, suite2p: bool = True) -> None:
+    """NWB laid out as suite2p's own save_nwb writes it (suite2p/io/nwb.py, suite2p 1.1).
+
+    pixel_mask rows are (ypix, xpix, lam); three Fluorescence containers named
+    Fluorescence, Neuropil and Deconvolved each hold a series ``plane0``; the mean image
+    is stored (Ly, Lx) in the Images container ``Backgrounds_0``; no movie data. With
+    ``suite2p=False`` nothing says suite2p wrote it and the mean image is stored (x, y)
+    as the schema has it (the (row, column) pixel masks stay).
+    """
+    from pynwb.base import Images
+    from pynwb.image import GrayscaleImage
+    from pynwb.ophys import Fluorescence, ImageSegmentation, OpticalChannel, RoiResponseSeries
+
+    stat = np.load(plane / "stat.npy", allow_pickle=True)
+    traces = {name: np.load(plane / f) for name, f in
+              (("Fluorescence", "F.npy"), ("Neuropil", "Fneu.npy"), ("Deconvolved", "spks.npy"))}
+    ly, lx = 20, 24
+    nwb = pynwb.NWBFile(session_description="suite2p_proc" if suite2p else "session", identifier="x",
+                        session_start_time=datetime.now(timezone.utc))
+    dev = nwb.create_device(name="Microscope")
+    ch = OpticalChannel(name="OpticalChannel", description="c", emission_lambda=500.0)
+    plane_obj = nwb.create_imaging_plane(name="ImagingPlane", optical_channel=ch, imaging_rate=30.0,
+                                         description="standard", device=dev, excitation_lambda=600.0,
+                                         indicator="GCaMP", location="V1")
+    module = nwb.create_processing_module(name="ophys", description="optical physiology processed data")
+    seg = ImageSegmentation()
+    module.add(seg)
+    ps = seg.create_plane_segmentation(name="PlaneSegmentation", imaging_plane=plane_obj,
+                                       description="suite2p output" if suite2p else "ROIs")
+    for st in stat:
+        ps.add_roi(pixel_mask=np.array([st["ypix"], st["xpix"], st["lam"]]).T)
+    region = ps.create_roi_table_region(region=list(range(len(stat))), description="ROIs for plane0")
+    for name, tr in traces.items():
+        rrs = RoiResponseSeries(name="plane0", data=tr.T, rois=region, unit="lumens", rate=30.0)
+        module.add(Fluorescence(roi_response_series=rrs, name=name))
+    images = Images(name="Backgrounds_0")
+    images.add_image(GrayscaleImage(name="meanImg", data=np.ones((ly, lx) if suite2p else (lx, ly), np.float32)))
+    module.add(images)
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+
+
+def test_suite2p_style_nwb_reads_back(tmp_path: Path) -> None:
+    from napari_sbtt.core.readers import read_nwb, read_suite2p
+
+    from _formats import make_suite2p
+
+    plane = tmp_path / "suite2p" / "plane0"
+    make_suite2p(plane)
+    s2p = read_suite2p(plane, only_cells=False)
+    # suite2p's file says who wrote it; without that, the non-square image size decides
+    for suite2p in (True, False):
+        out = tmp_path / f"{suite2p}.nwb"
+        _suite2p_style_nwb(out, plane, suite2p=suite2p)
+        with read_nwb(out) as d:
+            assert d.labels.shape == (20, 24)
+            np.testing.assert_array_equal(d.labels, s2p.labels)
+            assert d.traces_name == "plane0" and d.traces_rate_hz == pytest.approx(30.0)
+            np.testing.assert_allclose(d.traces, np.load(plane / "F.npy").T)  # Fluorescence, not Neuropil
