@@ -26,7 +26,7 @@ class MessageLabel(Label):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(value="", **kwargs)
         self.native.setWordWrap(True)
-        self.native.setTextFormat(Qt.RichText)
+        self.native.setTextFormat(Qt.TextFormat.RichText)
         self.text = ""
         self.is_error = False
 

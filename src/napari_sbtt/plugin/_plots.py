@@ -23,7 +23,7 @@ class _Canvas(FigureCanvasQTAgg):
     def __init__(self, width: float, height: float) -> None:
         fig = Figure(figsize=(width, height), dpi=90)  # fixed margins: no per-draw layout solve
         super().__init__(fig)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(int(height * 60))
         self.n_full_draws = 0
         self.mpl_connect("draw_event", self._count)
@@ -45,7 +45,7 @@ class LossPlot(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(150)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.valid: list[float] = []
@@ -85,8 +85,8 @@ class LossPlot(QWidget):
         self.n_paints += 1
         p = QPainter(self)
         try:
-            p.setRenderHint(QPainter.Antialiasing)
-            fg = self.palette().color(QPalette.WindowText)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            fg = self.palette().color(QPalette.ColorRole.WindowText)
             fm = p.fontMetrics()
             left, right, top, bottom = fm.horizontalAdvance("0.000e+00") + 6, 8, 18, fm.height() + 8
             w, h = self.width() - left - right, self.height() - top - bottom
