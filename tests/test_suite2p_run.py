@@ -9,7 +9,6 @@ suite2p's layout (tests/_formats.make_suite2p with data.bin).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
