@@ -2,7 +2,8 @@
 # Install napari-sbtt with its test tools on a fresh Debian/Ubuntu machine (run as root or with sudo).
 # - system packages napari's canvas needs under a virtual display (Xvfb, Mesa, Qt's xcb libraries)
 # - the CPU build of PyTorch when no torch is installed (bring your own CUDA build on a GPU machine)
-# - napari-sbtt in editable mode with the testing and baseline extras
+# - napari-sbtt in editable mode with the testing and baseline extras (Qt 6 through PyQt6; the tests
+#   select it even where PyQt5 is installed too)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -50,7 +50,7 @@ def test_run_suite2p_folder_then_export_every_format(tmp_path: Path, capsys: pyt
     assert movie.shape == (120, LY, LX) and movie[:, 5, 5].std() > 0
     pynwb = pytest.importorskip("pynwb")
     with pynwb.NWBHDF5IO(str(tmp_path / "r.nwb"), "r") as io:
-        rrs = io.read().processing["ophys"]["SBTTRates"]
+        rrs = io.read().processing["ophys"]["Fluorescence"]["Deconvolved"]
         assert rrs.rate == pytest.approx(30.0) and len(rrs.rois.table.id) == 3
         np.testing.assert_array_equal(rrs.data[()], rates)
     # outputs are not overwritten without --overwrite
@@ -99,7 +99,7 @@ def test_run_nwb_and_export_links_the_input_rois(tmp_path: Path, capsys: pytest.
     assert code == 0, err
     with pynwb.NWBHDF5IO(str(tmp_path / "out.nwb"), "r") as io:
         nwb = io.read()
-        rrs = nwb.processing["ophys"]["SBTTRates"]
+        rrs = nwb.processing["ophys"]["Fluorescence"]["Deconvolved"]
         assert rrs.rois.table is nwb.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]
         np.testing.assert_array_equal(rrs.rois.data[()], [0, 1, 2])
         assert rrs.data.shape == (80, 3) and rrs.rate == pytest.approx(20.0)

@@ -246,3 +246,15 @@ def test_reader_opens_a_suite2p_folder_with_its_registered_movie(tmp_path, binar
         assert isinstance(movie, np.memmap)  # never read whole
         assert meta["metadata"]["frame_period_s"] == pytest.approx(1 / 30.0)  # fs in ops.npy
         assert meta["scale"][0] == pytest.approx(1 / 30.0)  # time axis in seconds
+
+
+def test_the_tests_run_on_qt6_through_qtpy():
+    """qtpy (napari, our widgets) and pytest-qt use the same Qt 6 binding, even with PyQt5 installed."""
+    import qtpy
+    from napari._qt import qt_main_window
+    from pytestqt.qt_compat import qt_api
+
+    assert qtpy.API_NAME == "PyQt6" and qtpy.QT6
+    assert qt_api.pytest_qt_api == "pyqt6"
+    # napari's "support for the PyQt5 backend is deprecated" notice is shown only on Qt 5
+    assert getattr(qt_main_window, "SHOW_QT_WARNING", False) is False

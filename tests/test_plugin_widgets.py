@@ -426,3 +426,27 @@ def test_closing_the_viewer_stops_the_worker(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not any(w.isRunning() if hasattr(w, "isRunning") else False
                                     for w in list(WorkerBase._worker_set)), timeout=10_000)
     assert not job.running
+
+
+def test_plots_follow_the_napari_theme(viewer):
+    """The trace panel and the loss plot take napari's theme colours and follow a theme change."""
+    from matplotlib.colors import to_hex
+    from napari.utils.theme import get_theme
+
+    traces = open_widget(viewer, "Traces")
+    train = open_widget(viewer, "Train / Load")
+    canvas, loss = traces.canvas, train.loss_plot
+    for name in ("light", "dark", "light"):
+        viewer.theme = name
+        theme = get_theme(name)
+        bg, fg = theme.background.as_hex(), theme.text.as_hex()
+        assert to_hex(canvas.figure.get_facecolor()) == bg
+        for ax in (canvas.ax_obs, canvas.ax_rate):
+            assert to_hex(ax.get_facecolor()) == bg
+            assert to_hex(ax.xaxis.label.get_color()) == fg and to_hex(ax.title.get_color()) == fg
+            assert {to_hex(t.get_color()) for t in ax.get_yticklabels()} <= {fg}
+            assert to_hex(ax.spines["left"].get_edgecolor()) == fg
+        assert to_hex(canvas.cursors[0].get_color()) == fg
+        assert (loss.colours.background, loss.colours.text) == (bg, fg)
+        loss.grab()  # paints with them
+    assert get_theme("light").background.as_hex() != get_theme("dark").background.as_hex()

@@ -174,11 +174,16 @@ def test_scanimage_mroi_is_not_timed_as_a_raster(tmp_path: Path) -> None:
 
 
 def test_parse_scanimage_text_formats() -> None:
+    # tifffile's parser (matlabstr2py): MATLAB column vectors stay nested, as tifffile returns them
     d = parse_scanimage_text(SI_TEXT + "\nSI.hChannels.channelSave = [1;2]\nSI.name = 'a b'\nSI.x = Inf\n")
     assert d["SI.hRoiManager.linePeriod"] == pytest.approx(6.3e-05)
     assert d["SI.hRoiManager.linesPerFrame"] == 32 and isinstance(d["SI.hRoiManager.linesPerFrame"], int)
     assert d["SI.hScan2D.bidirectional"] is True
-    assert d["SI.hChannels.channelSave"] == [1, 2]
+    assert d["SI.hChannels.channelSave"] == [[1], [2]]
+    assert d == {**tifffile.matlabstr2py(SI_TEXT), "SI.hChannels.channelSave": [[1], [2]], "SI.name": "a b",
+                 "SI.x": np.inf}
+    assert parse_scanimage_text("frameTimestamps_sec = 0.125") == {"frameTimestamps_sec": 0.125}
+    assert parse_scanimage_text("") == {}
     assert d["SI.name"] == "a b" and d["SI.x"] == np.inf
     d3 = parse_scanimage_text("state.acq.frameRate=7.8125\r\nstate.acq.msPerLine=2\r\nstate.acq.linesPerFrame=64")
     assert d3 == {"state.acq.frameRate": 7.8125, "state.acq.msPerLine": 2, "state.acq.linesPerFrame": 64}

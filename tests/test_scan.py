@@ -174,3 +174,69 @@ def test_mask_round_trip_and_timing_properties(mask, flyback, bidir, factor):
     if p.is_uniform and m.any():
         k = np.nonzero(m)[0]
         assert np.all(idx[m] // factor == k)
+
+
+# ---------------------------------------------------------------------------- measured sweep starts
+def test_measured_sweep_starts_time_every_row():
+    # 3 rows, 1 ms lines, sweeps measured at 0, 4.2 and 7.9 ms (a jittery clock of ~4 ms)
+    starts = np.array([0.0, 4.2, 7.9]) * MS
+    p = ScanPattern.full_raster(3, 3, MS, frame_period=4 * MS, sweep_starts=starts, bidirectional=True)
+    assert p.has_sweep_starts and p.t0 == 0.0
+    np.testing.assert_allclose(p.sweep_starts(), starts)
+    np.testing.assert_allclose(p.row_times(), starts[:, None] + np.array([0.5, 1.5, 2.5])[None, :] * MS)
+    # gaps between starts, the last sweep lasts the nominal frame period
+    np.testing.assert_allclose(p.sweep_durations(), [4.2 * MS, 3.7 * MS, 4 * MS])
+    assert p.frame_period == pytest.approx((4.2 + 3.7 + 4) / 3 * MS) and not p.is_uniform
+    assert p.duration == pytest.approx(11.9 * MS)
+    grid = p.fine_grid(2)
+    assert grid.bin_width == pytest.approx(p.frame_period / 2) and grid.n_bins == 6
+    # without a nominal period the last sweep lasts the median gap; t0 follows the first start
+    q = ScanPattern.full_raster(3, 3, MS, sweep_starts=starts + 1.0)
+    assert q.t0 == pytest.approx(1.0)
+    np.testing.assert_allclose(q.sweep_durations()[-1], 3.95 * MS)
+    assert "measured sweep starts" in repr(q)
+
+
+def test_measured_sweep_starts_are_checked():
+    with pytest.raises(ValueError, match="one start time per sweep"):
+        ScanPattern.full_raster(3, 3, MS, sweep_starts=[0.0, 0.01])
+    with pytest.raises(ValueError, match=r"sweep 2 starts .* after sweep 1, which needs 0.003 s"):
+        ScanPattern.full_raster(3, 3, MS, sweep_starts=[0.0, 0.004, 0.0055])
+    with pytest.raises(ValueError, match="sweep 1 starts"):
+        ScanPattern.full_raster(3, 2, MS, sweep_starts=[0.01, 0.0])
+    with pytest.raises(ValueError, match="finite"):
+        ScanPattern.full_raster(3, 2, MS, sweep_starts=[0.0, np.nan])
+    with pytest.raises(ValueError, match="disagree"):
+        ScanPattern.full_raster(3, 2, MS, t0=5.0, sweep_starts=[0.0, 0.01])
+    # strips: a sweep of 2 rows needs only 2 line periods before the next starts
+    p = ScanPattern.from_rows([[0, 1], [2, 3]], 4, MS, n_sweeps=3, sweep_starts=[0.0, 0.0021, 0.0043])
+    assert p.n_sweeps == 3 and p.rows_in_sweep(2).tolist() == [0, 1]
+
+
+def test_measured_sweep_starts_json_round_trip():
+    starts = [0.5, 0.5042, 0.5081]
+    p = ScanPattern.full_raster(3, 3, MS, frame_period=4 * MS, sweep_starts=starts)
+    d = json.loads(p.to_json())
+    assert d["version"] == 2 and d["sweep_starts_s"] == starts
+    q = ScanPattern.from_json(p.to_json())
+    assert q == p and q.has_sweep_starts
+    np.testing.assert_array_equal(q.row_times(), p.row_times())
+    # patterns on a clock are written as before (version 1, no sweep_starts_s)
+    d1 = json.loads(ScanPattern.full_raster(3, 3, MS).to_json())
+    assert d1["version"] == 1 and "sweep_starts_s" not in d1
+    d["version"] = 3
+    with pytest.raises(ValueError, match="newer than this napari-sbtt"):
+        ScanPattern.from_dict(d)
+
+
+def test_traces_use_the_measured_sweep_starts():
+    from napari_sbtt.core.traces import extract_observations
+
+    starts = np.array([0.0, 0.0105, 0.0198, 0.0301])
+    p = ScanPattern.full_raster(4, 4, 2 * MS, frame_period=0.01, sweep_starts=starts)
+    labels = np.zeros((4, 3), np.int32)
+    labels[2, :] = 1
+    movie = np.arange(4 * 4 * 3, dtype=np.float32).reshape(4, 4, 3)
+    obs = extract_observations(movie, labels, pattern=p, factor=4, dff=False)
+    got = obs.sample_times[:, 0]
+    np.testing.assert_allclose(got[np.isfinite(got)], starts + 2.5 * 2 * MS)  # row 2's line centre

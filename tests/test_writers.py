@@ -141,7 +141,8 @@ def test_nwb_from_labels_links_the_series_to_a_new_plane_segmentation(tmp_path: 
     out = r.export(tmp_path / "res.nwb", labels=labels)
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
-        rrs = nwb.processing["ophys"]["SBTTRates"]
+        rrs = nwb.processing["ophys"]["Fluorescence"]["Deconvolved"]  # the NWB ophys layout
+        assert set(nwb.processing["ophys"].data_interfaces) == {"Fluorescence", "ImageSegmentation"}
         np.testing.assert_array_equal(rrs.data[()], r.rates)
         assert rrs.rate == pytest.approx(40.0) and rrs.starting_time == pytest.approx(r.times[0])
         assert rrs.unit == r.units and "bin width 0.025 s" in rrs.description and r.units in rrs.description
@@ -153,6 +154,10 @@ def test_nwb_from_labels_links_the_series_to_a_new_plane_segmentation(tmp_path: 
             mask = ps["pixel_mask"][k]
             ys = sorted(int(p[1]) for p in mask)
             assert ys == sorted(np.nonzero(labels == k + 1)[0].tolist())
+        image_mask = ps["image_mask"].data[()]  # (roi, x, y), what roiextractors reads
+        assert image_mask.shape == (3, labels.shape[1], labels.shape[0])
+        for k in range(3):
+            np.testing.assert_array_equal(image_mask[k].T, (labels == k + 1).astype(np.float32))
     from napari_sbtt.core.readers import read_nwb
 
     with read_nwb(out) as d:  # our own reader agrees: same labels, the rates as traces
@@ -180,17 +185,25 @@ def test_nwb_from_an_nwb_input_links_to_the_input_rois(tmp_path: Path) -> None:
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         ophys = nwb.processing["ophys"]
-        rrs = ophys["SBTTRates"]
+        rrs = ophys["Fluorescence"]["Deconvolved"]  # beside the input's raw traces
+        assert set(ophys["Fluorescence"].roi_response_series) == {"RoiResponseSeries", "Deconvolved"}
         ps = ophys["ImageSegmentation"]["PlaneSegmentation"]
         assert rrs.rois.table is ps and len(ps.id) == 3  # the input's own 3 ROIs
         np.testing.assert_array_equal(rrs.rois.data[()], [0, 2])  # labels 1 and 3 = rows 0 and 2
         np.testing.assert_array_equal(rrs.data[()], r.rates)
         assert "TwoPhotonSeries" in nwb.acquisition and "Fluorescence" in ophys.data_interfaces
-    # exporting twice into a copy of a file that already has SBTTRates picks a new name
+    from napari_sbtt.core.readers import read_nwb
+
+    with read_nwb(out) as d:  # our reader still takes the input's raw traces, not the rates
+        assert d.traces_name == "RoiResponseSeries"
+        np.testing.assert_allclose(d.traces, truth)
+    # exporting twice into a copy of a file that already has Deconvolved picks a new name
     r2 = fake_result(ids=(2,), recording={"format": "nwb", "segmentation": {"path": str(out), "name": "PlaneSegmentation"}})
     out2 = r2.export(tmp_path / "out2.nwb")
     with pynwb.NWBHDF5IO(str(out2), "r") as io:
-        assert {"SBTTRates", "SBTTRates2"} <= set(io.read().processing["ophys"].data_interfaces)
+        fl = io.read().processing["ophys"]["Fluorescence"]
+        assert {"Deconvolved", "SBTTDeconvolved"} <= set(fl.roi_response_series)
+        np.testing.assert_array_equal(fl["SBTTDeconvolved"].rois.data[()], [1])
     r3 = fake_result(ids=(1, 9), recording={"format": "nwb", "segmentation": {"path": str(src), "name": "PlaneSegmentation"}})
     with pytest.raises(ValueError, match=r"has 3 ROIs but the result refers to rows up to 8"):
         r3.export(tmp_path / "out3.nwb")

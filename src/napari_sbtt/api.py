@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -318,21 +318,26 @@ class SBTTResult:
         labels: Any = None,
         overwrite: bool = False,
         what: str = "rates",
+        nwb_subject: Mapping[str, Any] | None = None,
+        nwb_location: str | None = None,
     ) -> Path:
         """Write the result for other tools, the format chosen by the suffix (or ``format``).
 
         ``.npz`` (arrays + result_json), ``.h5``/``.hdf5`` (datasets, config/metrics JSON
         attributes), ``.csv`` (``time_s`` in seconds + one column per ROI of ``what``, NaN
         empty), ``.tif``/``.tiff`` (float32 (T_fine, Y, X) activity movie painted into the ROI
-        labels) or ``.nwb`` (RoiResponseSeries in processing module "ophys" linked to the
-        ROIs). ``labels``: (Y, X) labels image (array or .tif/.npy) for .tif/.nwb when the
-        result did not come from :func:`napari_sbtt.recording.run_recording` on a file with ROI
-        masks. Atomic; an existing file is replaced only with ``overwrite=True``. See
-        :func:`napari_sbtt.recording.export_result`.
+        labels) or ``.nwb`` (RoiResponseSeries ``processing/ophys/Fluorescence/Deconvolved``
+        linked to the ROIs). ``labels``: (Y, X) labels image (array or .tif/.npy) for .tif/.nwb
+        when the result did not come from :func:`napari_sbtt.recording.run_recording` on a file
+        with ROI masks. ``nwb_subject``: NWB Subject fields for .nwb (``subject_id``,
+        ``species``, ``sex``, ``age``); ``nwb_location``: the imaging plane's brain area (an
+        Allen CCF term for a mouse). Atomic; an existing file is replaced only with
+        ``overwrite=True``. See :func:`napari_sbtt.recording.export_result`.
         """
         from .recording import export_result
 
-        return export_result(self, path, format, labels=labels, overwrite=overwrite, what=what)
+        return export_result(self, path, format, labels=labels, overwrite=overwrite, what=what,
+                             nwb_subject=nwb_subject, nwb_location=nwb_location)
 
 
 def _json_default(o: Any) -> Any:

@@ -307,14 +307,36 @@ def cmd_run(args: argparse.Namespace) -> str:
     )
 
 
+def _subject_fields(items: list[str], fmt: str) -> dict[str, str] | None:
+    """``--subject FIELD=VALUE`` options as a dict (None when there are none)."""
+    from .core.writers import NWB_SUBJECT_FIELDS
+
+    if not items:
+        return None
+    if fmt != "nwb":
+        raise ValueError(f"--subject describes the animal in an NWB file; it does not apply to {fmt} exports")
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in NWB_SUBJECT_FIELDS:
+            raise ValueError(f"--subject {item!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(NWB_SUBJECT_FIELDS)} (e.g. --subject species='Mus musculus')")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def cmd_export(args: argparse.Namespace) -> str:
     from .api import load_result
     from .core.writers import format_from_path
 
     t = time.perf_counter()
     fmt = format_from_path(args.out, args.format)
+    subject = _subject_fields(args.subject or [], fmt)
+    if args.location is not None and fmt != "nwb":
+        raise ValueError(f"--location is the NWB imaging plane's brain area; it does not apply to {fmt} exports")
     result = load_result(args.result_dir, load_model=False)
-    out = result.export(args.out, format=fmt, labels=args.rois, overwrite=args.overwrite, what=args.what)
+    out = result.export(args.out, format=fmt, labels=args.rois, overwrite=args.overwrite, what=args.what,
+                        nwb_subject=subject, nwb_location=args.location)
     n_t, n = result.rates.shape
     what = args.what if fmt == "csv" else ("activity movie" if fmt == "tiff" else "result")
     return (
@@ -431,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels image .tif/.npy for .tif/.nwb when the result's source had no ROI masks")
     p.add_argument("--what", choices=["rates", "observations", "signal"], default="rates",
                    help="which traces go into a .csv (default: rates)")
+    p.add_argument("--subject", action="append", metavar="FIELD=VALUE",
+                   help="NWB Subject field for .nwb (repeat): subject_id, species, sex (M/F/U/O), age "
+                        "(ISO 8601, e.g. P90D), ...; nwbinspector and DANDI require a subject")
+    p.add_argument("--location", default=None, metavar="AREA",
+                   help="brain area of the imaging plane for .nwb (for a mouse an Allen CCF term, e.g. VISp)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_export)
 

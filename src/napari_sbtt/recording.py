@@ -454,6 +454,8 @@ def _load_tiff(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None
     rec.roi_ids = np.unique(labels[labels > 0]).astype(np.int64)
     rec.n_rows, rec.n_cols = int(movie.shape[1]), int(movie.shape[2])
     rec.provenance.update(timing=src, tiff_source=info.source)
+    if len(info.files) > 1:  # a recording ScanImage split across files
+        rec.provenance["tiff_files"] = [str(Path(f).resolve()) for f in info.files]
 
 
 def _load_suite2p(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None, prefer: str,
@@ -831,6 +833,8 @@ def export_result(
     labels: Any = None,
     overwrite: bool = False,
     what: str = "rates",
+    nwb_subject: Mapping[str, Any] | None = None,
+    nwb_location: str | None = None,
 ) -> Path:
     """Write ``result`` as NPZ, HDF5, CSV, an activity-movie TIFF or NWB (chosen by suffix or ``format``).
 
@@ -842,7 +846,8 @@ def export_result(
         Output file: ``.npz`` (all arrays + ``result_json``), ``.h5``/``.hdf5``
         (datasets + JSON attributes), ``.csv`` (``time_s`` + one column per
         ROI of ``what``), ``.tif``/``.tiff`` (float32 (T_fine, Y, X) activity
-        movie) or ``.nwb`` (RoiResponseSeries in processing module ``ophys``).
+        movie) or ``.nwb`` (RoiResponseSeries ``processing/ophys/Fluorescence/Deconvolved``
+        linked to a PlaneSegmentation; see :func:`napari_sbtt.core.writers.write_nwb`).
     format
         ``"npz"``, ``"hdf5"``, ``"csv"``, ``"tiff"`` or ``"nwb"`` to override the suffix.
     labels
@@ -852,6 +857,13 @@ def export_result(
         Replace an existing file.
     what
         For CSV: ``"rates"`` (default), ``"observations"`` or ``"signal"``.
+    nwb_subject
+        For NWB: the animal's NWB Subject fields (``subject_id``, ``species``, ``sex``,
+        ``age`` ISO 8601 such as ``P90D``, ...), which nwbinspector and DANDI require and
+        napari-sbtt cannot know.
+    nwb_location
+        For NWB built from a labels image: the imaging plane's brain area (for a mouse an
+        Allen CCF term, e.g. ``VISp``).
 
     Returns
     -------
@@ -901,7 +913,7 @@ def export_result(
         return writers.write_nwb(
             path, arrays["rates"], arrays["times"], ids, bin_width=float(result.grid.bin_width),
             units=result.units, source_nwb=seg["path"], segmentation=seg.get("name"),
-            table_rows=ids - 1, overwrite=overwrite,
+            table_rows=ids - 1, overwrite=overwrite, subject=nwb_subject, location=nwb_location,
             description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
         )
     if lab is None:
@@ -920,6 +932,7 @@ def export_result(
         fper = scan.get("frame_period_s")
     return writers.write_nwb(
         path, arrays["rates"], arrays["times"], arrays["roi_ids"], bin_width=float(result.grid.bin_width),
-        units=result.units, labels=lab, frame_period=fper, overwrite=overwrite,
+        units=result.units, labels=lab, frame_period=fper, overwrite=overwrite, subject=nwb_subject,
+        location=nwb_location,
         description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
     )

@@ -22,6 +22,11 @@ Timing conventions (all in seconds):
 Patterns are stored compactly as a *cycle* of per-sweep row lists repeated over
 ``n_sweeps`` sweeps (a full raster is a cycle of one; random lines are a cycle
 as long as the recording).
+
+When the microscope logs when each frame started (ScanImage's
+``frameTimestamps_sec``), ``sweep_starts`` gives those times instead of a
+perfect clock: sweep ``k`` starts at ``sweep_starts[k]`` and the last sweep
+lasts ``frame_period`` (if given) or the median gap between starts.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from .limits import (MAX_FACTOR, MAX_FRAME_PERIOD_S, MAX_IMAGE_SIDE, MAX_LINE_PE
 __all__ = ["ScanPattern", "FineGrid", "ScanMismatchError"]
 
 _FORMAT = "napari-sbtt.scan-pattern"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: optional "sweep_starts_s" (files without it are written as version 1)
 
 
 class ScanMismatchError(ValueError):
@@ -135,6 +140,12 @@ class ScanPattern:
         Start time of sweep 0 in seconds.
     bidirectional
         Fast-axis bidirectional scanning: odd lines of each sweep run backwards.
+    sweep_starts
+        Optional (n_sweeps,) start time of every sweep in seconds, strictly
+        increasing (measured frame timestamps). Each gap must be at least that
+        sweep's lines (``len(rows) * line_period``). ``t0`` is then
+        ``sweep_starts[0]``; ``frame_period``, if given, is the duration of the
+        last sweep (else the median gap is), and ``flyback`` is not used for timing.
     """
 
     def __init__(
@@ -148,6 +159,7 @@ class ScanPattern:
         frame_period: float | None = None,
         t0: float = 0.0,
         bidirectional: bool = False,
+        sweep_starts: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         if int(n_rows) != n_rows or not 1 <= n_rows <= MAX_IMAGE_SIDE:
             raise ValueError(f"n_rows must be a whole number from 1 to {MAX_IMAGE_SIDE}, got {n_rows}")
@@ -172,7 +184,7 @@ class ScanPattern:
             _as_rows(r, self.n_rows, f"sweep {i} of the cycle") for i, r in enumerate(cycle)
         )
         longest = max(r.size for r in self.cycle) * self.line_period
-        if frame_period is None and self.flyback == 0 and any(r.size == 0 for r in self.cycle):
+        if frame_period is None and self.flyback == 0 and sweep_starts is None and any(r.size == 0 for r in self.cycle):
             raise ValueError(
                 "a sweep that acquires no rows would last no time (flyback is 0); pass "
                 "frame_period= (the microscope's frame clock) or a flyback > 0"
@@ -189,6 +201,31 @@ class ScanPattern:
                     f"{self.line_period:.6g} s); lengthen frame_period or shorten line_period"
                 )
         self._frame_period = frame_period
+        self._sweep_starts: np.ndarray | None = None
+        if sweep_starts is not None:
+            self._sweep_starts = self._check_sweep_starts(sweep_starts, t0)
+            self.t0 = float(self._sweep_starts[0])
+
+    def _check_sweep_starts(self, sweep_starts: Sequence[float] | np.ndarray, t0: float) -> np.ndarray:
+        st = np.array(sweep_starts, dtype=np.float64)
+        if st.shape != (self.n_sweeps,):
+            raise ValueError(f"sweep_starts must hold one start time per sweep ({self.n_sweeps}), got shape {st.shape}")
+        if not np.all(np.isfinite(st)):
+            raise ValueError("sweep_starts must be finite times in seconds (no NaN or inf)")
+        if t0 != 0.0 and t0 != st[0]:
+            raise ValueError(f"t0 ({t0}) and sweep_starts[0] ({st[0]}) disagree; give only sweep_starts")
+        gaps = np.diff(st)
+        lines = np.resize(np.array([r.size for r in self.cycle], dtype=float), self.n_sweeps) * self.line_period
+        short = np.flatnonzero(gaps < lines[:-1] * (1 - 1e-9))
+        if gaps.size and (gaps.min() <= 0 or short.size):
+            k = int(np.flatnonzero(gaps <= 0)[0]) if gaps.min() <= 0 else int(short[0])
+            raise ValueError(
+                f"sweep {k + 1} starts {gaps[k]:.6g} s after sweep {k}, which needs {lines[k]:.6g} s for its "
+                f"lines; sweep start times must increase by at least each sweep's lines x line_period")
+        if self._frame_period is None and self.n_sweeps == 1 and lines[0] == 0 and self.flyback == 0:
+            raise ValueError("a single sweep without rows has no duration; pass frame_period=")
+        st.setflags(write=False)
+        return st
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -202,11 +239,12 @@ class ScanPattern:
         frame_period: float | None = None,
         t0: float = 0.0,
         bidirectional: bool = False,
+        sweep_starts: Sequence[float] | np.ndarray | None = None,
     ) -> "ScanPattern":
-        """Every row in every sweep, top to bottom."""
+        """Every row in every sweep, top to bottom (``sweep_starts``: measured start times, see the class)."""
         return cls(
             n_rows, [np.arange(n_rows)], n_sweeps, line_period, flyback=flyback,
-            frame_period=frame_period, t0=t0, bidirectional=bidirectional,
+            frame_period=frame_period, t0=t0, bidirectional=bidirectional, sweep_starts=sweep_starts,
         )
 
     @classmethod
@@ -299,6 +337,7 @@ class ScanPattern:
         frame_period: float | None = None,
         t0: float = 0.0,
         bidirectional: bool = False,
+        sweep_starts: Sequence[float] | np.ndarray | None = None,
     ) -> "ScanPattern":
         """An explicit list of per-sweep row lists, each in acquisition order.
 
@@ -307,6 +346,7 @@ class ScanPattern:
         return cls(
             n_rows, rows, len(rows) if n_sweeps is None else n_sweeps, line_period,
             flyback=flyback, frame_period=frame_period, t0=t0, bidirectional=bidirectional,
+            sweep_starts=sweep_starts,
         )
 
     @classmethod
@@ -319,6 +359,7 @@ class ScanPattern:
         frame_period: float | None = None,
         t0: float = 0.0,
         bidirectional: bool = False,
+        sweep_starts: Sequence[float] | np.ndarray | None = None,
     ) -> "ScanPattern":
         """From a bool frame mask (T, Y), True where a row was acquired; rows acquired top to bottom.
 
@@ -341,7 +382,7 @@ class ScanPattern:
         cycle = _compress_cycle([np.flatnonzero(m) for m in mask])
         return cls(
             mask.shape[1], cycle, mask.shape[0], line_period, flyback=flyback,
-            frame_period=frame_period, t0=t0, bidirectional=bidirectional,
+            frame_period=frame_period, t0=t0, bidirectional=bidirectional, sweep_starts=sweep_starts,
         )
 
     @classmethod
@@ -375,14 +416,35 @@ class ScanPattern:
         return self.cycle[k % len(self.cycle)]
 
     def sweep_durations(self) -> np.ndarray:
-        """Seconds from the start of each sweep to the start of the next, shape (T,)."""
+        """Seconds from the start of each sweep to the start of the next, shape (T,).
+
+        With measured ``sweep_starts`` these are the gaps between them; the last
+        sweep lasts ``frame_period`` when given, else the median gap.
+        """
+        if self._sweep_starts is not None:
+            st = self._sweep_starts
+            gaps = np.diff(st)
+            if self._frame_period is not None:
+                last = self._frame_period
+            elif gaps.size:
+                last = float(np.median(gaps))
+            else:
+                last = self.cycle[0].size * self.line_period + self.flyback
+            return np.append(gaps, last)
         if self._frame_period is not None:
             return np.full(self.n_sweeps, self._frame_period)
         per_cycle = np.array([r.size * self.line_period + self.flyback for r in self.cycle])
         return np.resize(per_cycle, self.n_sweeps)
 
+    @property
+    def has_sweep_starts(self) -> bool:
+        """True when the sweeps start at measured times (``sweep_starts``), not on a clock."""
+        return self._sweep_starts is not None
+
     def sweep_starts(self) -> np.ndarray:
         """Start time of each sweep in seconds, shape (T,)."""
+        if self._sweep_starts is not None:
+            return self._sweep_starts.copy()
         d = self.sweep_durations()
         starts = np.empty(self.n_sweeps)
         starts[0] = self.t0
@@ -392,8 +454,8 @@ class ScanPattern:
 
     @property
     def frame_period(self) -> float:
-        """Seconds per sweep: the fixed clock if set, else the mean sweep duration."""
-        if self._frame_period is not None:
+        """Seconds per sweep: the fixed clock if set (and no measured starts), else the mean sweep duration."""
+        if self._frame_period is not None and self._sweep_starts is None:
             return self._frame_period
         return float(self.sweep_durations().mean())
 
@@ -515,7 +577,8 @@ class ScanPattern:
             f"ScanPattern(n_rows={self.n_rows}, n_sweeps={self.n_sweeps}, "
             f"cycle={len(self.cycle)} sweep(s), line_period={self.line_period:g} s, "
             f"frame_period={self.frame_period:g} s, acquired={self.acquired_fraction():.0%}"
-            f"{', bidirectional' if self.bidirectional else ''})"
+            f"{', bidirectional' if self.bidirectional else ''}"
+            f"{', measured sweep starts' if self._sweep_starts is not None else ''})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -527,10 +590,10 @@ class ScanPattern:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (times in seconds)."""
-        return {
+        """A JSON-ready dict (times in seconds); ``sweep_starts_s`` only when the pattern has them."""
+        d = {
             "format": _FORMAT,
-            "version": _FORMAT_VERSION,
+            "version": 1 if self._sweep_starts is None else _FORMAT_VERSION,
             "n_rows": self.n_rows,
             "n_sweeps": self.n_sweeps,
             "line_period_s": self.line_period,
@@ -540,6 +603,9 @@ class ScanPattern:
             "bidirectional": self.bidirectional,
             "cycle": [r.tolist() for r in self.cycle],
         }
+        if self._sweep_starts is not None:
+            d["sweep_starts_s"] = self._sweep_starts.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str | os.PathLike | None = None) -> "ScanPattern":
@@ -590,7 +656,8 @@ class ScanPattern:
             return cls(
                 d["n_rows"], cycle, d["n_sweeps"], d["line_period_s"],
                 flyback=d.get("flyback_s", 0.0), frame_period=d.get("frame_period_s"),
-                t0=d.get("t0_s", 0.0), bidirectional=d.get("bidirectional", False),
+                t0=d.get("t0_s", 0.0) if d.get("sweep_starts_s") is None else 0.0,
+                bidirectional=d.get("bidirectional", False), sweep_starts=d.get("sweep_starts_s"),
             )
         except ValueError as e:
             raise ValueError(f"{where}{e}") from None

@@ -39,6 +39,7 @@ __all__ = [
     "write_traces_csv",
     "write_activity_tiff",
     "write_nwb",
+    "NWB_SUBJECT_FIELDS",
 ]
 
 #: file suffix -> export format name
@@ -331,6 +332,59 @@ def write_activity_tiff(
 
 
 # --------------------------------------------------------------------------- NWB
+#: names roiextractors (and neuroconv) give the traces of a ``Fluorescence`` container; the
+#: first is what it reads as the deconvolved trace
+NWB_DECONVOLVED = "Deconvolved"
+#: NWB Subject fields ``subject=`` accepts (strings; ``age`` in ISO 8601, e.g. ``P90D``)
+NWB_SUBJECT_FIELDS = ("subject_id", "species", "sex", "age", "date_of_birth", "description",
+                      "genotype", "strain", "weight")
+
+
+def _nwb_subject(subject: Mapping[str, Any] | None, path: Any) -> Any:
+    """A pynwb Subject from ``{field: value}`` (None when no fields are given)."""
+    if not subject:
+        return None
+    from pynwb.file import Subject
+
+    unknown = sorted(set(subject) - set(NWB_SUBJECT_FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown NWB subject field(s) {unknown}; use {', '.join(NWB_SUBJECT_FIELDS)}")
+    kw: dict[str, Any] = {k: str(v) for k, v in subject.items() if v is not None and k != "date_of_birth"}
+    if subject.get("date_of_birth") is not None:
+        dob = subject["date_of_birth"]
+        if not isinstance(dob, datetime):
+            try:
+                dob = datetime.fromisoformat(str(dob))
+            except ValueError:
+                raise ValueError(f"{path}: subject date_of_birth {dob!r} is not an ISO date (e.g. 2024-01-31)") from None
+        kw["date_of_birth"] = dob if dob.tzinfo else dob.replace(tzinfo=timezone.utc)
+    return Subject(**kw)
+
+
+def _mask_iterator(order: np.ndarray, sorted_ids: np.ndarray, ids: np.ndarray, shape: tuple[int, int]) -> Any:
+    """The PlaneSegmentation ``image_mask`` column, (n_rois, x, y) float32, painted one ROI at a time.
+
+    Only one (x, y) mask is in memory at a time; the column is written gzip-compressed
+    in chunks of one ROI.
+    """
+    from hdmf.backends.hdf5 import H5DataIO
+    from hdmf.data_utils import DataChunkIterator
+
+    n_y, n_x = shape
+
+    def masks() -> Any:
+        for rid in ids:
+            lo, hi = np.searchsorted(sorted_ids, [rid, rid + 1])
+            pix = order[lo:hi]
+            m = np.zeros((n_x, n_y), dtype=np.float32)
+            m[pix % n_x, pix // n_x] = 1.0
+            yield m
+
+    it = DataChunkIterator(data=masks(), maxshape=(int(ids.size), n_x, n_y), dtype=np.dtype(np.float32),
+                           buffer_size=1)
+    return H5DataIO(it, compression="gzip", compression_opts=4, chunks=(1, n_x, n_y))
+
+
 def write_nwb(
     path: str | os.PathLike,
     rates: np.ndarray,
@@ -345,11 +399,24 @@ def write_nwb(
     segmentation: str | None = None,
     table_rows: Sequence[int] | np.ndarray | None = None,
     frame_period: float | None = None,
-    name: str = "SBTTRates",
+    name: str | None = None,
+    subject: Mapping[str, Any] | None = None,
+    location: str | None = None,
     session_description: str = "napari-sbtt inferred activity",
     overwrite: bool = False,
 ) -> Path:
-    """An NWB file whose processing module ``ophys`` holds the rates as a RoiResponseSeries.
+    """An NWB file holding the rates as a RoiResponseSeries, laid out per the NWB ophys convention.
+
+    Layout
+    ------
+    ``processing/ophys/Fluorescence/Deconvolved``: a RoiResponseSeries (T_fine, N)
+    inside a ``Fluorescence`` container of the ``ophys`` processing module, its
+    ``rois`` region pointing at rows of ``processing/ophys/ImageSegmentation/
+    PlaneSegmentation``. This is where roiextractors' ``NwbSegmentationExtractor``
+    (and neuroconv, which writes the same layout) expect the deconvolved traces
+    (``get_traces(name="deconvolved")``). When ``Deconvolved`` is taken (a copy of an
+    input that already has one) the series is named ``SBTTDeconvolved``
+    (``SBTTDeconvolved2``, ... when that is taken too).
 
     Parameters
     ----------
@@ -367,13 +434,13 @@ def write_nwb(
         Text added to the series' description.
     labels
         (Y, X) labels image: without ``source_nwb``, a PlaneSegmentation is built
-        from it (one ``pixel_mask`` per ROI id, ``id`` = the label, x = column,
-        y = row, weight 1), with a placeholder imaging plane; the labels image
-        itself is stored as the segmentation's reference image ``SBTTLabels``
-        ((1, x, y), so readers know the image size).
+        from it, one row per ROI id (``id`` = the label) with both mask columns:
+        ``pixel_mask`` ((x, y, weight) with x = column, y = row, weight 1) and
+        ``image_mask`` ((n_rois, x, y) float32, 1 inside, gzip-compressed; it
+        also gives readers the image size), with a placeholder imaging plane.
     source_nwb, segmentation, table_rows
         When the input was an NWB file: the output is a copy of ``source_nwb``
-        with the series appended, its ``rois`` region pointing at rows
+        with the series added, its ``rois`` region pointing at rows
         ``table_rows`` (one per column) of the PlaneSegmentation named
         ``segmentation`` in that file - the input's own ROIs. The copy holds
         everything the input held (including any raw movie).
@@ -381,7 +448,18 @@ def write_nwb(
         Seconds per frame of the recording, stored as the placeholder imaging
         plane's ``imaging_rate`` (only when a PlaneSegmentation is built).
     name
-        Name of the RoiResponseSeries (a numeric suffix is added if taken).
+        Name of the RoiResponseSeries (default ``Deconvolved``, see Layout; a
+        numeric suffix is added if taken).
+    subject
+        NWB Subject fields (:data:`NWB_SUBJECT_FIELDS`, e.g. ``{"subject_id": "m1",
+        "species": "Mus musculus", "sex": "F", "age": "P90D"}``). napari-sbtt does
+        not know the animal; without them the file has no Subject, which
+        nwbinspector reports (DANDI requires one). A copy of an NWB input keeps the
+        input's Subject; passing ``subject`` then is an error unless the input has none.
+    location
+        Brain area of the imaging plane (for a mouse, an Allen CCF term such as
+        ``VISp``, which nwbinspector checks); default ``"unknown"``. Only when a
+        PlaneSegmentation is built (a copy keeps the input's imaging plane).
 
     Needs pynwb (``pip install napari-sbtt[nwb]``).
 
@@ -389,10 +467,10 @@ def write_nwb(
     ------
     ValueError
         Neither ``labels`` nor ``source_nwb``; ROIs without pixels; table rows
-        outside the source PlaneSegmentation.
+        outside the source PlaneSegmentation; unknown subject fields.
     """
     pynwb = _require("pynwb", "nwb", path)
-    from pynwb.ophys import RoiResponseSeries
+    from pynwb.ophys import Fluorescence, RoiResponseSeries
 
     rates = np.asarray(rates, dtype=np.float32)
     times = np.asarray(times, dtype=np.float64).ravel()
@@ -400,6 +478,7 @@ def write_nwb(
     rates = _check_2d("rates", rates, times.size, ids.size)
     if not (math.isfinite(bin_width) and bin_width > 0):
         raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
+    subject_obj = _nwb_subject(subject, path)
     rate_hz = 1.0 / float(bin_width)
     desc = (
         f"Per-ROI activity inferred by napari-sbtt (SBTT) on a fine time grid: bin width "
@@ -414,20 +493,30 @@ def write_nwb(
         else:
             module = nwbfile.create_processing_module(
                 name="ophys", description="optical physiology processed by napari-sbtt")
-        taken = set(module.data_interfaces)
-        series_name, k = name, 1
+        container = module.data_interfaces.get("Fluorescence")
+        if not isinstance(container, Fluorescence):  # absent (or the name holds something else)
+            container = Fluorescence(name="Fluorescence" if container is None else "SBTTFluorescence")
+            module.add(container)
+        taken = set(container.roi_response_series)
+        base = name if name is not None else NWB_DECONVOLVED
+        series_name, k = base, 1
+        if name is None and series_name in taken:
+            base = series_name = "SBTT" + NWB_DECONVOLVED
         while series_name in taken:
             k += 1
-            series_name = f"{name}{k}"
+            series_name = f"{base}{k}"
         region = ps.create_roi_table_region(
             region=rows, description=f"the {len(rows)} ROIs of the inferred activity, in column order",
             name="rois")
-        module.add(RoiResponseSeries(
+        container.add_roi_response_series(RoiResponseSeries(
             name=series_name, data=rates, rois=region, unit=str(units), rate=rate_hz,
             starting_time=t0, description=desc))
 
     if source_nwb is not None:
         src = Path(source_nwb)
+        if location is not None:
+            raise ValueError(f"{src}: the copy of the input NWB file keeps its imaging plane and location; "
+                             "leave out the location")
         if not src.is_file():
             raise FileNotFoundError(
                 f"the input NWB file {src} is gone, so its PlaneSegmentation cannot be linked; "
@@ -454,6 +543,12 @@ def write_nwb(
                     raise ValueError(
                         f"{src}: PlaneSegmentation '{ps.name}' has {n_ps} ROIs but the result refers to "
                         f"rows up to {max(rows)}; the result does not come from this file")
+                if subject_obj is not None:
+                    if nwbfile.subject is not None:
+                        raise ValueError(
+                            f"{src}: the input NWB file already describes its subject "
+                            f"('{nwbfile.subject.subject_id}'), which the copy keeps; leave out the subject")
+                    nwbfile.subject = subject_obj
                 add_series(nwbfile, ps, rows)
                 io.write(nwbfile)
         return Path(path)
@@ -465,17 +560,24 @@ def write_nwb(
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a (Y, X) integer labels image, got {labels.dtype} {labels.shape}")
-    from pynwb.image import ImageSeries
     from pynwb.ophys import ImageSegmentation, OpticalChannel
 
     flat = labels.ravel()
     order = np.argsort(flat, kind="stable")
     sorted_ids = flat[order]
+    for rid in ids:
+        lo, hi = np.searchsorted(sorted_ids, [rid, rid + 1])
+        if hi <= lo or rid == 0:
+            raise ValueError(
+                f"ROI id {int(rid)} of the result has no pixels in the labels image; pass the labels "
+                "the result was computed from")
     nwbfile = pynwb.NWBFile(
         session_description=session_description, identifier=str(uuid.uuid4()),
         session_start_time=datetime.now(timezone.utc).astimezone(),
         source_script="napari-sbtt", source_script_file_name="napari_sbtt/core/writers.py",
     )
+    if subject_obj is not None:
+        nwbfile.subject = subject_obj
     device = nwbfile.create_device(name="Microscope", description="not known to napari-sbtt")
     channel = OpticalChannel(name="OpticalChannel", description="not known to napari-sbtt",
                              emission_lambda=math.nan)
@@ -485,28 +587,23 @@ def write_nwb(
     plane = nwbfile.create_imaging_plane(
         name="ImagingPlane", optical_channel=channel, device=device,
         description="placeholder written by napari-sbtt: the ROIs' image plane", excitation_lambda=math.nan,
-        indicator="unknown", location="unknown", **plane_kw)
+        indicator="unknown", location=str(location) if location else "unknown", **plane_kw)
     module = nwbfile.create_processing_module(name="ophys", description="optical physiology processed by napari-sbtt")
-    # the labels image itself, stored (frames, x, y) as NWB images are: it gives readers the image size
-    ref = ImageSeries(
-        name="SBTTLabels", data=np.ascontiguousarray(labels.T[None]).astype(np.int32), unit="ROI id",
-        rate=1.0, description="napari-sbtt ROI labels image (0 = background), one frame, (frame, x, y)")
-    module.add(ref)
     seg = ImageSegmentation(name="ImageSegmentation")
     module.add(seg)
     ps = seg.create_plane_segmentation(
-        name="PlaneSegmentation", imaging_plane=plane, reference_images=ref,
-        description="ROIs of the napari-sbtt labels image (id = label; pixel_mask x = column, y = row)")
+        name="PlaneSegmentation", imaging_plane=plane,
+        description="ROIs of the napari-sbtt labels image (id = label; pixel_mask x = column, y = row; "
+                    "image_mask (roi, x, y), 1 inside)")
     n_x = labels.shape[1]
     for rid in ids:
         lo, hi = np.searchsorted(sorted_ids, [rid, rid + 1])
-        if hi <= lo or rid == 0:
-            raise ValueError(
-                f"ROI id {int(rid)} of the result has no pixels in the labels image; pass the labels "
-                "the result was computed from")
         pix = order[lo:hi]
         ys, xs = pix // n_x, pix % n_x
         ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs)], id=int(rid))
+    if ids.size:
+        ps.add_column(name="image_mask", description="ROI masks (roi, x, y): 1 inside the ROI, 0 outside",
+                      data=_mask_iterator(order, sorted_ids, ids, labels.shape))
     add_series(nwbfile, ps, list(range(ids.size)))
     with atomic_path(path, overwrite=overwrite) as tmp:
         with pynwb.NWBHDF5IO(str(tmp), mode="w") as io:

@@ -8,7 +8,8 @@ from typing import Any, Callable
 from magicgui.widgets import Label
 from qtpy.QtCore import Qt
 
-__all__ = ["layer_choices", "MessageLabel", "connect_layer_events", "resolve_inputs", "timing_for"]
+__all__ = ["layer_choices", "MessageLabel", "connect_layer_events", "resolve_inputs", "timing_for",
+           "theme_colours", "follow_theme"]
 
 
 def layer_choices(viewer: Any, kind: str) -> Callable[[Any], list[tuple[str, Any]]]:
@@ -26,7 +27,7 @@ class MessageLabel(Label):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(value="", **kwargs)
         self.native.setWordWrap(True)
-        self.native.setTextFormat(Qt.RichText)
+        self.native.setTextFormat(Qt.TextFormat.RichText)
         self.text = ""
         self.is_error = False
 
@@ -97,3 +98,38 @@ def timing_for(movie_layer: Any, session: Any) -> tuple[float | None, float | No
     if session.movie_layer == movie_layer.name:
         frame, line = session.frame_period or frame, session.line_period or line
     return frame, line
+
+
+def theme_colours(viewer: Any) -> Any:
+    """:class:`~._plots.PlotColours` of the viewer's current napari theme (background, text, icon)."""
+    from napari.utils.theme import get_theme
+
+    from ._plots import PlotColours
+
+    theme = get_theme(viewer.theme)
+    return PlotColours(background=theme.background.as_hex(), text=theme.text.as_hex(),
+                       muted=theme.icon.as_hex())
+
+
+def follow_theme(viewer: Any, native: Any, apply: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``apply(theme_colours(viewer))`` now and whenever the viewer's theme changes.
+
+    Stops when ``native`` (the widget's Qt object) is destroyed; returns a disconnect function.
+    """
+
+    def _cb(*_: Any) -> None:
+        try:
+            apply(theme_colours(viewer))
+        except RuntimeError:  # the widget's Qt object is gone
+            disconnect()
+
+    def disconnect(*_: Any) -> None:
+        try:
+            viewer.events.theme.disconnect(_cb)
+        except Exception:  # noqa: BLE001
+            pass
+
+    viewer.events.theme.connect(_cb)
+    native.destroyed.connect(disconnect)
+    _cb()
+    return disconnect

@@ -3,10 +3,14 @@
 The trace panel uses only ``matplotlib.figure.Figure`` and the Qt canvas (no pyplot, so no
 global figure state). Time-linked plots move only a cursor line, drawn with blitting over a
 cached background: changing the viewer's time step never re-plots the data.
+
+Both plots take their background and text colours from :class:`PlotColours` (the widgets pass
+napari's current theme, see ``_common.follow_theme``), so they match a dark or light viewer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,14 +20,23 @@ from qtpy.QtCore import QPointF
 from qtpy.QtGui import QColor, QPainter, QPalette, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-__all__ = ["LossPlot", "TraceCanvas"]
+__all__ = ["LossPlot", "TraceCanvas", "PlotColours"]
+
+
+@dataclass(frozen=True)
+class PlotColours:
+    """Colours of a plot as ``#rrggbb`` strings: background, text (axes, ticks, labels, cursor), muted."""
+
+    background: str = "#ffffff"
+    text: str = "#000000"
+    muted: str = "#666666"
 
 
 class _Canvas(FigureCanvasQTAgg):
     def __init__(self, width: float, height: float) -> None:
         fig = Figure(figsize=(width, height), dpi=90)  # fixed margins: no per-draw layout solve
         super().__init__(fig)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumHeight(int(height * 60))
         self.n_full_draws = 0
         self.mpl_connect("draw_event", self._count)
@@ -45,12 +58,18 @@ class LossPlot(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(150)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.epochs: list[int] = []
         self.train: list[float] = []
         self.valid: list[float] = []
         self.best_epoch: int | None = None
         self.n_paints = 0
+        self.colours: PlotColours | None = None  # None: the widget palette's colours
+
+    def apply_colours(self, colours: PlotColours) -> None:
+        """Paint on ``colours.background`` with ``colours.text`` from now on (one repaint is queued)."""
+        self.colours = colours
+        self.update()
 
     def reset(self) -> None:
         self.epochs.clear()
@@ -85,8 +104,11 @@ class LossPlot(QWidget):
         self.n_paints += 1
         p = QPainter(self)
         try:
-            p.setRenderHint(QPainter.Antialiasing)
-            fg = self.palette().color(QPalette.WindowText)
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            fg = self.palette().color(QPalette.ColorRole.WindowText)
+            if self.colours is not None:
+                p.fillRect(self.rect(), QColor(self.colours.background))
+                fg = QColor(self.colours.text)
             fm = p.fontMetrics()
             left, right, top, bottom = fm.horizontalAdvance("0.000e+00") + 6, 8, 18, fm.height() + 8
             w, h = self.width() - left - right, self.height() - top - bottom
@@ -136,16 +158,39 @@ class TraceCanvas(_Canvas):
         self.ax_obs.set_ylabel("samples")
         self.ax_rate.set_ylabel("activity")
         self.ax_rate.set_xlabel("time (s)")
-        self.ax_truth.set_ylabel("truth (Hz)", color="0.4")
+        self.ax_truth.set_ylabel("truth (Hz)")
         self.figure.subplots_adjust(left=0.16, right=0.86, top=0.9, bottom=0.14, hspace=0.35)
         (self.obs_points,) = self.ax_obs.plot([], [], ".", ms=3, color="tab:blue", label="observed")
         (self.fit_line,) = self.ax_obs.plot([], [], lw=0.8, color="tab:orange", label="model")
         (self.rate_line,) = self.ax_rate.plot([], [], lw=1.0, color="tab:red", label="inferred")
-        (self.truth_line,) = self.ax_truth.plot([], [], lw=0.8, color="0.4", ls="--", label="truth")
+        (self.truth_line,) = self.ax_truth.plot([], [], lw=0.8, ls="--", label="truth")
         self.cursors = [ax.axvline(0.0, color="k", lw=0.8, animated=True)
                         for ax in (self.ax_obs, self.ax_rate)]
         self._background: Any = None
         self.mpl_connect("draw_event", self._on_draw)
+        self.colours = PlotColours()
+        self.apply_colours(self.colours)
+
+    def apply_colours(self, colours: PlotColours) -> None:
+        """Recolour figure, axes, ticks, labels, title and cursor (one full redraw)."""
+        self.colours = colours
+        self.figure.set_facecolor(colours.background)
+        for ax in (self.ax_obs, self.ax_rate, self.ax_truth):
+            if ax is not self.ax_truth:  # the twin axes is transparent over ax_rate
+                ax.set_facecolor(colours.background)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colours.text)
+            ax.tick_params(which="both", colors=colours.text)
+            ax.xaxis.label.set_color(colours.text)
+            ax.yaxis.label.set_color(colours.text)
+            ax.title.set_color(colours.text)
+        self.ax_truth.yaxis.label.set_color(colours.muted)
+        self.ax_truth.tick_params(axis="y", colors=colours.muted)
+        self.truth_line.set_color(colours.muted)
+        for c in self.cursors:
+            c.set_color(colours.text)
+        self._background = None  # the cached blit background has the old colours
+        self.draw_idle()
 
     # ------------------------------------------------------------------ data
     def plot_roi(self, times: np.ndarray, observed: np.ndarray, rates: np.ndarray,
@@ -165,8 +210,9 @@ class TraceCanvas(_Canvas):
         else:
             self.truth_line.set_data([], [])
             self.ax_truth.set_visible(False)
-        self.ax_rate.set_ylabel(f"activity ({units})" if units else "activity", fontsize=8)
-        self.ax_obs.set_title(title, fontsize=9)
+        self.ax_rate.set_ylabel(f"activity ({units})" if units else "activity", fontsize=8,
+                                color=self.colours.text)
+        self.ax_obs.set_title(title, fontsize=9, color=self.colours.text)
         for ax in (self.ax_obs, self.ax_rate, self.ax_truth):
             ax.relim()
             ax.autoscale_view()
@@ -177,7 +223,7 @@ class TraceCanvas(_Canvas):
     def clear(self, message: str = "") -> None:
         for line in (self.obs_points, self.fit_line, self.rate_line, self.truth_line):
             line.set_data([], [])
-        self.ax_obs.set_title(message, fontsize=9)
+        self.ax_obs.set_title(message, fontsize=9, color=self.colours.text)
         self.draw_idle()
 
     # ------------------------------------------------------------------ cursor

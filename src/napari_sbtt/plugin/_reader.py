@@ -170,6 +170,7 @@ def movie_layer_data(path: str | os.PathLike) -> LayerData:
     if info.line_period_s is not None:
         metadata[LINE_PERIOD_KEY] = info.line_period_s
     kwargs: dict[str, Any] = {"name": Path(p).stem, "metadata": metadata}
+    t0, frame_period = 0.0, info.frame_period_s
     if info.has_line_timing:
         try:
             pattern = scan_pattern_from_tiff(p, detect_unacquired_rows=False)
@@ -177,8 +178,11 @@ def movie_layer_data(path: str | os.PathLike) -> LayerData:
             pattern = None
         if pattern is not None:
             metadata[SCAN_KEY] = pattern.to_dict()
-    if info.frame_period_s is not None:
-        scale, translate = time_axis(0.0, info.frame_period_s)
+            t0, frame_period = pattern.t0, pattern.frame_period  # frame timestamps, when the file has them
+    if len(info.files) > 1:
+        metadata["source_files"] = list(info.files)
+    if frame_period is not None:
+        scale, translate = time_axis(t0, frame_period)
         kwargs["scale"] = (scale, 1.0, 1.0)
         kwargs["translate"] = (translate, 0.0, 0.0)
     limits = first_frame_contrast(movie)

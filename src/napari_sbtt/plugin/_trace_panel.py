@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import Container, SpinBox
 
-from ._common import MessageLabel, connect_layer_events
+from ._common import MessageLabel, connect_layer_events, follow_theme
 from ._layers import RESULT_KEY, TRUTH_KEY, find_layer
 from ._plots import TraceCanvas
 from ._state import session_for
@@ -47,6 +47,7 @@ class TracePanel(Container):
         self.extend([self.roi, self.message])
         self.canvas = TraceCanvas()
         self.native.layout().addWidget(self.canvas)
+        follow_theme(napari_viewer, self.native, self.canvas.apply_colours)
         self.result: Any = None
         self._layer: Any = None
         self._labels_layer: Any = None

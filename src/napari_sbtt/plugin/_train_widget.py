@@ -31,7 +31,7 @@ from magicgui.widgets import (
 
 from ..api import DEFAULT_INDICATOR
 from ..core.indicators import INDICATORS
-from ._common import MessageLabel, resolve_inputs, timing_for
+from ._common import MessageLabel, follow_theme, resolve_inputs, timing_for
 from ._files import checkpoint_info
 from ._layers import InputError, check_inputs, find_layer, scan_from_metadata, show_result
 from ._plots import LossPlot
@@ -240,6 +240,7 @@ class TrainWidget(Container):
             "threads": self.threads})
         self.loss_plot = LossPlot()
         self.native.layout().addWidget(self.loss_plot)
+        follow_theme(napari_viewer, self.native, self.loss_plot.apply_colours)
 
         self.train_button.changed.connect(self._on_train_button)
         self.reset_button.changed.connect(self.reset_settings)

@@ -6,6 +6,14 @@ is (n_rois, x, y) and ``pixel_mask`` rows are ``(x, y, weight)``, with x the
 column and y the row of the image. We return everything in napari-sbtt's
 (T, Y, X) / (Y, X) order, so the movie and the labels always line up:
 the movie is a lazy transposing view and the masks are transposed once.
+
+Files in the wild differ for ``pixel_mask``: suite2p's own NWB export and
+neuroconv (roiextractors' pixel masks) write the row into ``x`` and the column
+into ``y``. The reader takes ``x`` as the row when the image size (movie,
+reference image, or the segmentation's mean/correlation images) is not square
+and only that reading fits, or else when the file says suite2p or neuroconv
+wrote it (``session_description = "suite2p_proc"``, neuroconv's
+``source_script``).
 ``RoiResponseSeries.data`` is (frames, n_rois) per the schema; we return
 traces as (T, N), time first, like every trace array in napari-sbtt.
 
@@ -170,6 +178,78 @@ def _rate(obj: Any) -> float | None:
     return None
 
 
+#: RoiResponseSeries / container names that hold derived traces, not the raw fluorescence
+#: (roiextractors' and neuroconv's names, suite2p's containers, napari-sbtt's own export)
+_DERIVED_TRACES = ("deconvolved", "neuropil", "denoised", "baseline", "background", "sbtt")
+
+
+def _is_raw_fluorescence(rrs: Any) -> bool:
+    """True for a RoiResponseSeries in a Fluorescence container that is not a derived trace.
+
+    Derived: the series or its container is named for a derived trace (``Deconvolved``,
+    ``Neuropil``, ... as roiextractors/neuroconv and suite2p name them, or napari-sbtt's
+    ``SBTT...`` outputs; the rates napari-sbtt exports live in ``Fluorescence/Deconvolved``).
+    """
+    parent = rrs.parent
+    if getattr(parent, "neurodata_type", "") != "Fluorescence" and type(parent).__name__ != "Fluorescence":
+        return False
+    names = (str(rrs.name).lower(), str(parent.name).lower())
+    return not any(n.startswith(d) for n in names for d in _DERIVED_TRACES)
+
+
+def _writer(nwbfile: Any, ps: Any) -> str | None:
+    """``"neuroconv"`` or ``"suite2p"`` when the file says one of them wrote it (they put rows in pixel_mask x)."""
+    script = f"{getattr(nwbfile, 'source_script', '') or ''} {getattr(nwbfile, 'source_script_file_name', '') or ''}"
+    if "neuroconv" in script.lower():
+        return "neuroconv"
+    if getattr(nwbfile, "session_description", "") == "suite2p_proc" or getattr(ps, "description", "") == "suite2p output":
+        return "suite2p"
+    return None
+
+
+def _summary_image_size(nwbfile: Any, *, rows_first: bool) -> tuple[int, int] | None:
+    """(Y, X) from the 2-D images of the ophys module's Images containers, when they all agree.
+
+    The NWB schema stores images (x, y); suite2p writes its mean images (rows, columns)
+    (``rows_first``).
+    """
+    module = nwbfile.processing.get("ophys") if hasattr(nwbfile, "processing") else None
+    if module is None:
+        return None
+    shapes = set()
+    for obj in module.data_interfaces.values():
+        images = getattr(obj, "images", None)
+        if not isinstance(images, dict) or getattr(obj, "neurodata_type", "") != "Images":
+            continue
+        for img in images.values():
+            shp = tuple(getattr(getattr(img, "data", None), "shape", ()))
+            if len(shp) == 2:
+                shapes.add(shp)
+    if len(shapes) != 1:
+        return None
+    a, b = (int(v) for v in shapes.pop())
+    return (a, b) if rows_first else (b, a)
+
+
+def _rows_in_x(xs: list[np.ndarray], ys: list[np.ndarray], shape: tuple[int, int] | None,
+               writer: str | None) -> bool:
+    """Whether a pixel_mask's x member holds rows (suite2p and neuroconv write it so) instead of columns.
+
+    The schema's x is the column (image masks are (roi, x, y), as our writer and pynwb
+    store them). When the image size is known and not square, the masks decide: only one
+    reading may fit the image. Otherwise the writer decides: suite2p's save_nwb and
+    neuroconv write (row, column) into (x, y).
+    """
+    if shape is not None and shape[0] != shape[1] and any(x.size for x in xs):
+        ny, nx = shape
+        x_max = max(int(x.max()) for x in xs if x.size)
+        y_max = max(int(y.max()) for y in ys if y.size)
+        fits_cols, fits_rows = x_max < nx and y_max < ny, x_max < ny and y_max < nx
+        if fits_cols != fits_rows:
+            return fits_rows
+    return writer in ("neuroconv", "suite2p")
+
+
 def _pick(objs: list[Any], name: str | None, what: str, path: Path, field_hint: str) -> Any | None:
     if name is not None:
         hits = [o for o in objs if o.name == name]
@@ -203,8 +283,9 @@ def read_nwb(
     segmentation
         Name of the PlaneSegmentation to use when there are several.
     traces
-        Name of the RoiResponseSeries to use; by default the one in a
-        ``Fluorescence`` container (the raw traces), else the only one.
+        Name of the RoiResponseSeries to use; by default the raw fluorescence
+        (a series in a ``Fluorescence`` container not named for a derived trace
+        such as ``Deconvolved`` or ``Neuropil``), else the only one.
 
     Returns
     -------
@@ -295,6 +376,7 @@ def read_nwb(
             xs = [np.asarray(target["x"][s:e], dtype=np.int64) for s, e in zip(starts, ends)]
             ws = [np.asarray(target["weight"][s:e], dtype=float) if "weight" in names else np.ones(e - s)
                   for s, e in zip(starts, ends)]
+            writer = _writer(nwbfile, ps)
             if ny is None:  # no movie: a reference image (1, x, y) of the segmentation gives the size
                 refs = getattr(ps, "reference_images", None)
                 refs = list(refs.values()) if isinstance(refs, dict) else list(refs or [])
@@ -303,6 +385,12 @@ def read_nwb(
                     if len(rshape) == 3:
                         ny, nx = check_image_shape((rshape[2], rshape[1]), p, f"{ref.name}/data")
                         break
+            if ny is None:  # the segmentation's summary images (mean image, correlation image)
+                size = _summary_image_size(nwbfile, rows_first=writer == "suite2p")
+                if size is not None:
+                    ny, nx = size
+            if _rows_in_x(xs, ys, None if ny is None else (ny, nx), writer):
+                xs, ys = ys, xs
             if ny is None:
                 ny = max((int(y.max()) + 1 for y in ys if y.size), default=1)
                 nx = max((int(x.max()) + 1 for x in xs if x.size), default=1)
@@ -325,9 +413,8 @@ def read_nwb(
         rrs_all = [o for o in objs if isinstance(o, RoiResponseSeries)
                    and getattr(o.rois, "table", None) is ps]
         if traces is None and len(rrs_all) > 1:
-            fl = [o for o in rrs_all if getattr(o.parent, "neurodata_type", "") == "Fluorescence"
-                  or type(o.parent).__name__ == "Fluorescence"]
-            rrs_all = fl[:1] if len(fl) >= 1 else rrs_all
+            raw = [o for o in rrs_all if _is_raw_fluorescence(o)]
+            rrs_all = raw[:1] if raw else rrs_all
         rrs = _pick(rrs_all, traces, "RoiResponseSeries", p, "pass traces=NAME")
         tr = None
         tr_rate = None

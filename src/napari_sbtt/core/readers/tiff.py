@@ -7,16 +7,18 @@ decodes only the pages that are sliced.
 
 ScanImage metadata
 ------------------
-ScanImage (2016 and later) writes BigTIFF files whose header is followed, at
-byte 16, by a block holding the magic number 0x07030301, a format version (3
-or 4), and the lengths of two strings: the *non-varying frame data* (MATLAB
-style ``SI.hRoiManager.linePeriod = 6.3e-05`` lines) and the ROI groups
-(JSON). The same two strings are repeated in the Software and Artist tags of
-every page; the ImageDescription tag of each page holds the *varying* frame
-data (frame number, timestamps). tifffile parses the header block
-(``TiffFile.scanimage_metadata['FrameData']``); when that block is missing
-(older ScanImage, or files re-saved by other tools) we parse the Software tag
-and the ImageDescription text ourselves (:func:`parse_scanimage_text`).
+Parsed with tifffile's own ScanImage parsers. ScanImage (2016 and later) writes
+BigTIFF files whose header is followed, at byte 16, by a block holding the
+non-varying frame data (MATLAB style ``SI.hRoiManager.linePeriod = 6.3e-05``
+lines) and the ROI groups (JSON); tifffile reads it as
+``TiffFile.scanimage_metadata`` (``FrameData``, ``RoiGroups``). The same two
+strings are repeated in the Software and Artist tags of every page, which we
+parse (:func:`tifffile.matlabstr2py`, JSON) when the block is missing. The
+ImageDescription of each page holds the *varying* frame data: ``frameNumbers``,
+``acquisitionNumbers`` and ``frameTimestamps_sec`` (seconds since the
+acquisition trigger). ScanImage 3 to 5 keep everything in the ImageDescription
+(``state.acq.frameRate=7.8`` / ``scanimage.SI5.scanFrameRate = 30`` lines,
+also parsed with :func:`tifffile.matlabstr2py`).
 
 Keys used (seconds unless stated): ``SI.hRoiManager.linePeriod`` (one line,
 one direction), ``SI.hRoiManager.scanFramePeriod`` / ``scanFrameRate`` (Hz),
@@ -25,17 +27,36 @@ one direction), ``SI.hRoiManager.scanFramePeriod`` / ``scanFrameRate`` (Hz),
 channels), ``SI.hFastZ.enable`` / ``SI.hStackManager.numSlices`` (volumes),
 ``SI.hRoiManager.mroiEnable`` (multi-ROI). ScanImage 3 files
 (``state.acq.frameRate``, ``state.acq.msPerLine`` in milliseconds,
-``state.acq.linesPerFrame``, ``state.acq.bidirectionalScan``) are read too.
+``state.acq.linesPerFrame``, ``state.acq.bidirectionalScan``,
+``state.acq.savingChannelN``) are read too.
+
+Frame times: when every page states ``frameTimestamps_sec``, the scan pattern
+starts each sweep at its timestamp (:class:`~napari_sbtt.core.scan.ScanPattern`
+``sweep_starts``) instead of on the nominal frame clock; timestamps that agree
+with the clock to 1 microsecond give the clock (starting at the first timestamp).
+
+Files split by ScanImage (``logFramesPerFile``: ``name_00001_00001.tif``,
+``name_00001_00002.tif``, ...): opening any of them opens the whole
+acquisition, as one movie, when the neighbouring files (same name up to the
+trailing number, consecutive numbers) hold the same non-varying metadata and
+frame size, the same ``acquisitionNumbers`` and frame numbers that continue
+from one file to the next.
+
+Multi-ROI (mesoscope, ``SI.hRoiManager.mroiEnable = true``) files stack several
+scanfields with fly-to lines in one page; they are refused with a message
+(not supported yet).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import threading
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,6 +122,13 @@ class MovieInfo:
         Slow-axis flyback time per frame in seconds, or None.
     metadata
         The acquisition keys that were found (flat ``{key: value}``), for provenance.
+    frame_timestamps_s
+        (T,) float64 start time of each frame in seconds (ScanImage
+        ``frameTimestamps_sec``), or None when the file does not state them for
+        every frame.
+    files
+        Every file of the movie in frame order (more than one for a recording
+        that ScanImage split across files); ``path`` is the file that was opened.
     """
 
     path: str
@@ -115,6 +143,8 @@ class MovieInfo:
     bidirectional: bool | None = None
     flyback_s: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    frame_timestamps_s: np.ndarray | None = field(default=None, compare=False, repr=False)
+    files: tuple[str, ...] = ()
 
     @property
     def frame_period_s(self) -> float | None:
@@ -142,8 +172,10 @@ class TiffPageStack:
     Close it with :meth:`close` (or use it as a context manager).
     """
 
-    def __init__(self, tif: tifffile.TiffFile, pages: list[Any], frame_shape: tuple[int, int], dtype: np.dtype) -> None:
-        self._tif = tif
+    def __init__(self, tif: tifffile.TiffFile | list[tifffile.TiffFile], pages: list[Any],
+                 frame_shape: tuple[int, int], dtype: np.dtype) -> None:
+        self._tifs = list(tif) if isinstance(tif, (list, tuple)) else [tif]
+        self._tif = self._tifs[0]
         self._pages = pages
         self.shape: tuple[int, int, int] = (len(pages), int(frame_shape[0]), int(frame_shape[1]))
         self.dtype = np.dtype(dtype)
@@ -163,7 +195,7 @@ class TiffPageStack:
 
     def _frame(self, i: int) -> np.ndarray:
         with self._lock:
-            if self._tif.filehandle.closed:
+            if any(t.filehandle.closed for t in self._tifs):
                 raise ValueError(f"the TIFF file {self.path} was closed; open it again with open_movie")
             try:
                 a = np.asarray(self._pages[i].asarray())
@@ -219,8 +251,9 @@ class TiffPageStack:
         return a if dtype is None else a.astype(dtype, copy=False)
 
     def close(self) -> None:
-        """Close the underlying file."""
-        self._tif.close()
+        """Close the underlying file(s)."""
+        for t in self._tifs:
+            t.close()
 
     def __enter__(self) -> "TiffPageStack":
         return self
@@ -233,56 +266,26 @@ class TiffPageStack:
 
 
 # ---------------------------------------------------------------------- ScanImage text
-_NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _parse_value(s: str) -> Any:
-    s = s.strip().rstrip(";").strip()
-    if not s:
-        return ""
-    low = s.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("inf", "+inf"):
-        return math.inf
-    if low == "-inf":
-        return -math.inf
-    if low == "nan":
-        return math.nan
-    if _NUM.match(s):
-        f = float(s)
-        return int(f) if re.match(r"^[+-]?\d+$", s) else f
-    if len(s) >= 2 and s[0] == "'" and s[-1] == "'":
-        return s[1:-1]
-    if s[0] in "[{" and s[-1] in "]}":
-        inner = s[1:-1].replace(";", " ").replace(",", " ").split()
-        vals = [_parse_value(v) for v in inner]
-        return vals
-    return s
-
-
 def parse_scanimage_text(text: str) -> dict[str, Any]:
-    """Parse ScanImage ``key = value`` metadata text into a flat dict.
+    """Parse ScanImage ``key = value`` metadata lines into a flat dict (:func:`tifffile.matlabstr2py`).
 
     Handles the Software-tag / header block format of ScanImage 2016+
-    (``SI.hRoiManager.linePeriod = 6.3e-05``), the ImageDescription format of
-    ScanImage 4/5 (``scanimage.SI5.scanFrameRate = 30``) and of ScanImage 3
-    (``state.acq.frameRate=7.8``). Values become int, float, bool, str or lists
-    of those; anything else stays a string.
+    (``SI.hRoiManager.linePeriod = 6.3e-05``), the per-frame ImageDescription
+    (``frameTimestamps_sec = 0.033``), the ImageDescription of ScanImage 4/5
+    (``scanimage.SI5.scanFrameRate = 30``) and of ScanImage 3
+    (``state.acq.frameRate=7.8`` lines separated by carriage returns). Values are
+    tifffile's: int, float, bool, str, or nested lists for MATLAB arrays
+    (``[1;2]`` -> ``[[1], [2]]``). Text tifffile cannot parse gives ``{}``.
     """
-    out: dict[str, Any] = {}
-    for line in text.replace("\r", "\n").split("\n"):
-        if "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip()
-        if not key or " " in key:
-            continue
-        try:
-            out[key] = _parse_value(value)
-        except ValueError:
-            out[key] = value.strip()
-    return out
+    if not text:
+        return {}
+    if "\n" not in text and "\r" not in text:
+        text += "\n"  # one line: still a structure, not a bare value
+    try:
+        out = tifffile.matlabstr2py(text)
+    except Exception:  # noqa: BLE001 - tifffile does not validate; damaged text is just not metadata
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def _normalise_si_keys(d: dict[str, Any]) -> dict[str, Any]:
@@ -323,28 +326,166 @@ def _as_bool(v: Any) -> bool | None:
     return None
 
 
-def _scanimage_keys(tif: tifffile.TiffFile) -> dict[str, Any]:
-    keys: dict[str, Any] = {}
+def _scanimage_header(tif: tifffile.TiffFile) -> tuple[dict[str, Any], Any, str]:
+    """(non-varying keys, ROI groups or None, the header text) of a ScanImage file.
+
+    ScanImage 2016+: tifffile's ``scanimage_metadata`` (the header block), else the
+    Software (frame data) and Artist (ROI groups) tags. Earlier versions: the first
+    ImageDescription. The header text identifies the acquisition settings (files of
+    one split recording share it).
+    """
     page = tif.pages.first
-    desc = page.description or ""
-    if desc:
-        keys.update(parse_scanimage_text(desc))
     software = page.software or ""
+    keys: dict[str, Any] = {}
+    roi_groups = None
     if software.startswith("SI."):
         keys.update(parse_scanimage_text(software))
+        header_text = software
+        try:
+            meta = tif.scanimage_metadata
+        except Exception:  # noqa: BLE001 - a damaged header block is not fatal, the tags still help
+            meta = None
+        if meta:
+            if isinstance(meta.get("FrameData"), dict):
+                keys.update(meta["FrameData"])
+            roi_groups = meta.get("RoiGroups")
+        artist = page.tags.valueof(315) if roi_groups is None else None  # Artist: ROI groups (JSON)
+        if isinstance(artist, str) and artist.lstrip().startswith("{"):
+            try:
+                roi_groups = json.loads(artist).get("RoiGroups")
+            except (ValueError, AttributeError):
+                roi_groups = None
+    else:  # ScanImage 3 to 5: the header is in the description
+        header_text = page.description or ""
+        keys.update(parse_scanimage_text(header_text))
+    return _normalise_si_keys(keys), roi_groups, header_text
+
+
+_FRAME_LINE = re.compile(r"^[ \t]*(?:frameNumbers|acquisitionNumbers|frameTimestamps_sec)[ \t]*=.*$", re.M)
+
+
+def _frame_data(pages: list[Any]) -> dict[str, np.ndarray]:
+    """Per-page ``frameNumbers``, ``acquisitionNumbers`` and ``frameTimestamps_sec`` (NaN where absent).
+
+    Only those lines of each ImageDescription are handed to tifffile's parser, so a
+    long ScanImage 4/5 description costs no more than a short one.
+    """
+    n = len(pages)
+    out = {k: np.full(n, np.nan) for k in ("frameNumbers", "acquisitionNumbers", "frameTimestamps_sec")}
+    for i, pg in enumerate(pages):
+        lines = _FRAME_LINE.findall(getattr(pg, "description", "") or "")
+        if not lines:
+            continue
+        d = parse_scanimage_text("\n".join(lines))
+        for k, arr in out.items():
+            v = _as_float(d.get(k))
+            if v is not None:
+                arr[i] = v
+    return out
+
+
+def _roi_count(roi_groups: Any) -> int | None:
+    """Number of imaging ROIs (scanfields) in ScanImage's RoiGroups, or None when not stated."""
     try:
-        meta = tif.scanimage_metadata
-    except Exception:  # noqa: BLE001 - a damaged header block is not fatal, the tags still help
-        meta = None
-    if meta and isinstance(meta.get("FrameData"), dict):
-        keys.update(meta["FrameData"])
-    return _normalise_si_keys(keys)
+        rois = roi_groups["imagingRoiGroup"]["rois"]
+    except (KeyError, TypeError):
+        return None
+    return len(rois) if isinstance(rois, list) else 1
 
 
 def _count(v: Any) -> int:
+    """How many channels a ScanImage channel list names (``1``, ``[1;2]`` -> [[1], [2]], ``[1 2]``)."""
     if isinstance(v, (list, tuple)):
-        return len(v)
+        return int(np.asarray(v, dtype=object).size) if v else 0
     return 1
+
+
+_CHUNK_NAME = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)(?P<ext>\.tiff?)$", re.IGNORECASE)
+
+
+def _numbered_neighbours(p: Path) -> tuple[list[Path], int]:
+    """Files named like ``p`` up to its trailing number, consecutive numbers, in order; and p's index."""
+    m = _CHUNK_NAME.match(p.name)
+    if m is None:
+        return [p], 0
+    prefix, num, ext = m.group("prefix"), m.group("num"), m.group("ext")
+    found: dict[int, Path] = {}
+    try:
+        for q in p.parent.iterdir():
+            mq = _CHUNK_NAME.match(q.name)
+            if (mq is not None and mq.group("prefix") == prefix and mq.group("ext") == ext
+                    and len(mq.group("num")) == len(num) and q.is_file()):
+                found[int(mq.group("num"))] = q
+    except OSError:
+        return [p], 0
+    k = int(num)
+    lo, hi = k, k
+    while lo - 1 in found:
+        lo -= 1
+    while hi + 1 in found:
+        hi += 1
+    return [found[i] if i != k else p for i in range(lo, hi + 1)], k - lo
+
+
+def _same_acquisition(prev: dict[str, np.ndarray], nxt: dict[str, np.ndarray]) -> bool:
+    """True when ``nxt``'s frames continue ``prev``'s: same acquisition, next frame number."""
+    fn_a, fn_b = prev["frameNumbers"], nxt["frameNumbers"]
+    if not (fn_a.size and fn_b.size and np.isfinite(fn_a[-1]) and np.isfinite(fn_b[0])):
+        return False
+    if fn_b[0] != fn_a[-1] + 1:
+        return False
+    acq_a, acq_b = prev["acquisitionNumbers"][-1], nxt["acquisitionNumbers"][0]
+    return bool(np.isnan(acq_a) and np.isnan(acq_b)) or acq_a == acq_b
+
+
+def _split_recording(p: Path, tif: tifffile.TiffFile, header: str, pages: list[Any],
+                     frames: dict[str, np.ndarray]) -> tuple[list[Any], list[Any], dict[str, np.ndarray]]:
+    """The files of a recording ScanImage split across files: (TiffFiles, pages, frame data), in order.
+
+    Starts from ``p`` (already open as ``tif``) and adds the numbered neighbours while
+    each continues the acquisition (:func:`_same_acquisition`) with the same header text,
+    frame shape and dtype. Neighbours that do not are left alone (a separate recording).
+    """
+    names, k = _numbered_neighbours(p)
+    if len(names) == 1 or not np.isfinite(frames["frameNumbers"]).all():
+        return [tif], pages, frames
+    shape, dtype = tif.pages.first.shape, tif.pages.first.dtype
+    parts: list[tuple[Any, list[Any], dict[str, np.ndarray]]] = [(tif, pages, frames)]
+
+    def load(q: Path) -> tuple[Any, list[Any], dict[str, np.ndarray]] | None:
+        try:
+            t = tifffile.TiffFile(q)
+        except Exception:  # noqa: BLE001 - an unreadable neighbour is not part of the recording
+            return None
+        try:
+            first = t.pages.first
+            if (first.software or "") != header or first.shape != shape or first.dtype != dtype:
+                t.close()
+                return None
+            pg = list(t.pages)
+            return t, pg, _frame_data(pg)
+        except Exception:  # noqa: BLE001
+            t.close()
+            return None
+
+    for q in reversed(names[:k]):  # earlier files, nearest first
+        got = load(q)
+        if got is None or not _same_acquisition(got[2], parts[0][2]):
+            if got is not None:
+                got[0].close()
+            break
+        parts.insert(0, got)
+    for q in names[k + 1:]:
+        got = load(q)
+        if got is None or not _same_acquisition(parts[-1][2], got[2]):
+            if got is not None:
+                got[0].close()
+            break
+        parts.append(got)
+    tifs = [t for t, _, _ in parts]
+    all_pages = [pg for _, pgs, _ in parts for pg in pgs]
+    merged = {key: np.concatenate([f[key] for _, _, f in parts]) for key in frames}
+    return tifs, all_pages, merged
 
 
 # ---------------------------------------------------------------------- opening
@@ -390,16 +531,33 @@ def _squeezed_frame_axes(series: Any, path: Any) -> tuple[int, int, int]:
     )
 
 
-def _scanimage_shape(tif: tifffile.TiffFile, keys: dict[str, Any], path: Any) -> tuple[int, int, int]:
-    n_pages = len(tif.pages)
-    ny, nx = check_image_shape(tif.pages.first.shape[:2], path, "ImageLength/ImageWidth")
-    if len(tif.pages.first.shape) != 2:
-        raise ReaderError(f"{path}: ScanImage pages of shape {tif.pages.first.shape} are not 2-D frames")
+def _refuse_mroi(path: Any, keys: dict[str, Any], roi_groups: Any) -> None:
+    """One-line ReaderError for a multi-ROI (mesoscope) ScanImage file, which we cannot time or split yet."""
+    if not _as_bool(keys.get("SI.hRoiManager.mroiEnable")):
+        return
+    n = _roi_count(roi_groups)
+    rois = f", {n} scanfield(s) in RoiGroups" if n is not None else ""
+    raise ReaderError(
+        f"{path}: multi-ROI (mesoscope) ScanImage files (SI.hRoiManager.mroiEnable = true{rois}) are not "
+        "supported yet: each page stacks the scanfields with fly-to lines, which cannot be timed as one "
+        "raster - cut one scanfield into its own (T, Y, X) movie and build its ScanPattern with "
+        "ScanPattern.from_rows")
+
+
+def _scanimage_shape(first: Any, n_pages: int, keys: dict[str, Any], path: Any) -> tuple[int, int, int]:
+    if len(first.shape) != 2:
+        raise ReaderError(f"{path}: ScanImage pages of shape {first.shape} are not 2-D frames")
+    ny, nx = check_image_shape(first.shape[:2], path, "ImageLength/ImageWidth")
     channels = _count(keys.get("SI.hChannels.channelSave", 1))
+    field_name = "SI.hChannels.channelSave"
+    si3 = [k for k in (f"state.acq.savingChannel{i}" for i in range(1, 5)) if _as_bool(keys.get(k))]
+    if "SI.hChannels.channelSave" not in keys and si3:
+        channels, field_name = len(si3), " / ".join(si3)
     if channels > 1:
+        shown = keys.get("SI.hChannels.channelSave") if field_name == "SI.hChannels.channelSave" else "1"
         raise ReaderError(
-            f"{path}: ScanImage saved {channels} channels (SI.hChannels.channelSave = "
-            f"{keys.get('SI.hChannels.channelSave')}); their frames are interleaved along the page "
+            f"{path}: ScanImage saved {channels} channels ({field_name} = "
+            f"{shown}); their frames are interleaved along the page "
             "axis (C). napari-sbtt needs one channel - save only the functional channel in ScanImage, "
             f"or split it: tifffile.imwrite('ch1.tif', tifffile.imread(path)[0::{channels}])"
         )
@@ -411,7 +569,7 @@ def _scanimage_shape(tif: tifffile.TiffFile, keys: dict[str, Any], path: Any) ->
             "SI.hStackManager.numSlices); the pages interleave planes (Z). napari-sbtt analyses one "
             f"plane - split it, e.g. tifffile.imwrite('plane0.tif', tifffile.imread(path)[0::{int(slices)}])"
         )
-    return n_pages, int(ny), int(nx)
+    return int(n_pages), int(ny), int(nx)
 
 
 def _strided_memmap(
@@ -470,19 +628,25 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
         tif = tifffile.TiffFile(p)
     except Exception as e:  # noqa: BLE001 - tifffile raises several types for non-TIFF input
         raise ReaderError(f"{p} is not a readable TIFF file ({e}); check the file or re-export it") from None
+    tifs = [tif]
     try:
         keys: dict[str, Any] = {}
         source: str | None = None
+        timestamps: np.ndarray | None = None
         first = tif.pages.first
         if first.is_scanimage or (first.software or "").startswith("SI."):
             source = "scanimage"
-            keys = _scanimage_keys(tif)
-            shape = _scanimage_shape(tif, keys, p)
-            axes = "TYX"
+            keys, roi_groups, header = _scanimage_header(tif)
+            _refuse_mroi(p, keys, roi_groups)
             pages = list(tif.pages)
+            frames = _frame_data(pages)
+            if (first.software or "").startswith("SI."):
+                tifs, pages, frames = _split_recording(p, tif, header, pages, frames)
+            shape = _scanimage_shape(first, len(pages), keys, p)
+            axes = "TYX"
             dtype = first.dtype
-            if len(pages) != shape[0]:
-                raise ReaderError(f"{p}: found {len(pages)} pages but expected {shape[0]} frames")
+            ts = frames["frameTimestamps_sec"]
+            timestamps = ts if ts.size and np.isfinite(ts).all() else None
             contiguous = False
         else:
             series = tif.series[0]
@@ -502,7 +666,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
                 movie = tifffile.memmap(p, series=0, mode="r").reshape(shape)
             except (ValueError, OSError):
                 movie = None
-        if movie is None:
+        if movie is None and len(tifs) == 1:
             movie = _strided_memmap(p, pages, shape, byteorder_dtype)
         memmapped = movie is not None
         if movie is None:
@@ -513,18 +677,20 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
                     "as a multi-page TIFF, e.g. tifffile.imwrite(out, tifffile.imread(path))"
                 )
             check_image_shape(shape[1:], p, "ImageLength/ImageWidth")  # each decoded frame is allocated
-            movie = TiffPageStack(tif, pages, shape[1:], dtype)
+            movie = TiffPageStack(tifs, pages, shape[1:], dtype)
         else:
             tif.close()
         info = MovieInfo(
             path=str(p), shape=tuple(int(s) for s in shape), dtype=np.dtype(dtype).str, axes=axes,
             memmapped=memmapped, source=source, metadata=keys if source == "scanimage" else
             {k: v for k, v in keys.items() if isinstance(v, (int, float, str, bool))},
+            frame_timestamps_s=timestamps, files=tuple(str(t.filehandle.path) for t in tifs),
             **info_kw,
         )
         return movie, info
     except BaseException:
-        tif.close()
+        for t in tifs:
+            t.close()
         raise
 
 
@@ -563,6 +729,22 @@ def _timing_from_keys(keys: dict[str, Any], source: str | None) -> dict[str, Any
     if fly is not None and fly >= 0:
         out["flyback_s"] = fly
     return out
+
+
+_CLOCK_TOLERANCE_S = 1e-6  # frame timestamps this close to the nominal clock give the clock
+
+
+def _timed(info: MovieInfo, build: Any) -> ScanPattern:
+    """``build()``, with a bad frame timestamp reported as a ReaderError naming the file and the field."""
+    try:
+        return build()
+    except ValueError as e:
+        if info.frame_timestamps_s is None:
+            raise
+        raise ReaderError(
+            f"{info.path}: the ScanImage frame timestamps (frameTimestamps_sec) cannot time this movie ({e}); "
+            "pass the timing yourself (frame_period= / line_period=, --frame-period / --line-period) to use "
+            "the nominal frame clock") from None
 
 
 def open_movie(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
@@ -614,7 +796,10 @@ def scan_pattern_from_tiff(
 
     For a ScanImage file this is a full raster of ``Y`` rows over ``T`` sweeps
     with ScanImage's line period, flyback, frame clock (``scanFramePeriod``,
-    else ``1 / scanFrameRate``) and bidirectional flag. With
+    else ``1 / scanFrameRate``) and bidirectional flag. When every frame states
+    its ``frameTimestamps_sec``, the sweeps start at those times
+    (``ScanPattern(sweep_starts=...)``; timestamps within 1 microsecond of the
+    nominal clock give the clock, started at the first timestamp). With
     ``detect_unacquired_rows`` the movie is read ``chunk_frames`` frames at a
     time, and when some rows are entirely NaN or zero in some frames, those
     rows are treated as not acquired (:meth:`ScanPattern.from_movie` timing:
@@ -628,20 +813,14 @@ def scan_pattern_from_tiff(
     ------
     ReaderError
         When the ScanImage timing contradicts the movie (e.g. the frame period
-        is shorter than ``Y`` lines) or the file uses multi-ROI scanning, which
-        cannot be timed as a single raster.
+        is shorter than ``Y`` lines, or frame timestamps closer together than
+        a frame's lines) or the file uses multi-ROI scanning, which cannot be
+        timed as a single raster.
     """
     movie, info = _open(path)
     try:
         if info.source != "scanimage" or info.line_period_s is None:
             return None
-        keys = info.metadata
-        if _as_bool(keys.get("SI.hRoiManager.mroiEnable")):
-            raise ReaderError(
-                f"{info.path}: multi-ROI scanning (SI.hRoiManager.mroiEnable = true) stacks several "
-                "scanfields with fly-to lines in one image, which cannot be timed as one raster; "
-                "build the ScanPattern yourself with ScanPattern.from_rows"
-            )
         n_t, n_y, _ = info.shape
         line = info.line_period_s
         frame_period = info.frame_period_s
@@ -660,12 +839,19 @@ def scan_pattern_from_tiff(
             )
         if frame_period is not None:
             frame_period = max(frame_period, n_y * line)
-        kw = dict(flyback=flyback, frame_period=frame_period, bidirectional=bool(info.bidirectional))
+        kw: dict[str, Any] = dict(flyback=flyback, frame_period=frame_period, bidirectional=bool(info.bidirectional))
+        ts = info.frame_timestamps_s
+        if ts is not None:
+            clock = None if frame_period is None else ts[0] + np.arange(ts.size) * frame_period
+            if clock is not None and np.max(np.abs(ts - clock)) <= _CLOCK_TOLERANCE_S:
+                kw["t0"] = float(ts[0])
+            else:
+                kw["sweep_starts"] = ts
         if detect_unacquired_rows:
             mask = infer_row_mask(movie, chunk_frames=chunk_frames)
             if not mask.all():
-                return ScanPattern.from_mask(mask, line, **kw)
-        return ScanPattern.full_raster(n_y, n_t, line, **kw)
+                return _timed(info, lambda: ScanPattern.from_mask(mask, line, **kw))
+        return _timed(info, lambda: ScanPattern.full_raster(n_y, n_t, line, **kw))
     finally:
         if isinstance(movie, TiffPageStack):
             movie.close()
