@@ -94,6 +94,12 @@ class RunConfig:
         recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
     inference_shifts : inference runs with the window grid shifted by a fraction of a window,
         averaged (see :func:`infer_observations`); 1 = a single pass (fastest).
+    estimate : calcium likelihood: which estimate becomes ``rates``: "network" (the autoencoder's
+        rates), "deconvolution" (each ROI's samples deconvolved under the learned calcium model)
+        or "auto" (default: the one that predicts held-out samples better, see
+        :mod:`napari_sbtt.heldout`).
+    compare_oasis : also score OASIS on the held-out samples (needs oasis-deconv); when it
+        predicts them better, the result says so and carries OASIS's estimate.
     model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
     """
 
@@ -111,9 +117,13 @@ class RunConfig:
     indicator: str | None = None
     max_seconds: float | None = 150.0
     inference_shifts: int = 4
+    estimate: str = "auto"
+    compare_oasis: bool = True
     model: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.estimate not in ("auto", "network", "deconvolution"):
+            raise ValueError(f"estimate must be 'auto', 'network' or 'deconvolution', got {self.estimate!r}")
         if isinstance(self.inference_shifts, bool) or not isinstance(self.inference_shifts, int) \
                 or self.inference_shifts < 1:
             raise ValueError(f"inference_shifts must be an integer >= 1, got {self.inference_shifts!r}")
@@ -184,6 +194,7 @@ class SBTTResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
     signal: np.ndarray | None = None
+    oasis_rates: np.ndarray | None = None
 
     @property
     def n_rois(self) -> int:
@@ -212,6 +223,8 @@ class SBTTResult:
             }
             if self.signal is not None:
                 arrays["signal"] = self.signal
+            if self.oasis_rates is not None:
+                arrays["oasis_rates"] = self.oasis_rates
             np.savez_compressed(tmp / "arrays.npz", **arrays)
             meta = {
                 "format": RESULT_FORMAT,
@@ -322,6 +335,7 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
         history=meta.get("history", []),
         stopped=bool(meta.get("stopped", False)),
         signal=arrays.get("signal"),
+        oasis_rates=arrays.get("oasis_rates"),
     )
 
 
@@ -668,6 +682,12 @@ def _fit_and_infer(
                                 shifts=shifts)
     t_inf = time.perf_counter() - t_inf
     report(StageReport("infer", 1, 1, "done"))
+    heldout, oasis_est = None, None
+    if model.likelihood == "calcium" and (cfg.estimate != "network" or cfg.compare_oasis):
+        report(StageReport("validate", 0, 1, "scoring the estimates on held-out samples"))
+        heldout, rates, signal, oasis_est = _choose_estimate(model, obs, values, window, overlap,
+                                                            cfg, rates, signal)
+        report(StageReport("validate", 1, 1, heldout.summary()))
 
     observed = np.isfinite(values)
     fit_r = _per_roi_fit(signal, values)
@@ -687,6 +707,9 @@ def _fit_and_infer(
         "seconds_fit": t_fit,
         "seconds_infer": t_inf,
         "device": str(getattr(model, "device", "cpu")),
+        "estimate": heldout.chosen if heldout is not None and cfg.estimate == "auto"
+        else (cfg.estimate if model.likelihood == "calcium" else "network"),
+        "heldout": heldout.to_dict() if heldout is not None else None,
     }
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
@@ -706,7 +729,32 @@ def _fit_and_infer(
         history=history,
         stopped=stopped["flag"],
         signal=signal,
+        oasis_rates=oasis_est,
     )
+
+
+def _choose_estimate(model: "SBTTModel", obs: Any, values: np.ndarray, window: int, overlap: int,
+                     cfg: RunConfig, rates: np.ndarray, signal: np.ndarray) -> tuple[Any, ...]:
+    """Held-out comparison (network, deconvolution, OASIS) and the estimate ``cfg.estimate`` asks
+    for: (comparison, rates, signal, OASIS rates in the result's units or None)."""
+    from functools import partial
+
+    from .heldout import compare_heldout, deconvolve_with_model
+
+    net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
+    comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
+                                 seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+    if chosen == "deconvolution":
+        jumps, fitted = deconvolve_with_model(model, values)
+        rates, signal = jumps.astype(np.float32), fitted.astype(np.float32)
+    oasis_est = None
+    if comparison.sbtt_beats_oasis is False:
+        from .core.baselines import oasis_rates
+
+        # OASIS's events per second -> per bin, the units of ``rates``
+        oasis_est = (oasis_rates(values, obs.times) * obs.grid.bin_width).astype(np.float32)
+    return comparison, rates, signal, oasis_est
 
 
 def _finite_or_none(x: Any) -> float | None:

@@ -127,6 +127,10 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
+    if any(k.endswith(("decay_logit", "rise_logit")) for k in tensors):
+        from .likelihoods import calcium_state_from_logits
+
+        tensors = calcium_state_from_logits(tensors)  # format 1: calcium poles as logits
     target = model.network.state_dict()
     missing = sorted(set(target) - set(tensors))
     extra = sorted(set(tensors) - set(target))

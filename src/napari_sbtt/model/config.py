@@ -123,6 +123,11 @@ class SBTTConfig:
     """if set with bin_width, overrides calcium_delay: onset delay in seconds (>= 0)"""
     bin_width: float | None = None
     """width of one time bin in seconds (converts the calcium_*_seconds fields to bins)"""
+    rate_sparsity: float = 0.0
+    """calcium likelihood: weight z of a sparsity (exponential) prior on the rates during training,
+    as in sparse non-negative deconvolution: each bin's fluorescence jump s costs
+    z * ||kernel|| / noise_sd * s next to the Gaussian likelihood (0 = off). Spikes are sparse,
+    so the prior keeps the rates from mimicking a wrong calcium kernel with sustained activity"""
     zig_min_event: float = 0.1
     """ZIG: smallest event size in data units; values at or below it count as no event"""
 
@@ -157,7 +162,8 @@ class SBTTConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number > 0, got {v!r}")
-        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay"):
+        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay",
+                     "rate_sparsity"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number >= 0, got {v!r}")

@@ -270,6 +270,7 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
 
     opt = make_opt(lr)
     kl_scale = config.kl_weight / float(T * N)
+    sparsity = float(config.rate_sparsity) if likelihood == "calcium" else 0.0
 
     @torch.no_grad()
     def evaluate(x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
@@ -327,6 +328,9 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
             total, count = masked_loss(nll, score)
             recon = total / count.clamp(min=1)
             loss = recon + kl_scale * out.kl
+            if sparsity > 0:
+                # the prior covers every bin; per observed entry, as the likelihood's mean
+                loss = loss + sparsity * lik.sparsity_cost(out.raw).sum() / inb.sum().clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
