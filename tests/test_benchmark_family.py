@@ -11,6 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from napari_sbtt.core.metrics import noise_std_for_level
+
 BENCH = Path(__file__).parents[1] / "benchmarks"
 GROUNDTRUTH = Path(__file__).parents[1] / ".." / "shared" / "groundtruth"
 
@@ -65,15 +67,15 @@ def test_every_level_of_every_axis_appears_in_each_half(family: ModuleType) -> N
 def test_cells_respect_the_noise_rule_and_the_size_caps(family: ModuleType) -> None:
     for seed in (0, 1, 2):
         for c in family.sample_cells(24, seed=seed):
-            assert family.sample_noise_sd(c.nu, c.sweep_ms) <= family.MAX_SAMPLE_SD
+            # the same dF/F noise per sample at every sweep period (nu referred to 30 Hz)
+            assert c.sample_noise_sd == pytest.approx(float(noise_std_for_level(c.nu, 30.0)))
+            assert c.synth_noise_level == pytest.approx(c.nu * np.sqrt(30.0 * c.sweep_period))
             Y, X = c.field_shape
             assert Y % c.reduction == 0 and Y // c.reduction >= family.MIN_STRIP_ROWS
             assert Y * X >= family.PX_PER_ROI * c.n_rois
             assert 0 < c.duration_s <= c.duration_min * 60
             assert c.duration_s * c.n_rois <= family.MAX_ROI_SECONDS
             assert c.duration_s / c.sweep_period * Y * X <= family.MAX_PIXELS
-    # the rule removes exactly the combinations where one sample's dF/F noise exceeds 0.7
-    assert not family._feasible({"nu": 8, "sweep_ms": 10}) and family._feasible({"nu": 8, "sweep_ms": 20})
 
 
 def test_small_families_and_the_quick_cells(family: ModuleType) -> None:
@@ -92,7 +94,8 @@ def test_a_cell_builds_its_recording(family: ModuleType) -> None:
         pat = cfg.build_pattern()
         assert pat.frame_period == pytest.approx(cell.sweep_period)
         assert pat.duration == pytest.approx(cell.duration_s, rel=0.01)
-        assert cfg.indicator == cell.indicator and cfg.noise_level == cell.nu and cfg.n_rois == cell.n_rois
+        assert cfg.indicator == cell.indicator and cfg.n_rois == cell.n_rois
+        assert cfg.noise_level == pytest.approx(cell.synth_noise_level)
         assert cfg.subtract_background == family.SUBTRACT_BACKGROUND
         assert cfg.scan_kind == ("random_lines" if cell.scan == "random_lines" else "strips")
 
@@ -100,9 +103,10 @@ def test_a_cell_builds_its_recording(family: ModuleType) -> None:
 def test_the_summary_gives_median_and_worst_margin_per_half(family: ModuleType) -> None:
     rows = [{"cell": {"half": h}, "margin": m}
             for h, m in [("tune", 0.1), ("tune", -0.05), ("tune", 0.2), ("report", 0.03)]]
+    rows.append({"cell": {"half": "report"}, "margin": None, "failed": "observations: F0 <= 0"})
     lines = family.summary(rows)
-    assert lines[0].startswith("tune half: 3 cells, median margin +0.100, worst -0.050, 1 below -0.02")
-    assert lines[1].startswith("report half: 1 cells, median margin +0.030, worst +0.030, 0 below")
+    assert lines[0] == "tune half: 3 cells, median margin +0.100, worst -0.050, 1 below -0.02"
+    assert lines[1].startswith("report half: 1 cells, median margin +0.030, worst +0.030, 0 below -0.02; 1 failed")
 
 
 def test_list_prints_the_cells_without_fitting(family: ModuleType, capsys) -> None:
@@ -157,3 +161,18 @@ def test_groundtruth_datasets_finds_all_seven_shared_sets(common: ModuleType) ->
     assert len(found) == 7
     assert sorted(found.values()) == ["GCaMP6f"] * 4 + ["GCaMP6s"] * 2 + ["GCaMP8s"]
     assert found["DS32-GCaMP8s-m-V1"] == "GCaMP8s" and found["DS14-GCaMP6s-m-V1"] == "GCaMP6s"
+
+
+def test_a_recording_the_library_refuses_is_a_failed_row(family: ModuleType, monkeypatch) -> None:
+    import napari_sbtt.api as api
+
+    def refuse(*a, **k):
+        raise ValueError("the dF/F baseline F0 is <= 0 for ROI id(s) [3]")
+
+    monkeypatch.setattr(api, "observations_for_stack", refuse)
+    monkeypatch.setattr(api, "run_on_observations", lambda *a, **k: pytest.fail("no fit after a refusal"))
+    cell = family.quick_cells()[1]
+    row = family.run_cell(cell, {"epochs": 1})
+    assert row["failed"].startswith("observations: the dF/F baseline F0 is <= 0")
+    assert row["margin"] is None and row["sbtt"] is None and row["true"]["n_rois"] == cell.n_rois
+    assert "| failed | failed |" in family.markdown(row)
