@@ -280,6 +280,23 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
         "epochs": res.metrics["epochs_run"], "best_epoch": res.metrics["best_epoch"], "load": load0,
         "stopped": bool(res.stopped),
     }
+    ho = res.metrics.get("heldout")
+    if ho:  # both SBTT estimates scored against the truth, and the held-out verdicts beside them
+        from napari_sbtt.api import infer_observations
+        from napari_sbtt.heldout import deconvolve_with_model
+
+        meta = res.model.metadata
+        other = (deconvolve_with_model(res.model, obs.values)[0] if res.metrics["estimate"] == "network"
+                 else infer_observations(res.model, obs.values, window=meta["window_bins"],
+                                         overlap=meta["overlap_bins"], shifts=cfg.inference_shifts))
+        r_other = float(median_over_rois(pearson_r(truth, other, sigma_s=SMOOTH_S, dt_s=dt)))
+        est = res.metrics["estimate"]
+        row["sbtt"].update(
+            estimate=est, heldout=ho,
+            r_network=row["sbtt"]["r"] if est == "network" else r_other,
+            r_deconvolution=row["sbtt"]["r"] if est == "deconvolution" else r_other,
+            heldout_verdict_right=(ho["sbtt_beats_oasis"] == (row["sbtt"]["r"] >= row["oasis"]["r"])
+                                   if ho.get("sbtt_beats_oasis") is not None else None))
     row["margin"] = row["sbtt"]["r"] - row["oasis"]["r"]
     row["seconds_total"] = time.perf_counter() - t_all
     return row
@@ -287,8 +304,9 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
 
 # ----------------------------------------------------------------------------- table
 HEADER = ("| cell | half | latent | indicator | scan | k per ROI | sweep ms | nu | ROIs | s | "
-          "SBTT r | OASIS r | margin | fit s | epochs | cell s | load |")
-N_COLS = 17
+          "SBTT r | OASIS r | margin | estimate (network / deconvolution r) | held-out verdict | "
+          "fit s | epochs | cell s | load |")
+N_COLS = 19
 
 
 def markdown(row: dict[str, Any]) -> str:
@@ -296,11 +314,26 @@ def markdown(row: dict[str, Any]) -> str:
     if row.get("failed"):
         return (f"| {c['index']} | {c['half']} | {c['latent']} | {c['indicator']} | {c['scan']} | "
                 f"({c['reduction']}) | {c['sweep_ms']:g} | {c['nu']:g} | {t['n_rois']} | {t['duration_s']:.0f} | "
-                f"failed | failed | - | - | - | {row['seconds_total']:.0f} | - |")
+                f"failed | failed | - | - | - | - | - | {row['seconds_total']:.0f} | - |")
     return (f"| {c['index']} | {c['half']} | {c['latent']} | {c['indicator']} | {c['scan']} | "
             f"{t['reduction_per_roi']:.1f} ({c['reduction']}) | {c['sweep_ms']:g} | {c['nu']:g} | "
             f"{t['n_rois']} | {t['duration_s']:.0f} | {s['r']:.3f} | {o['r']:.3f} | {row['margin']:+.3f} | "
+            f"{_estimate_cell(s)} | {_verdict_cell(s)} | "
             f"{s['seconds_fit']:.0f} | {s['epochs']} | {row['seconds_total']:.0f} | {s['load']:.1f} |")
+
+
+def _estimate_cell(s: dict[str, Any]) -> str:
+    if "estimate" not in s:
+        return "-"
+    return f"{s['estimate']} ({s['r_network']:.3f} / {s['r_deconvolution']:.3f})"
+
+
+def _verdict_cell(s: dict[str, Any]) -> str:
+    ho = s.get("heldout") or {}
+    if ho.get("sbtt_beats_oasis") is None:
+        return "-"
+    said = "SBTT" if ho["sbtt_beats_oasis"] else "OASIS"
+    return f"{said} ({'right' if s.get('heldout_verdict_right') else 'wrong'})"
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:

@@ -256,11 +256,22 @@ def test_observation_model_in_data_units() -> None:
     n = data.shape[-1]
     assert om["kernel"].shape[0] == n and om["kernel"].shape[1] >= 6 * om["tau_decay_bins"].max()
     assert (om["noise_sd"] > 0).all() and om["baseline"].shape == (n,)
-    # the kernel of a jump, times the learned gain, in the data's units: the model's fluorescence
-    # for a window without calcium before it is baseline + kernel * rates
     lik = model.network.likelihood
     np.testing.assert_allclose(om["noise_sd"], lik.std().detach().numpy() * model.normaliser.scale,
                                rtol=1e-5)
+
+
+def test_observation_model_turns_the_rates_into_the_models_fluorescence() -> None:
+    """baseline + kernel * rates is the network's signal (no calcium before the window), so the
+    deconvolution's jumps and the network's rates are in the same units."""
+    model, data = _tiny_calcium_model(calcium_initial_state=False)
+    om = model.observation_model()
+    rates = model.predict(data[:3])
+    signal = model.predict(data[:3], output="signal")
+    T = data.shape[1]
+    for i in range(data.shape[-1]):
+        conv = np.stack([np.convolve(rates[w, :, i], om["kernel"][i])[:T] for w in range(3)])
+        np.testing.assert_allclose(om["baseline"][i] + conv, signal[:, :, i], rtol=1e-4, atol=1e-5)
 
 
 def test_rate_sparsity_changes_the_fit_and_is_validated() -> None:

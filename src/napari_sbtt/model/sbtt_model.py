@@ -224,7 +224,7 @@ class SBTTModel:
             tau_r = (lik.tau_rise().double().cpu().numpy() if lik.ar_order == 2
                      else np.zeros_like(tau_d))
             length = int(min(max_lags, max(8, np.ceil(6.0 * tau_d.max() + lik.delay_bins + 2))))
-            kernel = (lik.kernel(length) * lik.gain()[:, None]).double().cpu().numpy()
+            kernel = lik.kernel(length).double().cpu().numpy()  # per unit jump; the jump holds the gain
             base = lik.baseline.double().cpu().numpy()
             sd = lik.std().double().cpu().numpy()
         sc, off = self.normaliser.scale, self.normaliser.offset
