@@ -84,7 +84,9 @@ class RunConfig:
     min_coverage : share of an ROI's pixels that a sweep must acquire for the ROI to count as observed.
     dff : convert each ROI's samples to dF/F with a running-percentile F0 before fitting.
     neuropil : neuropil coefficient (e.g. 0.7) to subtract an annulus signal, or None.
-    window_s : window length in seconds for chopping the recording into trials.
+    window_s : window length in seconds for chopping the recording into trials; None (default)
+        picks ``core.windows.auto_window_s``: max(1 s, 2 x the indicator's decay, 16 bins).
+    max_windows : train on at most this many windows (a seeded random subset; None = all).
     overlap_fraction : share of each window that overlaps the next.
     adapt : with a given model, fine-tune it on this recording (pretrain-then-adapt) instead of
         applying it as it is.
@@ -111,7 +113,8 @@ class RunConfig:
     min_coverage: float = 0.5
     dff: bool = True
     neuropil: float | None = None
-    window_s: float = 1.0
+    window_s: float | None = None
+    max_windows: int | None = None
     overlap_fraction: float = 0.25
     adapt: bool = False
     indicator: str | None = None
@@ -361,7 +364,11 @@ RUN_MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
+def model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
+    """The :class:`~napari_sbtt.model.SBTTConfig` a run with ``cfg`` fits on bins of ``bin_width``
+    seconds: the run defaults, ``cfg.model``'s overrides, the epoch and time budget, the device
+    and, for the calcium likelihood, the indicator's kinetics in seconds (``base``: adapt that
+    model's config instead of starting from the defaults)."""
     from .model import SBTTConfig
 
     overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **cfg.model}
@@ -384,6 +391,21 @@ def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
                 overrides["calcium_rise_seconds"] = float(get_indicator(name).tau_rise)
     base = base if base is not None else SBTTConfig()
     return base.replace(**overrides) if overrides else base
+
+
+_model_config = model_config
+
+
+def run_window_s(cfg: RunConfig, bin_width: float) -> float:
+    """The window length in seconds of a run: ``cfg.window_s`` or the automatic rule
+    (:func:`napari_sbtt.core.windows.auto_window_s`) with the indicator's decay."""
+    from .core.indicators import get_indicator
+    from .core.windows import auto_window_s
+
+    if cfg.window_s is not None:
+        return float(cfg.window_s)
+    name = cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
+    return auto_window_s(bin_width, get_indicator(name).tau_decay if cfg.likelihood == "calcium" else None)
 
 
 def infer_observations(
@@ -623,8 +645,8 @@ def _fit_and_infer(
 
     values = obs.values
     window, overlap = choose_window(
-        obs.grid.bin_width, window_s=cfg.window_s, overlap_fraction=cfg.overlap_fraction,
-        n_time=values.shape[0],
+        obs.grid.bin_width, window_s=run_window_s(cfg, obs.grid.bin_width),
+        overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
     )
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device if cfg.device != "auto" else None)
@@ -660,6 +682,11 @@ def _fit_and_infer(
     t_fit = time.perf_counter()
     if model is None or cfg.adapt:
         wins = make_windows(values, window, overlap)
+        if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
+            pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows,
+                                                          replace=False)
+            pick = np.sort(pick)
+            wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
