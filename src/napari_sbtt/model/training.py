@@ -129,7 +129,9 @@ def fit_trials(
         samples (sample validation). All-NaN trials are dropped with a warning.
     likelihood : "poisson" | "gaussian" | "zig" | "calcium"
     config : SBTTConfig, optional
-        Defaults to ``SBTTConfig()`` (or ``init.config`` when adapting).
+        Defaults to ``SBTTConfig.default_for(likelihood)`` (the benchmark-chosen settings of
+        each likelihood, e.g. the SBTT demo protocol's for "poisson"; a 90 s budget there), or
+        ``init.config`` when adapting.
     progress : callable(EpochReport) -> bool | str | None, optional
         Called after every epoch. Returning True or "stop", or raising StopTraining, ends
         training; the best weights so far are kept.
@@ -148,7 +150,7 @@ def fit_trials(
     """
     if init is not None and config is None:
         config = init.config
-    config = config if config is not None else SBTTConfig()
+    config = config if config is not None else SBTTConfig.default_for(likelihood)
     if not isinstance(config, SBTTConfig):
         raise ValueError(f"config must be an SBTTConfig, got {type(config).__name__}")
     config.validate()
