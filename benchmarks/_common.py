@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,12 +40,47 @@ def load_groundtruth(path: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, 
         yield i, t[:n], y[:n], ap
 
 
+def groundtruth_datasets(gt_dir: str | os.PathLike) -> dict[str, str]:
+    """The CASCADE ground-truth data sets in ``gt_dir`` and their indicator preset, from the folder names.
+
+    A data set is a folder ``DSnn-<indicator>-...`` holding ``.mat`` files
+    (``../shared/groundtruth/README.md``), e.g. ``DS06-GCaMP6f-zf-aDp`` -> ``GCaMP6f`` and
+    ``DS32-GCaMP8s-m-V1`` -> ``GCaMP8s`` (the jGCaMP8s preset). Returns {folder name: preset name},
+    sorted by name; {} when ``gt_dir`` does not exist. Raises ``ValueError`` for a ``DSnn-`` folder
+    whose indicator has no preset (so a new data set is not silently skipped).
+    """
+    from napari_sbtt.core.indicators import get_indicator
+
+    root = Path(gt_dir)
+    if not root.is_dir():
+        return {}
+    out: dict[str, str] = {}
+    for folder in sorted(root.iterdir()):
+        m = re.fullmatch(r"DS\d+-([^-]+)-.*", folder.name)
+        if not folder.is_dir() or m is None or not any(folder.glob("*.mat")):
+            continue
+        try:
+            out[folder.name] = get_indicator(m.group(1)).name
+        except ValueError as e:
+            raise ValueError(f"{folder}: indicator {m.group(1)!r} from the folder name has no preset ({e})") from None
+    return out
+
+
 def write_rows(out: str | os.PathLike, rows: list[dict[str, Any]], *, command: str, header: str,
-               n_cols: int) -> None:
-    """Write ``rows`` to OUT.json and their ``markdown`` lines as a table to OUT.md."""
+               n_cols: int, footer: list[str] | tuple[str, ...] = ()) -> None:
+    """Write ``rows`` to OUT.json and their ``markdown`` lines as a table to OUT.md (then ``footer`` lines).
+
+    Each file is written to a temporary name and renamed into place, so an interrupted run
+    never leaves a half-written OUT.json behind (benchmarks that resume read it back).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     md = [f"Command: `{command}`  ", f"Machine: {machine()}", "", header, "|" + "---|" * n_cols]
     md += [r["markdown"] for r in rows]
-    out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    if footer:
+        md += ["", *footer]
+    for path, text in ((out.with_suffix(".json"), json.dumps(rows, indent=1)),
+                       (out.with_suffix(".md"), "\n".join(md) + "\n")):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)

@@ -2,10 +2,13 @@
 
 For each data set of the CASCADE ground-truth subset in ``--gt-dir`` (simultaneous
 juxtacellular spikes and two-photon dF/F of single neurons; format in
-``groundtruth/README.md``) and each k (2, 4):
+``groundtruth/README.md``) and each k (1, 2, 4):
 
+0. the data sets are found from the folder names (``DSnn-<indicator>-...``, all seven of
+   ``../shared/groundtruth``: DS06/07/09/11 GCaMP6f, DS13/14 GCaMP6s, DS32 jGCaMP8s), and the
+   indicator named in the folder sets the calcium model's starting kinetics;
 1. keep every k-th frame of each recording's dF/F (``fluo_mean``), NaN elsewhere, with a
-   random phase per recording (seeded);
+   random phase per recording (seeded); k = 1 keeps every frame;
 2. SBTT: standardise each recording by the median and the robust sd of its kept samples,
    cut all recordings of the data set into overlapping 1 s windows on the native frame grid and
    fit ONE calcium model (N = 1) on windows of every recording jointly (a learned prior of
@@ -36,10 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import load_groundtruth, machine, write_rows
+from _common import groundtruth_datasets, load_groundtruth, machine, write_rows
 
 SMOOTH_S = 0.05
-DATASETS = {"DS09-GCaMP6f-m-V1": "GCaMP6f", "DS32-GCaMP8s-m-V1": "GCaMP8s"}
 
 
 
@@ -83,7 +85,7 @@ def r_smoothed(spikes: np.ndarray, rate: np.ndarray, dt: float) -> float:
     return float(pearson_r(spikes, rate, sigma_s=SMOOTH_S, dt_s=dt))
 
 
-def run_dataset(name: str, recs: list[dict[str, Any]], k: int, *, seed: int, window_s: float,
+def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *, seed: int, window_s: float,
                 max_train_windows: int, run_model: dict[str, Any], epochs: int | None,
                 max_seconds: float | None) -> dict[str, Any]:
     from napari_sbtt.api import _model_config, RunConfig, infer_observations
@@ -103,7 +105,7 @@ def run_dataset(name: str, recs: list[dict[str, Any]], k: int, *, seed: int, win
     wins = np.concatenate(wins, axis=0)
     if wins.shape[0] > max_train_windows:
         wins = wins[rng.choice(wins.shape[0], max_train_windows, replace=False)]
-    cfg = RunConfig(likelihood="calcium", indicator=DATASETS[name], epochs=epochs,
+    cfg = RunConfig(likelihood="calcium", indicator=indicator, epochs=epochs,
                     max_seconds=max_seconds, seed=seed, model=dict(run_model))
     t0 = time.perf_counter()
     model = fit_trials(wins, None, likelihood="calcium", config=_model_config(cfg, dt), seed=seed)
@@ -128,7 +130,7 @@ def run_dataset(name: str, recs: list[dict[str, Any]], k: int, *, seed: int, win
                 by_n.setdefault(x["neuron"], []).append(x[key])
         return float(np.nanmedian(v)), float(np.median([np.median(a) for a in by_n.values()]))
 
-    out = {"dataset": name, "indicator": DATASETS[name], "k": k, "frame_rate_hz": 1 / dt,
+    out = {"dataset": name, "indicator": indicator, "k": k, "frame_rate_hz": 1 / dt,
            "n_recordings": len(rows), "n_neurons": len({x["neuron"] for x in rows}),
            "n_train_windows": int(wins.shape[0]), "window_bins": window,
            "fit_seconds": t_fit, "epochs": len(model.history), "best_epoch": model.best_epoch,
@@ -141,8 +143,10 @@ def run_dataset(name: str, recs: list[dict[str, Any]], k: int, *, seed: int, win
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gt-dir", default="../shared/groundtruth")
-    p.add_argument("--k", nargs="+", type=int, default=[2, 4])
-    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--k", nargs="+", type=int, default=[1, 2, 4],
+                   help="keep every k-th frame (1 = every frame)")
+    p.add_argument("--datasets", nargs="+", default=None,
+                   help="data set folders (default: every DSnn-<indicator>-... folder in --gt-dir)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window-s", type=float, default=1.0)
     p.add_argument("--max-train-windows", type=int, default=256)
@@ -156,6 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     if not gt.is_dir():
         print(f"ground-truth folder {gt} not found; skipping benchmark 3")
         return 0
+    if any(k < 1 for k in a.k):
+        p.error(f"--k takes whole numbers >= 1 (1 = every frame), got {a.k}")
+    found = groundtruth_datasets(gt)
+    if a.datasets is None:
+        a.datasets = list(found)
+    unknown = [d for d in a.datasets if d not in found]
+    if unknown:
+        p.error(f"--datasets {' '.join(unknown)}: not a data set folder in {gt}; found {', '.join(found)}")
     if not __import__("napari_sbtt.core.baselines", fromlist=["x"]).oasis_available():
         print("oasis-deconv is not installed; skipping benchmark 3")
         return 0
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         recs = load_dataset(folder, max_files)
         for k in a.k:
-            res = run_dataset(name, recs, k, seed=a.seed, window_s=a.window_s,
+            res = run_dataset(name, found[name], recs, k, seed=a.seed, window_s=a.window_s,
                               max_train_windows=a.max_train_windows, run_model=model,
                               epochs=a.epochs, max_seconds=a.max_seconds)
             res.update(command=cmd, machine=machine())

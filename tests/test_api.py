@@ -167,3 +167,39 @@ def test_inference_shifts_keep_alignment_and_average_window_positions():
     assert np.ptp(pos4[50:150, 0]) < 0.5 * np.ptp(pos1[50:150, 0])
     with pytest.raises(ValueError, match="inference_shifts"):
         RunConfig(inference_shifts=0)
+
+
+@pytest.fixture(scope="module")
+def calcium_result(sim):
+    return ns.run_on_stack(
+        sim.movie, sim.labels, sim.pattern,
+        config={"epochs": 3, "window_s": 1.0, "model": TINY_MODEL, "inference_shifts": 1},
+    )
+
+
+def test_calcium_result_says_which_estimate_and_how_it_did_on_held_out_samples(tmp_path, calcium_result):
+    m = calcium_result.metrics
+    assert m["estimate"] in ("network", "deconvolution")
+    ho = m["heldout"]
+    assert ho["chosen"] == m["estimate"] and ho["n_samples"] > 0
+    assert set(ho["r2"]) >= {"network", "deconvolution"}
+    if ho["sbtt_beats_oasis"] is False:  # OASIS's estimate rides along, in the rates' units
+        assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
+    back = load_result(calcium_result.save(tmp_path / "r"))
+    assert back.metrics["heldout"] == ho
+    assert (back.oasis_rates is None) == (calcium_result.oasis_rates is None)
+
+
+def test_estimate_can_be_forced(sim, calcium_result):
+    from napari_sbtt.heldout import deconvolve_with_model
+
+    res = ns.run_on_observations(
+        ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True),
+        model=calcium_result.model,
+        config={"estimate": "deconvolution", "compare_oasis": False, "inference_shifts": 1})
+    jumps, fitted = deconvolve_with_model(calcium_result.model, res.observations.astype(np.float64))
+    np.testing.assert_allclose(res.rates, jumps.astype(np.float32))
+    np.testing.assert_allclose(res.signal, fitted.astype(np.float32), rtol=1e-5, atol=1e-6)
+    assert res.metrics["estimate"] == "deconvolution" and res.oasis_rates is None
+    with pytest.raises(ValueError, match="estimate"):
+        RunConfig(estimate="best")

@@ -109,7 +109,7 @@ def test_calcium_forward_model_recovers_known_decay(true_decay: float) -> None:
         opt.zero_grad()
         lik.nll(raw, target).mean().backward()
         opt.step()
-    decay = -1.0 / torch.log(torch.sigmoid(lik.decay_logit)).detach().numpy()
+    decay = lik.tau_decay().detach().numpy()
     np.testing.assert_allclose(decay, true_decay, rtol=0.1)
     np.testing.assert_allclose(lik.gain().detach().numpy(), 0.2, rtol=0.1)
 
@@ -195,3 +195,89 @@ def test_a_kernel_with_the_rise_keeps_the_rates_on_the_spikes(kernel: str, delay
                                            kernel=kernel, initial_state=False).double())
     assert all(abs(p - s) <= 1 for p, s in zip(right, (20, 50))), right
     assert sum(abs(p - s) for p, s in zip(right, (20, 50))) < sum(p - s for p, s in zip(late, (20, 50)))
+
+
+def _tiny_calcium_model(**cfg):
+    from napari_sbtt.model import fit_trials
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(12, 30, 3))
+    data[rng.random(data.shape) < 0.3] = np.nan
+    config = SBTTConfig(max_epochs=2, batch_size=4, readin_size=8, encoder_size=8, generator_size=8,
+                        factor_size=2, ic_size=8, calcium_kernel="double_exponential",
+                        calcium_decay=12.0, calcium_rise=1.5, num_threads=1, **cfg)
+    return fit_trials(data, likelihood="calcium", config=config, seed=0), data
+
+
+def test_time_constants_are_learned_as_log_bins() -> None:
+    lik = CalciumLikelihood(2, decay_bins=12.0, rise_bins=1.5, kernel="double_exponential")
+    np.testing.assert_allclose(lik.tau_decay().detach().numpy(), 12.0, rtol=1e-6)
+    np.testing.assert_allclose(lik.tau_rise().detach().numpy(), 1.5, rtol=1e-6)
+    with torch.no_grad():  # a rise longer than the decay is held below it: the poles stay distinct
+        lik.log_tau_rise.fill_(math.log(50.0))
+    assert (lik.tau_rise() < lik.tau_decay()).all()
+
+
+def test_a_checkpoint_with_pole_logits_loads_as_time_constants(tmp_path) -> None:
+    """Checkpoints written before the log time constants hold sigmoid logits of the poles."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from napari_sbtt.model import load_model
+
+    model, data = _tiny_calcium_model()
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    old = {}
+    for k, v in tensors.items():
+        if k.endswith("log_tau_decay") or k.endswith("log_tau_rise"):
+            pole = torch.exp(-1.0 / torch.exp(v.double()))
+            name = k.replace("log_tau_decay", "decay_logit").replace("log_tau_rise", "rise_logit")
+            old[name] = torch.log(pole / (1 - pole)).float()
+        else:
+            old[k] = v
+    save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
+    loaded = load_model(tmp_path / "old.safetensors")
+    lik0, lik1 = model.network.likelihood, loaded.network.likelihood
+    np.testing.assert_allclose(lik1.tau_decay().detach().numpy(), lik0.tau_decay().detach().numpy(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(loaded.predict(data[:2]), model.predict(data[:2]), rtol=1e-3, atol=1e-5)
+    assert json.loads(meta["napari_sbtt"])["likelihood"] == "calcium"
+
+
+def test_observation_model_in_data_units() -> None:
+    model, data = _tiny_calcium_model()
+    om = model.observation_model()
+    n = data.shape[-1]
+    assert om["kernel"].shape[0] == n and om["kernel"].shape[1] >= 6 * om["tau_decay_bins"].max()
+    assert (om["noise_sd"] > 0).all() and om["baseline"].shape == (n,)
+    lik = model.network.likelihood
+    np.testing.assert_allclose(om["noise_sd"], lik.std().detach().numpy() * model.normaliser.scale,
+                               rtol=1e-5)
+
+
+def test_observation_model_turns_the_rates_into_the_models_fluorescence() -> None:
+    """baseline + kernel * rates is the network's signal (no calcium before the window), so the
+    deconvolution's jumps and the network's rates are in the same units."""
+    model, data = _tiny_calcium_model(calcium_initial_state=False)
+    om = model.observation_model()
+    rates = model.predict(data[:3])
+    signal = model.predict(data[:3], output="signal")
+    T = data.shape[1]
+    for i in range(data.shape[-1]):
+        conv = np.stack([np.convolve(rates[w, :, i], om["kernel"][i])[:T] for w in range(3)])
+        np.testing.assert_allclose(om["baseline"][i] + conv, signal[:, :, i], rtol=1e-4, atol=1e-5)
+
+
+def test_rate_sparsity_changes_the_fit_and_is_validated() -> None:
+    dense, _ = _tiny_calcium_model()
+    sparse, _ = _tiny_calcium_model(rate_sparsity=2.0)
+    a, b = dense.state_arrays(), sparse.state_arrays()
+    assert any(not np.allclose(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="rate_sparsity"):
+        SBTTConfig(rate_sparsity=-1.0)

@@ -14,11 +14,15 @@ TWO_DECAYS = Indicator("two", tau_rise=0.02, tau_decay=0.2, amplitude=0.5, tau_d
 
 
 def test_presets_exist_and_are_ordered_by_speed() -> None:
-    assert set(INDICATORS) == {"GCaMP6f", "GCaMP6s", "GCaMP8f", "GCaMP8m", "GCaMP8s"}
+    assert set(INDICATORS) == {"GCaMP6f", "GCaMP6s", "GCaMP7f", "GCaMP8f", "GCaMP8m", "GCaMP8s"}
     d = {k: v.tau_decay for k, v in INDICATORS.items()}
     assert d["GCaMP8f"] < d["GCaMP8m"] < d["GCaMP8s"]
     assert d["GCaMP6f"] < d["GCaMP6s"]
     assert INDICATORS["GCaMP8s"].peak_time < INDICATORS["GCaMP6f"].peak_time
+    # jGCaMP7f: slower rise than the jGCaMP8s, faster decay than GCaMP6f and 6s
+    assert INDICATORS["GCaMP7f"].peak_time > INDICATORS["GCaMP8s"].peak_time
+    assert INDICATORS["GCaMP7f"].half_decay_time < INDICATORS["GCaMP6f"].half_decay_time
+    assert get_indicator("jGCaMP7f") is INDICATORS["GCaMP7f"]
     # the measured presets (benchmarks/measure_indicators.py)
     assert INDICATORS["GCaMP6f"].tau_decay == pytest.approx(0.58)
     assert INDICATORS["GCaMP8s"].amplitude == pytest.approx(0.72)
@@ -121,3 +125,13 @@ def test_get_indicator_and_validation() -> None:
         calcium_from_spikes(np.array([0.0, np.nan]), 0.01, "GCaMP6f")
     with pytest.raises(ValueError, match="dt"):
         INDICATORS["GCaMP6f"].kernel(0.0)
+
+
+def test_gcamp7f_preset_matches_the_quoted_kinetics() -> None:
+    # Zhang et al. 2023 in vivo (as quoted): half-rise ~25 ms, half-decay 0.18-0.27 s after the peak
+    ind = INDICATORS["GCaMP7f"]
+    from scipy.optimize import brentq
+
+    half_rise = brentq(lambda t: float(ind.response(t)) - 0.5 * ind.amplitude, 1e-9, ind.peak_time)
+    assert 0.015 < half_rise < 0.03
+    assert 0.18 <= ind.half_decay_time - ind.peak_time <= 0.27

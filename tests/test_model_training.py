@@ -229,3 +229,18 @@ def test_cosine_schedule_warms_up_then_anneals(data: dict[str, np.ndarray]) -> N
     np.testing.assert_allclose(again.predict(data["valid"]), m.predict(data["valid"]))
     with pytest.raises(ValueError, match="lr_schedule"):
         SBTTConfig(lr_schedule="step")
+
+
+def test_fit_trials_without_a_config_uses_the_likelihoods_benchmark_defaults():
+    from napari_sbtt.model.config import LIKELIHOOD_DEFAULTS
+
+    poisson = SBTTConfig.default_for("poisson")
+    for key, value in LIKELIHOOD_DEFAULTS["poisson"].items():
+        assert getattr(poisson, key) == value
+    assert poisson.max_seconds == 90.0 and poisson.coordinated_dropout == 0.0
+    assert SBTTConfig.default_for("calcium") == SBTTConfig()
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(1.0, size=(10, 20, 4)).astype(float)
+    model = fit_trials(counts, likelihood="poisson", seed=0,
+                       progress=lambda r: r.epoch >= 1)  # two epochs are enough to see the config
+    assert model.config == poisson

@@ -14,15 +14,22 @@ from napari_sbtt.core.metrics import noise_level
 from napari_sbtt.core.scan import ScanMismatchError, ScanPattern
 from napari_sbtt.core.synth import (
     PRESETS,
+    REGIMES,
+    SCAN_ORDERS,
     GroundTruth,
     SynthConfig,
     SyntheticScan,
     _row_bins,
     apply_pattern,
+    line_fraction_for_reduction,
     load_simulation,
     preset_config,
+    roi_labels,
+    roi_shares_random_lines,
+    scan_overrides,
     simulate,
 )
+from napari_sbtt.core.traces import extract_observations
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +285,110 @@ def test_no_partial_files_after_a_failure(tiny: SyntheticScan, tmp_path: Path, m
     monkeypatch.undo()
     tiny.save(existing)
     assert len(list(existing.iterdir())) == 5
+
+
+# --------------------------------------------------------------------------- activity regimes
+def test_pulses_latent_gives_population_transients() -> None:
+    sim = simulate("tiny", seed=5, latent="pulses", duration=30.0)
+    again = simulate("tiny", seed=5, latent="pulses", duration=30.0)
+    np.testing.assert_array_equal(sim.truth.rates, again.truth.rates)
+    assert sim.truth.latents.shape[1] == 4 == sim.config.latent_dim
+    # at rest the whole population fires near its baseline; after a pulse it moves together
+    spread = np.log(sim.truth.rates).std(axis=1)
+    assert np.mean(spread < 0.1) > 0.2  # quiet stretches
+    assert np.mean(spread > 1.0) > 0.05  # transients
+    slower = simulate("tiny", seed=5, latent="pulses", duration=30.0, pulse_rate=0.2)
+    assert np.mean(np.log(slower.truth.rates).std(axis=1) < 0.1) > np.mean(spread < 0.1)
+
+
+def test_sparse_regime_is_low_rate_with_rare_strong_modulation() -> None:
+    assert set(REGIMES) == {"lorenz", "limit_cycle", "pulses", "sparse"}
+    sim = simulate("default", seed=2, duration=60.0, noise_level=None, calibration_rounds=0, **REGIMES["sparse"])
+    r = sim.truth.rates
+    assert np.median(r) < 0.5 and r.mean() < 2.0
+    assert 0.01 < np.mean(r > 5.0) < 0.15
+    for name, overrides in REGIMES.items():
+        SynthConfig(**overrides)  # every regime is a valid config
+
+
+# --------------------------------------------------------------------------- background subtraction
+def test_subtracted_background_is_one_offset_estimated_from_the_movie() -> None:
+    raw = simulate("tiny", seed=6, noise_level=None, full_movie=True)
+    sub = simulate("tiny", seed=6, noise_level=None, full_movie=True, subtract_background=50)
+    s = sub.truth.background_offset
+    assert raw.truth.background_offset == 0.0 and s > 0
+    # same photons (fixed photon scale without a noise target), one offset less
+    np.testing.assert_array_equal(sub.movie, raw.movie - np.float32(s))
+    np.testing.assert_array_equal(sub.full_movie, raw.full_movie - np.float32(s))
+    # the offset is the median background pixel of the time-averaged acquired image
+    mean_img = np.nanmean(raw.movie, axis=0)
+    assert s == pytest.approx(np.median(mean_img[raw.labels == 0]), rel=1e-6)
+    np.testing.assert_allclose(sub.truth.roi_f0, raw.truth.roi_f0 - s)
+    assert np.nanmin(sub.movie) < 0  # shot noise around a subtracted background goes negative
+
+
+@pytest.mark.parametrize("nu", [2.0, 8.0])
+def test_noise_target_holds_for_the_subtracted_movie(nu: float) -> None:
+    sim = simulate("tiny", seed=3, full_movie=True, noise_level=nu, subtract_background=50)
+    measured = float(np.median(noise_level(_roi_dff(sim), 1.0 / sim.pattern.frame_period)))
+    assert measured == pytest.approx(nu, rel=0.25)
+    # dF/F transients are larger than in raw photon counts (smaller F0)
+    raw = simulate("tiny", seed=3, full_movie=True, noise_level=nu)
+    assert sim.truth.roi_f0.mean() / sim.truth.photon_scale < raw.truth.roi_f0.mean() / raw.truth.photon_scale
+
+
+def test_background_subtraction_validation_and_old_truth_files() -> None:
+    for bad in (-1, 101, float("nan"), True):
+        with pytest.raises(ValueError, match="subtract_background"):
+            SynthConfig(subtract_background=bad)
+    arrays = simulate("tiny", seed=0, duration=0.5).truth.to_arrays()
+    del arrays["background_offset"]  # a truth.npz written before the field existed
+    assert GroundTruth.from_arrays(arrays).background_offset == 0.0
+
+
+# --------------------------------------------------------------------------- scans for the family
+@pytest.mark.parametrize("order", SCAN_ORDERS)
+@pytest.mark.parametrize("reduction", [2, 16])
+@pytest.mark.parametrize("period", [0.005, 0.035])
+def test_scan_overrides_reach_the_reduction_and_sweep_period(order: str, reduction: int, period: float) -> None:
+    Y = 16 * 12  # strips of at least 12 rows: every ROI fits in one strip
+    cfg = preset_config("default", field_shape=(Y, 40), n_rois=12, radius_range=(3.0, 4.5), seed=1,
+                        noise_level=2.0)
+    labels = roi_labels(cfg)
+    ov = scan_overrides(order, reduction, period, Y, labels=labels)
+    cfg = cfg.replace(duration=256 * period, **ov)
+    pat = cfg.build_pattern()
+    assert pat.frame_period == pytest.approx(period)
+    assert pat.n_sweeps == 256
+    sim = simulate(cfg, seed=1)
+    np.testing.assert_array_equal(sim.labels, labels)  # roi_labels draws what simulate draws
+    obs = extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
+    assert obs.grid.bin_width == pytest.approx(period)
+    share = np.isfinite(obs.values).mean(axis=0)
+    if order == "random_lines":
+        assert share.mean() == pytest.approx(1.0 / reduction, rel=0.35)
+    else:
+        # strips: each ROI in one of every `reduction` sweeps (two when split half and half)
+        assert np.all(share >= 1.0 / reduction - 1e-9) and np.median(share) == pytest.approx(1.0 / reduction)
+
+
+def test_random_line_fraction_targets_roi_samples() -> None:
+    labels = np.zeros((100, 20), dtype=np.int32)
+    labels[10:16, 2:8] = 1  # 6 rows of 6 px
+    labels[40:48, 5:9] = 2  # 8 rows of 4 px
+    assert roi_shares_random_lines(labels, 1.0).tolist() == [1.0, 1.0]
+    # ROI 1 needs 3 of its 6 rows: P(Binomial(6, f) >= 3)
+    from scipy.stats import binom
+
+    f = 0.3
+    assert roi_shares_random_lines(labels, f)[0] == pytest.approx(binom.sf(2, 6, f))
+    for k in (2, 4, 8, 16):
+        frac = line_fraction_for_reduction(labels, k)
+        assert roi_shares_random_lines(labels, frac).mean() == pytest.approx(1.0 / k, rel=1e-6)
+        if k > 2:
+            assert frac > 1.0 / k  # an ROI spans rows: more rows than 1/k are needed
+    assert scan_overrides("random_lines", 4, 0.01, 100)["line_fraction"] == 0.25  # no labels: per row
+    with pytest.raises(ValueError, match="order"):
+        scan_overrides("spiral", 4, 0.01, 100)
+    with pytest.raises(ValueError, match="reduction"):
+        scan_overrides("sequential", 0, 0.01, 100)

@@ -59,6 +59,10 @@ RATE_UNITS = {
 }
 
 
+#: what RunConfig.estimate may say (see napari_sbtt.heldout)
+ESTIMATE_CHOICES = ("auto", "network", "deconvolution")
+
+
 class RunStopped(Exception):
     """The caller stopped the run before a model existed (during extraction); nothing to return."""
 
@@ -87,7 +91,9 @@ class RunConfig:
     min_coverage : share of an ROI's pixels that a sweep must acquire for the ROI to count as observed.
     dff : convert each ROI's samples to dF/F with a running-percentile F0 before fitting.
     neuropil : neuropil coefficient (e.g. 0.7) to subtract an annulus signal, or None.
-    window_s : window length in seconds for chopping the recording into trials.
+    window_s : window length in seconds for chopping the recording into trials; None (default)
+        picks ``core.windows.auto_window_s``: max(1 s, 2 x the indicator's decay, 16 bins).
+    max_windows : train on at most this many windows (a seeded random subset; None = all).
     overlap_fraction : share of each window that overlaps the next.
     adapt : with a given model, fine-tune it on this recording (pretrain-then-adapt) instead of
         applying it as it is.
@@ -97,6 +103,12 @@ class RunConfig:
         recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
     inference_shifts : inference runs with the window grid shifted by a fraction of a window,
         averaged (see :func:`infer_observations`); 1 = a single pass (fastest).
+    estimate : calcium likelihood: which estimate becomes ``rates``: "network" (the autoencoder's
+        rates), "deconvolution" (each ROI's samples deconvolved under the learned calcium model)
+        or "auto" (default: the one that predicts held-out samples better, see
+        :mod:`napari_sbtt.heldout`).
+    compare_oasis : also score OASIS on the held-out samples (needs oasis-deconv); when it
+        predicts them better, the result says so and carries OASIS's estimate.
     model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
     """
 
@@ -108,12 +120,15 @@ class RunConfig:
     min_coverage: float = 0.5
     dff: bool = True
     neuropil: float | None = None
-    window_s: float = 1.0
+    window_s: float | None = None
+    max_windows: int | None = None
     overlap_fraction: float = 0.25
     adapt: bool = False
     indicator: str | None = None
     max_seconds: float | None = 150.0
     inference_shifts: int = 4
+    estimate: str = "auto"
+    compare_oasis: bool = True
     model: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -146,7 +161,15 @@ class RunConfig:
                                  f"got {getattr(self, name)!r}")
         if self.neuropil is not None:
             _number_setting("neuropil", self.neuropil, 0.0, 2.0)
-        _number_setting("window_s", self.window_s, 0.0, MAX_WINDOW_S, low_open=True)
+        if self.window_s is not None:
+            _number_setting("window_s", self.window_s, 0.0, MAX_WINDOW_S, low_open=True)
+        if self.max_windows is not None:
+            _int_setting("max_windows", self.max_windows, 1, 10**9)
+        if self.estimate not in ESTIMATE_CHOICES:
+            raise ValueError(f"run setting 'estimate' must be one of {list(ESTIMATE_CHOICES)}, got {self.estimate!r}")
+        if not isinstance(self.compare_oasis, bool):
+            raise ValueError("run setting 'compare_oasis' must be true or false (a JSON boolean, not text), "
+                             f"got {self.compare_oasis!r}")
         _number_setting("overlap_fraction", self.overlap_fraction, 0.0, 1.0, high_open=True)
         if self.indicator is not None:
             if not isinstance(self.indicator, str):
@@ -248,6 +271,7 @@ class SBTTResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
     signal: np.ndarray | None = None
+    oasis_rates: np.ndarray | None = None
 
     @property
     def n_rois(self) -> int:
@@ -275,6 +299,8 @@ class SBTTResult:
             }
             if self.signal is not None:
                 arrays["signal"] = self.signal
+            if self.oasis_rates is not None:
+                arrays["oasis_rates"] = self.oasis_rates
             np.savez_compressed(tmp / "arrays.npz", **arrays)
             meta = {
                 "format": RESULT_FORMAT,
@@ -476,6 +502,7 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
         history=meta.get("history", []),
         stopped=bool(meta.get("stopped", False)),
         signal=arrays.get("signal"),
+        oasis_rates=arrays.get("oasis_rates"),
     )
 
 
@@ -501,7 +528,11 @@ RUN_MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
+def model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
+    """The :class:`~napari_sbtt.model.SBTTConfig` a run with ``cfg`` fits on bins of ``bin_width``
+    seconds: the run defaults, ``cfg.model``'s overrides, the epoch and time budget, the device
+    and, for the calcium likelihood, the indicator's kinetics in seconds (``base``: adapt that
+    model's config instead of starting from the defaults)."""
     from .model import SBTTConfig
 
     overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **cfg.model}
@@ -524,6 +555,21 @@ def _model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
                 overrides["calcium_rise_seconds"] = float(get_indicator(name).tau_rise)
     base = base if base is not None else SBTTConfig()
     return base.replace(**overrides) if overrides else base
+
+
+_model_config = model_config
+
+
+def run_window_s(cfg: RunConfig, bin_width: float) -> float:
+    """The window length in seconds of a run: ``cfg.window_s`` or the automatic rule
+    (:func:`napari_sbtt.core.windows.auto_window_s`) with the indicator's decay."""
+    from .core.indicators import get_indicator
+    from .core.windows import auto_window_s
+
+    if cfg.window_s is not None:
+        return float(cfg.window_s)
+    name = cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
+    return auto_window_s(bin_width, get_indicator(name).tau_decay if cfg.likelihood == "calcium" else None)
 
 
 def infer_observations(
@@ -763,8 +809,8 @@ def _fit_and_infer(
 
     values = obs.values
     window, overlap = choose_window(
-        obs.grid.bin_width, window_s=cfg.window_s, overlap_fraction=cfg.overlap_fraction,
-        n_time=values.shape[0],
+        obs.grid.bin_width, window_s=run_window_s(cfg, obs.grid.bin_width),
+        overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
     )
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device)
@@ -801,6 +847,11 @@ def _fit_and_infer(
     t_fit = time.perf_counter()
     if model is None or cfg.adapt:
         wins = make_windows(values, window, overlap)
+        if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
+            pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows,
+                                                          replace=False)
+            pick = np.sort(pick)
+            wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
@@ -823,6 +874,12 @@ def _fit_and_infer(
                                 shifts=shifts)
     t_inf = time.perf_counter() - t_inf
     report(StageReport("infer", 1, 1, "done"))
+    heldout, oasis_est = None, None
+    if model.likelihood == "calcium" and (cfg.estimate != "network" or cfg.compare_oasis):
+        report(StageReport("validate", 0, 1, "scoring the estimates on held-out samples"))
+        heldout, rates, signal, oasis_est = _choose_estimate(model, obs, values, window, overlap,
+                                                            cfg, rates, signal)
+        report(StageReport("validate", 1, 1, heldout.summary()))
 
     observed = np.isfinite(values)
     fit_r = _per_roi_fit(signal, values)
@@ -842,6 +899,9 @@ def _fit_and_infer(
         "seconds_fit": t_fit,
         "seconds_infer": t_inf,
         "device": str(getattr(model, "device", "cpu")),
+        "estimate": heldout.chosen if heldout is not None and cfg.estimate == "auto"
+        else (cfg.estimate if model.likelihood == "calcium" else "network"),
+        "heldout": heldout.to_dict() if heldout is not None else None,
     }
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
@@ -861,6 +921,7 @@ def _fit_and_infer(
         history=history,
         stopped=stopped["flag"],
         signal=signal,
+        oasis_rates=oasis_est,
     )
 
 
@@ -877,6 +938,30 @@ def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "t
             f"{source} was trained on {int(n_model)} ROIs but this recording has {int(n_rois)}; fine-tune it "
             "on these ROIs with {adapt} (the learned dynamics are kept), or train a new model",
             adapt="adapt=True in the run config")
+
+
+def _choose_estimate(model: "SBTTModel", obs: Any, values: np.ndarray, window: int, overlap: int,
+                     cfg: RunConfig, rates: np.ndarray, signal: np.ndarray) -> tuple[Any, ...]:
+    """Held-out comparison (network, deconvolution, OASIS) and the estimate ``cfg.estimate`` asks
+    for: (comparison, rates, signal, OASIS rates in the result's units or None)."""
+    from functools import partial
+
+    from .heldout import compare_heldout, deconvolve_with_model
+
+    net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
+    comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
+                                 seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+    if chosen == "deconvolution":
+        jumps, fitted = deconvolve_with_model(model, values)
+        rates, signal = jumps.astype(np.float32), fitted.astype(np.float32)
+    oasis_est = None
+    if comparison.sbtt_beats_oasis is False:
+        from .core.baselines import oasis_rates
+
+        # OASIS's events per second -> per bin, the units of ``rates``
+        oasis_est = (oasis_rates(values, obs.times) * obs.grid.bin_width).astype(np.float32)
+    return comparison, rates, signal, oasis_est
 
 
 def _finite_or_none(x: Any) -> float | None:

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["oasis_rates", "oasis_available"]
+__all__ = ["oasis_rates", "oasis_events", "oasis_forecast", "oasis_available"]
 
 
 def oasis_available() -> bool:
@@ -26,17 +26,23 @@ def oasis_available() -> bool:
     return True
 
 
-def _deconvolve(y: np.ndarray, rate_hz: float, tau_d: float | None) -> np.ndarray:
+def _oasis(y: np.ndarray, rate_hz: float, tau_d: float | None
+           ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """OASIS AR(1) on one regularly sampled trace: (spikes (T,), calcium (T,), baseline, g)."""
     from oasis.functions import deconvolve
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if tau_d is not None:
-            res = deconvolve(y.astype(np.float64), tau_d=tau_d, framerate=rate_hz, penalty=1)
+            c, s, b, g, _ = deconvolve(y.astype(np.float64), tau_d=tau_d, framerate=rate_hz, penalty=1)
         else:
-            res = deconvolve(y.astype(np.float64), g=(None,), penalty=1)
-    spikes = res[1] if isinstance(res, tuple) else getattr(res, "s", res[1])
-    return np.asarray(spikes, dtype=np.float64)
+            c, s, b, g, _ = deconvolve(y.astype(np.float64), g=(None,), penalty=1)
+    g1 = float(np.ravel(g)[0]) if np.size(g) else 0.0
+    return np.asarray(s, dtype=np.float64), np.asarray(c, dtype=np.float64), float(b), g1
+
+
+def _deconvolve(y: np.ndarray, rate_hz: float, tau_d: float | None) -> np.ndarray:
+    return _oasis(y, rate_hz, tau_d)[0]
 
 
 def oasis_events(observations: np.ndarray, times: np.ndarray, *, tau_d: float | None = None) -> np.ndarray:
@@ -62,6 +68,50 @@ def oasis_events(observations: np.ndarray, times: np.ndarray, *, tau_d: float | 
             continue
         dt = float(np.median(np.diff(times[m])))
         out[m, i] = np.clip(_deconvolve(obs[m, i], 1.0 / dt, tau_d), 0.0, None)
+    return out
+
+
+def oasis_forecast(observations: np.ndarray, times: np.ndarray, held: np.ndarray, *,
+                   tau_d: float | None = None) -> np.ndarray:
+    """OASIS's prediction of held-out samples from the others, as its AR(1) model states it.
+
+    Each ROI's samples are one regular series; OASIS denoises it with the held-out samples
+    replaced by the linear interpolation of their kept neighbours (only so that the series stays
+    regular), and the prediction of a held-out sample is the model's value there given the kept
+    samples before it: ``b + c_prev * g**k``, the calcium of the previous kept sample decayed by
+    the ``k`` sample steps since (OASIS's events happen at samples, so none is known in between).
+
+    Parameters
+    ----------
+    observations : (T_fine, N) samples, NaN where not observed (held-out samples included).
+    times : (T_fine,) bin centres in seconds.
+    held : (T_fine, N) bool, the held-out samples.
+
+    Returns
+    -------
+    (T_fine, N) float64: at a held-out sample its prediction, at a kept sample OASIS's denoised
+    value (``b + c``); NaN in unobserved bins, for an ROI with fewer than 4 kept samples, and at
+    a held-out sample with no kept sample before it.
+    """
+    obs, times = _check_observations(observations, times)
+    held = np.asarray(held, dtype=bool)
+    out = np.full(obs.shape, np.nan)
+    for i in range(obs.shape[1]):
+        own = np.flatnonzero(np.isfinite(obs[:, i]))
+        is_held = held[own, i]
+        kept = own[~is_held]
+        if kept.size < 4 or not is_held.any():
+            continue
+        y = np.interp(times[own], times[kept], obs[kept, i])
+        dt = float(np.median(np.diff(times[own])))
+        _, c, b, g = _oasis(y, 1.0 / dt, tau_d)
+        out[kept, i] = b + c[~is_held]
+        pos = np.arange(own.size)
+        last_kept = np.maximum.accumulate(np.where(~is_held, pos, -1))
+        for j in np.flatnonzero(is_held):
+            p = last_kept[j]
+            if p >= 0:
+                out[own[j], i] = b + c[p] * g ** (j - p)
     return out
 
 

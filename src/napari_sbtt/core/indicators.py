@@ -49,12 +49,26 @@ Values are for mouse cortex in vivo (layer 2/3 pyramidal neurons, two-photon).
 - ``GCaMP6s``: not measured here. Chen et al. 2013: larger, slower single-spike
   transients than GCaMP6f (peak about 0.25 dF/F, rise ~0.1-0.2 s to peak);
   decay set to 1.25 s, the value suite2p recommends for GCaMP6s. Rounded.
+- ``GCaMP7f`` (jGCaMP7f): not measured here; a literature-like preset for
+  benchmarks. Dana et al. 2019 (Nature Methods 16:649, jGCaMP7) report
+  jGCaMP7f as faster and more sensitive than GCaMP6f; the in vivo single-spike
+  comparison in Zhang et al. 2023 (Nature 615:884, mouse V1, 122 Hz) gives
+  jGCaMP7f a half-rise time of about 25 ms and a half-decay of about
+  0.18-0.27 s (values as quoted by secondary tables of those papers; we had no
+  access to the primary full text). Preset: tau_rise 50 ms, tau_decay 0.25 s
+  (half-rise 22 ms, peak at 0.10 s, half-decay 0.23 s after the peak), peak
+  0.2 dF/F per spike (about GCaMP6f's literature single-spike peak).
 - ``GCaMP8f``, ``GCaMP8m``: not measured here. Zhang et al. 2023 (Nature
   615:884, jGCaMP8): half-rise about 2 ms, decays markedly faster than
   jGCaMP8s (8f fastest), single-spike responses smaller than 8s (8f smallest).
   Rise 3 ms; decay and amplitude are scaled from the measured jGCaMP8s by the
   ordering in that paper (8f: 0.15 s, 0.3 dF/F; 8m: 0.25 s, 0.5 dF/F). Rough
-  values; measure on your own data when it matters.
+  values; measure on your own data when it matters. For comparison, the in
+  vivo single-spike half-decay times quoted from Zhang et al. 2023 are about
+  67 ms (8f), 118 ms (8m) and 307 ms (8s), half-rise 7-10 ms; these presets
+  decay to half 0.11 s (8f), 0.18 s (8m) and 0.33 s (8s, measured) after their
+  peak, i.e. 8f and 8m are slower than those quotes. They are kept as they are
+  so earlier results stay comparable.
 
 No preset sets a saturation (``saturation=None``): pass one when simulating
 large bursts.
@@ -297,6 +311,9 @@ INDICATORS: dict[str, Indicator] = {
                   source=_MEASURED + " DS09 (60 Hz, 11 neurons)"),
         Indicator("GCaMP6s", tau_rise=0.05, tau_decay=1.25, amplitude=0.25,
                   source="rounded from Chen et al. 2013 (Nature 499:295); decay as suite2p recommends"),
+        Indicator("GCaMP7f", tau_rise=0.05, tau_decay=0.25, amplitude=0.2,
+                  source="literature-like: Dana et al. 2019 (Nat Methods 16:649); in vivo kinetics as "
+                         "compared in Zhang et al. 2023 (Nature 615:884)"),
         Indicator("GCaMP8f", tau_rise=0.003, tau_decay=0.15, amplitude=0.3,
                   source="rough, after Zhang et al. 2023 (Nature 615:884), scaled from measured GCaMP8s"),
         Indicator("GCaMP8m", tau_rise=0.003, tau_decay=0.25, amplitude=0.5,

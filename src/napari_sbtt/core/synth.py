@@ -1,6 +1,6 @@
 """Synthetic partial-field two-photon line scans with ground truth.
 
-:func:`simulate` builds a recording in five steps, every one seeded from one
+:func:`simulate` builds a recording in five steps (six with a background subtracted), every one seeded from one
 ``seed`` (``numpy.random.SeedSequence(seed)`` spawns an independent stream per
 step, so a seed gives the same arrays bit for bit):
 
@@ -12,9 +12,10 @@ step, so a seed gives the same arrays bit for bit):
    distance to the edge, width ``edge_softness`` px) to about 0.5 at its edge;
    it is zero outside its own label, so footprints never overlap.
 2. **Latent dynamics and rates** on the fine grid ``pattern.fine_grid(fine_factor)``
-   (bin ``dt = frame_period / fine_factor``): a Lorenz attractor or a noisy
-   limit cycle (:mod:`napari_sbtt.core.dynamics`) run at ``latent_speed``
-   model-time units per second of recording, standardised; each ROI reads a
+   (bin ``dt = frame_period / fine_factor``): a Lorenz attractor, a noisy
+   limit cycle or a damped linear system kicked by sparse random input pulses
+   (:mod:`napari_sbtt.core.dynamics`) run at ``latent_speed`` model-time units
+   per second of recording, standardised; each ROI reads a
    random unit-norm projection ``z_n`` of the latents (standardised again) and
    fires at ``rate = min(baseline_rate_hz * exp(modulation_depth * z_n),
    max_rate_hz)`` Hz. Spikes are Poisson counts per bin, calcium is
@@ -44,6 +45,18 @@ step, so a seed gives the same arrays bit for bit):
    photons per relative unit and ``F0_ref`` the mean resting pixel value
    inside ROIs (so ``read_noise`` is relative to the shot noise of a typical
    resting ROI pixel, and both scale together with ``q``).
+
+6. **Background subtracted** (``subtract_background = p``, optional): users
+   subtract an estimated background/offset from the movie before dF/F, which
+   makes F0 smaller and dF/F transients larger than in raw photon counts. One
+   offset ``s`` (photons), the ``p``-th percentile over background pixels
+   (label 0) of the time-averaged image of the *acquired* samples of the noisy
+   movie, is subtracted from every pixel of ``movie`` (and ``full_movie``);
+   values may then be negative, as in real subtracted data.
+   ``truth.background_offset`` holds ``s``, ``truth.roi_f0`` the resting ROI
+   mean after the subtraction, and the noise calibration below targets the nu
+   of the subtracted movie (its F0 is the resting ROI mean minus the offset
+   that the noise-free time-averaged image predicts).
 
 Noise calibration (``noise_level`` = target CASCADE nu)
 -------------------------------------------------------
@@ -80,7 +93,7 @@ import contextlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +102,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.signal import lfilter
 
 from .atomic import OutputExistsError, atomic_path
-from .dynamics import limit_cycle_trajectories, lorenz_trajectories, standardize
+from .dynamics import limit_cycle_trajectories, lorenz_trajectories, pulse_trajectories, standardize
 from .indicators import calcium_from_spikes, get_indicator
 from .scan import FineGrid, ScanPattern
 
@@ -98,13 +111,25 @@ __all__ = [
     "GroundTruth",
     "SyntheticScan",
     "PRESETS",
+    "REGIMES",
+    "LATENTS",
+    "SCAN_ORDERS",
     "preset_config",
+    "scan_overrides",
+    "roi_labels",
+    "roi_shares_random_lines",
+    "line_fraction_for_reduction",
     "simulate",
     "apply_pattern",
     "load_simulation",
 ]
 
 _FILES = ("movie.tif", "rois.tif", "scan.json", "truth.npz", "config.json")
+
+#: Latent dynamics of :class:`SynthConfig` and their dimension.
+LATENTS: dict[str, int] = {"lorenz": 3, "limit_cycle": 2, "pulses": 4}
+#: Oscillation frequencies (cycles per model-time unit) of the pulse-kicked system.
+PULSE_FREQUENCIES: tuple[float, ...] = (0.9, 2.3)
 _CHUNK_SWEEPS = 128  # noise is drawn this many sweeps at a time (fixed: keeps streams identical)
 
 
@@ -118,11 +143,17 @@ class SynthConfig:
         aspect_range (min, max) minor/major axis ratio; edge_softness (logistic
         width of the soft edge); min_gap (free pixels between ROIs).
     Latents and rates
-        latent "lorenz" or "limit_cycle"; latent_speed (model-time units per
-        second of recording; the Lorenz attractor turns about once per 0.7
-        model-time units, the limit cycle has period 1); baseline_rate_hz,
-        modulation_depth (gain of the log rate), max_rate_hz (rates are
-        clipped there).
+        latent "lorenz", "limit_cycle" or "pulses"; latent_speed (model-time
+        units per second of recording; the Lorenz attractor turns about once
+        per 0.7 model-time units, the limit cycle has period 1); pulse_rate
+        (input pulses per model-time unit) and pulse_decay (decay time
+        constant in model-time units) of "pulses", a damped linear system of
+        two oscillators (:data:`PULSE_FREQUENCIES` cycles per model-time unit)
+        kicked by random pulses at Poisson times
+        (:func:`napari_sbtt.core.dynamics.pulse_trajectories`);
+        baseline_rate_hz, modulation_depth (gain of the log rate), max_rate_hz
+        (rates are clipped there). Sparse low-rate firing is a setting of these
+        fields, not a latent of its own (:data:`REGIMES` ``"sparse"``).
     Indicator
         indicator (preset name, :data:`napari_sbtt.core.indicators.INDICATORS`);
         indicator_saturation (dF/F asymptote or None).
@@ -136,7 +167,12 @@ class SynthConfig:
     Noise
         noise_level (target CASCADE nu of the fully sampled ROI-mean dF/F, or
         None to use f0_photons); read_noise (read-noise sd relative to the shot
-        noise of a resting ROI pixel); calibration_rounds.
+        noise of a resting ROI pixel); calibration_rounds;
+        subtract_background (None: the movie holds photon counts; a percentile
+        p in [0, 100]: one offset, the p-th percentile over background pixels
+        of the movie's time-averaged acquired image, is subtracted from every
+        pixel, as users subtract an estimated background before dF/F; see the
+        module docstring, step 6).
     Scan (seconds)
         scan_kind "full", "strips" or "random_lines"; n_strips, strip_order
         ("sequential"/"interleaved"), strips_per_sweep; line_fraction (random
@@ -154,6 +190,8 @@ class SynthConfig:
     min_gap: float = 1.0
     latent: str = "lorenz"
     latent_speed: float = 1.0
+    pulse_rate: float = 1.0
+    pulse_decay: float = 0.3
     baseline_rate_hz: float = 2.0
     modulation_depth: float = 1.0
     max_rate_hz: float = 30.0
@@ -169,6 +207,7 @@ class SynthConfig:
     noise_level: float | None = 2.0
     read_noise: float = 0.5
     calibration_rounds: int = 3
+    subtract_background: float | None = None
     scan_kind: str = "strips"
     n_strips: int = 4
     strip_order: str = "sequential"
@@ -205,9 +244,9 @@ class SynthConfig:
         a0, a1 = self.aspect_range
         if not 0.2 <= a0 <= a1 <= 1.0:
             raise ValueError(f"aspect_range must satisfy 0.2 <= min <= max <= 1, got {self.aspect_range}")
-        if self.latent not in ("lorenz", "limit_cycle"):
-            raise ValueError(f"latent must be 'lorenz' or 'limit_cycle', got {self.latent!r}")
-        for name in ("latent_speed", "baseline_rate_hz", "max_rate_hz", "f0_photons", "line_period",
+        if self.latent not in LATENTS:
+            raise ValueError(f"latent must be one of {', '.join(repr(k) for k in LATENTS)}, got {self.latent!r}")
+        for name in ("latent_speed", "pulse_rate", "pulse_decay", "baseline_rate_hz", "max_rate_hz", "f0_photons", "line_period",
                      "neuropil_tau", "edge_softness"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
@@ -236,12 +275,16 @@ class SynthConfig:
             raise ValueError(f"fine_factor must be a whole number >= 1, got {self.fine_factor}")
         if self.calibration_rounds < 0:
             raise ValueError(f"calibration_rounds must be >= 0, got {self.calibration_rounds}")
+        p = self.subtract_background
+        if p is not None and not (isinstance(p, (int, float)) and not isinstance(p, bool)
+                                  and math.isfinite(p) and 0 <= p <= 100):
+            raise ValueError(f"subtract_background must be a percentile in [0, 100] or None, got {p!r}")
 
     # ------------------------------------------------------------------ helpers
     @property
     def latent_dim(self) -> int:
-        """3 for Lorenz, 2 for the limit cycle."""
-        return 3 if self.latent == "lorenz" else 2
+        """3 for Lorenz, 2 for the limit cycle, 4 for pulses (two damped oscillators)."""
+        return LATENTS[self.latent]
 
     def build_pattern(self) -> ScanPattern:
         """The scan pattern this config describes (random lines draw from the config's seed)."""
@@ -291,6 +334,155 @@ class SynthConfig:
         if unknown:
             raise ValueError(f"unknown SynthConfig field(s) {unknown}; valid fields: {sorted(known)}")
         return replace(self, **changes)
+
+
+#: Activity regimes (the latent-dynamics axis of the benchmark family) as
+#: :class:`SynthConfig` overrides:
+#:
+#: - ``lorenz``, ``limit_cycle``: the smooth attractors of the defaults.
+#: - ``pulses``: input-driven population transients, ``latent="pulses"`` (a
+#:   damped linear system kicked by sparse random pulses, about one per second,
+#:   decaying with 0.3 s; about half of the time the population is at rest).
+#: - ``sparse``: sparse low-rate firing, not a dynamical system of its own but a
+#:   setting of existing fields: Lorenz latents with a low baseline
+#:   (``baseline_rate_hz=0.2``) and a strong gain (``modulation_depth=2``).
+#:   Median rate 0.2 Hz, mean about 1.2 Hz, above 5 Hz about 6 % of the time
+#:   (rare strong modulation), clipped at ``max_rate_hz``.
+REGIMES: dict[str, dict[str, Any]] = {
+    "lorenz": dict(latent="lorenz"),
+    "limit_cycle": dict(latent="limit_cycle"),
+    "pulses": dict(latent="pulses"),
+    "sparse": dict(latent="lorenz", baseline_rate_hz=0.2, modulation_depth=2.0),
+}
+
+#: Scan orders of :func:`scan_overrides`.
+SCAN_ORDERS: tuple[str, ...] = ("sequential", "interleaved", "random_lines")
+
+
+def scan_overrides(order: str, reduction: int, sweep_period: float, n_rows: int,
+                   *, sweep_fraction: float = 0.8, labels: np.ndarray | None = None,
+                   min_coverage: float = 0.5) -> dict[str, Any]:
+    """:class:`SynthConfig` overrides for a scan that samples each ROI ``reduction`` times less often.
+
+    Parameters
+    ----------
+    order
+        ``"sequential"`` or ``"interleaved"`` strips (``n_strips = reduction``,
+        one strip per sweep; each row is acquired in exactly one sweep of every
+        ``reduction``, and an ROI no taller than a strip in exactly one, or
+        two when split half and half), or ``"random_lines"`` (rows drawn at
+        random in every sweep): without ``labels`` a share ``1 / reduction`` of
+        the rows, so each *row* is seen ``reduction`` times less often; with
+        ``labels`` the share (:func:`line_fraction_for_reduction`) at which
+        each *ROI* is expected to be observed (``min_coverage`` of its pixels
+        acquired, as trace extraction requires) in ``1 / reduction`` of the
+        sweeps.
+    reduction
+        Whole number >= 1: how many times fewer samples than a full raster at
+        the same sweep rate.
+    sweep_period
+        Seconds per sweep (the fine-grid bin at ``fine_factor=1``): set as
+        ``frame_period``, with the acquired lines filling ``sweep_fraction`` of
+        it (``line_period = sweep_fraction * sweep_period / rows per sweep``).
+    n_rows
+        Rows of the field (``field_shape[0]``).
+
+    Returns
+    -------
+    dict of ``scan_kind``, ``n_strips``/``strip_order`` or ``line_fraction``,
+    ``strips_per_sweep``, ``line_period``, ``frame_period`` and ``flyback``.
+    """
+    if order not in SCAN_ORDERS:
+        raise ValueError(f"order must be one of {', '.join(SCAN_ORDERS)}, got {order!r}")
+    if isinstance(reduction, bool) or int(reduction) != reduction or not 1 <= reduction <= n_rows:
+        raise ValueError(f"reduction must be a whole number in 1..{n_rows} (the rows), got {reduction}")
+    if not (math.isfinite(sweep_period) and sweep_period > 0):
+        raise ValueError(f"sweep_period must be a positive number of seconds, got {sweep_period}")
+    if not 0 < sweep_fraction <= 1:
+        raise ValueError(f"sweep_fraction must lie in (0, 1], got {sweep_fraction}")
+    reduction = int(reduction)
+    if order == "random_lines":
+        fraction = 1.0 / reduction if labels is None else \
+            line_fraction_for_reduction(labels, reduction, min_coverage=min_coverage)
+        rows = max(1, int(round(fraction * n_rows)))  # as ScanPattern.random_lines
+        out: dict[str, Any] = dict(scan_kind="random_lines", line_fraction=fraction)
+    else:
+        rows = math.ceil(n_rows / reduction)
+        out = dict(scan_kind="strips", n_strips=reduction, strip_order=order, strips_per_sweep=1)
+    out.update(line_period=sweep_fraction * sweep_period / rows, frame_period=float(sweep_period),
+               flyback=(1.0 - sweep_fraction) * sweep_period)
+    return out
+
+
+def roi_shares_random_lines(labels: np.ndarray, line_fraction: float, *, min_coverage: float = 0.5) -> np.ndarray:
+    """Expected share of sweeps that observe each ROI when every row is acquired with probability ``line_fraction``.
+
+    An ROI counts as observed in a sweep when the acquired rows hold at least
+    ``min_coverage`` of its pixels (the rule of trace extraction). Rows are
+    taken as independent (a good approximation of drawing
+    ``round(line_fraction * Y)`` rows without replacement when ``Y`` is much
+    larger than an ROI's height).
+
+    Parameters
+    ----------
+    labels : (Y, X) int, 0 = background, 1..N = ROI ids.
+    line_fraction : share of rows acquired per sweep, in (0, 1].
+
+    Returns
+    -------
+    ndarray, float64, shape (N,): one share per ROI id 1..N (``labels.max()``); 0 for an absent id.
+    """
+    if not 0 < line_fraction <= 1:
+        raise ValueError(f"line_fraction must lie in (0, 1], got {line_fraction}")
+    labels = np.asarray(labels)
+    n = int(labels.max()) if labels.size else 0
+    out = np.zeros(n)
+    for i in range(1, n + 1):
+        per_row = (labels == i).sum(axis=1)
+        per_row = per_row[per_row > 0]
+        total = int(per_row.sum())
+        if total == 0:
+            continue
+        # distribution of acquired pixels: a sum of independent row contributions
+        dist = np.zeros(total + 1)
+        dist[0] = 1.0
+        for c in per_row:
+            shifted = np.zeros_like(dist)
+            shifted[c:] = dist[: total + 1 - c]
+            dist = (1.0 - line_fraction) * dist + line_fraction * shifted
+        need = int(math.ceil(total * min_coverage - 1e-9))
+        out[i - 1] = float(dist[need:].sum())
+    return out
+
+
+def line_fraction_for_reduction(labels: np.ndarray, reduction: float, *, min_coverage: float = 0.5) -> float:
+    """Share of rows per sweep at which the ROIs of ``labels`` are observed in ``1 / reduction`` of the sweeps.
+
+    The mean over ROIs of :func:`roi_shares_random_lines` is solved for by
+    bisection (it grows with the share of rows). Because an ROI spans several
+    rows and needs ``min_coverage`` of its pixels, the row share is larger
+    than ``1 / reduction`` (about 0.2 of the rows for 16 x fewer samples of
+    ROIs 6-9 rows tall).
+    """
+    if not (math.isfinite(reduction) and reduction >= 1):
+        raise ValueError(f"reduction must be a number >= 1, got {reduction}")
+    target = 1.0 / reduction
+    if target >= 1.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if float(np.mean(roi_shares_random_lines(labels, mid, min_coverage=min_coverage))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def roi_labels(config: SynthConfig) -> np.ndarray:
+    """The ROI labels (Y, X) int32 that :func:`simulate` draws for ``config`` (its seed); footprints only, fast."""
+    rng_fp = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(8)[0])
+    return _place_rois(config, rng_fp)[0]
 
 
 #: Presets as overrides of the :class:`SynthConfig` defaults. Sizes (float32 movie):
@@ -353,7 +545,8 @@ class GroundTruth:
         Relative ROI brightness ``B_n`` (mean 1).
     roi_f0 : (N,) float64
         Resting ROI-mean fluorescence in photons per pixel per line (the F0 of
-        the ROI-mean dF/F: neuropil under the ROI included).
+        the ROI-mean dF/F: neuropil under the ROI included; after the
+        subtraction of ``background_offset``).
     footprint_weights : (Y, X) float32
         Spatial weight of each ROI pixel (0 outside ROIs; labels say which ROI).
     photon_scale : float
@@ -364,6 +557,9 @@ class GroundTruth:
         Target noise level (NaN when ``noise_level`` was None).
     nu_calibrated : float
         Noise level the calibration measured (median over ROIs).
+    background_offset : float
+        Photons per pixel per line subtracted from the movie
+        (``subtract_background``; 0 when nothing was subtracted).
     """
 
     times: np.ndarray
@@ -383,6 +579,7 @@ class GroundTruth:
     read_noise_sd: float
     nu_target: float
     nu_calibrated: float
+    background_offset: float = 0.0
 
     @property
     def grid(self) -> FineGrid:
@@ -401,6 +598,9 @@ class GroundTruth:
     def from_arrays(cls, arrays: Any) -> "GroundTruth":
         kw: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name not in arrays and f.default is not MISSING:
+                kw[f.name] = f.default  # a field added later; older files lack it
+                continue
             if f.name not in arrays:
                 raise ValueError(f"truth file lacks the array {f.name!r}")
             a = np.asarray(arrays[f.name])
@@ -603,16 +803,31 @@ def simulate(
     m_roi = np.stack([M[:, roi_mask[n]].mean(axis=1) for n in range(N)], axis=1)  # (N+1, N)
     f0_ref = float(base[labels > 0].mean())
 
-    # 5. photon scale (noise calibration) and render
+    # 5. photon scale (noise calibration) and render; with a background subtracted, the
+    # calibration's F0 is the resting ROI mean less the offset the noise-free mean image predicts
+    f0_roi = base_roi
+    if cfg.subtract_background is not None:
+        mean_img = base + np.tensordot(c_ext.mean(axis=0), M, axes=1)
+        f0_roi = base_roi - _background_percentile(mean_img, labels, cfg.subtract_background)
+        if np.any(f0_roi <= 0.05 * base_roi):
+            raise ValueError(
+                f"subtract_background={cfg.subtract_background} would remove (nearly) all of an ROI's resting "
+                "fluorescence; use a lower percentile"
+            )
     lam_rel = _roi_mean_rel(c_ext, bins, centres, base_roi, m_roi)
     if cfg.noise_level is None:
         q = cfg.f0_photons / f0_ref
-        nu_cal = _measure_nu(q, cfg, lam_rel, base_roi, n_pix, f0_ref, pattern, rng_cal)
+        nu_cal = _measure_nu(q, cfg, lam_rel, f0_roi, n_pix, f0_ref, pattern, rng_cal)
     else:
-        q, nu_cal = _calibrate(cfg, lam_rel, base_roi, n_pix, f0_ref, pattern, rng_cal)
+        q, nu_cal = _calibrate(cfg, lam_rel, base_roi, n_pix, f0_ref, pattern, rng_cal, f0_roi=f0_roi)
     read_sd = cfg.read_noise * math.sqrt(q * f0_ref)
 
     full = _render(pattern, bins, c_ext, M, base, q, read_sd, rng_poi, rng_gauss)
+    offset = 0.0
+    if cfg.subtract_background is not None:
+        # 6. the user's estimate from the acquired samples of the noisy movie
+        offset = _background_percentile(_acquired_mean_image(full, pattern), labels, cfg.subtract_background)
+        full -= np.float32(offset)
     movie = apply_pattern(full, pattern) if full_movie else full
     if not full_movie:
         movie[~pattern.frame_mask()] = np.nan
@@ -629,12 +844,13 @@ def simulate(
         neuropil=slow,
         roi_ids=np.arange(1, N + 1, dtype=np.int32),
         brightness=bright,
-        roi_f0=q * base_roi,
+        roi_f0=q * base_roi - offset,
         footprint_weights=np.where(labels > 0, weights, 0.0).astype(np.float32),
         photon_scale=float(q),
         read_noise_sd=float(read_sd),
         nu_target=float("nan") if cfg.noise_level is None else float(cfg.noise_level),
         nu_calibrated=float(nu_cal),
+        background_offset=float(offset),
     )
     return SyntheticScan(movie=movie, labels=labels, pattern=pattern, truth=truth, config=cfg,
                          full_movie=full if full_movie else None)
@@ -690,6 +906,11 @@ def _latents(cfg: SynthConfig, n_bins: int, dt: float, rng: np.random.Generator)
     model_dt = cfg.latent_speed * dt
     n_sub = max(1, int(math.ceil(model_dt / 0.01 - 1e-9)))
     step = model_dt / n_sub
+    if cfg.latent == "pulses":
+        # exact integration: no sub-steps needed, pulse times are continuous
+        z = pulse_trajectories(1, n_bins, dt=model_dt, frequencies=PULSE_FREQUENCIES, decay=cfg.pulse_decay,
+                               pulse_rate=cfg.pulse_rate, rng=rng)[0]
+        return standardize(z)
     if cfg.latent == "lorenz":
         z = lorenz_trajectories(1, n_bins * n_sub, dt=step, rng=rng)[0]
     else:
@@ -730,9 +951,12 @@ def _roi_mean_rel(c_ext: np.ndarray, bins: np.ndarray, centres: np.ndarray,
     return base_roi[None, :] + fine[bins[:, rows], np.arange(centres.shape[0])[None, :]]
 
 
-def _measure_nu(q: float, cfg: SynthConfig, lam_rel: np.ndarray, base_roi: np.ndarray, n_pix: np.ndarray,
+def _measure_nu(q: float, cfg: SynthConfig, lam_rel: np.ndarray, f0_roi: np.ndarray, n_pix: np.ndarray,
                 f0_ref: float, pattern: ScanPattern, rng: np.random.Generator) -> float:
     """Median over ROIs of nu of the simulated full-scan ROI-mean dF/F at photon scale ``q``.
+
+    ``f0_roi`` (N,): each ROI's F0 in relative units (its resting mean, less a
+    subtracted background).
 
     Each ROI's nu is averaged over enough independent noise draws to hold at
     least ~20 000 samples, so the estimate is not itself noisy on short recordings.
@@ -744,24 +968,54 @@ def _measure_nu(q: float, cfg: SynthConfig, lam_rel: np.ndarray, base_roi: np.nd
     lam_all = np.tile(lam, (reps, 1))
     # the ROI sum of P Poisson pixels is Poisson; read noise adds P variances
     total = rng.poisson(lam_all) + rng.standard_normal(lam_all.shape) * (read_sd * np.sqrt(n_pix))
-    dff = total / n_pix / (q * base_roi) - 1.0
+    dff = total / n_pix / (q * f0_roi) - 1.0
     return float(np.median(_noise_level(dff, 1.0 / pattern.frame_period)))
 
 
 def _calibrate(cfg: SynthConfig, lam_rel: np.ndarray, base_roi: np.ndarray, n_pix: np.ndarray,
-               f0_ref: float, pattern: ScanPattern, rng: np.random.Generator) -> tuple[float, float]:
-    """Photon scale q giving median nu == cfg.noise_level: analytic start, measured corrections."""
+               f0_ref: float, pattern: ScanPattern, rng: np.random.Generator,
+               *, f0_roi: np.ndarray | None = None) -> tuple[float, float]:
+    """Photon scale q giving median nu == cfg.noise_level: analytic start, measured corrections.
+
+    ``f0_roi``: the ROIs' dF/F baselines in relative units (default ``base_roi``).
+    """
+    if f0_roi is None:
+        f0_roi = base_roi
     target = float(cfg.noise_level)  # type: ignore[arg-type]
     rate = 1.0 / pattern.frame_period
     sd_target = _noise_std_for_level(target, rate)
     # at rest: var(ROI mean) = (q F0 + read_sd^2) / P with read_sd^2 = read_noise^2 q f0_ref
-    g = np.sqrt(base_roi + cfg.read_noise**2 * f0_ref) / (np.sqrt(n_pix) * base_roi)
+    g = np.sqrt(base_roi + cfg.read_noise**2 * f0_ref) / (np.sqrt(n_pix) * f0_roi)
     q = float((np.median(g) / sd_target) ** 2)
-    nu = _measure_nu(q, cfg, lam_rel, base_roi, n_pix, f0_ref, pattern, rng)
+    nu = _measure_nu(q, cfg, lam_rel, f0_roi, n_pix, f0_ref, pattern, rng)
     for _ in range(cfg.calibration_rounds):
         q *= (nu / target) ** 2
-        nu = _measure_nu(q, cfg, lam_rel, base_roi, n_pix, f0_ref, pattern, rng)
+        nu = _measure_nu(q, cfg, lam_rel, f0_roi, n_pix, f0_ref, pattern, rng)
     return q, nu
+
+
+def _background_percentile(image: np.ndarray, labels: np.ndarray, percentile: float) -> float:
+    """The ``percentile`` of ``image`` (Y, X) over background pixels (label 0; all pixels when there are none)."""
+    values = image[labels == 0]
+    if values.size == 0:
+        values = image.ravel()
+    return float(np.nanpercentile(values, percentile))
+
+
+def _acquired_mean_image(movie: np.ndarray, pattern: ScanPattern) -> np.ndarray:
+    """(Y, X) float64 mean over the sweeps that acquired each row (what a user averages); chunked."""
+    T, Y, X = movie.shape
+    total = np.zeros((Y, X))
+    count = np.zeros(Y)
+    mask = pattern.frame_mask()  # (T, Y)
+    for s in range(0, T, _CHUNK_SWEEPS):
+        m = mask[s : s + _CHUNK_SWEEPS]
+        block = movie[s : s + _CHUNK_SWEEPS].astype(np.float64)
+        total += np.einsum("ty,tyx->yx", m.astype(np.float64), block)
+        count += m.sum(axis=0)
+    mean = total / np.maximum(count, 1)[:, None]
+    mean[count == 0] = np.nan
+    return mean
 
 
 def _render(pattern: ScanPattern, bins: np.ndarray, c_ext: np.ndarray, M: np.ndarray, base: np.ndarray,

@@ -379,6 +379,24 @@ def merge_windows(
     return out.reshape((n_time, *rest))
 
 
+#: a window never has fewer bins than this (slow volumetric recordings: 1-5 Hz per plane)
+MIN_WINDOW_BINS = 16
+
+
+def auto_window_s(bin_s: float, tau_decay_s: float | None = None) -> float:
+    """The window length (seconds) a recording gets when none is asked for.
+
+    ``max(1 s, 2 x the calcium decay, 16 bins)``: long enough for a transient to decay inside a
+    window (so the kernel's decay can be learned) and for the encoder to see a few samples of a
+    slow recording (a 1 Hz plane gets 16 s windows), and 1 s otherwise, the window the benchmarks
+    chose for 15-60 Hz scans.
+    """
+    if not (math.isfinite(bin_s) and bin_s > 0):
+        raise ValueError(f"bin_s must be a positive duration in seconds, got {bin_s}")
+    tau = 0.0 if tau_decay_s is None else float(tau_decay_s)
+    return max(1.0, 2.0 * tau, MIN_WINDOW_BINS * bin_s)
+
+
 def choose_window(
     bin_s: float,
     *,

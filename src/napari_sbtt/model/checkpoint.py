@@ -28,7 +28,8 @@ from ..core.atomic import atomic_path
 from .config import EpochReport, SBTTConfig
 from .header import (FORMAT, FORMAT_VERSION, META_KEY, resolve_checkpoint_path, tensor_shapes,
                      validate_checkpoint_info)
-from .likelihoods import Normaliser, make_likelihood
+from .likelihoods import (LEGACY_CALCIUM_KEYS, Normaliser, calcium_state_from_logits, make_likelihood,
+                          rename_legacy_calcium_key)
 from .network import SequentialAutoencoder
 from .sbtt_model import SBTTModel, resolve_device
 
@@ -114,7 +115,7 @@ def _expected_shapes(n: int, likelihood: str, config: SBTTConfig) -> dict[str, t
 def _check_shapes(path: Path, n: int, likelihood: str, config: SBTTConfig) -> None:
     """Compare the sizes the metadata declares with the tensors the file ships, before building."""
     try:
-        shipped = tensor_shapes(path)
+        shipped = {rename_legacy_calcium_key(k): v for k, v in tensor_shapes(path).items()}
     except OSError as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
     expected = _expected_shapes(n, likelihood, config)
@@ -172,6 +173,8 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
+    if any(k.endswith(LEGACY_CALCIUM_KEYS) for k in tensors):
+        tensors = calcium_state_from_logits(tensors)  # format 1: calcium poles as logits
     model.network.load_state_dict(tensors)
     return SBTTModel(model.network, lik, config, normaliser, history=history,
                      best_epoch=info.get("best_epoch", -1), metadata=info.get("metadata", {}),

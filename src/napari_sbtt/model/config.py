@@ -130,6 +130,11 @@ class SBTTConfig:
     """if set with bin_width, overrides calcium_delay: onset delay in seconds (>= 0)"""
     bin_width: float | None = None
     """width of one time bin in seconds (converts the calcium_*_seconds fields to bins)"""
+    rate_sparsity: float = 0.0
+    """calcium likelihood: weight z of a sparsity (exponential) prior on the rates during training,
+    as in sparse non-negative deconvolution: each bin's fluorescence jump s costs
+    z * ||kernel|| / noise_sd * s next to the Gaussian likelihood (0 = off). Spikes are sparse,
+    so the prior keeps the rates from mimicking a wrong calcium kernel with sustained activity"""
     zig_min_event: float = 0.1
     """ZIG: smallest event size in data units; values at or below it count as no event"""
 
@@ -169,7 +174,8 @@ class SBTTConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number > 0, got {v!r}")
-        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay"):
+        for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay",
+                     "rate_sparsity"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number >= 0, got {v!r}")
@@ -257,12 +263,34 @@ class SBTTConfig:
                 f"unknown SBTTConfig key(s) {unknown}; valid keys are {sorted(known)}")
         return cls(**d)
 
+    @classmethod
+    def default_for(cls, likelihood: str) -> "SBTTConfig":
+        """The configuration :func:`~napari_sbtt.model.fit_trials` uses for ``likelihood`` when
+        it is given none: SBTTConfig's defaults with :data:`LIKELIHOOD_DEFAULTS` on top."""
+        return cls(**LIKELIHOOD_DEFAULTS.get(likelihood, {}))
+
     def replace(self, **changes: Any) -> "SBTTConfig":
         """Copy with some fields changed (validated)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ValueError(f"unknown SBTTConfig key(s) {unknown}")
         return dataclasses.replace(self, **changes)
+
+
+#: per-likelihood settings of :meth:`SBTTConfig.default_for`, chosen by benchmark.
+#: "poisson" (spike counts): the SBTT demo protocol (benchmarks/sbtt_demo_protocol.py,
+#: benchmarks/RESULTS.md "SBTT demo protocol"): 32-unit GRUs (about twice the epochs per second
+#: of 64 on CPU), a 3-d factor bottleneck, no coordinated dropout (with an initial-condition-only
+#: generator the network cannot copy its input, and scoring every observed entry gives ~3x more
+#: gradient signal per step), batch 128 at learning rate 1e-2 with a 5-epoch warm-up and a cosine
+#: decay that ends at the 90 s budget (a cap the caller can lift), one torch thread.
+LIKELIHOOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "poisson": dict(
+        readin_size=32, encoder_size=32, generator_size=32, ic_size=32, factor_size=3,
+        coordinated_dropout=0.0, learning_rate=1e-2, batch_size=128, lr_schedule="cosine",
+        lr_warmup_epochs=5, patience=40, max_seconds=90.0, num_threads=1,
+    ),
+}
 
 
 def default_num_threads() -> int:

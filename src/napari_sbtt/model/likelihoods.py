@@ -237,9 +237,37 @@ class ZIGLikelihood(Likelihood):
 
 
 # ----------------------------------------------------------------------------
-def _inv_sigmoid(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
+#: bounds of a learned calcium time constant, log(bins): 0.05 to ~1e5 bins
+_LOG_TAU_MIN, _LOG_TAU_MAX = math.log(0.05), math.log(1e5)
+#: the rise time constant stays below this share of the decay (the kernel's poles stay distinct)
+_MAX_RISE_SHARE = 0.9
+
+
+#: calcium parameters of checkpoints written before the log time constants, and their new names
+_LEGACY_CALCIUM = {"decay_logit": "log_tau_decay", "rise_logit": "log_tau_rise"}
+LEGACY_CALCIUM_KEYS = tuple(_LEGACY_CALCIUM)
+
+
+def rename_legacy_calcium_key(key: str) -> str:
+    """A state-dict key with a legacy calcium parameter name replaced by today's (others unchanged)."""
+    for old, new in _LEGACY_CALCIUM.items():
+        if key.endswith(old):
+            return key[: -len(old)] + new
+    return key
+
+
+def calcium_state_from_logits(state: dict) -> dict:
+    """Convert a calcium likelihood's pole logits (``decay_logit``, ``rise_logit``: per-bin poles
+    through a sigmoid, in checkpoints written before the log time constants) to log time
+    constants in bins (``log_tau_decay``, ``log_tau_rise``)."""
+    out = {}
+    for key, value in state.items():
+        new = rename_legacy_calcium_key(key)
+        if new != key:
+            pole = torch.sigmoid(value.double())
+            value = (-1.0 / torch.log(pole)).log().float()
+        out[new] = value
+    return out
 
 
 class CalciumLikelihood(Likelihood):
@@ -291,23 +319,41 @@ class CalciumLikelihood(Likelihood):
             raise ValueError(f"calcium onset delay must be >= 0 bins, got {delay_bins}")
         self.delay_bins = float(delay_bins)
         d = math.exp(-1.0 / self.decay_bins0)
-        self.decay_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(d)))
+        # time constants are learned as log(tau in bins): a step changes tau by a share of itself,
+        # so a decay several times the initial one is reachable (a pole's logit saturates there)
+        self.log_tau_decay = nn.Parameter(torch.full((n_neurons,), math.log(self.decay_bins0)))
         if self.ar_order == 2:
-            r = math.exp(-1.0 / max(rise_bins, 1e-3))
-            r = min(r, d * 0.9)  # keep the poles distinct
-            self.rise_logit = nn.Parameter(torch.full((n_neurons,), _inv_sigmoid(r)))
+            rise0 = min(max(rise_bins, 1e-3), _MAX_RISE_SHARE * self.decay_bins0)
+            self.log_tau_rise = nn.Parameter(torch.full((n_neurons,), math.log(rise0)))
         # gain chosen so that a unit rate gives calcium ~ 1 / (1 - d); start small
         self.log_gain = nn.Parameter(torch.full((n_neurons,), math.log(1.0 - d)))
         self.baseline = nn.Parameter(torch.full((n_neurons,), -0.5))
         self.raw_std = nn.Parameter(torch.full((n_neurons,), math.log(math.expm1(0.5))))
 
     # -- kernel --
+    def tau_decay(self) -> torch.Tensor:
+        """(N,) decay time constants in bins."""
+        return torch.exp(self.log_tau_decay.clamp(_LOG_TAU_MIN, _LOG_TAU_MAX))
+
+    def tau_rise(self) -> torch.Tensor:
+        """(N,) rise time constants in bins, kept below ``_MAX_RISE_SHARE`` of the decay."""
+        tau = torch.exp(self.log_tau_rise.clamp(_LOG_TAU_MIN, _LOG_TAU_MAX))
+        return torch.minimum(tau, _MAX_RISE_SHARE * self.tau_decay())
+
+    def decay_pole(self) -> torch.Tensor:
+        """(N,) per-bin decay factor d = exp(-1 / tau_decay)."""
+        return torch.exp(-1.0 / self.tau_decay())
+
+    def rise_pole(self) -> torch.Tensor:
+        """(N,) per-bin rise factor r = exp(-1 / tau_rise)."""
+        return torch.exp(-1.0 / self.tau_rise())
+
     def ar_coefficients(self) -> torch.Tensor:
         """(N, ar_order) AR coefficients gamma_i."""
-        d = torch.sigmoid(self.decay_logit)
+        d = self.decay_pole()
         if self.ar_order == 1:
             return d[:, None]
-        r = torch.sigmoid(self.rise_logit)
+        r = self.rise_pole()
         return torch.stack([d + r, -d * r], dim=1)
 
     def kernel(self, length: int) -> torch.Tensor:
@@ -334,7 +380,7 @@ class CalciumLikelihood(Likelihood):
         is the decay's K minus the rise's K divided by (tau_d - tau_r) (1 - d), so its area is
         the AR(1) kernel's 1 / (1 - d): a unit rate means the same calcium with either kernel.
         """
-        d = torch.sigmoid(self.decay_logit)
+        d = self.decay_pole()
         k = torch.arange(length, dtype=d.dtype, device=d.device)
 
         def binned(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -348,16 +394,16 @@ class CalciumLikelihood(Likelihood):
             return K, tau
 
         K_d, tau_d = binned(d)
-        K_r, tau_r = binned(torch.sigmoid(self.rise_logit))
+        K_r, tau_r = binned(self.rise_pole())
         return (K_d - K_r) / ((tau_d - tau_r) * (1.0 - d))[:, None]
 
     def _ar_kernel(self, length: int) -> torch.Tensor:
         """Impulse response h (N, length) of the AR filter, h_0 = 1."""
-        d = torch.sigmoid(self.decay_logit)
+        d = self.decay_pole()
         t = torch.arange(length, dtype=d.dtype, device=d.device)
         if self.ar_order == 1:
             return torch.exp(t[None, :] * torch.log(d)[:, None])
-        r = torch.sigmoid(self.rise_logit)
+        r = self.rise_pole()
         # h_t = sum_{j=0}^t d^j r^(t-j), computed by recursion on the AR(2) equation
         g1, g2 = d + r, -d * r
         hs = [torch.ones_like(d), g1]
@@ -394,7 +440,7 @@ class CalciumLikelihood(Likelihood):
         c0 = self.initial_calcium(raw)
         if c0 is not None:
             T = raw.shape[1]
-            d = torch.sigmoid(self.decay_logit)
+            d = self.decay_pole()
             t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
             c = c + c0[:, None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])[None]
         return c
@@ -411,6 +457,13 @@ class CalciumLikelihood(Likelihood):
     def rates(self, raw: torch.Tensor) -> torch.Tensor:
         return F.softplus(raw[..., 0]) * self.gain()
 
+    def sparsity_cost(self, raw: torch.Tensor) -> torch.Tensor:
+        """(B, T, N) cost of each bin's jump s under an exponential prior, in units of the
+        Gaussian likelihood: s * ||kernel|| / noise_sd (times the config's rate_sparsity)."""
+        T = raw.shape[1]
+        norm = torch.linalg.vector_norm(self.kernel(T), dim=1)  # (N,) the jump's kernel norm
+        return self.rates(raw) * (norm / self.std())
+
     def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
         flat = np.asarray(target_model_units, dtype=np.float64).reshape(-1, self.n_neurons)
         if np.isfinite(flat).any():
@@ -421,7 +474,7 @@ class CalciumLikelihood(Likelihood):
             ok = np.isfinite(low) & np.isfinite(mean) & (mean - low > 1e-3)
             # baseline at the calcium-free level (a low percentile of the fluorescence), gain so
             # that the initial rate softplus(0) = log 2 at steady state reaches the mean
-            d = torch.sigmoid(self.decay_logit.detach()).double().numpy()
+            d = self.decay_pole().detach().double().cpu().numpy()
             base0 = np.where(ok, low, -0.5)
             gain0 = np.where(ok, (mean - low) * (1.0 - d) / math.log(2.0), 1.0 - d)
             with torch.no_grad():

@@ -215,6 +215,32 @@ class SBTTModel:
         f = np.concatenate(outs, axis=0)
         return f[0] if squeeze else f
 
+    def observation_model(self, *, max_lags: int = 4096) -> dict[str, np.ndarray]:
+        """The learned calcium observation model of every ROI, in data units (calcium only).
+
+        Returns a dict of numpy arrays: ``kernel`` (N, L) the fluorescence per unit jump at lags
+        0..L-1 (L covers six decay time constants, at most ``max_lags``; lag 0 is 1 for the AR
+        kernel), ``baseline`` (N,), ``noise_sd`` (N,) and ``tau_decay_bins`` / ``tau_rise_bins``
+        (N,). A rate from :meth:`predict` is a jump in these units, so
+        ``baseline + kernel * rates`` is the model's fluorescence (without the calcium present
+        before a window), and :func:`napari_sbtt.core.deconvolution.sparse_deconvolve` can
+        deconvolve the samples under exactly this model.
+        """
+        if self.likelihood != "calcium":
+            raise ValueError(f"observation_model() needs the calcium likelihood, not {self.likelihood!r}")
+        lik = self.network.likelihood
+        with torch.no_grad():
+            tau_d = lik.tau_decay().double().cpu().numpy()
+            tau_r = (lik.tau_rise().double().cpu().numpy() if lik.ar_order == 2
+                     else np.zeros_like(tau_d))
+            length = int(min(max_lags, max(8, np.ceil(6.0 * tau_d.max() + lik.delay_bins + 2))))
+            kernel = lik.kernel(length).double().cpu().numpy()  # per unit jump; the jump holds the gain
+            base = lik.baseline.double().cpu().numpy()
+            sd = lik.std().double().cpu().numpy()
+        sc, off = self.normaliser.scale, self.normaliser.offset
+        return {"kernel": kernel, "baseline": base * sc + off, "noise_sd": sd * sc,
+                "tau_decay_bins": tau_d, "tau_rise_bins": tau_r}
+
     # ------------------------------------------------------------------
     def adapt(self, train: np.ndarray, valid: np.ndarray | None = None, **kwargs: Any) -> "SBTTModel":
         """Fine-tune on new data, keeping the learned dynamics (pretrain-then-adapt).

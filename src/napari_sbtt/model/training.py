@@ -129,7 +129,9 @@ def fit_trials(
         samples (sample validation). All-NaN trials are dropped with a warning.
     likelihood : "poisson" | "gaussian" | "zig" | "calcium"
     config : SBTTConfig, optional
-        Defaults to ``SBTTConfig()`` (or ``init.config`` when adapting).
+        Defaults to ``SBTTConfig.default_for(likelihood)`` (the benchmark-chosen settings of
+        each likelihood, e.g. the SBTT demo protocol's for "poisson"; a 90 s budget there), or
+        ``init.config`` when adapting.
     progress : callable(EpochReport) -> bool | str | None, optional
         Called after every epoch. Returning True or "stop", or raising StopTraining, ends
         training; the best weights so far are kept.
@@ -148,7 +150,7 @@ def fit_trials(
     """
     if init is not None and config is None:
         config = init.config
-    config = config if config is not None else SBTTConfig()
+    config = config if config is not None else SBTTConfig.default_for(likelihood)
     if not isinstance(config, SBTTConfig):
         raise ValueError(f"config must be an SBTTConfig, got {type(config).__name__}")
     config.validate()
@@ -270,6 +272,7 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
 
     opt = make_opt(lr)
     kl_scale = config.kl_weight / float(T * N)
+    sparsity = float(config.rate_sparsity) if likelihood == "calcium" else 0.0
 
     @torch.no_grad()
     def evaluate(x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
@@ -327,6 +330,9 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
             total, count = masked_loss(nll, score)
             recon = total / count.clamp(min=1)
             loss = recon + kl_scale * out.kl
+            if sparsity > 0:
+                # the prior covers every bin; per observed entry, as the likelihood's mean
+                loss = loss + sparsity * lik.sparsity_cost(out.raw).sum() / inb.sum().clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

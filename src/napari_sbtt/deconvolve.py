@@ -1,0 +1,264 @@
+"""Deconvolve a set of dF/F traces with one SBTT calcium model learned across all of them.
+
+:func:`deconvolve_traces` takes traces of neurons that need not have been recorded together
+(one per cell of a ground-truth collection, or suite2p's traces of one plane), each on its own
+frame grid, with NaN where a frame was not acquired. Each trace is standardised by its own
+baseline and noise; all traces are cut into windows that train ONE calcium model (N = 1: a
+learned prior of activity and one calcium kernel shared by the neurons); every trace is then
+inferred on its own grid, and the estimate (the network's rates or the deconvolution under the
+learned kernel) is chosen on held-out samples (:mod:`napari_sbtt.heldout`), pooled over traces.
+
+API layer: numpy in and out; torch is imported when the model is fitted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from .api import RunConfig, StageReport, infer_observations, model_config, run_window_s
+from .core.windows import choose_window, make_windows
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import SBTTModel
+
+__all__ = ["TraceDeconvolution", "deconvolve_traces", "DEFAULT_MAX_WINDOWS"]
+
+#: training windows drawn from all traces when the config does not say (a seeded random subset)
+DEFAULT_MAX_WINDOWS = 2048
+
+
+@dataclass
+class TraceDeconvolution:
+    """What :func:`deconvolve_traces` returns; list entries follow the input traces.
+
+    Attributes
+    ----------
+    rates : per trace (T_i,) float64 inferred activity per frame, in dF/F jump per frame
+        (deconvolved: the fluorescence a frame's activity adds before it decays).
+    spikes_per_s : per trace (T_i,) estimated spikes per second (the rates divided by the
+        indicator's dF/F per spike, an estimate from its preset), or None without an indicator.
+    signal : per trace (T_i,) the model's expected dF/F per frame.
+    times : per trace (T_i,) frame times in seconds.
+    model : the fitted N = 1 calcium model (its inputs are the standardised traces).
+    metrics : estimate chosen, held-out comparison, windows, timings, learned kinetics.
+    """
+
+    rates: list[np.ndarray]
+    spikes_per_s: list[np.ndarray] | None
+    signal: list[np.ndarray]
+    times: list[np.ndarray]
+    model: "SBTTModel"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    units: str = "dF/F jump/frame (deconvolved)"
+
+
+def _as_list(traces: Any) -> list[np.ndarray]:
+    if isinstance(traces, np.ndarray):
+        if traces.ndim == 1:
+            return [traces.astype(np.float64)]
+        if traces.ndim != 2:
+            raise ValueError(f"traces must be (T, N) or a list of 1-D arrays, got shape {traces.shape}")
+        return [traces[:, i].astype(np.float64) for i in range(traces.shape[1])]
+    out = [np.asarray(t, dtype=np.float64) for t in traces]
+    for i, t in enumerate(out):
+        if t.ndim != 1:
+            raise ValueError(f"trace {i} must be 1-D (one value per frame), got shape {t.shape}")
+    if not out:
+        raise ValueError("no traces given")
+    return out
+
+
+def _grids(traces: list[np.ndarray], frame_period: float | None,
+           times: Any) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """(values on a regular grid per trace, frame times per trace, bin width in seconds)."""
+    if (frame_period is None) == (times is None):
+        raise ValueError("give exactly one of frame_period= (seconds per frame) and times= "
+                         "(each trace's frame times in seconds)")
+    if frame_period is not None:
+        fp = float(frame_period)
+        if not (np.isfinite(fp) and fp > 0):
+            raise ValueError(f"frame_period must be a positive number of seconds, got {frame_period}")
+        return traces, [np.arange(t.size) * fp for t in traces], fp
+    if isinstance(times, np.ndarray) and times.ndim == 1:
+        tlist = [times.astype(np.float64)] * len(traces)  # one time base for every trace
+    else:
+        tlist = [np.asarray(t, dtype=np.float64) for t in times]
+    if len(tlist) != len(traces):
+        raise ValueError(f"times has {len(tlist)} entries but there are {len(traces)} traces")
+    steps = []
+    for i, (y, t) in enumerate(zip(traces, tlist)):
+        if t.shape != y.shape:
+            raise ValueError(f"trace {i} has {y.size} frames but {t.size} times")
+        ok = np.isfinite(t)
+        d = np.diff(t[ok])
+        if d.size == 0 or not (d > 0).all():
+            raise ValueError(f"times of trace {i} must increase (NaN marks a frame without a time)")
+        steps.append(np.median(d))
+    bin_s = float(np.median(steps))
+    values = []
+    for y, t in zip(traces, tlist):
+        ok = np.isfinite(t)
+        idx = np.round((t[ok] - t[ok][0]) / bin_s).astype(np.int64)
+        grid = np.full(int(idx.max()) + 1, np.nan)
+        grid[idx] = y[ok]
+        values.append(grid)
+    return values, tlist, bin_s
+
+
+def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(standardised trace, offset, scale): median baseline, noise sd from sample differences."""
+    v = y[np.isfinite(y)]
+    if v.size < 4:
+        raise ValueError("a trace has fewer than 4 samples; it cannot be deconvolved")
+    med = float(np.median(v))
+    sd = 1.4826 * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0)
+    sd = max(sd, 0.1 * float(np.std(v)), 1e-9)
+    return (y - med) / sd, med, sd
+
+
+class _Stacked:
+    """An N = 1 model seen as one model per trace (columns), for :func:`compare_heldout`."""
+
+    def __init__(self, model: "SBTTModel", n: int) -> None:
+        self.model, self.n = model, n
+
+    def observation_model(self) -> dict[str, np.ndarray]:
+        om = self.model.observation_model()
+        return {k: np.repeat(v, self.n, axis=0) for k, v in om.items()}
+
+
+def deconvolve_traces(
+    traces: Sequence[np.ndarray] | np.ndarray,
+    *,
+    frame_period: float | None = None,
+    times: Any = None,
+    indicator: str | None = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: Callable[[Any], Any] | None = None,
+) -> TraceDeconvolution:
+    """Infer activity from dF/F traces with one calcium model shared by all of them.
+
+    Parameters
+    ----------
+    traces : a (T, N) array (one column per neuron) or a list of 1-D arrays (lengths may differ),
+        dF/F per frame, NaN where a frame was not acquired (a sparse scan, every k-th frame).
+    frame_period : seconds per frame (all traces on regular grids), or
+    times : frame times in seconds: one array for all traces or one per trace (regular up to
+        jitter; a NaN time drops that frame).
+    indicator : calcium indicator preset (starts the kernel's rise and decay, then learned; and
+        gives the dF/F per spike for the spikes/s estimate); None starts from GCaMP6f's kinetics
+        and gives no spikes/s.
+    config : RunConfig or dict: seed, epochs, max_seconds, model overrides, window_s (None picks
+        max(1 s, 2 x the indicator's decay, 16 frames)), max_windows (default 2048 random
+        windows), estimate, compare_oasis... Its
+        likelihood must be "calcium" and its indicator is replaced by ``indicator`` when given.
+    progress : as for :func:`napari_sbtt.run_on_stack` (StageReport / EpochReport; returning
+        True stops training and keeps the best model so far).
+
+    Returns
+    -------
+    TraceDeconvolution
+    """
+    from .core.indicators import get_indicator
+    from .heldout import compare_heldout, deconvolve_with_model
+    from .model import fit_trials
+
+    cfg = RunConfig.coerce(config)
+    if indicator is not None:
+        get_indicator(indicator)  # a clear error for an unknown name
+        cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})
+    if cfg.likelihood != "calcium":
+        raise ValueError("deconvolve_traces fits the calcium likelihood; leave likelihood at 'calcium'")
+    raw = _as_list(traces)
+    values, frame_times, bin_s = _grids(raw, frame_period, times)
+    std = [_standardise(v) for v in values]
+    z = [s[0] for s in std]
+    ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
+    longest = max(v.size for v in z)
+    window, overlap = choose_window(bin_s, window_s=run_window_s(cfg, bin_s),
+                                    overlap_fraction=cfg.overlap_fraction, n_time=longest)
+    rng = np.random.default_rng(cfg.seed)
+    wins = np.concatenate([make_windows(v[:, None], window, overlap).values for v in z
+                           if v.size >= window] or
+                          [make_windows(v[:, None], min(window, v.size), 0).values for v in z])
+    cap = DEFAULT_MAX_WINDOWS if cfg.max_windows is None else cfg.max_windows
+    if wins.shape[0] > cap:
+        wins = wins[np.sort(rng.choice(wins.shape[0], cap, replace=False))]
+
+    stopped = {"flag": False}
+
+    def report(r: Any) -> bool:
+        if progress is not None:
+            answer = progress(r)
+            if answer is True or (isinstance(answer, str) and answer.lower() == "stop"):
+                stopped["flag"] = True
+        return stopped["flag"]
+
+    t0 = time.perf_counter()
+    model = fit_trials(wins, None, likelihood="calcium", config=model_config(cfg, bin_s),
+                       progress=report, seed=cfg.seed,
+                       metadata={"units": "standardised dF/F", "bin_width_s": bin_s,
+                                 "window_bins": window, "overlap_bins": overlap, "n_traces": len(z)})
+    t_fit = time.perf_counter() - t0
+    report(StageReport("infer", 0, 1, "inferring activity"))
+    t0 = time.perf_counter()
+    longest = max(v.size for v in z)
+    stacked = np.full((longest, len(z)), np.nan)
+    for i, v in enumerate(z):
+        stacked[: v.size, i] = v
+
+    def infer(vals: np.ndarray, output: str = "signal", shifts: int = 1) -> np.ndarray:
+        out = np.full(vals.shape, np.nan)
+        for i, v in enumerate(z):
+            out[: v.size, i] = infer_observations(model, vals[: v.size, i:i + 1], window=window,
+                                                  overlap=overlap, output=output, shifts=shifts)[:, 0]
+        return out
+
+    grid_times = np.arange(longest) * bin_s
+    comparison = compare_heldout(_Stacked(model, len(z)), stacked, grid_times, network_signal=infer,
+                                 seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+    if chosen == "deconvolution":
+        rates_z, signal_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
+    else:
+        rates_z = infer(stacked, "rates", cfg.inference_shifts)
+        signal_z = infer(stacked, "signal", cfg.inference_shifts)
+    t_inf = time.perf_counter() - t0
+    report(StageReport("infer", 1, 1, comparison.summary()))
+
+    per_spike = None
+    if ind is not None:
+        # spikes per jump: the learned kernel's area per unit jump over the indicator's area per spike
+        area_model = float(model.observation_model()["kernel"][0].sum())
+        per_spike = float(ind.kernel(bin_s, int(np.ceil(10 * ind.tau_decay / bin_s))).sum()) / area_model
+    rates, signal, spikes = [], [], [] if per_spike is not None else None
+    for i, (y, (_, off, sc)) in enumerate(zip(raw, std)):
+        n = values[i].size
+        r = rates_z[:n, i] * sc
+        s = signal_z[:n, i] * sc + off
+        if times is not None:  # back from the regular grid to the trace's own frames
+            t = frame_times[i]
+            ok = np.isfinite(t)
+            idx = np.round((t[ok] - t[ok][0]) / bin_s).astype(np.int64)
+            r_f, s_f = np.full(y.size, np.nan), np.full(y.size, np.nan)
+            r_f[ok], s_f[ok] = r[idx], s[idx]
+            r, s = r_f, s_f
+        rates.append(r)
+        signal.append(s)
+        if spikes is not None:
+            spikes.append(r / per_spike / bin_s)
+    metrics = {
+        "estimate": chosen, "heldout": comparison.to_dict(), "bin_width_s": bin_s,
+        "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),
+        "epochs_run": len(model.history), "best_epoch": model.best_epoch, "stopped": stopped["flag"],
+        "seconds_fit": t_fit, "seconds_infer": t_inf,
+        "tau_decay_s": float(model.observation_model()["tau_decay_bins"][0] * bin_s),
+        "tau_rise_s": float(model.observation_model()["tau_rise_bins"][0] * bin_s),
+        "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
+    }
+    return TraceDeconvolution(rates=rates, spikes_per_s=spikes, signal=signal, times=frame_times,
+                              model=model, metrics=metrics)
