@@ -42,7 +42,7 @@ def test_calcium_kernel_fields_in_seconds_and_their_errors() -> None:
     cfg = SBTTConfig(calcium_kernel="double_exponential", calcium_rise_seconds=0.016,
                      calcium_delay_seconds=0.02, bin_width=0.01)
     assert math.isclose(cfg.calcium_rise_bins, 1.6) and math.isclose(cfg.calcium_delay_bins, 2.0)
-    assert SBTTConfig().calcium_delay_bins == 0.0 and SBTTConfig().calcium_kernel == "ar"
+    assert SBTTConfig().calcium_delay_bins == 0.0 and SBTTConfig().calcium_kernel == "double_exponential"
     with pytest.raises(ValueError, match="calcium_kernel"):
         SBTTConfig(calcium_kernel="gamma")
     with pytest.raises(ValueError, match="calcium_delay_seconds"):
@@ -57,10 +57,13 @@ def test_calcium_kernel_fields_in_seconds_and_their_errors() -> None:
 
 
 def test_checkpoints_from_before_the_kernel_fields_keep_the_ar_kernel() -> None:
+    from napari_sbtt.model.header import upgrade_checkpoint_info
+
     old = SBTTConfig().to_dict()
     for key in ("calcium_kernel", "calcium_delay", "calcium_rise_seconds", "calcium_delay_seconds"):
         old.pop(key)
-    cfg = SBTTConfig.from_dict(old)
+    info = upgrade_checkpoint_info({"format_version": 1, "config": old})
+    cfg = SBTTConfig.from_dict(info["config"])
     assert cfg.calcium_kernel == "ar" and cfg.calcium_delay_bins == 0.0
     # fresh runs use the indicator-shaped kernel
     assert _model_config(RunConfig(), 0.017).calcium_kernel == "double_exponential"

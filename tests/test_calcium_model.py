@@ -203,9 +203,10 @@ def _tiny_calcium_model(**cfg):
     rng = np.random.default_rng(0)
     data = rng.normal(size=(12, 30, 3))
     data[rng.random(data.shape) < 0.3] = np.nan
+    cfg = {"calcium_kernel": "double_exponential", **cfg}
     config = SBTTConfig(max_epochs=2, batch_size=4, readin_size=8, encoder_size=8, generator_size=8,
-                        factor_size=2, ic_size=8, calcium_kernel="double_exponential",
-                        calcium_decay=12.0, calcium_rise=1.5, num_threads=1, **cfg)
+                        factor_size=2, ic_size=8, calcium_decay=12.0, calcium_rise=1.5, num_threads=1,
+                        **cfg)
     return fit_trials(data, likelihood="calcium", config=config, seed=0), data
 
 
@@ -241,6 +242,8 @@ def test_a_checkpoint_with_pole_logits_loads_as_time_constants(tmp_path) -> None
             old[name] = torch.log(pole / (1 - pole)).float()
         else:
             old[k] = v
+    info = json.loads(meta["napari_sbtt"])
+    meta = {**meta, "napari_sbtt": json.dumps({**info, "format_version": 1})}  # as such files say
     save_file(old, str(tmp_path / "old.safetensors"), metadata=meta)
     loaded = load_model(tmp_path / "old.safetensors")
     lik0, lik1 = model.network.likelihood, loaded.network.likelihood
@@ -248,6 +251,37 @@ def test_a_checkpoint_with_pole_logits_loads_as_time_constants(tmp_path) -> None
                                rtol=1e-4)
     np.testing.assert_allclose(loaded.predict(data[:2]), model.predict(data[:2]), rtol=1e-3, atol=1e-5)
     assert json.loads(meta["napari_sbtt"])["likelihood"] == "calcium"
+
+
+def test_a_format_1_checkpoint_without_a_kernel_field_loads_with_the_ar_kernel(tmp_path) -> None:
+    """Format 1 configs written before calcium_kernel existed mean the AR kernel; format 2 names it."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from napari_sbtt.model import load_model, read_checkpoint_info
+    from napari_sbtt.model.header import FORMAT_VERSION, checkpoint_header_info
+
+    model, data = _tiny_calcium_model(calcium_kernel="ar")
+    path = tmp_path / "new.safetensors"
+    model.save(path)
+    assert read_checkpoint_info(path)["format_version"] == FORMAT_VERSION == 2
+    with safe_open(str(path), framework="pt") as f:
+        info = json.loads(f.metadata()["napari_sbtt"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    info["format_version"] = 1
+    del info["config"]["calcium_kernel"]
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"napari_sbtt": json.dumps(info)})
+    assert checkpoint_header_info(tmp_path / "old.safetensors")["config"]["calcium_kernel"] == "ar"
+    loaded = load_model(tmp_path / "old.safetensors")
+    assert loaded.config.calcium_kernel == "ar"
+    np.testing.assert_array_equal(loaded.predict(data[:2]), model.predict(data[:2]))
+    # in a format 2 file a missing field means today's default, which these weights do not fit
+    info["format_version"] = 2
+    save_file(tensors, str(tmp_path / "v2.safetensors"), metadata={"napari_sbtt": json.dumps(info)})
+    with pytest.raises(ValueError, match="do not match the sizes"):
+        load_model(tmp_path / "v2.safetensors")
 
 
 def test_observation_model_in_data_units() -> None:

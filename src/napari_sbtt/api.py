@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from .config import DEFAULT_INDICATOR, ESTIMATE_CHOICES, RUN_MODEL_DEFAULTS, RunConfig, resolve, window_seconds
 from .core.atomic import OutputExistsError, current_umask
 from .core.scan import FineGrid, ScanPattern
 
@@ -59,10 +60,6 @@ RATE_UNITS = {
 }
 
 
-#: what RunConfig.estimate may say (see napari_sbtt.heldout)
-ESTIMATE_CHOICES = ("auto", "network", "deconvolution")
-
-
 class RunStopped(Exception):
     """The caller stopped the run before a model existed (during extraction); nothing to return."""
 
@@ -75,159 +72,6 @@ class StageReport:
     done: int
     total: int
     message: str = ""
-
-
-@dataclass
-class RunConfig:
-    """Settings of :func:`run_on_stack`; JSON round trip via ``to_dict`` / ``from_dict``.
-
-    Attributes
-    ----------
-    factor : fine-grid bins per sweep (bin width = frame period / factor).
-    likelihood : "calcium" (deconvolves; default), "gaussian", "poisson" or "zig".
-    epochs : maximum training epochs (None: the model config's ``max_epochs``).
-    seed : random seed of the fit.
-    device : "auto" (CUDA when present), "cpu" or "cuda".
-    min_coverage : share of an ROI's pixels that a sweep must acquire for the ROI to count as observed.
-    dff : convert each ROI's samples to dF/F with a running-percentile F0 before fitting.
-    neuropil : neuropil coefficient (e.g. 0.7) to subtract an annulus signal, or None.
-    window_s : window length in seconds for chopping the recording into trials; None (default)
-        picks ``core.windows.auto_window_s``: max(1 s, 2 x the indicator's decay, 16 bins).
-    max_windows : train on at most this many windows (a seeded random subset; None = all).
-    overlap_fraction : share of each window that overlaps the next.
-    adapt : with a given model, fine-tune it on this recording (pretrain-then-adapt) instead of
-        applying it as it is.
-    indicator : indicator preset name (e.g. "GCaMP6f") that sets the calcium model's initial decay
-        (None: GCaMP6f's); the decay is then learned per ROI.
-    max_seconds : wall-clock budget of the fit in seconds (default 150, so that a one-minute
-        recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
-    inference_shifts : inference runs with the window grid shifted by a fraction of a window,
-        averaged (see :func:`infer_observations`); 1 = a single pass (fastest).
-    estimate : calcium likelihood: which estimate becomes ``rates``: "network" (the autoencoder's
-        rates), "deconvolution" (each ROI's samples deconvolved under the learned calcium model)
-        or "auto" (default: the one that predicts held-out samples better, see
-        :mod:`napari_sbtt.heldout`).
-    compare_oasis : also score OASIS on the held-out samples (needs oasis-deconv); when it
-        predicts them better, the result says so and carries OASIS's estimate.
-    model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
-    """
-
-    factor: int = 1
-    likelihood: str = "calcium"
-    epochs: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    min_coverage: float = 0.5
-    dff: bool = True
-    neuropil: float | None = None
-    window_s: float | None = None
-    max_windows: int | None = None
-    overlap_fraction: float = 0.25
-    adapt: bool = False
-    indicator: str | None = None
-    max_seconds: float | None = 150.0
-    inference_shifts: int = 4
-    estimate: str = "auto"
-    compare_oasis: bool = True
-    model: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every setting's type and range; raises ValueError naming the first bad one.
-
-        Types are strict, as settings arrive from JSON: ``"false"`` is not a boolean, ``3.0`` is
-        not an integer and ``"0.5"`` is not a number.
-        """
-        from .core.indicators import INDICATORS, get_indicator
-        from .core.limits import MAX_FACTOR, MAX_WINDOW_S
-        from .model.config import LIKELIHOODS, SBTTConfig
-
-        _int_setting("factor", self.factor, 1, MAX_FACTOR)
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"run setting 'likelihood' must be one of {list(LIKELIHOODS)}, got {self.likelihood!r}")
-        if self.epochs is not None:
-            _int_setting("epochs", self.epochs, 1, 10**7)
-        _int_setting("seed", self.seed, 0, 2**32 - 1)
-        if not isinstance(self.device, str) or not (
-                self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
-            raise ValueError(f"run setting 'device' must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', "
-                             f"got {self.device!r}")
-        _number_setting("min_coverage", self.min_coverage, 0.0, 1.0, low_open=True)
-        for name in ("dff", "adapt"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"run setting '{name}' must be true or false (a JSON boolean, not text), "
-                                 f"got {getattr(self, name)!r}")
-        if self.neuropil is not None:
-            _number_setting("neuropil", self.neuropil, 0.0, 2.0)
-        if self.window_s is not None:
-            _number_setting("window_s", self.window_s, 0.0, MAX_WINDOW_S, low_open=True)
-        if self.max_windows is not None:
-            _int_setting("max_windows", self.max_windows, 1, 10**9)
-        if self.estimate not in ESTIMATE_CHOICES:
-            raise ValueError(f"run setting 'estimate' must be one of {list(ESTIMATE_CHOICES)}, got {self.estimate!r}")
-        if not isinstance(self.compare_oasis, bool):
-            raise ValueError("run setting 'compare_oasis' must be true or false (a JSON boolean, not text), "
-                             f"got {self.compare_oasis!r}")
-        _number_setting("overlap_fraction", self.overlap_fraction, 0.0, 1.0, high_open=True)
-        if self.indicator is not None:
-            if not isinstance(self.indicator, str):
-                raise ValueError(f"run setting 'indicator' must be an indicator name such as 'GCaMP6f' (one of "
-                                 f"{', '.join(INDICATORS)}), got {self.indicator!r}")
-            get_indicator(self.indicator)
-        if self.max_seconds is not None:
-            _number_setting("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True)
-        _int_setting("inference_shifts", self.inference_shifts, 1, 64)
-        if not isinstance(self.model, dict) or not all(isinstance(k, str) for k in self.model):
-            raise ValueError(f"run setting 'model' must be a JSON object of model settings (SBTTConfig fields), "
-                             f"got {self.model!r}")
-        try:  # types and ranges of the model settings now, not after the recording was read
-            SBTTConfig().replace(**{"bin_width": 1.0, **self.model})
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"run setting 'model': {e}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"run settings must be a JSON object (a dict), got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown run setting(s) {unknown}; known settings are {sorted(known)} "
-                "(model sizes and learning rate go under 'model')"
-            )
-        return cls(**d)
-
-    @classmethod
-    def coerce(cls, config: "RunConfig | dict[str, Any] | None") -> "RunConfig":
-        if config is None:
-            return cls()
-        if isinstance(config, cls):
-            return config
-        if isinstance(config, dict):
-            return cls.from_dict(config)
-        raise ValueError(f"config must be a RunConfig, a dict or None, got {type(config).__name__}")
-
-
-def _int_setting(name: str, v: Any, lo: int, hi: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"run setting '{name}' must be a whole number from {lo} to {hi}, got {v!r}")
-
-
-def _number_setting(name: str, v: Any, lo: float, hi: float, *, low_open: bool = False,
-                    high_open: bool = False) -> None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    if ok:
-        ok = (lo < v if low_open else lo <= v) and (v < hi if high_open else v <= hi)
-    if not ok:
-        lo_txt = f"{'above' if low_open else 'from'} {lo:g}"
-        hi_txt = f"{'below' if high_open else 'to'} {hi:g}"
-        raise ValueError(f"run setting '{name}' must be a number {lo_txt} {hi_txt}, got {v!r}")
 
 
 ProgressCallback = Callable[[Any], Any]
@@ -507,69 +351,17 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
 
 
 # --------------------------------------------------------------------------- pipeline
-#: indicator whose decay starts the calcium model when RunConfig.indicator is None
-DEFAULT_INDICATOR = "GCaMP6f"
-
-#: SBTTConfig settings that ``run_on_stack`` uses for a fresh fit of a continuous recording
-#: (under ``RunConfig.model``, which overrides them), chosen by benchmark 2 of issue 3
-#: (benchmarks/linescan_vs_oasis.py, RESULTS.md "Synthetic line scans vs OASIS"):
-#: a one-minute recording gives only ~60 training windows of 1 s, so small batches (several
-#: optimiser steps per epoch) learn far faster than SBTTConfig's 64; the LFADS-style
-#: controller (inferred inputs) lets the generator follow activity that its initial condition
-#: alone cannot predict; one torch thread avoids spin-waiting on shared cores.
-RUN_MODEL_DEFAULTS: dict[str, Any] = {
-    "batch_size": 8,
-    "controller_size": 32,
-    "num_threads": 1,
-    # the indicator's rise in the calcium kernel keeps the rates on the spikes (benchmarks/
-    # RESULTS.md: +0.04 to +0.09 r on the 4x line scans, 3 of 4 cases); SBTTConfig keeps "ar" so
-    # that checkpoints written before this field existed load unchanged
-    "calcium_kernel": "double_exponential",
-}
-
-
 def model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
-    """The :class:`~napari_sbtt.model.SBTTConfig` a run with ``cfg`` fits on bins of ``bin_width``
-    seconds: the run defaults, ``cfg.model``'s overrides, the epoch and time budget, the device
-    and, for the calcium likelihood, the indicator's kinetics in seconds (``base``: adapt that
-    model's config instead of starting from the defaults)."""
-    from .model import SBTTConfig
-
-    overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **cfg.model}
-    if cfg.epochs is not None:
-        overrides["max_epochs"] = int(cfg.epochs)
-    if cfg.max_seconds is not None:
-        overrides["max_seconds"] = float(cfg.max_seconds)
-    overrides["device"] = cfg.device
-    if cfg.likelihood == "calcium":
-        overrides.setdefault("bin_width", bin_width)
-        if "calcium_decay_seconds" not in overrides and (
-                cfg.indicator is not None or (base is None and "calcium_decay" not in overrides)):
-            from .core.indicators import get_indicator
-
-            # without an indicator, start from GCaMP6f's measured decay (0.58 s) rather than
-            # SBTTConfig's 10 bins, which would mean 0.17 s at a 59 Hz sweep rate
-            name = cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
-            overrides["calcium_decay_seconds"] = float(get_indicator(name).tau_decay)
-            if "calcium_rise_seconds" not in overrides and "calcium_rise" not in overrides:
-                overrides["calcium_rise_seconds"] = float(get_indicator(name).tau_rise)
-    base = base if base is not None else SBTTConfig()
-    return base.replace(**overrides) if overrides else base
+    """The model config of a run: :func:`napari_sbtt.config.resolve` (kept under this name)."""
+    return resolve(cfg, bin_width=bin_width, base=base)
 
 
 _model_config = model_config
 
 
 def run_window_s(cfg: RunConfig, bin_width: float) -> float:
-    """The window length in seconds of a run: ``cfg.window_s`` or the automatic rule
-    (:func:`napari_sbtt.core.windows.auto_window_s`) with the indicator's decay."""
-    from .core.indicators import get_indicator
-    from .core.windows import auto_window_s
-
-    if cfg.window_s is not None:
-        return float(cfg.window_s)
-    name = cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
-    return auto_window_s(bin_width, get_indicator(name).tau_decay if cfg.likelihood == "calcium" else None)
+    """The window length in seconds of a run: :func:`napari_sbtt.config.window_seconds`."""
+    return window_seconds(cfg, bin_width)
 
 
 def infer_observations(
@@ -809,7 +601,7 @@ def _fit_and_infer(
 
     values = obs.values
     window, overlap = choose_window(
-        obs.grid.bin_width, window_s=run_window_s(cfg, obs.grid.bin_width),
+        obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
         overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
     )
     if model is not None and not isinstance(model, SBTTModel):
@@ -855,12 +647,12 @@ def _fit_and_infer(
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
-                config=_model_config(cfg, obs.grid.bin_width), progress=epoch_progress,
+                config=resolve(cfg, bin_width=obs.grid.bin_width), progress=epoch_progress,
                 seed=cfg.seed, metadata=metadata,
             )
         else:
             model = model.adapt(
-                wins.values, None, config=_model_config(cfg, obs.grid.bin_width, base=model.config),
+                wins.values, None, config=resolve(cfg, bin_width=obs.grid.bin_width, base=model.config),
                 progress=epoch_progress, seed=cfg.seed, metadata=metadata,
             )
     t_fit = time.perf_counter() - t_fit

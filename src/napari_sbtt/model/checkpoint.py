@@ -1,6 +1,7 @@
 """Single-file model checkpoints: safetensors weights + JSON metadata in its header.
 
-Format (``format = "napari-sbtt-model"``, ``format_version = 1``): one
+Format (``format = "napari-sbtt-model"``, ``format_version = 2``, see
+:data:`~napari_sbtt.model.header.FORMAT_VERSION` for what changed since 1): one
 ``.safetensors`` file. Tensors are the network's ``state_dict`` (float32). The
 safetensors header's string metadata holds one key, ``napari_sbtt``, whose value
 is a JSON document with: package version, torch version, likelihood, n_neurons,
@@ -173,7 +174,7 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
-    if any(k.endswith(LEGACY_CALCIUM_KEYS) for k in tensors):
+    if info["format_version"] < 2 and any(k.endswith(LEGACY_CALCIUM_KEYS) for k in tensors):
         tensors = calcium_state_from_logits(tensors)  # format 1: calcium poles as logits
     model.network.load_state_dict(tensors)
     return SBTTModel(model.network, lik, config, normaliser, history=history,

@@ -102,12 +102,14 @@ class SBTTConfig:
     # --- likelihood-specific ---
     gaussian_min_std: float = 1e-3
     """lower bound of the per-neuron noise standard deviation, in standardised units"""
-    calcium_kernel: str = "ar"
-    """shape of the calcium kernel: "ar" (the impulse response of an AR(calcium_ar_order) filter,
-    full response in the spike's own bin, as OASIS) or "double_exponential" (the indicator's
-    transient, a decay minus a rise exponential, averaged over the spike's unknown time inside
-    its bin, as the simulator and ``core.indicators.Indicator.kernel``: a slow rise puts the
-    fluorescence where it is and keeps the rates on the spikes)"""
+    calcium_kernel: str = "double_exponential"
+    """shape of the calcium kernel: "double_exponential" (the indicator's transient, a decay minus
+    a rise exponential, averaged over the spike's unknown time inside its bin, as the simulator
+    and ``core.indicators.Indicator.kernel``: a slow rise puts the fluorescence where it is and
+    keeps the rates on the spikes; benchmarks/RESULTS.md: +0.04 to +0.09 r on the 4x line scans,
+    3 of 4 cases) or "ar" (the impulse response of an AR(calcium_ar_order) filter, full response
+    in the spike's own bin, as OASIS). Checkpoints of format 1 written before this field existed
+    load as "ar" (model.header.upgrade_checkpoint_info)"""
     calcium_ar_order: int = 1
     """order of the "ar" calcium kernel: 1 (instant rise, exponential decay) or 2 (rise and decay)"""
     calcium_decay: float = 10.0

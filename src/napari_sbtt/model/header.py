@@ -32,10 +32,15 @@ __all__ = [
     "FORMAT_VERSION",
     "META_KEY",
     "CHECKPOINT_NAME",
+    "upgrade_checkpoint_info",
 ]
 
 FORMAT = "napari-sbtt-model"
-FORMAT_VERSION = 1
+#: 2: the config always names its calcium_kernel (format 1 files without it mean "ar", the
+#: default of their time), and the calcium kernel's time constants are stored as log bins
+#: (format 1 files may hold them as pole logits, converted on load by
+#: :func:`napari_sbtt.model.checkpoint.load_model`)
+FORMAT_VERSION = 2
 META_KEY = "napari_sbtt"
 #: the checkpoint's name inside a result folder written by ``SBTTResult.save``
 CHECKPOINT_NAME = "model.safetensors"
@@ -120,6 +125,19 @@ def validate_checkpoint_info(info: Any, path: str | os.PathLike) -> dict[str, An
         raise ValueError(f"{path}: metadata field 'best_epoch' must be a whole number, got {info['best_epoch']!r}; {fix}")
     if not all(isinstance(h, dict) for h in info.get("history", [])):
         raise ValueError(f"{path}: metadata field 'history' must list one JSON object per epoch; {fix}")
+    return upgrade_checkpoint_info(info)
+
+
+def upgrade_checkpoint_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's metadata in the current format (a copy when it changes; ``format_version``
+    stays what the file says, so the weights can be upgraded too).
+
+    Format 1 -> 2: a config without ``calcium_kernel`` was written when the only kernel was the
+    AR kernel, so it says ``"ar"`` (SBTTConfig's default is now ``"double_exponential"``).
+    """
+    if info.get("format_version", FORMAT_VERSION) < 2 and isinstance(info.get("config"), dict) \
+            and "calcium_kernel" not in info["config"]:
+        info = {**info, "config": {**info["config"], "calcium_kernel": "ar"}}
     return info
 
 

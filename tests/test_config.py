@@ -1,0 +1,74 @@
+"""The run configuration: settings metadata, validation generated from it, and resolve()."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from napari_sbtt.config import (RUN_MODEL_DEFAULTS, SIZES, RunConfig, SettingError, resolve, settings,
+                                window_seconds)
+from napari_sbtt.model.config import SBTTConfig
+
+
+def test_every_field_carries_its_setting_and_the_defaults_validate() -> None:
+    names = [f.name for f in dataclasses.fields(RunConfig)]
+    table = list(settings())
+    assert [n for n, _, _ in table] == names
+    for name, s, default in table:
+        assert s.help and s.kind in ("int", "number", "bool", "choice", "object"), name
+        s.validate(name, default)
+        if s.kind in ("int", "number"):
+            assert s.low is not None and s.high is not None, name
+
+
+def test_size_presets_change_only_layer_sizes() -> None:
+    layer_fields = {"readin_size", "encoder_size", "generator_size", "factor_size", "ic_size"}
+    for size, sizes in SIZES.items():
+        assert set(sizes) <= layer_fields
+        cfg = resolve(RunConfig(size=size), bin_width=0.02)
+        assert cfg.batch_size == RUN_MODEL_DEFAULTS["batch_size"]  # "small" used to set 16
+        assert all(getattr(cfg, k) == v for k, v in sizes.items())
+    assert resolve(RunConfig(size="medium"), bin_width=0.02).encoder_size == SBTTConfig().encoder_size
+    # adapting keeps the checkpoint's architecture whatever the size says
+    base = SBTTConfig(encoder_size=8)
+    assert resolve(RunConfig(size="large"), bin_width=0.02, base=base).encoder_size == 8
+
+
+def test_onset_delay_in_seconds_reaches_the_calcium_kernel_only() -> None:
+    cfg = resolve(RunConfig(onset_delay_s=0.02), bin_width=0.01)
+    assert cfg.calcium_delay_seconds == 0.02 and math.isclose(cfg.calcium_delay_bins, 2.0)
+    assert resolve(RunConfig(), bin_width=0.01).calcium_delay_seconds is None
+    gauss = resolve(RunConfig(likelihood="gaussian", onset_delay_s=0.02), bin_width=0.01)
+    assert gauss.calcium_delay_seconds is None  # not a calcium model: nothing to delay
+    # an explicit model setting wins
+    own = resolve(RunConfig(onset_delay_s=0.02, model={"calcium_delay_seconds": 0.03}), bin_width=0.01)
+    assert own.calcium_delay_seconds == 0.03
+    with pytest.raises(SettingError, match="'onset_delay_s' must be a number from 0 to 1"):
+        RunConfig(onset_delay_s=5.0)
+
+
+def test_run_fields_that_are_model_settings_win_over_model() -> None:
+    cfg = resolve(RunConfig(epochs=7, threads=3, max_seconds=None, model={"max_epochs": 2, "num_threads": 1}),
+                  bin_width=0.01)
+    assert cfg.max_epochs == 7 and cfg.num_threads == 3 and cfg.max_seconds is None
+    assert resolve(RunConfig(), bin_width=0.01).num_threads == 1
+    assert resolve(RunConfig(), bin_width=0.01, base=SBTTConfig(num_threads=0)).num_threads == 0
+
+
+def test_setting_errors_in_python_and_in_flag_words() -> None:
+    with pytest.raises(SettingError) as err:
+        RunConfig(factor=0)
+    assert str(err.value) == "run setting 'factor' must be a whole number from 1 to 1024, got 0"
+    assert err.value.message_for("--factor") == "--factor must be a whole number from 1 to 1024, got 0"
+    with pytest.raises(SettingError) as err:
+        RunConfig(onset_delay_s=-0.005)
+    assert err.value.message_for("--onset-delay-ms") == "--onset-delay-ms must be a number from 0 to 1000 ms, got -5"
+    with pytest.raises(SettingError, match="'size' must be one of"):
+        RunConfig(size="huge")
+
+
+def test_window_seconds_follows_the_indicator() -> None:
+    assert window_seconds(RunConfig(window_s=2.5), 0.01) == 2.5
+    assert window_seconds(RunConfig(indicator="GCaMP6s"), 0.01) > window_seconds(RunConfig(), 0.01)
