@@ -1,38 +1,38 @@
-"""Run-level defaults and calcium wiring of RunConfig -> SBTTConfig (api._model_config)."""
+"""Run-level defaults and calcium wiring of RunConfig -> SBTTConfig (config.resolve)."""
 
 from __future__ import annotations
 
 import math
 
-from napari_sbtt.api import DEFAULT_INDICATOR, RUN_MODEL_DEFAULTS, RunConfig, _model_config
+from napari_sbtt.config import DEFAULT_INDICATOR, RUN_MODEL_DEFAULTS, RunConfig, resolve
 from napari_sbtt.core.indicators import get_indicator
 from napari_sbtt.model import SBTTConfig
 
 
 def test_run_defaults_apply_to_fresh_fits_and_user_overrides_win() -> None:
-    cfg = _model_config(RunConfig(), 0.017)
+    cfg = resolve(RunConfig(), bin_width=0.017)
     for k, v in RUN_MODEL_DEFAULTS.items():
         assert getattr(cfg, k) == v
     assert cfg.max_seconds == RunConfig().max_seconds
     assert cfg.calcium_initial_state
-    user = _model_config(RunConfig(model={"batch_size": 32, "controller_size": 0}), 0.017)
+    user = resolve(RunConfig(model={"batch_size": 32, "controller_size": 0}), bin_width=0.017)
     assert user.batch_size == 32 and user.controller_size == 0
 
 
 def test_calcium_decay_starts_from_the_indicator() -> None:
-    cfg = _model_config(RunConfig(indicator="GCaMP8m"), 0.01)
+    cfg = resolve(RunConfig(indicator="GCaMP8m"), bin_width=0.01)
     assert math.isclose(cfg.calcium_decay_bins, get_indicator("GCaMP8m").tau_decay / 0.01)
     # no indicator: the default indicator's decay, not SBTTConfig's 10 bins
-    cfg = _model_config(RunConfig(), 0.02)
+    cfg = resolve(RunConfig(), bin_width=0.02)
     assert math.isclose(cfg.calcium_decay_bins, get_indicator(DEFAULT_INDICATOR).tau_decay / 0.02)
     # an explicit decay in bins is kept
-    cfg = _model_config(RunConfig(model={"calcium_decay": 7.0}), 0.02)
+    cfg = resolve(RunConfig(model={"calcium_decay": 7.0}), bin_width=0.02)
     assert math.isclose(cfg.calcium_decay_bins, 7.0)
 
 
 def test_adapting_keeps_the_loaded_models_architecture() -> None:
     base = SBTTConfig(batch_size=64, controller_size=0)
-    cfg = _model_config(RunConfig(adapt=True), 0.017, base=base)
+    cfg = resolve(RunConfig(adapt=True), bin_width=0.017, base=base)
     assert cfg.controller_size == 0 and cfg.batch_size == 64
 
 
@@ -52,7 +52,7 @@ def test_calcium_kernel_fields_in_seconds_and_their_errors() -> None:
     with pytest.raises(ValueError, match="calcium_delay"):
         SBTTConfig(calcium_delay=-1.0)
     # the run level starts the rise from the indicator too
-    run = _model_config(RunConfig(indicator="GCaMP6f"), 0.008)
+    run = resolve(RunConfig(indicator="GCaMP6f"), bin_width=0.008)
     assert math.isclose(run.calcium_rise_bins, get_indicator("GCaMP6f").tau_rise / 0.008)
 
 
@@ -66,4 +66,4 @@ def test_checkpoints_from_before_the_kernel_fields_keep_the_ar_kernel() -> None:
     cfg = SBTTConfig.from_dict(info["config"])
     assert cfg.calcium_kernel == "ar" and cfg.calcium_delay_bins == 0.0
     # fresh runs use the indicator-shaped kernel
-    assert _model_config(RunConfig(), 0.017).calcium_kernel == "double_exponential"
+    assert resolve(RunConfig(), bin_width=0.017).calcium_kernel == "double_exponential"

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from napari_sbtt.api import RunStopped, run_on_observations
 from napari_sbtt.core.synth import simulate
 from napari_sbtt.core.traces import extract_observations
+from napari_sbtt.core.progress import RunControl
 from napari_sbtt.isolated import IsolatedRunError, ModelFile, RunAborted, run_isolated
 
 CFG = {"epochs": 2, "seed": 3, "factor": 2, "likelihood": "gaussian", "window_s": 0.5,
@@ -73,7 +75,9 @@ def test_model_file_saves_loads_and_cleans_up(obs_and_scan, isolated_result, tmp
 
 def test_stop_before_the_first_report_keeps_a_model(obs_and_scan):
     obs, _ = obs_and_scan
-    result = run_isolated(obs, config={**CFG, "epochs": 500}, should_stop=lambda: True)
+    control = RunControl()
+    control.stop()  # before the child has even started
+    result = run_isolated(obs, config={**CFG, "epochs": 500}, control=control)
     assert result.stopped and 1 <= len(result.history) <= 2
     assert np.isfinite(result.rates).all()
 
@@ -81,9 +85,10 @@ def test_stop_before_the_first_report_keeps_a_model(obs_and_scan):
 def test_abort_kills_the_child_quickly(obs_and_scan):
     obs, _ = obs_and_scan
     t0 = time.perf_counter()
+    control = RunControl()
+    threading.Timer(0.5, control.abort).start()
     with pytest.raises(RunAborted):
-        run_isolated(obs, config={**CFG, "epochs": 500},
-                     should_abort=lambda: time.perf_counter() - t0 > 0.5)
+        run_isolated(obs, config={**CFG, "epochs": 500}, control=control)
     assert time.perf_counter() - t0 < 15
 
 

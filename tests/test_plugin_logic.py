@@ -126,7 +126,8 @@ def test_run_config_from_widget_fields():
 
 
 def test_indicator_and_onset_delay_reach_the_calcium_kernel():
-    from napari_sbtt.api import RunConfig, _model_config
+    from napari_sbtt.api import RunConfig
+    from napari_sbtt.api import model_config as _model_config
     from napari_sbtt.core.indicators import get_indicator
 
     cfg = make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,

@@ -33,9 +33,11 @@ _LAZY = {
     "run_on_stack": "napari_sbtt.api",
     "run_on_traces": "napari_sbtt.api",
     "run_on_observations": "napari_sbtt.api",
-    "RunConfig": "napari_sbtt.api",
-    "SBTTResult": "napari_sbtt.api",
-    "load_result": "napari_sbtt.api",
+    "RunConfig": "napari_sbtt.config",
+    "RunControl": "napari_sbtt.core.progress",
+    "SBTTResult": "napari_sbtt.result",
+    "load_result": "napari_sbtt.result",
+    "deconvolve_traces": "napari_sbtt.deconvolve",
 }
 
 _SUBMODULES = {"synth": "napari_sbtt.core.synth", "metrics": "napari_sbtt.core.metrics"}

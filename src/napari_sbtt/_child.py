@@ -1,8 +1,9 @@
 """The child process of :func:`napari_sbtt.isolated.run_isolated`: ``python -m napari_sbtt._child``.
 
-Reads one job frame from stdin, fits or applies the model exactly as
-:func:`napari_sbtt.api.run_on_observations` does, and answers on its original stdout (see the
-protocol in :mod:`napari_sbtt.isolated`). A ``S`` byte on stdin stops the fit at the next epoch
+Reads one job frame from stdin, fits or applies the model with
+:func:`napari_sbtt.pipeline.fit_and_infer` (as a run in the parent's process would), and answers
+on its original stdout (see the protocol in :mod:`napari_sbtt.isolated`). A ``S`` byte on stdin
+stops the fit at the next epoch through the run's :class:`~napari_sbtt.core.progress.RunControl`
 (the best model so far is kept and the result is still sent); the end of stdin (the parent
 closed it or died) ends this process at once.
 """
@@ -13,16 +14,16 @@ import os
 import sys
 import threading
 import traceback
-from typing import IO, Any
+from typing import IO, Callable
 
 
-def _watch_stdin(stdin: IO[bytes], stop: threading.Event) -> None:
+def _watch_stdin(stdin: IO[bytes], stop: Callable[[], None]) -> None:
     while True:
         b = stdin.read(1)
         if not b:  # the parent is gone or no longer wants an answer
             os._exit(3)
         if b == b"S":
-            stop.set()
+            stop()
 
 
 def _lower_priority() -> None:
@@ -47,20 +48,18 @@ def main() -> int:
     ok, job = read_frame(stdin)
     if not ok:
         return 3
-    stop = threading.Event()
-    threading.Thread(target=_watch_stdin, args=(stdin, stop), daemon=True).start()
+    from napari_sbtt.core.progress import RunControl
+
+    control = RunControl(lambda r: write_frame(out, ("report", r)))  # every report to the parent
+    threading.Thread(target=_watch_stdin, args=(stdin, control.stop), daemon=True).start()
     try:
-        from napari_sbtt.api import RunConfig, _fit_and_infer, _reporter
+        from napari_sbtt.config import RunConfig
+        from napari_sbtt.pipeline import fit_and_infer
 
-        def send(r: Any) -> bool:
-            """Pass the report to the parent; answer whether the parent asked to stop."""
-            write_frame(out, ("report", r))
-            return stop.is_set()
-
-        report, stopped = _reporter(send)
-        result = _fit_and_infer(
-            job["observations"], job["scan"], job["frame_period"], job["model"],
-            RunConfig.from_dict(job["config"]), report, stopped, job["seconds_extract"])
+        result = fit_and_infer(
+            job["observations"], model=job["model"], config=RunConfig.from_dict(job["config"]),
+            control=control, scan=job["scan"], frame_period=job["frame_period"],
+            seconds_extract=job["seconds_extract"])
         result.model.save(job["model_out"], overwrite=True)
         result.model = None
         write_frame(out, ("done", result))

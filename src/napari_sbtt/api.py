@@ -1,39 +1,38 @@
-"""The one entry point shared by scripts, the command line and the napari widgets.
+"""The library's entry points, shared by scripts, the command line and the napari widgets.
 
-``run_on_stack(movie, rois, scan)`` runs the whole data flow of DESIGN.md:
+``run_on_stack(movie, rois, scan)`` runs the whole data flow:
 
     movie + rois + scan pattern -> observations on the fine grid (core.traces)
       -> overlapping windows (core.windows) -> fit, adapt or apply a model (model)
       -> rates per window -> merged rates on the fine grid -> SBTTResult
 
-torch is imported only when a model is fitted or applied.
+This module is the facade: the observations come from :mod:`napari_sbtt.core.traces`, the fit
+and inference from :func:`napari_sbtt.pipeline.fit_and_infer` (here or, with ``isolate=True``,
+in a child process: :mod:`napari_sbtt.isolated`), the settings from :mod:`napari_sbtt.config`,
+the result type from :mod:`napari_sbtt.result`, the reports and the stop control from
+:mod:`napari_sbtt.core.progress`. torch is imported only when a model is fitted or applied.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import DEFAULT_INDICATOR, ESTIMATE_CHOICES, RUN_MODEL_DEFAULTS, RunConfig, resolve, window_seconds
-from .core.atomic import OutputExistsError, current_umask
-from .core.scan import FineGrid, ScanPattern
+from .config import RunConfig, resolve, window_seconds
+from .core.progress import ProgressCallback, RunControl, RunStopped, StageReport
+from .core.scan import ScanPattern
+from .pipeline import check_model_rois, fit_and_infer, infer_observations
+from .result import SBTTResult, check_result_destination, is_result_dir, load_result
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .isolated import ModelFile
     from .model import SBTTModel
 
 __all__ = [
     "RunConfig",
+    "RunControl",
     "StageReport",
     "RunStopped",
     "SBTTResult",
@@ -43,393 +42,23 @@ __all__ = [
     "observations_for_stack",
     "observations_for_traces",
     "load_result",
+    "is_result_dir",
     "check_result_destination",
     "check_model_rois",
     "infer_observations",
+    "model_config",
+    "run_window_s",
 ]
 
-RESULT_FORMAT = "napari-sbtt-result"
-RESULT_FORMAT_VERSION = 1
 
-#: units of ``SBTTResult.rates`` for each likelihood
-RATE_UNITS = {
-    "poisson": "counts/bin",
-    "gaussian": "input units (denoised)",
-    "zig": "event size/bin",
-    "calcium": "dF/F jump/bin (deconvolved)",
-}
-
-
-class RunStopped(Exception):
-    """The caller stopped the run before a model existed (during extraction); nothing to return."""
-
-
-@dataclass(frozen=True)
-class StageReport:
-    """Progress of a non-training stage: ``done`` of ``total`` units of ``stage``."""
-
-    stage: str
-    done: int
-    total: int
-    message: str = ""
-
-
-ProgressCallback = Callable[[Any], Any]
-
-
-def _wants_stop(answer: Any) -> bool:
-    return answer is True or (isinstance(answer, str) and answer.lower() == "stop")
-
-
-@dataclass
-class SBTTResult:
-    """Inferred activity of every ROI on the fine grid, with what produced it.
-
-    Attributes
-    ----------
-    rates : float32 (T_fine, N) inferred activity in ``units``, every bin and ROI.
-    times : float64 (T_fine,) bin centres in seconds.
-    observations : float32 (T_fine, N) the samples the model saw (dF/F when ``dff``), NaN where
-        the ROI was not observed.
-    roi_ids : int (N,) the label of each column in the ROI labels image.
-    grid : the fine time grid.
-    units : units of ``rates``.
-    metrics : summary numbers (observed share, held-out loss, fit quality per ROI, timings).
-    config : the RunConfig as a dict, plus the scan pattern and the model config.
-    model : the fitted or applied model (None after :func:`load_result` when none was saved);
-        after a run with ``isolate=True`` a :class:`~napari_sbtt.isolated.ModelFile` (the
-        checkpoint on disk; ``.load()`` gives the model).
-    history : per-epoch training reports as dicts.
-    stopped : True when training was stopped early and the best model so far was used.
-    """
-
-    rates: np.ndarray
-    times: np.ndarray
-    observations: np.ndarray
-    roi_ids: np.ndarray
-    grid: FineGrid
-    units: str
-    metrics: dict[str, Any]
-    config: dict[str, Any]
-    model: "SBTTModel | ModelFile | None" = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    stopped: bool = False
-    signal: np.ndarray | None = None
-    oasis_rates: np.ndarray | None = None
-
-    @property
-    def n_rois(self) -> int:
-        return int(self.rates.shape[1])
-
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the result to a folder: result.json, arrays.npz and model.safetensors.
-
-        The folder is assembled under a temporary name and renamed into place, so an
-        interrupted save leaves nothing behind; an existing folder is only replaced
-        with ``overwrite=True``, and only when it is a result folder itself
-        (:func:`check_result_destination`). The folder and its files get the user's
-        normal permissions (the umask), as any program's output.
-        """
-        dest = check_result_destination(directory, overwrite=overwrite)
-        parent = dest.parent
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=parent))
-        try:
-            os.chmod(tmp, 0o777 & ~current_umask())
-            arrays = {
-                "rates": self.rates,
-                "times": self.times,
-                "observations": self.observations,
-                "roi_ids": self.roi_ids,
-            }
-            if self.signal is not None:
-                arrays["signal"] = self.signal
-            if self.oasis_rates is not None:
-                arrays["oasis_rates"] = self.oasis_rates
-            np.savez_compressed(tmp / "arrays.npz", **arrays)
-            meta = {
-                "format": RESULT_FORMAT,
-                "format_version": RESULT_FORMAT_VERSION,
-                "package_version": _version(),
-                "grid": dataclasses.asdict(self.grid),
-                "units": self.units,
-                "metrics": self.metrics,
-                "config": self.config,
-                "history": self.history,
-                "stopped": self.stopped,
-                "has_model": self.model is not None,
-            }
-            (tmp / "result.json").write_text(json.dumps(meta, indent=1, default=_json_default))
-            if self.model is not None:
-                self.model.save(tmp / "model.safetensors")
-            if dest.exists() or dest.is_symlink():
-                check_result_destination(dest, overwrite=True)  # still a result folder of ours
-                backup = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=parent))
-                previous = backup / "previous"
-                dest.rename(previous)
-                try:
-                    tmp.rename(dest)
-                except BaseException:
-                    previous.rename(dest)  # put the old result back; only then drop the backup folder
-                    shutil.rmtree(backup, ignore_errors=True)
-                    raise
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                tmp.rename(dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return dest
-
-    def export(
-        self,
-        path: str | os.PathLike,
-        format: str | None = None,
-        *,
-        labels: Any = None,
-        overwrite: bool = False,
-        what: str = "rates",
-        nwb_subject: Mapping[str, Any] | None = None,
-        nwb_location: str | None = None,
-    ) -> Path:
-        """Write the result for other tools, the format chosen by the suffix (or ``format``).
-
-        ``.npz`` (arrays + result_json), ``.h5``/``.hdf5`` (datasets, config/metrics JSON
-        attributes), ``.csv`` (``time_s`` in seconds + one column per ROI of ``what``, NaN
-        empty), ``.tif``/``.tiff`` (float32 (T_fine, Y, X) activity movie painted into the ROI
-        labels) or ``.nwb`` (RoiResponseSeries ``processing/ophys/Fluorescence/Deconvolved``
-        linked to the ROIs). ``labels``: (Y, X) labels image (array or .tif/.npy) for .tif/.nwb
-        when the result did not come from :func:`napari_sbtt.recording.run_recording` on a file
-        with ROI masks. ``nwb_subject``: NWB Subject fields for .nwb (``subject_id``,
-        ``species``, ``sex``, ``age``); ``nwb_location``: the imaging plane's brain area (an
-        Allen CCF term for a mouse). Atomic; an existing file is replaced only with
-        ``overwrite=True``. See :func:`napari_sbtt.recording.export_result`.
-        """
-        from .recording import export_result
-
-        return export_result(self, path, format, labels=labels, overwrite=overwrite, what=what,
-                             nwb_subject=nwb_subject, nwb_location=nwb_location)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot store {type(o).__name__} in result.json")
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def check_result_destination(path: str | os.PathLike, *, overwrite: bool = False, probe: bool = False) -> Path:
-    """Check that a result folder may be written at ``path``; returns it as a Path.
-
-    An existing ``path`` is refused unless ``overwrite`` is True, and even then unless it is a
-    result folder (:func:`is_result_dir`, not a symlink): a file, a symlink or any other folder
-    is never replaced. The parent folder must exist; with ``probe`` it is also tried for writing
-    (a temporary folder is made and removed), so a run can fail before its work, not after.
-
-    Raises
-    ------
-    OutputExistsError
-        ``path`` exists and ``overwrite`` is False.
-    ValueError
-        ``overwrite`` is True but ``path`` is not a result folder.
-    FileNotFoundError, NotADirectoryError, PermissionError
-        The parent folder is missing, not a folder, or not writable.
-    """
-    dest = Path(os.fspath(path)).expanduser()
-    if dest.exists() or dest.is_symlink():
-        if not overwrite:
-            raise OutputExistsError(
-                f"{dest} already exists; choose another output folder, or replace it (only if it is a result "
-                "folder) with overwrite=True (--overwrite on the command line)")
-        kind = ("a symbolic link" if dest.is_symlink() else "a file" if not dest.is_dir()
-                else None if is_result_dir(dest) else "a folder that is not a napari-sbtt result")
-        if kind is not None:
-            raise ValueError(
-                f"{dest} is {kind}; only a result folder written by napari-sbtt is replaced, so nothing of "
-                "yours is deleted - choose another output folder")
-    parent = dest.parent
-    if not parent.exists():
-        raise FileNotFoundError(f"the folder {parent} does not exist; create it first")
-    if not parent.is_dir():
-        raise NotADirectoryError(f"{parent} is not a folder; choose an output folder inside a folder")
-    if probe:
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".probe", dir=parent))
-        except OSError as e:
-            raise PermissionError(f"cannot write in {parent} ({e.strerror or e}); choose an output folder you "
-                                  "can write to") from None
-    return dest
-
-
-def is_result_dir(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a folder written by :meth:`SBTTResult.save`."""
-    p = Path(path)
-    if not (p / "result.json").is_file() or not (p / "arrays.npz").is_file():
-        return False
-    try:
-        meta = json.loads((p / "result.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("format") == RESULT_FORMAT
-
-
-def _check_result(p: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> FineGrid:
-    """The fine grid of a result folder after checking result.json's fields and the arrays' shapes
-    (a folder from someone else may have been edited); raises ValueError naming the field."""
-    def bad(field: str, want: str) -> ValueError:
-        return ValueError(f"{p / 'result.json'}: field {field!r} must be {want}; the result folder is "
-                          "damaged or was edited - run the fit again")
-
-    grid = meta.get("grid")
-    if not isinstance(grid, dict) or set(grid) != {"t0", "bin_width", "n_bins"}:
-        raise bad("grid", "an object with t0, bin_width and n_bins")
-    if not all(isinstance(grid[k], (int, float)) and not isinstance(grid[k], bool) and math.isfinite(grid[k])
-               for k in grid) or not grid["bin_width"] > 0:
-        raise bad("grid", "finite numbers with bin_width > 0")
-    if not isinstance(grid["n_bins"], int) or isinstance(grid["n_bins"], bool) or grid["n_bins"] < 1:
-        raise bad("grid.n_bins", "a whole number >= 1")
-    for field, kind, name in (("units", str, "text"), ("metrics", dict, "an object"), ("config", dict, "an object"),
-                              ("history", list, "a list"), ("stopped", bool, "true or false")):
-        if field in meta or field in ("units", "metrics", "config"):
-            if not isinstance(meta.get(field), kind):
-                raise bad(field, name)
-    missing = [k for k in ("rates", "times", "observations", "roi_ids") if k not in arrays]
-    if missing:
-        raise ValueError(f"{p / 'arrays.npz'} lacks the array {missing[0]!r}; the result folder is incomplete")
-    rates, ids = arrays["rates"], arrays["roi_ids"]
-    n_t = grid["n_bins"]
-    shapes_ok = (rates.ndim == 2 and rates.shape[0] == n_t and ids.shape == (rates.shape[1],)
-                 and np.issubdtype(ids.dtype, np.integer) and arrays["times"].shape == (n_t,)
-                 and arrays["observations"].shape == rates.shape
-                 and ("signal" not in arrays or arrays["signal"].shape == rates.shape))
-    if not shapes_ok:
-        raise ValueError(f"{p / 'arrays.npz'}: the arrays' shapes do not fit together or the grid of "
-                         f"{n_t} bins (rates {rates.shape}, roi_ids {ids.shape}); the result folder is "
-                         "damaged or was edited - run the fit again")
-    return FineGrid(float(grid["t0"]), float(grid["bin_width"]), int(n_t))
-
-
-def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBTTResult:
-    """Read a result folder written by :meth:`SBTTResult.save` (no pickle involved)."""
-    p = Path(directory)
-    if not is_result_dir(p):
-        raise ValueError(
-            f"{p} is not a napari-sbtt result folder (it needs result.json and arrays.npz "
-            "written by SBTTResult.save)"
-        )
-    meta = json.loads((p / "result.json").read_text())
-    from .core.readers.npy import load_npz
-
-    arrays = load_npz(p / "arrays.npz")
-    grid = _check_result(p, meta, arrays)
-    model = None
-    if load_model and meta.get("has_model") and (p / "model.safetensors").is_file():
-        from .model import load_model as _load_model
-
-        model = _load_model(p / "model.safetensors")
-    return SBTTResult(
-        rates=arrays["rates"],
-        times=arrays["times"],
-        observations=arrays["observations"],
-        roi_ids=arrays["roi_ids"],
-        grid=grid,
-        units=meta["units"],
-        metrics=meta["metrics"],
-        config=meta["config"],
-        model=model,
-        history=meta.get("history", []),
-        stopped=bool(meta.get("stopped", False)),
-        signal=arrays.get("signal"),
-        oasis_rates=arrays.get("oasis_rates"),
-    )
-
-
-# --------------------------------------------------------------------------- pipeline
 def model_config(cfg: RunConfig, bin_width: float, base: Any = None) -> Any:
     """The model config of a run: :func:`napari_sbtt.config.resolve` (kept under this name)."""
     return resolve(cfg, bin_width=bin_width, base=base)
 
 
-_model_config = model_config
-
-
 def run_window_s(cfg: RunConfig, bin_width: float) -> float:
     """The window length in seconds of a run: :func:`napari_sbtt.config.window_seconds`."""
     return window_seconds(cfg, bin_width)
-
-
-def infer_observations(
-    model: "SBTTModel",
-    observations: np.ndarray,
-    *,
-    window: int,
-    overlap: int,
-    output: str = "rates",
-    shifts: int = 1,
-) -> np.ndarray:
-    """Apply a model window by window to a continuous recording and merge the windows back.
-
-    observations: (T_fine, N) NaN-missing in the model's units -> (T_fine, N) float32.
-    ``shifts`` > 1 repeats the inference with the window grid moved by ``k * window / shifts``
-    bins (k = 0..shifts-1; the recording is padded in front with unobserved bins) and averages
-    the runs, so that no bin is always near a window edge (measured: +0.006 to +0.017 median
-    r on the synthetic line scans with 4-8 shifts, at 4-8x the inference time).
-    """
-    from .core.windows import make_windows, merge_windows
-
-    shifts = max(1, int(shifts))
-    n_t, n = observations.shape
-    acc = np.zeros((n_t, n), dtype=np.float64)
-    done: set[int] = set()
-    for k in range(shifts):
-        off = int(round(k * window / shifts)) % max(window, 1)
-        if off in done:
-            continue
-        done.add(off)
-        data = observations
-        if off:
-            data = np.concatenate([np.full((off, n), np.nan, dtype=observations.dtype), observations])
-        wins = make_windows(data, window, overlap)
-        est = model.predict(wins.values, output=output)
-        acc += merge_windows(est, wins.starts, data.shape[0])[off:]
-    return (acc / len(done)).astype(np.float32)
-
-
-def _per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """Pearson r between the model's expected observation and the samples, per ROI (N,)."""
-    out = np.full(obs.shape[1], np.nan)
-    for i in range(obs.shape[1]):
-        m = np.isfinite(obs[:, i])
-        if m.sum() > 2 and np.std(obs[m, i]) > 0 and np.std(signal[m, i]) > 0:
-            out[i] = float(np.corrcoef(obs[m, i], signal[m, i])[0, 1])
-    return out
-
-
-def _reporter(progress: ProgressCallback | None) -> tuple[Callable[[Any], None], dict[str, bool]]:
-    """Wrap the user's progress callback; the returned dict's "flag" turns True once it asks to stop."""
-    stopped = {"flag": False}
-
-    def report(r: Any) -> None:
-        if progress is not None and _wants_stop(progress(r)):
-            stopped["flag"] = True
-
-    return report, stopped
-
-
-def _extract_progress(report: Callable[[Any], None], stopped: dict[str, bool], stage: str
-                      ) -> Callable[[int, int], None]:
-    def extract_progress(done: int, total: int) -> None:
-        report(StageReport(stage, int(done), int(total), "reading the recording"))
-        if stopped["flag"]:
-            raise RunStopped(f"stopped during {stage}; nothing was fitted")
-
-    return extract_progress
 
 
 def observations_for_stack(
@@ -440,21 +69,22 @@ def observations_for_stack(
     config: RunConfig | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     frame_period: float | None = None,
+    control: RunControl | None = None,
 ) -> Any:
     """The first half of :func:`run_on_stack`: the movie's ROI samples on the fine grid.
 
     Same arguments as :func:`run_on_stack` (``config`` gives factor, min_coverage, neuropil and
     dff). Returns :class:`~napari_sbtt.core.traces.Observations`; raises RunStopped when
-    ``progress`` asks to stop.
+    ``progress`` or ``control`` asks to stop.
     """
     from .core.traces import extract_observations
 
     cfg = RunConfig.coerce(config)
-    report, stopped = _reporter(progress)
+    control = RunControl.of(progress, control)
     return extract_observations(
         movie, rois, scan, factor=cfg.factor, min_coverage=cfg.min_coverage,
         neuropil=cfg.neuropil, dff=cfg.dff, frame_period=frame_period,
-        progress=_extract_progress(report, stopped, "extract"),
+        progress=control.extraction_progress("extract"),
     )
 
 
@@ -469,17 +99,18 @@ def observations_for_traces(
     n_rows: int | None = None,
     neuropil_traces: np.ndarray | None = None,
     roi_ids: Any = None,
+    control: RunControl | None = None,
 ) -> Any:
     """The first half of :func:`run_on_traces`: per-frame traces placed on the fine grid."""
     from .core.traces import observations_from_traces
 
     cfg = RunConfig.coerce(config)
-    report, stopped = _reporter(progress)
+    control = RunControl.of(progress, control)
     return observations_from_traces(
         traces, roi_rows, scan, factor=cfg.factor, frame_period=frame_period, n_rows=n_rows,
         roi_ids=roi_ids, min_coverage=cfg.min_coverage, neuropil=cfg.neuropil,
         neuropil_traces=neuropil_traces, dff=cfg.dff,
-        progress=_extract_progress(report, stopped, "traces"),
+        progress=control.extraction_progress("traces"),
     )
 
 
@@ -493,6 +124,7 @@ def run_on_stack(
     progress: ProgressCallback | None = None,
     frame_period: float | None = None,
     isolate: bool = False,
+    control: RunControl | None = None,
 ) -> SBTTResult:
     """Infer every ROI's activity on the fine grid from a (partial-field) movie.
 
@@ -514,18 +146,19 @@ def run_on_stack(
     isolate : fit and infer in a child Python process (:mod:`napari_sbtt.isolated`): this
         process never imports torch, the numbers are the same, and ``result.model`` is a
         :class:`~napari_sbtt.isolated.ModelFile`. The napari widgets run this way.
+    control : a :class:`~napari_sbtt.core.progress.RunControl` to stop (``control.stop()``) or
+        abort the run from another thread; it also receives the reports.
 
     Returns
     -------
     SBTTResult
     """
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    obs = observations_for_stack(movie, rois, scan, config=cfg, progress=progress,
-                                 frame_period=frame_period)
-    return run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
-                               frame_period=frame_period, isolate=isolate,
-                               seconds_extract=time.perf_counter() - t0)
+    obs = observations_for_stack(movie, rois, scan, config=cfg, frame_period=frame_period, control=control)
+    return run_on_observations(obs, model=model, config=cfg, scan=scan, frame_period=frame_period,
+                               isolate=isolate, seconds_extract=time.perf_counter() - t0, control=control)
 
 
 def run_on_traces(
@@ -541,6 +174,7 @@ def run_on_traces(
     neuropil_traces: np.ndarray | None = None,
     roi_ids: Any = None,
     isolate: bool = False,
+    control: RunControl | None = None,
 ) -> SBTTResult:
     """As :func:`run_on_stack`, for per-frame ROI traces without a movie (e.g. suite2p F.npy).
 
@@ -549,13 +183,13 @@ def run_on_traces(
     full raster of ``n_rows`` rows with ``frame_period`` seconds per frame).
     """
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     t0 = time.perf_counter()
     obs = observations_for_traces(
-        traces, roi_rows, scan, config=cfg, progress=progress, frame_period=frame_period,
-        n_rows=n_rows, neuropil_traces=neuropil_traces, roi_ids=roi_ids)
-    return run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
-                               frame_period=frame_period, isolate=isolate,
-                               seconds_extract=time.perf_counter() - t0)
+        traces, roi_rows, scan, config=cfg, frame_period=frame_period, n_rows=n_rows,
+        neuropil_traces=neuropil_traces, roi_ids=roi_ids, control=control)
+    return run_on_observations(obs, model=model, config=cfg, scan=scan, frame_period=frame_period,
+                               isolate=isolate, seconds_extract=time.perf_counter() - t0, control=control)
 
 
 def run_on_observations(
@@ -568,197 +202,20 @@ def run_on_observations(
     frame_period: float | None = None,
     isolate: bool = False,
     seconds_extract: float = 0.0,
+    control: RunControl | None = None,
 ) -> SBTTResult:
     """Fit (or apply) a model to :class:`~napari_sbtt.core.traces.Observations` already on the fine grid.
 
-    ``scan`` and ``frame_period`` are only recorded in the result's config; ``isolate`` as in
-    :func:`run_on_stack`; ``seconds_extract`` is stored in ``metrics``.
+    ``scan`` and ``frame_period`` are only recorded in the result's config; ``isolate``,
+    ``progress`` and ``control`` as in :func:`run_on_stack`; ``seconds_extract`` is stored in
+    ``metrics``. In this process it is :func:`napari_sbtt.pipeline.fit_and_infer`.
     """
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     if isolate:
         from .isolated import run_isolated
 
         return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
-                            config=cfg, progress=progress, seconds_extract=seconds_extract)
-    report, stopped = _reporter(progress)
-    return _fit_and_infer(observations, scan, frame_period, model, cfg, report, stopped,
-                          seconds_extract)
-
-
-def _fit_and_infer(
-    obs: Any,
-    scan: ScanPattern | None,
-    frame_period: float | None,
-    model: "SBTTModel | str | os.PathLike | None",
-    cfg: RunConfig,
-    report: Callable[[Any], None],
-    stopped: dict[str, bool],
-    t_extract: float,
-) -> SBTTResult:
-    """Windows -> fit / adapt / apply -> inference -> merged result."""
-    from .core.windows import choose_window, make_windows
-    from .model import SBTTModel, fit_trials, load_model
-
-    values = obs.values
-    window, overlap = choose_window(
-        obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
-        overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
-    )
-    if model is not None and not isinstance(model, SBTTModel):
-        model = load_model(model, device=cfg.device)
-    if model is not None:
-        # a given model brings its likelihood, window and units: the recording is prepared the
-        # way the model was trained
-        cfg = dataclasses.replace(cfg, likelihood=model.likelihood)
-        trained = model.metadata or {}
-        if "window_bins" in trained:
-            window = min(int(trained["window_bins"]), values.shape[0])
-            overlap = min(int(trained.get("overlap_bins", 0)), window - 1)
-        if trained.get("units") not in (None, obs.units):
-            from .core.errors import OptionError
-
-            raise OptionError(
-                f"the model was trained on observations in {trained['units']!r} but these are in "
-                f"{obs.units!r}; set {{dff_neuropil}} as they were for training",
-                dff_neuropil="dff and neuropil in the run config")
-        check_model_rois(model.n_neurons, values.shape[1], adapt=cfg.adapt)
-
-    metadata = {
-        "units": obs.units,
-        "bin_width_s": obs.grid.bin_width,
-        "n_rois": int(values.shape[1]),
-        "roi_ids": [int(i) for i in obs.roi_ids],
-        "window_bins": window,
-        "overlap_bins": overlap,
-    }
-
-    def epoch_progress(r: Any) -> bool:
-        report(r)
-        return stopped["flag"]
-
-    t_fit = time.perf_counter()
-    if model is None or cfg.adapt:
-        wins = make_windows(values, window, overlap)
-        if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
-            pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows,
-                                                          replace=False)
-            pick = np.sort(pick)
-            wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
-        if model is None:
-            model = fit_trials(
-                wins.values, None, likelihood=cfg.likelihood,
-                config=resolve(cfg, bin_width=obs.grid.bin_width), progress=epoch_progress,
-                seed=cfg.seed, metadata=metadata,
-            )
-        else:
-            model = model.adapt(
-                wins.values, None, config=resolve(cfg, bin_width=obs.grid.bin_width, base=model.config),
-                progress=epoch_progress, seed=cfg.seed, metadata=metadata,
-            )
-    t_fit = time.perf_counter() - t_fit
-
-    report(StageReport("infer", 0, 1, "inferring activity"))
-    t_inf = time.perf_counter()
-    shifts = cfg.inference_shifts
-    rates = infer_observations(model, values, window=window, overlap=overlap, output="rates",
-                               shifts=shifts)
-    signal = infer_observations(model, values, window=window, overlap=overlap, output="signal",
-                                shifts=shifts)
-    t_inf = time.perf_counter() - t_inf
-    report(StageReport("infer", 1, 1, "done"))
-    heldout, oasis_est = None, None
-    if model.likelihood == "calcium" and (cfg.estimate != "network" or cfg.compare_oasis):
-        report(StageReport("validate", 0, 1, "scoring the estimates on held-out samples"))
-        heldout, rates, signal, oasis_est = _choose_estimate(model, obs, values, window, overlap,
-                                                            cfg, rates, signal)
-        report(StageReport("validate", 1, 1, heldout.summary()))
-
-    observed = np.isfinite(values)
-    fit_r = _per_roi_fit(signal, values)
-    history = [h.to_dict() if hasattr(h, "to_dict") else dict(h) for h in getattr(model, "history", [])]
-    metrics: dict[str, Any] = {
-        "n_rois": int(values.shape[1]),
-        "n_bins": int(values.shape[0]),
-        "bin_width_s": float(obs.grid.bin_width),
-        "observed_share": float(observed.mean()),
-        "observed_share_per_roi": observed.mean(axis=0).tolist(),
-        "fit_r_per_roi": fit_r.tolist(),
-        "fit_r_median": float(np.nanmedian(fit_r)) if np.isfinite(fit_r).any() else None,
-        "best_valid_loss": _finite_or_none(getattr(model, "best_valid_loss", None)),
-        "best_epoch": getattr(model, "best_epoch", None),
-        "epochs_run": len(history),
-        "seconds_extract": t_extract,
-        "seconds_fit": t_fit,
-        "seconds_infer": t_inf,
-        "device": str(getattr(model, "device", "cpu")),
-        "estimate": heldout.chosen if heldout is not None and cfg.estimate == "auto"
-        else (cfg.estimate if model.likelihood == "calcium" else "network"),
-        "heldout": heldout.to_dict() if heldout is not None else None,
-    }
-    run_cfg = cfg.to_dict()
-    run_cfg["scan"] = scan.to_dict() if scan is not None else None
-    run_cfg["frame_period_s"] = frame_period
-    run_cfg["model_config"] = model.config.to_dict()
-    run_cfg["observations"] = dict(getattr(obs, "params", {}) or {})
-    return SBTTResult(
-        rates=rates,
-        times=obs.times,
-        observations=values.astype(np.float32),
-        roi_ids=np.asarray(obs.roi_ids),
-        grid=obs.grid,
-        units=RATE_UNITS.get(model.likelihood, "a.u."),
-        metrics=metrics,
-        config=run_cfg,
-        model=model,
-        history=history,
-        stopped=stopped["flag"],
-        signal=signal,
-        oasis_rates=oasis_est,
-    )
-
-
-def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "the model") -> None:
-    """Raise an OptionError unless a model of ``n_model`` ROIs can be applied to ``n_rois`` ROIs.
-
-    With ``adapt`` (fine-tune on this recording) any number fits: the read-in and readout are
-    re-learned.
-    """
-    from .core.errors import OptionError
-
-    if not adapt and int(n_model) != int(n_rois):
-        raise OptionError(
-            f"{source} was trained on {int(n_model)} ROIs but this recording has {int(n_rois)}; fine-tune it "
-            "on these ROIs with {adapt} (the learned dynamics are kept), or train a new model",
-            adapt="adapt=True in the run config")
-
-
-def _choose_estimate(model: "SBTTModel", obs: Any, values: np.ndarray, window: int, overlap: int,
-                     cfg: RunConfig, rates: np.ndarray, signal: np.ndarray) -> tuple[Any, ...]:
-    """Held-out comparison (network, deconvolution, OASIS) and the estimate ``cfg.estimate`` asks
-    for: (comparison, rates, signal, OASIS rates in the result's units or None)."""
-    from functools import partial
-
-    from .heldout import compare_heldout, deconvolve_with_model
-
-    net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
-    comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
-                                 seed=cfg.seed, oasis=cfg.compare_oasis)
-    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
-    if chosen == "deconvolution":
-        jumps, fitted = deconvolve_with_model(model, values)
-        rates, signal = jumps.astype(np.float32), fitted.astype(np.float32)
-    oasis_est = None
-    if comparison.sbtt_beats_oasis is False:
-        from .core.baselines import oasis_rates
-
-        # OASIS's events per second -> per bin, the units of ``rates``
-        oasis_est = (oasis_rates(values, obs.times) * obs.grid.bin_width).astype(np.float32)
-    return comparison, rates, signal, oasis_est
-
-
-def _finite_or_none(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
+                            config=cfg, seconds_extract=seconds_extract, control=control)
+    return fit_and_infer(observations, model=model, config=cfg, control=control, scan=scan,
+                         frame_period=frame_period, seconds_extract=seconds_extract)

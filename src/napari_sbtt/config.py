@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from .core.indicators import INDICATORS, get_indicator
 from .core.limits import MAX_FACTOR, MAX_ONSET_DELAY_S, MAX_WINDOW_S
-from .model.config import LIKELIHOODS, SBTTConfig
+from .model.config import SBTTConfig
 
 __all__ = [
     "RunConfig",

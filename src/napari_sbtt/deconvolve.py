@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .api import RunConfig, StageReport, infer_observations, model_config, run_window_s
+from .config import RunConfig, resolve, window_seconds
+from .core.progress import ProgressCallback, RunControl, StageReport
 from .core.windows import choose_window, make_windows
+from .pipeline import infer_observations
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
@@ -138,7 +140,8 @@ def deconvolve_traces(
     times: Any = None,
     indicator: str | None = None,
     config: RunConfig | dict[str, Any] | None = None,
-    progress: Callable[[Any], Any] | None = None,
+    progress: ProgressCallback | None = None,
+    control: RunControl | None = None,
 ) -> TraceDeconvolution:
     """Infer activity from dF/F traces with one calcium model shared by all of them.
 
@@ -158,6 +161,8 @@ def deconvolve_traces(
         likelihood must be "calcium" and its indicator is replaced by ``indicator`` when given.
     progress : as for :func:`napari_sbtt.run_on_stack` (StageReport / EpochReport; returning
         True stops training and keeps the best model so far).
+    control : a :class:`~napari_sbtt.core.progress.RunControl` to stop the fit from another
+        thread (it also receives the reports).
 
     Returns
     -------
@@ -179,7 +184,7 @@ def deconvolve_traces(
     z = [s[0] for s in std]
     ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
     longest = max(v.size for v in z)
-    window, overlap = choose_window(bin_s, window_s=run_window_s(cfg, bin_s),
+    window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)
     wins = np.concatenate([make_windows(v[:, None], window, overlap).values for v in z
@@ -189,22 +194,15 @@ def deconvolve_traces(
     if wins.shape[0] > cap:
         wins = wins[np.sort(rng.choice(wins.shape[0], cap, replace=False))]
 
-    stopped = {"flag": False}
-
-    def report(r: Any) -> bool:
-        if progress is not None:
-            answer = progress(r)
-            if answer is True or (isinstance(answer, str) and answer.lower() == "stop"):
-                stopped["flag"] = True
-        return stopped["flag"]
-
+    control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    model = fit_trials(wins, None, likelihood="calcium", config=model_config(cfg, bin_s),
-                       progress=report, seed=cfg.seed,
+    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s),
+                       progress=control, seed=cfg.seed,
                        metadata={"units": "standardised dF/F", "bin_width_s": bin_s,
                                  "window_bins": window, "overlap_bins": overlap, "n_traces": len(z)})
     t_fit = time.perf_counter() - t0
-    report(StageReport("infer", 0, 1, "inferring activity"))
+    stopped = control.stop_requested
+    control.report(StageReport("infer", 0, 1, "inferring activity"))
     t0 = time.perf_counter()
     longest = max(v.size for v in z)
     stacked = np.full((longest, len(z)), np.nan)
@@ -228,7 +226,7 @@ def deconvolve_traces(
         rates_z = infer(stacked, "rates", cfg.inference_shifts)
         signal_z = infer(stacked, "signal", cfg.inference_shifts)
     t_inf = time.perf_counter() - t0
-    report(StageReport("infer", 1, 1, comparison.summary()))
+    control.report(StageReport("infer", 1, 1, comparison.summary()))
 
     per_spike = None
     if ind is not None:
@@ -254,7 +252,7 @@ def deconvolve_traces(
     metrics = {
         "estimate": chosen, "heldout": comparison.to_dict(), "bin_width_s": bin_s,
         "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),
-        "epochs_run": len(model.history), "best_epoch": model.best_epoch, "stopped": stopped["flag"],
+        "epochs_run": len(model.history), "best_epoch": model.best_epoch, "stopped": stopped,
         "seconds_fit": t_fit, "seconds_infer": t_inf,
         "tau_decay_s": float(model.observation_model()["tau_decay_bins"][0] * bin_s),
         "tau_rise_s": float(model.observation_model()["tau_rise_bins"][0] * bin_s),

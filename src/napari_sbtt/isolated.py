@@ -7,9 +7,10 @@ to hundreds of milliseconds (benchmarks/RESULTS.md, "GUI responsiveness"). A chi
 its own interpreter: the viewer's event loop is never blocked by the fit.
 
 :func:`run_isolated` takes :class:`~napari_sbtt.core.traces.Observations` already extracted in
-the caller's process (numpy only), sends them to ``python -m napari_sbtt._child``, and returns
-the same :class:`~napari_sbtt.api.SBTTResult` that :func:`napari_sbtt.api.run_on_observations`
-would, with the same numbers for the same seed. The fitted model stays on disk as a
+the caller's process (numpy only), sends them to ``python -m napari_sbtt._child``, which runs
+:func:`napari_sbtt.pipeline.fit_and_infer`, and returns the same
+:class:`~napari_sbtt.result.SBTTResult` as in this process, with the same numbers for the same
+seed. The fitted model stays on disk as a
 :class:`ModelFile` (a checkpoint in a private temporary folder, removed when the result is
 garbage-collected or the process exits), so the caller never imports torch unless it loads it.
 
@@ -17,7 +18,9 @@ Protocol (private to this module and :mod:`napari_sbtt._child`): frames of an 8-
 little-endian length and a pickle, between two processes of the same installation of this
 package (no file from a user is ever unpickled). Parent -> child on stdin: one frame with the
 job, then the single byte ``S`` to ask the fit to stop at the next epoch (best model kept);
-closing stdin makes the child exit at once. Child -> parent on its original stdout (its fd 1 is
+closing stdin makes the child exit at once. The parent side of the stop is the caller's
+:class:`~napari_sbtt.core.progress.RunControl`: its ``stop()`` sends the byte, its ``abort()``
+kills the child. Child -> parent on its original stdout (its fd 1 is
 pointed at stderr, so stray prints cannot corrupt the stream): ``("report", report)``,
 ``("done", result_without_model)`` or ``("error", type_module, type_name, message, traceback)``.
 """
@@ -36,12 +39,13 @@ import tempfile
 import threading
 import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable
+from typing import IO, TYPE_CHECKING, Any
 
+from .config import RunConfig
 from .core.atomic import atomic_path
+from .core.progress import ProgressCallback, RunAborted, RunControl, StageReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import RunConfig, SBTTResult
     from .core.scan import ScanPattern
     from .core.traces import Observations
     from .model import SBTTModel
@@ -63,10 +67,6 @@ class IsolatedRunError(RuntimeError):
         super().__init__(message)
         self.remote_type = remote_type
         self.remote_traceback = remote_traceback
-
-
-class RunAborted(RuntimeError):
-    """The run was aborted (``should_abort`` answered True); the child process was killed."""
 
 
 # --------------------------------------------------------------------------- frames
@@ -175,7 +175,8 @@ class ModelFile:
 # --------------------------------------------------------------------------- errors
 #: exception types re-raised as themselves in the parent (all torch-free)
 _SAFE_MODULES = ("builtins", "napari_sbtt.api", "napari_sbtt.core", "napari_sbtt.recording",
-                 "napari_sbtt.isolated", "napari_sbtt.plugin._layers")
+                 "napari_sbtt.isolated", "napari_sbtt.config", "napari_sbtt.pipeline", "napari_sbtt.result",
+                 "napari_sbtt.plugin._layers")
 
 
 def _rebuild_error(module: str, name: str, message: str, tb: str) -> BaseException:
@@ -217,14 +218,13 @@ def run_isolated(
     scan: "ScanPattern | None" = None,
     frame_period: float | None = None,
     model: "SBTTModel | str | os.PathLike | None" = None,
-    config: "RunConfig | dict[str, Any] | None" = None,
-    progress: Callable[[Any], Any] | None = None,
+    config: RunConfig | dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
     seconds_extract: float = 0.0,
-    should_stop: Callable[[], bool] | None = None,
-    should_abort: Callable[[], bool] | None = None,
+    control: RunControl | None = None,
     poll_s: float = 0.1,
     nice: int = 0,
-) -> "SBTTResult":
+) -> Any:
     """Fit (or apply) a model to ``observations`` in a child process; same result as in-process.
 
     Parameters
@@ -239,16 +239,17 @@ def run_isolated(
         True (or "stop") or raising StopTraining asks the fit to stop at the next epoch and keep
         the best model so far.
     seconds_extract : time already spent extracting, stored in ``metrics``.
-    should_stop : polled every ``poll_s`` seconds while waiting (e.g. during the child's start,
-        before the first report); True asks the fit to stop as ``progress`` can.
-    should_abort : polled likewise; True kills the child and raises :class:`RunAborted`.
+    control : a :class:`~napari_sbtt.core.progress.RunControl` (it also receives the reports):
+        checked every ``poll_s`` seconds while waiting, also before the child's first report;
+        ``stop()`` asks the fit to stop as ``progress`` can, ``abort()`` kills the child and
+        raises :class:`~napari_sbtt.core.progress.RunAborted`.
     nice : lower the child's CPU priority by this much (POSIX ``nice``; 0 = as the caller). The
         napari widgets use 5, so on a busy machine the viewer gets the CPU first; on idle cores
         the fit runs as fast as without it.
 
     Returns
     -------
-    SBTTResult whose ``model`` is a :class:`ModelFile`.
+    :class:`~napari_sbtt.result.SBTTResult` whose ``model`` is a :class:`ModelFile`.
 
     Raises
     ------
@@ -256,9 +257,8 @@ def run_isolated(
     :class:`IsolatedRunError`; also :class:`IsolatedRunError` when the child dies without an
     answer (killed, out of memory).
     """
-    from .api import RunConfig
-
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     workdir = Path(tempfile.mkdtemp(prefix="napari-sbtt-fit-"))
     owned = False
     try:
@@ -272,7 +272,7 @@ def run_isolated(
         job = {"observations": observations, "scan": scan, "frame_period": frame_period,
                "model": model_path, "config": cfg.to_dict(), "seconds_extract": float(seconds_extract),
                "model_out": str(workdir / "model.safetensors")}
-        result = _drive_child(job, progress, should_stop, should_abort, poll_s, nice)
+        result = _drive_child(job, control, poll_s, nice)
         result.model = ModelFile(workdir / "model.safetensors", owns_folder=True)
         owned = True
         return result
@@ -281,16 +281,8 @@ def run_isolated(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
-                 should_stop: Callable[[], bool] | None, should_abort: Callable[[], bool] | None,
-                 poll_s: float, nice: int = 0) -> "SBTTResult":
-    from .api import _wants_stop
-    from .model.config import StopTraining
-
-    if progress is not None:
-        from .api import StageReport
-
-        progress(StageReport("start", 0, 1, "starting the fitting process (loading torch)"))
+def _drive_child(job: dict[str, Any], control: RunControl, poll_s: float, nice: int = 0) -> Any:
+    control.report(StageReport("start", 0, 1, "starting the fitting process (loading torch)"))
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             env=_child_env(nice), bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
@@ -326,9 +318,9 @@ def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
         except OSError:
             pass  # the child died at once; its exit code is reported below
         while True:
-            if should_abort is not None and should_abort():
+            if control.aborted:
                 raise RunAborted("the run was aborted")
-            if should_stop is not None and should_stop():
+            if control.stop_requested:
                 send_stop()
             try:
                 ok, msg = inbox.get(timeout=poll_s)
@@ -344,17 +336,11 @@ def _drive_child(job: dict[str, Any], progress: Callable[[Any], Any] | None,
                     "own process when NAPARI_SBTT_INPROCESS=1 is set)")
             kind = msg[0]
             if kind == "report":
-                if progress is not None:
-                    try:
-                        stop = _wants_stop(progress(msg[1]))
-                    except StopTraining:  # raising stops too, as in a fit in this process
-                        stop = True
-                    if stop:
-                        send_stop()
+                control.report(msg[1])
+                if control.stop_requested:
+                    send_stop()
             elif kind == "done":
-                result = msg[1]
-                result.stopped = bool(result.stopped or stop_sent)
-                return result
+                return msg[1]  # its ``stopped``: the child's fit ended on the stop request
             else:  # "error"
                 _, module, name, message, tb = msg
                 raise _rebuild_error(module, name, message, tb)

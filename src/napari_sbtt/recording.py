@@ -28,7 +28,6 @@ Otherwise :func:`load_recording` raises an error naming the option to give.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -41,18 +40,20 @@ from .core.errors import MissingTimingError, OptionError
 from .core.limits import (MAX_FRAME_PERIOD_S, MAX_LINE_PERIOD_S, MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S,
                           check_seconds)
 from .core.readers import ReaderError, detect_format, guess_format
+from .core.readers.rois import looks_like_rows, read_labels, read_roi_rows
 from .core.scan import ScanPattern, infer_row_mask
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import RunConfig, SBTTResult
+    from .config import RunConfig
+    from .core.progress import RunControl
     from .model import SBTTModel
+    from .result import SBTTResult
 
 __all__ = [
     "Recording",
     "load_recording",
     "run_recording",
     "recording_observations",
-    "export_result",
     "read_labels",
     "read_roi_rows",
     "RECORDING_FORMATS",
@@ -60,8 +61,6 @@ __all__ = [
 
 RECORDING_FORMATS = ("tiff", "suite2p", "caiman", "nwb", "traces")
 _PREFER = ("movie", "traces")
-_LABEL_SUFFIXES = (".tif", ".tiff", ".npy")
-_ROW_SUFFIXES = (".npy", ".csv", ".tsv", ".txt")
 
 
 # --------------------------------------------------------------------------- the recording
@@ -190,100 +189,6 @@ class Recording:
 
 
 # --------------------------------------------------------------------------- small readers
-def read_labels(rois: Any, *, what: str = "rois") -> np.ndarray:
-    """A (Y, X) integer labels image from an array or a ``.tif``/``.tiff``/``.npy`` file.
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file, unknown suffix, not 2-D, or non-integer values (naming the file).
-    """
-    if isinstance(rois, (str, os.PathLike)):
-        p = Path(rois).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"ROI labels file not found: {p}")
-        suffix = p.suffix.lower()
-        if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            arr = tifffile.imread(p)
-        elif suffix == ".npy":
-            from .core.readers.npy import load_npy
-
-            arr = load_npy(p)  # its errors name the file and the fix (object arrays are refused)
-        else:
-            raise ValueError(
-                f"{p}: ROI labels must be a .tif/.tiff or .npy labels image (0 = background, 1..N = ROI ids)")
-        src = str(p)
-    else:
-        arr = np.asarray(rois)
-        src = what
-    arr = np.squeeze(np.asarray(arr))
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{src}: ROI labels must be one (Y, X) labels image (0 = background, 1..N = ROI ids), got shape "
-            f"{arr.shape}; convert a stack of masks to one labels image")
-    if arr.dtype == bool:
-        arr = arr.astype(np.int32)
-    if not np.issubdtype(arr.dtype, np.integer):
-        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.mod(arr, 1) == 0):
-            raise ValueError(f"{src}: ROI labels must hold whole-number ids, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"{src}: ROI labels must be >= 0 (0 = background)")
-    return arr
-
-
-def read_roi_rows(rois: Any, *, what: str = "rois") -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-ROI rows (and columns) from an (N,) or (N, 2) array or a ``.npy``/``.csv``/``.txt`` file.
-
-    Returns
-    -------
-    rows : float (N,) each ROI's (centroid) row, in pixels from the top.
-    cols : float (N,) each ROI's centroid column, or None for a one-column file.
-    """
-    from .core.readers import read_traces
-
-    if isinstance(rois, (str, os.PathLike)):
-        p = Path(rois).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"ROI rows file not found: {p}")
-        if p.suffix.lower() not in _ROW_SUFFIXES:
-            raise ValueError(f"{p}: a rows file must be {', '.join(_ROW_SUFFIXES)} with one row per ROI")
-        arr = read_traces(p, orientation="tn")
-        src = str(p)
-    else:
-        arr = np.asarray(rois, dtype=float)
-        src = what
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or arr.shape[1] not in (1, 2) or arr.shape[0] == 0:
-        raise ValueError(
-            f"{src}: ROI rows must be one line per ROI holding its row, or its row and column "
-            f"(shape (N,) or (N, 2)); got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise ValueError(f"{src}: ROI {bad} has no row (empty or NaN); every ROI needs its row")
-    return arr[:, 0].copy(), (arr[:, 1].copy() if arr.shape[1] == 2 else None)
-
-
-def _looks_like_rows(rois: Any) -> bool:
-    """True when ``rois`` is a rows file/array rather than a labels image."""
-    if isinstance(rois, (str, os.PathLike)):
-        p = Path(rois)
-        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
-            return True
-        if p.suffix.lower() == ".npy" and p.is_file():
-            with open(p, "rb") as fh:
-                version = np.lib.format.read_magic(fh)
-                shape = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
-                         else np.lib.format.read_array_header_2_0(fh))[0]
-            return len(shape) == 1 or (len(shape) == 2 and shape[1] == 2)
-        return False
-    a = np.asarray(rois)
-    return a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 2)
-
-
 def _centroids(labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean row and column of each id's pixels; NaN for ids without pixels."""
     from .core.labels import label_index
@@ -591,7 +496,7 @@ def _load_traces(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | No
         n_frames = _as_scan(scan)[0].n_sweeps
     traces = read_traces(p, n_frames=n_frames, dataset=dataset)
     n = traces.shape[1]
-    if _looks_like_rows(rois):
+    if looks_like_rows(rois):
         rows, cols = read_roi_rows(rois)
         if rows.size != n:
             raise ValueError(f"{rois if isinstance(rois, (str, os.PathLike)) else 'rois'}: {rows.size} ROI rows "
@@ -731,19 +636,23 @@ def recording_observations(
     *,
     config: "RunConfig | dict[str, Any] | None" = None,
     progress: Callable[[Any], Any] | None = None,
+    control: "RunControl | None" = None,
 ) -> tuple[Any, ScanPattern | None, float | None]:
     """The first half of :func:`run_recording`: the recording's samples on the fine grid.
 
     Returns ``(observations, scan, frame_period)``: :class:`~napari_sbtt.core.traces.Observations`
     and the timing to record with the result (``frame_period`` is None when ``scan`` is given).
     """
-    from .api import RunConfig, observations_for_stack, observations_for_traces
+    from .api import observations_for_stack, observations_for_traces
+    from .config import RunConfig
+    from .core.progress import RunControl
 
     rec.validate()
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     fp = rec.frame_period if rec.scan is None else None
     if rec.mode == "movie":
-        obs = observations_for_stack(rec.movie, rec.labels, rec.scan, config=cfg, progress=progress,
+        obs = observations_for_stack(rec.movie, rec.labels, rec.scan, config=cfg, control=control,
                                      frame_period=fp)
         return obs, rec.scan, fp
     neu = rec.neuropil_traces if cfg.neuropil is not None else None
@@ -752,7 +661,7 @@ def recording_observations(
             f"{rec.path}: config neuropil={cfg.neuropil} needs neuropil traces, which this "
             f"{rec.source_format} recording does not have; set neuropil=None")
     obs = observations_for_traces(
-        rec.traces, rec.roi_rows, rec.scan, config=cfg, progress=progress, frame_period=fp,
+        rec.traces, rec.roi_rows, rec.scan, config=cfg, control=control, frame_period=fp,
         n_rows=rec.n_rows if rec.scan is None else None, neuropil_traces=neu, roi_ids=rec.roi_ids)
     return obs, rec.scan, fp
 
@@ -764,6 +673,7 @@ def run_recording(
     config: "RunConfig | dict[str, Any] | None" = None,
     progress: Callable[[Any], Any] | None = None,
     isolate: bool = False,
+    control: "RunControl | None" = None,
 ) -> "SBTTResult":
     """Run SBTT on a :class:`Recording`: movie + labels as run_on_stack, traces + rows as run_on_traces.
 
@@ -771,7 +681,7 @@ def run_recording(
     ----------
     rec
         From :func:`load_recording` (or built by hand).
-    model, config, progress, isolate
+    model, config, progress, isolate, control
         As in :func:`napari_sbtt.api.run_on_stack`. With ``config.neuropil`` set
         (a coefficient such as 0.7), traces recordings use their neuropil traces
         (suite2p ``Fneu``); movies use an annulus around each ROI.
@@ -780,159 +690,21 @@ def run_recording(
     -------
     SBTTResult
         ``result.config["recording"]`` records the source (format, path,
-        timing source, where the ROIs came from), so :func:`export_result` can
-        find the ROI masks again.
+        timing source, where the ROIs came from), so
+        :func:`napari_sbtt.export.export_result` can find the ROI masks again.
     """
     import time
 
-    from .api import RunConfig, run_on_observations
+    from .api import run_on_observations
+    from .config import RunConfig
+    from .core.progress import RunControl
 
     cfg = RunConfig.coerce(config)
+    control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    obs, scan, fp = recording_observations(rec, config=cfg, progress=progress)
-    result = run_on_observations(obs, model=model, config=cfg, progress=progress, scan=scan,
-                                 frame_period=fp, isolate=isolate,
-                                 seconds_extract=time.perf_counter() - t0)
+    obs, scan, fp = recording_observations(rec, config=cfg, control=control)
+    result = run_on_observations(obs, model=model, config=cfg, scan=scan, frame_period=fp,
+                                 isolate=isolate, seconds_extract=time.perf_counter() - t0,
+                                 control=control)
     result.config["recording"] = dict(rec.provenance)
     return result
-
-
-# --------------------------------------------------------------------------- export
-def _labels_from_provenance(prov: Mapping[str, Any]) -> np.ndarray | None:
-    """Re-read the ROI labels a result was computed from, or None when they cannot be found."""
-    fmt = prov.get("format")
-    rois = prov.get("rois")
-    if rois not in (None, "array") and Path(rois).is_file() and not _looks_like_rows(rois):
-        return read_labels(rois)
-    if fmt == "suite2p":
-        from .core.readers import read_suite2p
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return read_suite2p(prov.get("plane_dir") or prov["path"],
-                                overlap=prov.get("overlap", "weight")).labels
-    if fmt == "caiman":
-        from .core.readers import read_caiman
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return read_caiman(prov["path"], threshold=float(prov.get("threshold", 0.2))).labels
-    if fmt == "nwb" and rois is None:
-        from .core.readers import read_nwb
-
-        with read_nwb(prov["path"]) as d:
-            return d.labels
-    return None
-
-
-def export_result(
-    result: "SBTTResult",
-    path: str | os.PathLike,
-    format: str | None = None,
-    *,
-    labels: Any = None,
-    overwrite: bool = False,
-    what: str = "rates",
-    nwb_subject: Mapping[str, Any] | None = None,
-    nwb_location: str | None = None,
-) -> Path:
-    """Write ``result`` as NPZ, HDF5, CSV, an activity-movie TIFF or NWB (chosen by suffix or ``format``).
-
-    Parameters
-    ----------
-    result
-        An :class:`~napari_sbtt.api.SBTTResult`.
-    path
-        Output file: ``.npz`` (all arrays + ``result_json``), ``.h5``/``.hdf5``
-        (datasets + JSON attributes), ``.csv`` (``time_s`` + one column per
-        ROI of ``what``), ``.tif``/``.tiff`` (float32 (T_fine, Y, X) activity
-        movie) or ``.nwb`` (RoiResponseSeries ``processing/ophys/Fluorescence/Deconvolved``
-        linked to a PlaneSegmentation; see :func:`napari_sbtt.core.writers.write_nwb`).
-    format
-        ``"npz"``, ``"hdf5"``, ``"csv"``, ``"tiff"`` or ``"nwb"`` to override the suffix.
-    labels
-        (Y, X) labels image (array or .tif/.npy) for the TIFF and NWB exports;
-        by default re-read from the source recorded by :func:`run_recording`.
-    overwrite
-        Replace an existing file.
-    what
-        For CSV: ``"rates"`` (default), ``"observations"`` or ``"signal"``.
-    nwb_subject
-        For NWB: the animal's NWB Subject fields (``subject_id``, ``species``, ``sex``,
-        ``age`` ISO 8601 such as ``P90D``, ...), which nwbinspector and DANDI require and
-        napari-sbtt cannot know.
-    nwb_location
-        For NWB built from a labels image: the imaging plane's brain area (for a mouse an
-        Allen CCF term, e.g. ``VISp``).
-
-    Returns
-    -------
-    Path of the file written (atomically).
-    """
-    from .api import RESULT_FORMAT, RESULT_FORMAT_VERSION, _version
-    from .core import writers
-
-    fmt = writers.format_from_path(path, format)
-    arrays: dict[str, np.ndarray] = {
-        "rates": np.asarray(result.rates, dtype=np.float32),
-        "times": np.asarray(result.times, dtype=np.float64),
-        "observations": np.asarray(result.observations, dtype=np.float32),
-        "roi_ids": np.asarray(result.roi_ids, dtype=np.int64),
-    }
-    if result.signal is not None:
-        arrays["signal"] = np.asarray(result.signal, dtype=np.float32)
-    prov = dict((result.config or {}).get("recording") or {})
-    if fmt in ("npz", "hdf5"):
-        meta = {
-            "format": RESULT_FORMAT,
-            "format_version": RESULT_FORMAT_VERSION,
-            "package_version": _version(),
-            "grid": dataclasses.asdict(result.grid),
-            "units": result.units,
-            "metrics": result.metrics,
-            "config": result.config,
-            "history": result.history,
-            "stopped": bool(result.stopped),
-        }
-        if fmt == "npz":
-            return writers.write_npz(path, arrays, meta, overwrite=overwrite)
-        obs_params = (result.config or {}).get("observations") or {}
-        obs_units = "dF/F" if obs_params.get("dff") else (
-            "raw, neuropil-corrected" if obs_params.get("neuropil") is not None else "raw")
-        return writers.write_hdf5(path, arrays, meta, overwrite=overwrite,
-                                  array_units={"observations": obs_units, "signal": obs_units})
-    if fmt == "csv":
-        if what not in ("rates", "observations", "signal") or what not in arrays:
-            raise ValueError(f"what must be 'rates', 'observations' or 'signal' (when present), got {what!r}")
-        return writers.write_traces_csv(path, arrays["times"], arrays[what], arrays["roi_ids"],
-                                        overwrite=overwrite)
-    lab = read_labels(labels) if labels is not None else None
-    if fmt == "nwb" and lab is None and prov.get("segmentation"):
-        seg = prov["segmentation"]
-        ids = arrays["roi_ids"]
-        return writers.write_nwb(
-            path, arrays["rates"], arrays["times"], ids, bin_width=float(result.grid.bin_width),
-            units=result.units, source_nwb=seg["path"], segmentation=seg.get("name"),
-            table_rows=ids - 1, overwrite=overwrite, subject=nwb_subject, location=nwb_location,
-            description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
-        )
-    if lab is None:
-        lab = _labels_from_provenance(prov)
-    if lab is None:
-        raise OptionError(
-            f"{path}: the {fmt.upper()} export paints/links each ROI's mask, but this result does not say where "
-            "its ROI labels are (it was not computed from a file with ROI masks); pass {labels}",
-            labels="labels=<(Y, X) labels image or .tif/.npy>")
-    if fmt == "tiff":
-        return writers.write_activity_tiff(path, arrays["rates"], lab, arrays["roi_ids"],
-                                           bin_width=float(result.grid.bin_width), overwrite=overwrite)
-    fper = (result.config or {}).get("frame_period_s")
-    scan = (result.config or {}).get("scan")
-    if fper is None and isinstance(scan, Mapping):
-        fper = scan.get("frame_period_s")
-    return writers.write_nwb(
-        path, arrays["rates"], arrays["times"], arrays["roi_ids"], bin_width=float(result.grid.bin_width),
-        units=result.units, labels=lab, frame_period=fper, overwrite=overwrite, subject=nwb_subject,
-        location=nwb_location,
-        description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
-    )

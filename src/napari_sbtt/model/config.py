@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.limits import MAX_FRAME_PERIOD_S, MAX_ONSET_DELAY_S
+from ..core.progress import StopTraining
 
 __all__ = ["SBTTConfig", "EpochReport", "StopTraining", "LIKELIHOODS", "MAX_UNITS"]
 
@@ -23,10 +24,6 @@ LIKELIHOODS = ("poisson", "gaussian", "zig", "calcium")
 MAX_UNITS = 8192
 UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
                "controller_size", "inferred_input_size")
-
-
-class StopTraining(Exception):
-    """Raise from a ``progress`` callback to stop training and keep the best model so far."""
 
 
 @dataclass

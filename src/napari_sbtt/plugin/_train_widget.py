@@ -29,7 +29,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..api import DEFAULT_INDICATOR
+from ..config import DEFAULT_INDICATOR
 from ..core.indicators import INDICATORS
 from ._common import MessageLabel, follow_theme, resolve_inputs, timing_for
 from ._files import checkpoint_info
@@ -133,16 +133,14 @@ def _fit(observations: Any, scan: Any, frame_period: float | None, model: Any,
         from ..isolated import run_isolated
 
         return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
-                            config=config, progress=progress, seconds_extract=seconds_extract,
-                            should_stop=getattr(progress, "stop_requested", None),
-                            should_abort=getattr(progress, "abort_requested", None),
+                            config=config, control=progress, seconds_extract=seconds_extract,
                             nice=CHILD_NICE)
     # in-process: load torch's libraries with the GIL released first (see _torch_preload)
     from ..api import run_on_observations
     from ._torch_preload import preload_torch_libraries
 
     preload_torch_libraries()
-    return run_on_observations(observations, model=model, config=config, progress=progress,
+    return run_on_observations(observations, model=model, config=config, control=progress,
                                scan=scan, frame_period=frame_period,
                                seconds_extract=seconds_extract)
 

@@ -5,9 +5,10 @@ the worker thread) that only puts the report on a queue and answers whether to s
 on the GUI thread drains the queue every ``poll_ms`` and hands the GUI a batch of reports, so a
 fast training loop can never flood the event loop.
 
-The job receives a :class:`JobProgress`: call it with a report (it answers whether to stop);
-``stop_requested()`` and ``abort_requested()`` can be polled between reports (the Train widget's
-job polls them while its fit runs in a child process, :mod:`napari_sbtt.isolated`).
+The job receives a :class:`JobProgress`, the run's :class:`~napari_sbtt.core.progress.RunControl`:
+every report it gets is queued for the GUI, and :meth:`Job.request_stop` / :meth:`Job.abort`
+stop or abort the run through it (a fit in a child process, :mod:`napari_sbtt.isolated`, checks
+it while it waits).
 
 Set ``NAPARI_SBTT_SYNC=1`` to run jobs synchronously on the calling thread (for debugging with
 pdb or a profiler; the GUI freezes while the job runs).
@@ -22,6 +23,8 @@ from typing import Any, Callable
 
 from qtpy.QtCore import QObject, QTimer
 
+from ..core.progress import RunControl
+
 __all__ = ["Job", "JobProgress", "sync_mode", "env_flag"]
 
 
@@ -35,24 +38,12 @@ def sync_mode() -> bool:
     return env_flag("NAPARI_SBTT_SYNC")
 
 
-class JobProgress:
-    """The progress callback handed to a job: ``progress(report) -> stop?`` plus stop/abort polls."""
+class JobProgress(RunControl):
+    """The RunControl handed to a job: each report is queued for the GUI (from the worker thread);
+    the Job stops or aborts the run through it."""
 
-    def __init__(self, job: "Job") -> None:
-        self._job = job
-
-    def __call__(self, report: Any) -> bool:
-        """Queue ``report`` for the GUI (worker thread); True when the job should stop."""
-        self._job._queue.put(report)
-        return self.stop_requested()
-
-    def stop_requested(self) -> bool:
-        """True once the user asked to stop (or the job is being aborted)."""
-        return self._job._stop.is_set() or self.abort_requested()
-
-    def abort_requested(self) -> bool:
-        """True when the job's result is no longer wanted (the viewer is closing)."""
-        return self._job._abort.is_set() or bool(getattr(self._job.worker, "abort_requested", False))
+    def __init__(self, queue_: "queue.SimpleQueue[Any]") -> None:
+        super().__init__(queue_.put)
 
 
 class Job(QObject):
@@ -60,14 +51,14 @@ class Job(QObject):
 
     Parameters
     ----------
-    func : callable taking the :class:`JobProgress` and returning the job's result.
+    func : callable taking the :class:`JobProgress` (a RunControl) and returning the job's result.
     on_reports : GUI-thread callback with the list of reports received since the last call.
     on_done : GUI-thread callback with the result.
     on_error : GUI-thread callback with the exception.
     poll_ms : how often the GUI drains the report queue.
     """
 
-    def __init__(self, func: Callable[[Callable[[Any], bool]], Any], *,
+    def __init__(self, func: Callable[[RunControl], Any], *,
                  on_reports: Callable[[list[Any]], None],
                  on_done: Callable[[Any], None],
                  on_error: Callable[[BaseException], None],
@@ -78,21 +69,19 @@ class Job(QObject):
         self._on_done = on_done
         self._on_error = on_error
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._abort = threading.Event()
         self._finished = threading.Event()
         self._timer = QTimer(self)
         self._timer.setInterval(int(poll_ms))
         self._timer.timeout.connect(self._drain)
         self.worker: Any = None
-        self._progress = JobProgress(self)
+        self.control = JobProgress(self._queue)
 
     # ------------------------------------------------------------------ GUI side
     def start(self) -> None:
         """Start the job (in a thread, or right here with NAPARI_SBTT_SYNC=1)."""
         if sync_mode():
             try:
-                result = self._func(self._progress)
+                result = self._func(self.control)
             except Exception as e:  # noqa: BLE001 - reported to the widget
                 self._drain()
                 self._finished.set()
@@ -105,14 +94,14 @@ class Job(QObject):
 
         from napari.qt.threading import create_worker
 
-        def run(progress: Callable[[Any], bool]) -> Any:
+        def run(control: RunControl) -> Any:
             try:
-                return self._func(progress)
+                return self._func(control)
             finally:
                 self._finished.set()
 
         # errors go to on_error (shown in the widget), not re-raised into a traceback dialog
-        self.worker = create_worker(run, self._progress, _start_thread=False, _ignore_errors=True)
+        self.worker = create_worker(run, self.control, _start_thread=False, _ignore_errors=True)
         self.worker.returned.connect(self._returned)
         self.worker.errored.connect(self._errored)
         self.worker.finished.connect(self._worker_finished)
@@ -120,13 +109,12 @@ class Job(QObject):
         self.worker.start()
 
     def request_stop(self) -> None:
-        """Ask the job to stop at its next report (training ends at the next epoch)."""
-        self._stop.set()
+        """Ask the job to stop (training ends after the current epoch, the best model kept)."""
+        self.control.stop()
 
     def abort(self) -> None:
         """Stop and drop the result (the viewer is closing); callbacks are not called any more."""
-        self._stop.set()
-        self._abort.set()
+        self.control.abort()
         self._on_done = self._on_error = lambda *_: None  # type: ignore[assignment]
         self._on_reports = lambda *_: None  # type: ignore[assignment]
         if self.worker is not None:
