@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--likelihood", default="gaussian")
     ap.add_argument("--preset", default="default", help="synth preset (falls back to a built-in scan)")
     ap.add_argument("--repeats", type=int, default=3, help="later fits (after the first one)")
-    ap.add_argument("--threads", type=int, default=0, help="the widget's CPU threads (0 = auto)")
+    ap.add_argument("--threads", type=int, default=-1,
+                    help="the widget's CPU threads (-1 = the run default, 1; 0 = all physical cores)")
     ap.add_argument("--switch-interval", type=float, default=None,
                     help="sys.setswitchinterval during the fits (Python's default: 0.005 s)")
     ap.add_argument("--prewarm", action="store_true",
@@ -195,9 +196,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train.likelihood.value, train.device.value, train.factor.value = args.likelihood, "cpu", 2
     train.threads.value = args.threads
     app = QApplication.instance()
-    from napari_sbtt.plugin._train_widget import gui_threads
+    from napari_sbtt.plugin._run_fields import field_value
 
-    train_threads = gui_threads(train.threads.value)
+    from napari_sbtt.model.config import default_num_threads
+
+    chosen = field_value("threads", train.threads)
+    train_threads = 1 if chosen is None else (chosen or default_num_threads())
 
     def spin(seconds: float) -> None:
         end = time.perf_counter() + seconds

@@ -69,10 +69,14 @@ def test_indicator_and_onset_delay_flags_reach_the_run_config():
                                       "--config", '{"model": {"batch_size": 4}}'])
     cfg = _run_config(args)
     assert cfg["indicator"] == "GCaMP8s"
-    assert cfg["model"] == {"batch_size": 4, "calcium_delay_seconds": 0.02}
+    assert cfg["onset_delay_s"] == 0.02 and cfg["model"] == {"batch_size": 4}  # ms -> s in one place
     bad = build_parser().parse_args(["run", "m.tif", "--out", "o", "--onset-delay-ms", "-5"])
-    with pytest.raises(CliError, match="onset-delay"):
+    with pytest.raises(CliError, match="--onset-delay-ms must be a number from 0 to 1000 ms, got -5"):
         _run_config(bad)
+    # an optional setting takes 'none'
+    cfg = _run_config(build_parser().parse_args(["run", "m.tif", "--out", "o", "--max-seconds", "none",
+                                                 "--size", "small", "--threads", "2"]))
+    assert cfg == {"max_seconds": None, "size": "small", "threads": 2}
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "m.tif", "--out", "o", "--indicator", "GFP"])
     # the demo's simulated recording fixes its indicator

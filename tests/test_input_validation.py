@@ -127,8 +127,8 @@ def test_cli_bad_scan_json_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
 
 # --------------------------------------------------------------------------- bounds (case 13)
 @pytest.mark.parametrize("flags, message", [
-    (["--onset-delay-ms", "1e9"], "--onset-delay-ms must be from 0 to 1000 ms"),
-    (["--onset-delay-ms", "-5"], "--onset-delay-ms must be from 0 to 1000 ms"),
+    (["--onset-delay-ms", "1e9"], "--onset-delay-ms must be a number from 0 to 1000 ms"),
+    (["--onset-delay-ms", "-5"], "--onset-delay-ms must be a number from 0 to 1000 ms"),
     (["--factor", "100000000"], "--factor must be a whole number from 1 to 1024"),
     (["--line-period", "1e-300"], "--line-period must be a number of seconds from 1e-06 to 1"),
     (["--frame-period", "1e9"], "--frame-period must be a number of seconds from 1e-05 to 3600"),

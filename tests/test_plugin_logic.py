@@ -9,7 +9,7 @@ from napari_sbtt.core.scan import ScanPattern
 from napari_sbtt.plugin._layers import InputError, scan_from_metadata, timing_from_metadata
 from napari_sbtt.plugin._scan_widget import KINDS, bandwidth_text, build_pattern
 from napari_sbtt.plugin._state import IllegalTransition, TrainState, TrainStateMachine
-from napari_sbtt.plugin._train_widget import SIZE_PRESETS, device_choices, make_run_config
+from napari_sbtt.plugin._train_widget import device_choices
 
 
 # --------------------------------------------------------------------------- state machine
@@ -110,42 +110,30 @@ def test_metadata_timing():
 
 
 # --------------------------------------------------------------------------- run settings
-def test_run_config_from_widget_fields():
-    from napari_sbtt.api import RunConfig
+def test_run_fields_are_the_run_config_settings(qapp):
+    from napari_sbtt.config import RunConfig, resolve, settings
+    from napari_sbtt.plugin._run_fields import field_value, make_run_fields, run_config_from_fields
 
-    cfg = make_run_config(likelihood="gaussian", size="small", epochs=3, seed=7, factor=2,
-                          device="cpu", threads=1)
-    rc = RunConfig.from_dict(cfg)  # the api accepts it as it is
-    assert rc.epochs == 3 and rc.factor == 2 and rc.model["num_threads"] == 1
-    assert rc.model["generator_size"] == SIZE_PRESETS["small"]["generator_size"]
-    auto = make_run_config(likelihood="calcium", size="medium", epochs=1, seed=0, factor=1, device="auto")
-    assert auto["model"]["num_threads"] >= 1
-    with pytest.raises(InputError):
-        make_run_config(likelihood="calcium", size="huge", epochs=1, seed=0, factor=1, device="auto")
+    fields = make_run_fields(device_choices=device_choices)
+    assert list(fields) == [n for n, s, _ in settings() if s.widget is not None]
+    for name, widget in fields.items():
+        assert widget.label == RunConfig.setting(name).widget and widget.tooltip
+    fields["likelihood"].value = "calcium"
+    fields["indicator"].value = "GCaMP8m"
+    fields["onset_delay_s"].value = 20.0  # shown in ms
+    fields["epochs"].value = 3
+    fields["threads"].value = 2
+    fields["max_seconds"].value = 0.0  # the lowest value: no budget
+    cfg = run_config_from_fields(fields, adapt=True)
+    assert (cfg.indicator, cfg.onset_delay_s, cfg.epochs, cfg.threads, cfg.max_seconds, cfg.adapt) == (
+        "GCaMP8m", 0.02, 3, 2, None, True)
+    model = resolve(cfg, bin_width=0.01)
+    assert model.calcium_delay_bins == pytest.approx(2.0) and model.num_threads == 2
+    fields["epochs"].value = fields["epochs"].min  # "400 (default)": the model's own
+    fields["indicator"].value = fields["indicator"].choices[0]
+    assert field_value("epochs", fields["epochs"]) is None and field_value("indicator", fields["indicator"]) is None
+    assert fields["epochs"].native.specialValueText() == "400 (default)"
     assert device_choices()[:2] == ["auto", "cpu"]
-
-
-def test_indicator_and_onset_delay_reach_the_calcium_kernel():
-    from napari_sbtt.api import RunConfig
-    from napari_sbtt.api import model_config as _model_config
-    from napari_sbtt.core.indicators import get_indicator
-
-    cfg = make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
-                          device="cpu", indicator="GCaMP8m", onset_delay_ms=20.0)
-    model = _model_config(RunConfig.from_dict(cfg), 0.01)
-    assert model.calcium_kernel == "double_exponential"
-    assert model.calcium_decay_bins == pytest.approx(get_indicator("GCaMP8m").tau_decay / 0.01)
-    assert model.calcium_delay_bins == pytest.approx(2.0)
-    # no delay asked, or a likelihood without a kernel: no delay field at all
-    plain = make_run_config(likelihood="gaussian", size="small", epochs=1, seed=0, factor=1,
-                            device="cpu", onset_delay_ms=20.0)
-    assert "calcium_delay_seconds" not in plain["model"]
-    with pytest.raises(InputError, match="indicator"):
-        make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
-                        device="cpu", indicator="GCaMP99")
-    with pytest.raises(InputError, match="onset delay"):
-        make_run_config(likelihood="calcium", size="small", epochs=1, seed=0, factor=1,
-                        device="cpu", onset_delay_ms=-1.0)
 
 
 @pytest.mark.gui
@@ -158,9 +146,9 @@ def test_sync_switch_runs_the_job_on_the_calling_thread(qtbot, monkeypatch):
     assert sync_mode()
     seen: dict[str, object] = {}
 
-    def func(progress):
+    def func(control):
         seen["thread"] = threading.current_thread()
-        assert progress("report 1") is False
+        assert control("report 1") is False
         return 42
 
     job = Job(func, on_reports=lambda r: seen.setdefault("reports", r),

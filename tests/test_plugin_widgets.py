@@ -130,7 +130,8 @@ def test_sample_data_loads_and_trains_in_the_tabbed_widget(viewer, qtbot):
 
 # --------------------------------------------------------------------------- remembered settings
 TRAIN_CHANGES = {"likelihood": "poisson", "size": "small", "epochs": 37, "seed": 5, "factor": 3,
-                 "device": "cpu", "threads": 1, "indicator": "GCaMP8m", "onset_delay": 20.0}
+                 "device": "cpu", "threads": 2, "indicator": "GCaMP8m", "onset_delay_s": 20.0,
+                 "max_seconds": 60.0}
 SCAN_CHANGES = {"kind": "strips", "n_strips": 6, "order": "interleaved", "strips_per_sweep": 2,
                 "fraction": 0.4, "flyback_ms": 0.5, "bidirectional": True}
 DATA_CHANGES = {"frame_period_ms": 40.0, "line_period_ms": 0.25}
@@ -185,8 +186,11 @@ def test_unusable_saved_values_are_ignored(viewer):
         store.setValue(key, value)
     store.sync()
     train, scan = open_widget(viewer, "Train / Load"), open_widget(viewer, "Scan")
-    assert (train.device.value, train.epochs.value, train.size.value) == ("auto", 200, "medium")
-    assert train.threads.value == 0 and train.seed.value == 12
+    from napari_sbtt.plugin._run_fields import field_value
+
+    assert (train.device.value, train.size.value) == ("auto", "medium")
+    assert field_value("epochs", train.epochs) is None and field_value("threads", train.threads) is None
+    assert train.seed.value == 12
     assert scan.kind.value == "from movie metadata" and scan.fraction.value == pytest.approx(0.5)
     assert scan.bidirectional.value is False
 
@@ -333,6 +337,28 @@ def test_train_two_epochs_then_reload_checkpoint(toy_viewer, qtbot, tmp_path):
     assert train.state.state is TrainState.DONE
 
 
+@pytest.mark.slow
+def test_the_widget_runs_the_librarys_run(toy_viewer, qtbot):
+    """One run path: the widget's result is the library's for the same settings, number for number
+    (the widget builds a Recording of its layers and calls recording.run_recording)."""
+    from napari_sbtt.api import run_on_stack
+    from napari_sbtt.config import RunConfig
+
+    train = open_widget(toy_viewer, "Train / Load")
+    small_fast(train)
+    train.max_seconds.value = 0.0  # no budget: the numbers do not depend on the machine's speed
+    train.train_button.clicked()
+    wait_finished(qtbot, train)
+    assert train.state.state is TrainState.DONE, train.message.text
+    got = train.last_result
+    assert got.config["recording"]["movie_layer"] == "toy" and got.config["recording"]["format"] == "arrays"
+    settings = RunConfig.from_dict({k: v for k, v in got.config.items() if k in RunConfig().to_dict()})
+    movie, labels, pattern = toy_scan()
+    want = run_on_stack(movie, labels, pattern, config=settings)
+    np.testing.assert_array_equal(got.rates, want.rates)
+    np.testing.assert_array_equal(got.observations, want.observations)
+
+
 def test_stop_keeps_best_model(toy_viewer, qtbot):
     train = open_widget(toy_viewer, "Train / Load")
     small_fast(train, epochs=500)
@@ -352,22 +378,27 @@ def test_stop_keeps_best_model(toy_viewer, qtbot):
 def test_failure_is_shown_and_can_run_again(toy_viewer, qtbot, monkeypatch):
     # a setting the fitting process rejects: the failure happens in the child process and its
     # message comes back to the widget
+    import os
+
     from napari_sbtt.plugin import _train_widget
 
-    monkeypatch.setitem(_train_widget.SIZE_PRESETS, "small",
-                        {**_train_widget.SIZE_PRESETS["small"], "generator_size": 0})
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine may have the CUDA device the test asks for")
+    fields_config = _train_widget.run_config_from_fields
+    monkeypatch.setattr(_train_widget, "run_config_from_fields",
+                        lambda fields, **kw: fields_config(fields, **kw).replace(device="cuda"))
     train = open_widget(toy_viewer, "Train / Load")
     small_fast(train)
     train.train_button.clicked()
     wait_finished(qtbot, train)
     assert train.state.state is TrainState.FAILED
-    assert "generator_size must be a positive integer" in train.message.text and train.message.is_error
+    assert "device 'cuda' was asked for" in train.message.text and train.message.is_error
     assert train.train_button.text == "Train" and train.train_button.enabled
     assert train.state.can_start()
     assert "toy activity" not in toy_viewer.layers
     # a crash that is not a user mistake also ends in the failed state, with its type named
     monkeypatch.undo()
-    monkeypatch.setattr(_train_widget, "_fit", _crash)
+    monkeypatch.setattr(_train_widget, "run_job", _crash)
     train.train_button.clicked()
     wait_finished(qtbot, train)
     assert train.state.state is TrainState.FAILED

@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from napari_sbtt.cli import CLI_WORDS
+from napari_sbtt.core.errors import MissingOptionError
 from napari_sbtt.core.readers import ReaderError
 from napari_sbtt.core.scan import ScanPattern
 from napari_sbtt.recording import Recording, load_recording, read_roi_rows, run_recording
@@ -250,8 +251,12 @@ def test_traces_malformed_inputs_name_the_file_and_the_fix(tmp_path: Path) -> No
     with pytest.raises(ValueError, match=r"rows.npy: 2 ROI rows but .*t.npy has 3 traces"):
         load_recording(p, rois=tmp_path / "rows.npy", frame_period=0.05, n_rows=16)
     np.save(tmp_path / "rows3.npy", np.array([1.0, 2.0, 3.0]))
-    with pytest.raises(ValueError, match=r"pass n_rows=<lines per frame>"):
+    with pytest.raises(MissingOptionError, match=r"pass n_rows=<lines per frame>") as missing:
         load_recording(p, rois=tmp_path / "rows3.npy", frame_period=0.05)
+    assert "n_rows" in missing.value.options  # what to ask for, without reading the text
+    with pytest.raises(MissingOptionError) as missing:
+        load_recording(p, frame_period=0.05)
+    assert missing.value.options == ("rois",)
     lab4 = labels.copy()
     lab4[0, 0] = 4
     with pytest.raises(ValueError, match="the labels image has 4 ROIs but .*t.npy has 3 traces"):

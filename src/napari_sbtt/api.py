@@ -203,12 +203,14 @@ def run_on_observations(
     isolate: bool = False,
     seconds_extract: float = 0.0,
     control: RunControl | None = None,
+    nice: int = 0,
 ) -> SBTTResult:
     """Fit (or apply) a model to :class:`~napari_sbtt.core.traces.Observations` already on the fine grid.
 
     ``scan`` and ``frame_period`` are only recorded in the result's config; ``isolate``,
     ``progress`` and ``control`` as in :func:`run_on_stack`; ``seconds_extract`` is stored in
-    ``metrics``. In this process it is :func:`napari_sbtt.pipeline.fit_and_infer`.
+    ``metrics``; ``nice`` lowers the CPU priority of the child process of ``isolate`` (the napari
+    widgets use 5). In this process it is :func:`napari_sbtt.pipeline.fit_and_infer`.
     """
     cfg = RunConfig.coerce(config)
     control = RunControl.of(progress, control)
@@ -216,6 +218,6 @@ def run_on_observations(
         from .isolated import run_isolated
 
         return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
-                            config=cfg, seconds_extract=seconds_extract, control=control)
+                            config=cfg, seconds_extract=seconds_extract, control=control, nice=nice)
     return fit_and_infer(observations, model=model, config=cfg, control=control, scan=scan,
                          frame_period=frame_period, seconds_extract=seconds_extract)

@@ -169,7 +169,25 @@ def cmd_extract(args: argparse.Namespace) -> str:
     )
 
 
+#: marks "none" given for an optional setting (argparse's None means "not given")
+_NONE = object()
+
+
+def _optional(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type for an optional setting: ``none`` means None, else ``kind(text)``."""
+
+    def parse(text: str) -> Any:
+        return _NONE if text.strip().lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run settings of ``--config`` with the flags (generated from the RunConfig fields'
+    metadata, :func:`_add_run_settings`) on top, checked before any work."""
+    from .config import RunConfig, SettingError, settings
+
     cfg: dict[str, Any] = {}
     source = getattr(args, "config", None)
     if source is not None:
@@ -186,29 +204,18 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise CliError(f"--config {source}: expected a JSON object of run settings")
         cfg.update(loaded)
-    from .api import RunConfig
-    from .core.limits import MAX_FACTOR, MAX_ONSET_DELAY_S
-
-    flags = {"factor": "--factor", "epochs": "--epochs", "seed": "--seed"}
-    for key in ("factor", "likelihood", "epochs", "seed", "device", "indicator"):
-        value = getattr(args, key, None)
+    flags: dict[str, str] = {}
+    for name, setting, _default in settings():
+        value = getattr(args, name, None) if setting.flag is not None else None
         if value is not None:
-            cfg[key] = value
-    if getattr(args, "factor", None) is not None and not 1 <= args.factor <= MAX_FACTOR:
-        raise CliError(f"--factor must be a whole number from 1 to {MAX_FACTOR} (fine-grid bins per sweep), "
-                       f"got {args.factor}")
-    for key in ("epochs", "seed"):
-        if getattr(args, key, None) is not None and getattr(args, key) < (1 if key == "epochs" else 0):
-            raise CliError(f"{flags[key]} must be {'>= 1' if key == 'epochs' else '>= 0'}, got {getattr(args, key)}")
-    delay = getattr(args, "onset_delay_ms", None)
-    if delay is not None:
-        if not 0 <= delay <= MAX_ONSET_DELAY_S * 1e3:
-            raise CliError(f"--onset-delay-ms must be from 0 to {MAX_ONSET_DELAY_S * 1e3:g} ms (GCaMP6f: about 20), "
-                           f"got {delay:g}")
-        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-        cfg["model"] = {**model, "calcium_delay_seconds": delay / 1e3}
+            cfg[name] = None if value is _NONE else setting.from_shown(value)
+            flags[name] = setting.flag
     try:  # every setting's type and range now, before any work
         RunConfig.from_dict(cfg)
+    except SettingError as e:
+        if e.name in flags:
+            raise CliError(e.message_for(flags[e.name])) from None
+        raise CliError(f"--config {source}: {e}" if source is not None else str(e)) from None
     except (TypeError, ValueError) as e:
         where = f"--config {source}: " if source is not None else ""
         raise CliError(f"{where}{e}") from None
@@ -360,26 +367,28 @@ def cmd_demo(args: argparse.Namespace) -> str:
 
 
 # --------------------------------------------------------------------------- parser
-def _add_common_fit(p: argparse.ArgumentParser, *, kernel: bool = True) -> None:
-    """The fit flags; ``kernel`` adds --indicator and --onset-delay-ms (not for the demo, whose
-    simulated recording fixes the indicator)."""
-    p.add_argument("--likelihood", choices=["poisson", "gaussian", "zig", "calcium"], default=None,
-                   help="observation model (default: calcium, which deconvolves)")
-    p.add_argument("--epochs", type=int, default=None, help="maximum training epochs")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
-                   help="where to train (default auto: CUDA when present)")
-    p.add_argument("--factor", type=int, default=None,
-                   help="fine-grid bins per sweep (default 1: one bin per sweep)")
-    if not kernel:
-        return
-    from .core.indicators import INDICATORS
+def _add_run_settings(p: argparse.ArgumentParser, *, exclude: Sequence[str] = ()) -> None:
+    """A flag for every RunConfig setting whose metadata names one (:mod:`napari_sbtt.config`),
+    with its help, units, choices and default; ``exclude``: settings this command fixes itself."""
+    from .config import settings
 
-    p.add_argument("--indicator", choices=list(INDICATORS), default=None,
-                   help="calcium indicator: starts the calcium kernel's rise and decay (default GCaMP6f)")
-    p.add_argument("--onset-delay-ms", type=float, default=None,
-                   help="calcium kernel onset delay in ms (about 20 for GCaMP6f in the ground truth; "
-                        "default 0)")
+    for name, s, default in settings():
+        if s.flag is None or name in exclude:
+            continue
+        kind = {"int": int, "number": float}.get(s.kind, str)
+        shown = s.to_shown(default)
+        text = s.none_label if default is None and s.none_label else (
+            f"{shown:g}" if isinstance(shown, float) else str(shown))
+        units = f" {s.shown_units or s.units}" if (s.shown_units or s.units) and default is not None else ""
+        extra = f"; 'none' for {s.none_label or 'none'}" if s.optional and default is not None else ""
+        kwargs: dict[str, Any] = {"dest": name, "default": None,
+                                  "help": f"{s.help} (default: {text}{units}{extra})"}
+        if s.kind == "choice":
+            kwargs["choices"] = list(s.choices)
+        else:
+            kwargs["type"] = _optional(kind) if s.optional and default is not None else kind
+            kwargs["metavar"] = (s.shown_units or s.units or ("N" if s.kind == "int" else "X")).upper()
+        p.add_argument(s.flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -440,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run settings as a JSON file or inline JSON (RunConfig fields; model sizes under "
                         "'model'); the flags below override it")
     p.add_argument("--overwrite", action="store_true")
-    _add_common_fit(p)
+    _add_run_settings(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("export", help="write a saved result as .npz, .h5, .csv, .tif or .nwb")
@@ -465,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--preset", default="default", help="simulation preset")
     p.add_argument("--overwrite", action="store_true")
-    _add_common_fit(p, kernel=False)
+    _add_run_settings(p, exclude=("indicator", "onset_delay_s"))  # the simulation fixes its indicator
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -97,8 +97,7 @@ class SettingError(ValueError):
         s = self.setting
         if s is None or s.shown_scale == 1.0 or not isinstance(self.value, (int, float)):
             return f"{option} must be {self.requirement}, got {self.value!r}"
-        shown = self.value * s.shown_scale if not isinstance(self.value, bool) else self.value
-        return f"{option} must be {s.requirement(scale=s.shown_scale)}, got {shown:g}"
+        return f"{option} must be {s.requirement(scale=s.shown_scale)}, got {s.to_shown(self.value):g}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,7 @@ class Setting:
     flag : the command-line flag (``--epochs``), None when only ``--config`` sets it.
     shown_units, shown_scale : units and scale of the value on the command line and in the
         widget (``onset_delay_s`` is shown in ms: scale 1000); the conversion happens only here.
+    step : the step of the widget's spin box, in the shown units.
     widget : label of the field in the Train widget, None when the widget does not show it.
     check : extra check of a value (device names, indicator names, the model overrides); raises
         SettingError.
@@ -135,8 +135,21 @@ class Setting:
     flag: str | None = None
     shown_units: str = ""
     shown_scale: float = 1.0
+    step: float = 1.0
     widget: str | None = None
     check: Callable[[str, Any], None] | None = None
+
+    def to_shown(self, value: Any) -> Any:
+        """The value as the command line and the widget show it (seconds -> ms for a scale of 1000)."""
+        if self.shown_scale == 1.0 or value is None or isinstance(value, bool):
+            return value
+        return value * self.shown_scale
+
+    def from_shown(self, value: Any) -> Any:
+        """Inverse of :meth:`to_shown`: a value typed on the command line or in the widget."""
+        if self.shown_scale == 1.0 or value is None or isinstance(value, bool):
+            return value
+        return value / self.shown_scale
 
     def requirement(self, *, scale: float = 1.0) -> str:
         """What a value must be, in words (bounds multiplied by ``scale``)."""
@@ -222,7 +235,7 @@ class RunConfig:
     indicator: str | None = _setting(None, Setting(
         "calcium indicator preset: starts the calcium kernel's rise and decay, then learned per ROI "
         f"(None: {DEFAULT_INDICATOR}'s kinetics)", "choice", choices=tuple(INDICATORS), optional=True,
-        none_label=f"{DEFAULT_INDICATOR} (default)", check=_check_indicator, flag="--indicator",
+        none_label=DEFAULT_INDICATOR, check=_check_indicator, flag="--indicator",
         widget="indicator"))
     onset_delay_s: float = _setting(0.0, Setting(
         "calcium kernel onset delay: time from a spike to the start of its fluorescence (about 20 ms "
@@ -234,12 +247,12 @@ class RunConfig:
         "choice", choices=tuple(SIZES), flag="--size", widget="model size"))
     epochs: int | None = _setting(None, Setting(
         "maximum training epochs (None: the model settings' max_epochs, 400 for a new fit)", "int",
-        low=1, high=10**7, optional=True, none_label="400 (default)", flag="--epochs", widget="epochs"))
+        low=1, high=10**7, optional=True, none_label="400", flag="--epochs", widget="epochs"))
     max_seconds: float | None = _setting(150.0, Setting(
         "wall-clock budget of the fit in seconds (150: a one-minute recording of 24 ROIs is fitted in "
         "under 3 minutes on 2 CPU cores; None: no budget, the result no longer depends on the "
         "machine's speed)", "number", low=0.0, high=1e9, low_open=True, optional=True,
-        none_label="no budget", units="s", flag="--max-seconds", widget="time budget (s)"))
+        none_label="no budget", units="s", step=10.0, flag="--max-seconds", widget="time budget (s)"))
     seed: int = _setting(0, Setting("random seed of the fit", "int", low=0, high=2**32 - 1, flag="--seed",
                                      widget="seed"))
     factor: int = _setting(1, Setting(
@@ -251,7 +264,7 @@ class RunConfig:
     threads: int | None = _setting(None, Setting(
         "torch CPU threads of the fit (0: all physical cores; None: 1 for a new fit, as one thread "
         "avoids spin-waiting on shared cores, and an applied or adapted model's own setting)", "int",
-        low=0, high=1024, optional=True, none_label="1 (default)", flag="--threads", widget="CPU threads"))
+        low=0, high=1024, optional=True, none_label="1", flag="--threads", widget="CPU threads"))
     min_coverage: float = _setting(0.5, Setting(
         "share of an ROI's pixels that a sweep must acquire for the ROI to count as observed", "number",
         low=0.0, high=1.0, low_open=True))

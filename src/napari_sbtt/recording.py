@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from .core.errors import MissingTimingError, OptionError
+from .core.errors import MissingOptionError, MissingTimingError, OptionError
 from .core.limits import (MAX_FRAME_PERIOD_S, MAX_LINE_PERIOD_S, MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S,
                           check_seconds)
 from .core.readers import ReaderError, detect_format, guess_format
@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Recording",
     "load_recording",
+    "recording_from_arrays",
     "run_recording",
     "recording_observations",
     "read_labels",
@@ -95,7 +96,8 @@ class Recording:
     frame_period
         Seconds per frame (used when ``scan`` is None), or None.
     source_format
-        One of ``"tiff"``, ``"suite2p"``, ``"caiman"``, ``"nwb"``, ``"traces"``.
+        One of ``"tiff"``, ``"suite2p"``, ``"caiman"``, ``"nwb"``, ``"traces"``, or ``"arrays"``
+        (:func:`recording_from_arrays`).
     path
         The file or folder read.
     n_rows, n_cols
@@ -314,7 +316,7 @@ def _traces_timing(
         return sp, None, sp.n_rows, src
     if line_period is not None:
         if n_rows is None:
-            raise OptionError(f"{p}: a full raster with a line period needs the image height: pass {{n_rows}} "
+            raise MissingOptionError(f"{p}: a full raster with a line period needs the image height: pass {{n_rows}} "
                               "or {scan}", n_rows="n_rows=<lines per frame>", scan=_TIMING_WORDS["scan"])
         sp = ScanPattern.full_raster(n_rows, n_t, line_period, frame_period=frame_period)
         return sp, None, n_rows, "line_period"
@@ -322,7 +324,7 @@ def _traces_timing(
     if fp is None:
         raise _timing_error(p, what, file_field)
     if n_rows is None:
-        raise OptionError(
+        raise MissingOptionError(
             f"{p}: the ROI rows do not give the image height, which times each row within the frame; "
             "pass {n_rows}, or {scan}", n_rows="n_rows=<lines per frame>", scan=_TIMING_WORDS["scan"])
     return None, fp, n_rows, "frame_period" if frame_period is not None else (file_field or "file")
@@ -334,7 +336,7 @@ def _load_tiff(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | None
     from .core.readers import TiffPageStack, open_movie, scan_pattern_from_tiff
 
     if rois is None:
-        raise OptionError(
+        raise MissingOptionError(
             f"{p}: a TIFF movie carries no ROIs; pass {{rois}} a labels image (.tif/.npy, 0 = background, "
             "1..N = ROI ids)", rois="rois=")
     labels = read_labels(rois)
@@ -488,7 +490,7 @@ def _load_traces(p: Path, rois: Any, scan: Any, fp: float | None, lp: float | No
     from .core.readers import read_traces
 
     if rois is None:
-        raise OptionError(
+        raise MissingOptionError(
             f"{p}: a traces file does not say where each ROI is; pass {{rois}} a labels image (.tif/.npy) "
             "or a rows file (.csv/.npy, one line per ROI: its row, or row and column)", rois="rois=")
     n_frames = None
@@ -630,6 +632,36 @@ def load_recording(
         raise
 
 
+def recording_from_arrays(
+    movie: Any,
+    labels: Any,
+    *,
+    scan: ScanPattern | Mapping[str, Any] | str | os.PathLike | None = None,
+    frame_period: float | None = None,
+    line_period: float | None = None,
+    name: str = "movie",
+    provenance: Mapping[str, Any] | None = None,
+) -> Recording:
+    """A :class:`Recording` of a (T, Y, X) movie and its (Y, X) ROI labels already in memory
+    (napari layers, arrays in a script), timed by the timing rules above (1-3: ``scan``, then
+    ``line_period`` with the acquired rows found from the movie, then ``frame_period``).
+
+    ``name`` names the movie in messages; ``provenance`` is added to the recording's record.
+    Raises an :class:`~napari_sbtt.core.errors.OptionError` naming the option to give when the
+    timing is missing or does not fit the movie.
+    """
+    p = Path(name)
+    lab = read_labels(labels, what=f"{name} ROIs")
+    fp = _positive("frame_period", frame_period)
+    lp = _positive("line_period", line_period)
+    sp, fper, src = _movie_timing(p, movie, scan, fp, lp, None, None, f"the movie {name!r}", None)
+    rec = Recording(movie=movie, labels=lab, scan=sp, frame_period=fper, source_format="arrays",
+                    roi_ids=np.unique(lab[lab > 0]).astype(np.int64), n_rows=int(movie.shape[1]),
+                    n_cols=int(movie.shape[2]))
+    rec.provenance = {"format": "arrays", "name": name, "mode": "movie", "timing": src, **dict(provenance or {})}
+    return rec.validate()
+
+
 # --------------------------------------------------------------------------- run
 def recording_observations(
     rec: Recording,
@@ -674,6 +706,7 @@ def run_recording(
     progress: Callable[[Any], Any] | None = None,
     isolate: bool = False,
     control: "RunControl | None" = None,
+    nice: int = 0,
 ) -> "SBTTResult":
     """Run SBTT on a :class:`Recording`: movie + labels as run_on_stack, traces + rows as run_on_traces.
 
@@ -681,8 +714,9 @@ def run_recording(
     ----------
     rec
         From :func:`load_recording` (or built by hand).
-    model, config, progress, isolate, control
-        As in :func:`napari_sbtt.api.run_on_stack`. With ``config.neuropil`` set
+    model, config, progress, isolate, control, nice
+        As in :func:`napari_sbtt.api.run_on_stack` (``nice``: with ``isolate``, lower the child
+        process's CPU priority by this much). With ``config.neuropil`` set
         (a coefficient such as 0.7), traces recordings use their neuropil traces
         (suite2p ``Fneu``); movies use an annulus around each ROI.
 
@@ -705,6 +739,6 @@ def run_recording(
     obs, scan, fp = recording_observations(rec, config=cfg, control=control)
     result = run_on_observations(obs, model=model, config=cfg, scan=scan, frame_period=fp,
                                  isolate=isolate, seconds_extract=time.perf_counter() - t0,
-                                 control=control)
+                                 control=control, nice=nice)
     result.config["recording"] = dict(rec.provenance)
     return result

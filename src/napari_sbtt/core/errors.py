@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-__all__ = ["OptionError", "MissingTimingError"]
+__all__ = ["OptionError", "MissingOptionError", "MissingTimingError"]
 
 _FIELD = re.compile(r"\{(\w+)\}")
 
@@ -57,5 +57,10 @@ class OptionError(ValueError):
         return _FIELD.sub(spell, self.template)
 
 
-class MissingTimingError(OptionError):
+class MissingOptionError(OptionError):
+    """A setting the input needs was not given (a TIFF's ROI labels, a traces file's image height);
+    ``options`` lists what to give. A front end can ask for exactly those and try again."""
+
+
+class MissingTimingError(MissingOptionError):
     """The recording does not say when its frames were acquired; ``options`` lists what to give."""

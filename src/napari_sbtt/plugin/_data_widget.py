@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
 
+from ..core.errors import MissingOptionError, MissingTimingError
 from ._common import MessageLabel, connect_layer_events, layer_choices
 from ._layers import (
     FRAME_PERIOD_KEY,
@@ -335,10 +336,8 @@ class DataWidget(Container):
         for _attempt in range(len(_TYPED_OPTIONS) + 1):
             try:
                 return load_recording(p, rois=rois, prefer=prefer, **extra)
-            except ValueError as e:
-                # the messages name the option that is missing ("... pass frame_period=<...>")
-                wanted = {k: v for k, v in typed.items()
-                          if v is not None and k not in extra and f"{k}=" in str(e)}
+            except MissingOptionError as e:  # it names the options it needs (e.options)
+                wanted = {k: v for k, v in typed.items() if v is not None and k not in extra and k in e.options}
                 if not wanted:
                     raise
                 extra.update(wanted)
@@ -366,20 +365,21 @@ class DataWidget(Container):
 
     @staticmethod
     def _failure_text(name: str, e: Exception, path: Path) -> str:
-        """The message for a recording that could not be opened (timing: what to type here)."""
+        """The message for a recording that could not be opened (what to type or choose here,
+        from the options the error names)."""
         text = str(e) or type(e).__name__
         text = text.removeprefix(f"{path}: ")  # the file is named once, at the start
-        if "does not say when frames were acquired" in text or "frame_period=" in text:
+        options = e.options if isinstance(e, MissingOptionError) else ()
+        if isinstance(e, MissingTimingError) or "frame_period" in options:
             head, _sep, rest = text.partition(" Pass ")
             hint = f" (In Python or on the command line: pass {rest})" if rest else ""
             return (f"could not open {name}: {head.rstrip('.')}. Type the frame period (ms) above (and "
                     f"the line period for a partial-field line scan) and open it again.{hint}")
-        if "n_rows=" in text:
-            return f"could not open {name}: {text}. Type the lines per frame above and open it again."
-        if "line_period=" in text:
-            return f"could not open {name}: {text}. Type the line period (ms) above and open it again."
-        if "pass rois=" in text:
-            return f"could not open {name}: {text}. Choose the ROI file above and open it again."
+        for option, what in (("n_rows", "Type the lines per frame above"),
+                             ("line_period", "Type the line period (ms) above"),
+                             ("rois", "Choose the ROI file above")):
+            if option in options:
+                return f"could not open {name}: {text}. {what} and open it again."
         return f"could not open {name}: {text}"
 
     # ------------------------------------------------------------------ showing

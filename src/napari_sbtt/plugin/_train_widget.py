@@ -18,23 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-)
+from magicgui.widgets import Container, FileEdit, ProgressBar, PushButton
 
-from ..config import DEFAULT_INDICATOR
-from ..core.indicators import INDICATORS
+from ..core.errors import OptionError
+from ..core.progress import RunControl, RunStopped
 from ._common import MessageLabel, follow_theme, resolve_inputs, timing_for
 from ._files import checkpoint_info
 from ._layers import InputError, check_inputs, find_layer, scan_from_metadata, show_result
 from ._plots import LossPlot
+from ._run_fields import make_run_fields, run_config_from_fields
 from ._settings import PersistedValues
 from ._state import TrainState, TrainStateMachine, session_for
 from ._worker import Job
@@ -42,19 +34,22 @@ from ._worker import Job
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["TrainWidget", "SIZE_PRESETS", "LIKELIHOOD_CHOICES", "device_choices", "make_run_config"]
+    from ..recording import Recording
 
-LIKELIHOOD_CHOICES = ("calcium", "gaussian", "poisson", "zig")
+__all__ = ["TrainWidget", "device_choices", "run_job", "WIDGET_WORDS"]
+
 #: seconds between updates of napari's progress bar (each one costs a nested event loop)
 PBAR_INTERVAL_S = 2.0
 
-#: model size presets -> SBTTConfig overrides (the medium preset is SBTTConfig's defaults)
-SIZE_PRESETS: dict[str, dict[str, Any]] = {
-    "small": dict(readin_size=16, encoder_size=16, generator_size=16, factor_size=4, ic_size=16,
-                  batch_size=16),
-    "medium": {},
-    "large": dict(readin_size=128, encoder_size=128, generator_size=128, factor_size=16,
-                  ic_size=128),
+#: how this widget names the settings that library errors name (see core.errors.OptionError)
+WIDGET_WORDS: dict[str, str] = {
+    "frame_period": "the frame period (Data tab)",
+    "line_period": "the line period (Data tab, to find the acquired rows from the movie's NaN rows)",
+    "scan": "a scan pattern (Scan tab)",
+    "adapt": "'adapt to these ROIs'",
+    "dff_neuropil": "the settings the model was trained with",
+    "device_auto": "device 'auto'",
+    "device_cpu": "device 'cpu'",
 }
 
 
@@ -73,42 +68,6 @@ def device_choices(_widget: Any = None) -> list[str]:
     return choices
 
 
-def gui_threads(requested: int = 0) -> int:
-    """CPU threads for a fit started from the GUI: ``requested``, or all cores but one (>= 1).
-
-    Leaving a core to the GUI thread keeps the viewer responsive while torch computes.
-    """
-    if requested > 0:
-        return int(requested)
-    from ..model.config import default_num_threads  # torch-free module
-
-    return max(1, default_num_threads() - 1)
-
-
-def make_run_config(*, likelihood: str, size: str, epochs: int, seed: int, factor: int,
-                    device: str, adapt: bool = False, threads: int = 0,
-                    indicator: str = DEFAULT_INDICATOR, onset_delay_ms: float = 0.0) -> dict[str, Any]:
-    """The RunConfig dict for :func:`napari_sbtt.run_on_stack` from the widget's fields.
-
-    ``indicator`` (a preset name) starts the calcium kernel's rise and decay;
-    ``onset_delay_ms`` (milliseconds, >= 0) delays the kernel (calcium likelihood only).
-    """
-    if size not in SIZE_PRESETS:
-        raise InputError(f"unknown model size {size!r}; choose one of {', '.join(SIZE_PRESETS)}")
-    if likelihood not in LIKELIHOOD_CHOICES:
-        raise InputError(f"unknown likelihood {likelihood!r}")
-    if indicator not in INDICATORS:
-        raise InputError(f"unknown indicator {indicator!r}; choose one of {', '.join(INDICATORS)}")
-    if not onset_delay_ms >= 0:
-        raise InputError(f"the onset delay must be >= 0 ms, got {onset_delay_ms}")
-    model = {**SIZE_PRESETS[size], "num_threads": gui_threads(threads)}
-    if likelihood == "calcium" and onset_delay_ms > 0:
-        model["calcium_delay_seconds"] = float(onset_delay_ms) / 1e3
-    return {"likelihood": likelihood, "epochs": int(epochs), "seed": int(seed),
-            "factor": int(factor), "device": device, "adapt": bool(adapt),
-            "indicator": indicator, "model": model}
-
-
 #: CPU priority drop of the fitting process (POSIX nice): the viewer gets the CPU first
 CHILD_NICE = 5
 
@@ -121,64 +80,22 @@ def isolated_fits() -> bool:
     return not (env_flag("NAPARI_SBTT_INPROCESS") or sync_mode())
 
 
-def _fit(observations: Any, scan: Any, frame_period: float | None, model: Any,
-         config: dict[str, Any], seconds_extract: float, progress: Callable[[Any], bool]) -> Any:
-    """Fit (or apply ``model``) on observations already extracted in this process.
+def run_job(rec: "Recording", model: str | None, config: Any, control: RunControl) -> Any:
+    """The worker's job: :func:`napari_sbtt.recording.run_recording`, the library's run.
 
-    By default in a child process (:func:`napari_sbtt.isolated.run_isolated`): the viewer's
-    process never runs torch, so no step of the fit can hold the GUI thread's GIL. The stop and
-    abort requests of the :class:`~._worker.JobProgress` are polled while the child starts.
+    The recording's samples are read here (numpy only); the fit runs in a child process
+    (:mod:`napari_sbtt.isolated`, at a lower CPU priority), so the viewer's process never runs
+    torch and no step of the fit can hold the GUI thread's GIL; with ``NAPARI_SBTT_INPROCESS=1``
+    it runs here, after torch's libraries were loaded with the GIL released (``_torch_preload``).
     """
-    if isolated_fits():
-        from ..isolated import run_isolated
+    from ..recording import run_recording
 
-        return run_isolated(observations, scan=scan, frame_period=frame_period, model=model,
-                            config=config, control=progress, seconds_extract=seconds_extract,
-                            nice=CHILD_NICE)
-    # in-process: load torch's libraries with the GIL released first (see _torch_preload)
-    from ..api import run_on_observations
+    if isolated_fits():
+        return run_recording(rec, model=model, config=config, control=control, isolate=True, nice=CHILD_NICE)
     from ._torch_preload import preload_torch_libraries
 
     preload_torch_libraries()
-    return run_on_observations(observations, model=model, config=config, control=progress,
-                               scan=scan, frame_period=frame_period,
-                               seconds_extract=seconds_extract)
-
-
-def _run(movie: Any, labels: np.ndarray, scan: Any, model: Any, config: dict[str, Any],
-         frame_period: float | None, line_period: float | None,
-         progress: Callable[[Any], bool]) -> Any:
-    """The worker's job: infer a missing scan pattern from NaN rows, extract the ROI samples
-    (here, numpy only), then fit and infer (:func:`_fit`)."""
-    from ..api import observations_for_stack
-    from ..core.scan import ScanPattern, infer_row_mask
-
-    if scan is None:
-        mask = infer_row_mask(movie)
-        if not mask.all():
-            if line_period is None:
-                raise InputError(
-                    "the movie has unacquired (NaN or zero) rows but no scan pattern and no line "
-                    "period: set the line period in the Data widget or build a pattern in Scan")
-            scan = ScanPattern.from_mask(mask, line_period, frame_period=frame_period)
-    fp = frame_period if scan is None else None
-    t0 = time.perf_counter()
-    obs = observations_for_stack(movie, labels, scan, config=config, progress=progress,
-                                 frame_period=fp)
-    return _fit(obs, scan, fp, model, config, time.perf_counter() - t0, progress)
-
-
-def _run_recording(rec: Any, model: Any, config: dict[str, Any],
-                   progress: Callable[[Any], bool]) -> Any:
-    """The worker's job for a traces recording (``session.recording``): its samples on the fine
-    grid (here), then fit and infer (:func:`_fit`)."""
-    from ..recording import recording_observations
-
-    t0 = time.perf_counter()
-    obs, scan, fp = recording_observations(rec, config=config, progress=progress)
-    result = _fit(obs, scan, fp, model, config, time.perf_counter() - t0, progress)
-    result.config["recording"] = dict(rec.provenance)
-    return result
+    return run_recording(rec, model=model, config=config, control=control)
 
 
 class TrainWidget(Container):
@@ -194,29 +111,16 @@ class TrainWidget(Container):
         self._pbar_shown = 0.0
         self.last_result: Any = None
 
-        self.likelihood = ComboBox(label="likelihood", choices=list(LIKELIHOOD_CHOICES),
-                                   value="calcium",
-                                   tooltip="calcium deconvolves fluorescence; gaussian denoises dF/F")
-        self.indicator = ComboBox(label="indicator", choices=list(INDICATORS), value=DEFAULT_INDICATOR,
-                                  tooltip="starts the calcium kernel's rise and decay (then learned)")
-        self.onset_delay = FloatSpinBox(
-            label="onset delay (ms)", min=0.0, max=200.0, step=1.0, value=0.0,
-            tooltip="time from a spike to the start of its fluorescence (calcium likelihood); "
-                    "about 20 ms for GCaMP6f in the ground truth of benchmarks/RESULTS.md")
-        self.size = ComboBox(label="model size", choices=list(SIZE_PRESETS), value="medium")
-        self.epochs = SpinBox(label="epochs", min=1, max=100_000, value=200)
-        self.seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
-        self.factor = SpinBox(label="bins per frame", min=1, max=64, value=2,
-                              tooltip="fine-grid bins per sweep (super-resolution factor)")
-        self.device = ComboBox(label="device", choices=device_choices, value="auto")
-        self.threads = SpinBox(label="CPU threads", min=0, max=256, value=0,
-                               tooltip="torch CPU threads; 0 = all cores but one (keeps napari responsive)")
+        #: the run settings, generated from the RunConfig fields' metadata (library defaults)
+        self.fields = make_run_fields(device_choices=device_choices)
+        for name, widget in self.fields.items():
+            setattr(self, name, widget)
+        #: the settings shown above the Train button (``adapt`` goes with the checkpoint)
+        self.run_settings = [w for name, w in self.fields.items() if name != "adapt"]
         self.reset_button = PushButton(text="Reset to defaults",
                                       tooltip="forget the remembered settings above")
         self.train_button = PushButton(text="Train")
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
-        self.adapt = CheckBox(label="adapt to these ROIs", value=False,
-                              tooltip="fine-tune the checkpoint on this recording (pretrain-then-adapt)")
         self.apply_button = PushButton(text="Apply checkpoint")
         self.save_model_path = FileEdit(label="save model", mode="w", filter="*.safetensors")
         self.save_model_button = PushButton(text="Save checkpoint")
@@ -225,17 +129,12 @@ class TrainWidget(Container):
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = MessageLabel(label="")
         self.message = MessageLabel(label="")
-        self.extend([self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs,
-                     self.seed, self.factor, self.device, self.threads, self.reset_button,
-                     self.train_button, self.checkpoint, self.adapt, self.apply_button,
+        self.extend([*self.run_settings, self.reset_button,
+                     self.train_button, self.checkpoint, self.fields["adapt"], self.apply_button,
                      self.progress_bar, self.status, self.message, self.save_model_path,
                      self.save_model_button, self.save_result_path, self.save_result_button])
         #: the settings remembered across sessions (restored here, saved on every change)
-        self.settings = PersistedValues("train", {
-            "likelihood": self.likelihood, "indicator": self.indicator,
-            "onset_delay": self.onset_delay, "size": self.size, "epochs": self.epochs,
-            "seed": self.seed, "factor": self.factor, "device": self.device,
-            "threads": self.threads})
+        self.settings = PersistedValues("train", {name: w for name, w in self.fields.items() if name != "adapt"})
         self.loss_plot = LossPlot()
         self.native.layout().addWidget(self.loss_plot)
         follow_theme(napari_viewer, self.native, self.loss_plot.apply_colours)
@@ -268,10 +167,8 @@ class TrainWidget(Container):
         busy = new is TrainState.TRAINING
         self.train_button.text = "Stop" if busy else "Train"
         self.train_button.enabled = True
-        for w in (self.apply_button, self.save_model_button, self.save_result_button,
-                  self.likelihood, self.indicator, self.onset_delay, self.size, self.epochs,
-                  self.seed, self.factor, self.device,
-                  self.threads, self.reset_button):
+        for w in (self.apply_button, self.save_model_button, self.save_result_button, *self.run_settings,
+                  self.reset_button):
             w.enabled = not busy
         texts = {
             TrainState.IDLE: "ready",
@@ -296,8 +193,7 @@ class TrainWidget(Container):
 
     # ------------------------------------------------------------------ actions
     def reset_settings(self, *_: Any) -> None:
-        """Return likelihood, model size, epochs, seed, bins per frame, device and threads to
-        their defaults and forget the remembered values."""
+        """Return the run settings to the library's defaults and forget the remembered values."""
         self.settings.reset()
         self.message.show_info("settings reset to their defaults")
 
@@ -333,52 +229,50 @@ class TrainWidget(Container):
             return s.recording
         return None
 
-    def _config(self, model: Path | None, n_rois: int, rois_name: str) -> dict[str, Any]:
-        """The RunConfig dict from the fields; checks a checkpoint against ``n_rois`` ROIs."""
-        likelihood = self.likelihood.value
+    def run_config(self, model: Path | None = None, n_rois: int | None = None) -> Any:
+        """The :class:`~napari_sbtt.config.RunConfig` of the fields; with a checkpoint ``model``,
+        checks it against ``n_rois`` ROIs (raises InputError with the widget's words)."""
+        adapt = bool(model is not None and self.fields["adapt"].value)
         if model is not None:
+            from ..pipeline import check_model_rois
+
             info = checkpoint_info(model)
             if info is None:
                 raise InputError(f"{model.name} is not a napari-sbtt model checkpoint")
-            n_model = int(info.get("n_neurons", -1))
-            if n_model != n_rois and not self.adapt.value:
-                raise InputError(
-                    f"the checkpoint {model.name} was trained on {n_model} ROIs but "
-                    f"'{rois_name}' has {n_rois}; tick 'adapt to these ROIs' to re-learn its "
-                    "read-in and readout for these ROIs, or choose the matching checkpoint")
-            likelihood = str(info.get("likelihood", likelihood))
-        config = make_run_config(likelihood=likelihood, size=self.size.value,
-                                 epochs=self.epochs.value, seed=self.seed.value,
-                                 factor=self.factor.value, device=self.device.value,
-                                 adapt=bool(model is not None and self.adapt.value),
-                                 threads=self.threads.value, indicator=self.indicator.value,
-                                 onset_delay_ms=self.onset_delay.value)
-        if model is not None:
-            # the checkpoint's architecture and kernel are used as saved; only the thread
-            # count applies
-            config["model"] = {"num_threads": config["model"]["num_threads"]}
-            config.pop("indicator")
-        return config
+            try:
+                check_model_rois(int(info.get("n_neurons", -1)), int(n_rois or 0), adapt=adapt,
+                                 source=f"the checkpoint {model.name}")
+            except OptionError as e:
+                raise InputError(e.render(WIDGET_WORDS)) from None
+        try:
+            return run_config_from_fields(self.fields, adapt=adapt)
+        except ValueError as e:
+            raise InputError(str(e)) from None
 
-    def _inputs(self, model: Path | None) -> tuple[Any, ...]:
+    def _movie_recording(self) -> tuple[Any, Any, "Recording"]:
+        """(movie layer, labels layer, Recording of their data with the Data / Scan tabs' timing)."""
+        from ..recording import recording_from_arrays
+
         movie_layer, labels_layer = resolve_inputs(self._viewer, self._session)
         data, labels = check_inputs(movie_layer, labels_layer)
         s = self._session
         scan = s.scan if (s.scan is not None and s.scan_for == movie_layer.name) else None
         if scan is None:
             scan = scan_from_metadata(movie_layer.metadata)
-        frame, line = timing_for(movie_layer, s)
-        if scan is not None:
-            try:
-                scan.check_movie(data.shape)
-            except ValueError as e:
-                raise InputError(str(e)) from None
-        elif frame is None:
+        frame, line = timing_for(movie_layer, s) if scan is None else (None, None)
+        if scan is None and frame is None and line is None:
             raise InputError("the frame period is unknown: set it in the Data widget (or build a "
                              "scan pattern in the Scan widget)")
-        n_rois = int(np.unique(labels[labels > 0]).size)
-        config = self._config(model, n_rois, labels_layer.name)
-        return movie_layer, labels_layer, data, labels, scan, frame, line, config
+        try:
+            rec = recording_from_arrays(data, np.array(labels, copy=True), scan=scan, frame_period=frame,
+                                        line_period=line, name=movie_layer.name,
+                                        provenance={"movie_layer": movie_layer.name,
+                                                    "labels_layer": labels_layer.name})
+        except OptionError as e:
+            raise InputError(e.render(WIDGET_WORDS)) from None
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        return movie_layer, labels_layer, rec
 
     def _start(self, model: Path | None) -> bool:
         if not self.state.can_start():
@@ -387,27 +281,24 @@ class TrainWidget(Container):
         try:
             if rec is not None:
                 name = Path(str(rec.path)).name if rec.path is not None else "traces"
-                config = self._config(model, rec.n_rois, name)
-                labels_name = self._session.recording_labels
-                func = partial(_run_recording, rec, str(model) if model is not None else None, config)
-                self._inputs_used = (None, labels_name, Path(name).stem)
+                self._inputs_used = (None, self._session.recording_labels, Path(name).stem)
             else:
-                movie_layer, labels_layer, data, labels, scan, frame, line, config = self._inputs(model)
-                func = partial(_run, data, np.array(labels, copy=True), scan,
-                               str(model) if model is not None else None, config, frame, line)
+                movie_layer, labels_layer, rec = self._movie_recording()
                 self._inputs_used = (movie_layer.name, labels_layer.name, movie_layer.name)
+            config = self.run_config(model, rec.n_rois)
         except InputError as e:
             self.message.show_error(str(e))
             return False
         self.message.clear()
         self.loss_plot.reset()
-        training = model is None or bool(config.get("adapt"))
-        total = int(config["epochs"]) if training else 1
+        training = model is None or config.adapt
+        total = int(config.epochs or 400) if training else 1
         self.progress_bar.max, self.progress_bar.value = total, 0
         self._open_pbar(total, "SBTT training" if training else "SBTT inference")
         self.state.to(TrainState.TRAINING, "training" if training else "applying the checkpoint")
-        self.job = Job(func, on_reports=self._on_reports, on_done=self._on_done,
-                       on_error=self._on_error, parent=self.native)
+        self.job = Job(partial(run_job, rec, str(model) if model is not None else None, config),
+                       on_reports=self._on_reports, on_done=self._on_done, on_error=self._on_error,
+                       parent=self.native)
         self.job.start()
         return True
 
@@ -428,7 +319,7 @@ class TrainWidget(Container):
         epochs = [r for r in reports if hasattr(r, "train_loss")]
         if epochs:
             last = epochs[-1]
-            total = int(getattr(last, "total_epochs", getattr(last, "n_epochs", self.epochs.value)))
+            total = int(last.total_epochs)
             done = int(last.epoch) + 1
             self.loss_plot.add(epochs)
             self.progress_bar.max = max(total, 1)
@@ -443,8 +334,10 @@ class TrainWidget(Container):
                 self._pbar.set_description(f"SBTT epoch {done}/{total}")
                 self._pbar.update(max(0, done - self._pbar.n))
             extra = "; stopping after this epoch" if self.state.stop_requested else ""
+            budget = self.fields["max_seconds"].value
+            spent = f", {last.seconds:.0f} of {budget:g} s" if budget > 0 else f", {last.seconds:.0f} s"
             self.status.show_info(
-                f"epoch {done}/{total}: train {last.train_loss:.4g}, validation "
+                f"epoch {done}/{total}{spent}: train {last.train_loss:.4g}, validation "
                 f"{last.valid_loss:.4g} (best epoch {int(last.best_epoch) + 1}){extra}")
         stages = [r for r in reports if hasattr(r, "stage")]
         if stages and not epochs:
@@ -478,7 +371,7 @@ class TrainWidget(Container):
     def _on_error(self, exc: BaseException) -> None:
         self._close_pbar()
         self.job = None
-        if type(exc).__name__ == "RunStopped":
+        if isinstance(exc, RunStopped):
             self.state.to(TrainState.STOPPED, "stopped while reading the movie; nothing was fitted")
             return
         text = str(exc) or type(exc).__name__
