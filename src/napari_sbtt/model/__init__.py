@@ -11,14 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .checkpoint import load_model, read_checkpoint_info, save_model
+    from .checkpoint import read_checkpoint_info, save_model
     from .config import EpochReport, SBTTConfig, StopTraining
-    from .sbtt_model import SBTTModel
-    from .training import fit_trials
+    from .sbtt_model import SBTTModel, fit_trials, load_model
 
 _LAZY = {
-    "fit_trials": ".training",
-    "load_model": ".checkpoint",
+    "fit_trials": ".sbtt_model",
+    "load_model": ".sbtt_model",
     "save_model": ".checkpoint",
     "read_checkpoint_info": ".checkpoint",
     "SBTTModel": ".sbtt_model",

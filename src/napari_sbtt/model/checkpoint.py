@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -27,16 +27,13 @@ from safetensors.torch import load_file, save_file
 
 from ..core.atomic import atomic_path
 from .config import EpochReport, SBTTConfig
-from .header import (FORMAT, FORMAT_VERSION, META_KEY, resolve_checkpoint_path, tensor_shapes,
-                     validate_checkpoint_info)
+from .device import resolve_device
+from .header import FORMAT, FORMAT_VERSION, META_KEY, resolve_checkpoint_path, tensor_shapes, validate_checkpoint_info
 from .likelihoods import (LEGACY_CALCIUM_KEYS, Normaliser, calcium_state_from_logits, make_likelihood,
                           rename_legacy_calcium_key)
 from .network import SequentialAutoencoder
-from .sbtt_model import SBTTModel, resolve_device
 
-__all__ = ["save_model", "load_model", "read_checkpoint_info", "FORMAT", "FORMAT_VERSION"]
-
-_META_KEY = META_KEY
+__all__ = ["save_model", "read_checkpoint", "read_checkpoint_info", "Checkpoint"]
 
 
 def _package_version() -> str:
@@ -45,8 +42,9 @@ def _package_version() -> str:
     return __version__
 
 
-def save_model(model: SBTTModel, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write ``model`` to ``path`` (conventionally ``*.safetensors``). Returns the path."""
+def save_model(model: Any, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write ``model`` (an :class:`~napari_sbtt.model.SBTTModel`) to ``path`` (conventionally
+    ``*.safetensors``). Returns the path."""
     info: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -69,7 +67,7 @@ def save_model(model: SBTTModel, path: str | os.PathLike, *, overwrite: bool = F
                for k, v in model.network.state_dict().items()}
     p = Path(path)
     with atomic_path(p, overwrite=overwrite) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: text})
+        save_file(tensors, str(tmp), metadata={META_KEY: text})
     return p
 
 
@@ -88,11 +86,11 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise ValueError(f"{p} is not a napari-sbtt model file (not a readable safetensors file: {e})"
                          ) from None
-    if _META_KEY not in meta:
-        raise ValueError(f"{p} is a safetensors file but not a napari-sbtt model (no '{_META_KEY}' "
+    if META_KEY not in meta:
+        raise ValueError(f"{p} is a safetensors file but not a napari-sbtt model (no '{META_KEY}' "
                          "metadata); it may come from another program")
     try:
-        info = json.loads(meta[_META_KEY])
+        info = json.loads(meta[META_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: corrupt napari-sbtt metadata ({e})") from None
     return validate_checkpoint_info(info, p)
@@ -133,20 +131,33 @@ def _check_shapes(path: Path, n: int, likelihood: str, config: SBTTConfig) -> No
                          "is damaged or was edited - save the model again")
 
 
-def load_model(path: str | os.PathLike, *, device: str | None = None,
-               n_neurons: int | None = None, likelihood: str | None = None) -> SBTTModel:
-    """Load a checkpoint written by :meth:`SBTTModel.save`.
+class Checkpoint(NamedTuple):
+    """The contents of a checkpoint: a network with its weights, and what describes it."""
+
+    network: SequentialAutoencoder
+    likelihood: str
+    config: SBTTConfig
+    normaliser: Normaliser
+    history: list[EpochReport]
+    best_epoch: int
+    metadata: dict[str, Any]
+    stop_reason: str
+    device: torch.device
+
+
+def read_checkpoint(path: str | os.PathLike, *, device: str | None = None,
+                    check: Callable[[int, str], None] | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_model` (:func:`napari_sbtt.model.load_model` wraps
+    it into an SBTTModel).
 
     ``path``: the ``.safetensors`` file, or a result folder holding ``model.safetensors``.
-    device: where to put the model ("auto", "cpu", "cuda"...); default: the device it was trained
-    on when this machine has it, else "auto" (CUDA when present, else the CPU), so a model
-    trained on a GPU applies on any machine. The loaded model's ``config.device`` is the device
-    used, so that adapting it works here too.
-    ``n_neurons`` / ``likelihood``: if given, check the model fits that data first and raise
-    a clear ValueError if not.
+    ``device``: where to put the network; default: the device it was trained on when this
+    machine has it, else "auto"; the config's ``device`` is set to the one used. ``check(n_neurons,
+    likelihood)`` is called with the checkpoint's before its weights are read.
 
     Every size the metadata declares is checked against the tensors the file ships before the
     network is built, so an edited file cannot make this allocate more than the file holds.
+    A format 1 checkpoint is upgraded on the way (:data:`~napari_sbtt.model.header.FORMAT_VERSION`).
     """
     path = resolve_checkpoint_path(path)
     info = read_checkpoint_info(path)
@@ -167,16 +178,15 @@ def load_model(path: str | os.PathLike, *, device: str | None = None,
     dev = resolve_device(device)
     if device != config.device:
         config = config.replace(device=device)
-    model = SBTTModel.build(n, lik, config, normaliser, device="cpu")
-    if n_neurons is not None or likelihood is not None:
-        model.check_compatible(n if n_neurons is None else n_neurons, likelihood)
+    network = SequentialAutoencoder(n, config, make_likelihood(lik, n, config))
+    if check is not None:
+        check(n, lik)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{path}: cannot read the weights ({e})") from None
     if info["format_version"] < 2 and any(k.endswith(LEGACY_CALCIUM_KEYS) for k in tensors):
         tensors = calcium_state_from_logits(tensors)  # format 1: calcium poles as logits
-    model.network.load_state_dict(tensors)
-    return SBTTModel(model.network, lik, config, normaliser, history=history,
-                     best_epoch=info.get("best_epoch", -1), metadata=info.get("metadata", {}),
-                     stop_reason=info.get("stop_reason", ""), device=dev)
+    network.load_state_dict(tensors)
+    return Checkpoint(network, lik, config, normaliser, history, info.get("best_epoch", -1),
+                      info.get("metadata", {}), info.get("stop_reason", ""), dev)

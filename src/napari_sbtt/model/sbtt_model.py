@@ -1,55 +1,27 @@
-"""The trained model object that callers hold: inference, compatibility checks, saving."""
+"""The model object that callers hold, and how one is made: :func:`fit_trials` (train),
+:meth:`SBTTModel.adapt` (fine-tune), :func:`load_model` (a checkpoint); then inference,
+compatibility checks and saving.
+
+The training loop itself is :class:`~.training.Trainer`; the file format is :mod:`.checkpoint`.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+import warnings
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 
-from ..core.errors import OptionError
+from .checkpoint import read_checkpoint, save_model
 from .config import LIKELIHOODS, EpochReport, SBTTConfig
-from .likelihoods import Normaliser, make_likelihood
-from .network import SequentialAutoencoder
+from .device import resolve_device, thread_limit
+from .likelihoods import Normaliser, make_likelihood, normaliser_for
+from .network import NetworkOutput, SequentialAutoencoder
+from .training import ProgressCallback, Trainer, check_neurons_observed, validate_trials
 
-__all__ = ["SBTTModel", "resolve_device", "thread_limit"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; other names are passed to torch.device.
-
-    Raises :class:`~napari_sbtt.core.errors.OptionError` (a ValueError) when a CUDA or MPS device
-    is asked for on a machine without one.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    missing = ((device.startswith("cuda") and not torch.cuda.is_available())
-               or (device == "mps" and not torch.backends.mps.is_available()))
-    if missing:
-        raise OptionError(
-            f"device {device!r} was asked for but this machine has no such device (torch sees none); "
-            "use {device_auto} (a GPU when present, else the CPU) or {device_cpu}",
-            device_auto="device='auto'", device_cpu="device='cpu'")
-    return torch.device(device)
-
-
-class thread_limit:
-    """Context manager: set torch's intra-op CPU threads for a block, restore afterwards."""
-
-    def __init__(self, n: int) -> None:
-        self.n = int(n)
-        self.old = torch.get_num_threads()
-
-    def __enter__(self) -> "thread_limit":
-        self.old = torch.get_num_threads()
-        if self.n > 0 and self.n != self.old:
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if torch.get_num_threads() != self.old:
-            torch.set_num_threads(self.old)
+__all__ = ["SBTTModel", "fit_trials", "load_model"]
 
 
 class SBTTModel:
@@ -120,15 +92,7 @@ class SBTTModel:
     # ------------------------------------------------------------------
     def check_compatible(self, n_neurons: int, likelihood: str | None = None) -> None:
         """Raise ValueError if data with ``n_neurons`` neurons (and ``likelihood``) cannot use this model."""
-        if likelihood is not None and likelihood != self.likelihood:
-            raise ValueError(
-                f"this model was trained with likelihood {self.likelihood!r}, not {likelihood!r}; "
-                "train a new model for this kind of data")
-        if int(n_neurons) != self.n_neurons:
-            raise ValueError(
-                f"this model expects {self.n_neurons} neurons but the data has {n_neurons}; "
-                "use model.adapt(train) (or fit_trials(..., init=model)) to re-learn the read-in "
-                "and readout for the new ROIs while keeping the learned dynamics")
+        _check_compatible(self.n_neurons, self.likelihood, n_neurons, likelihood)
 
     def is_compatible(self, n_neurons: int, likelihood: str | None = None) -> bool:
         """True if :meth:`check_compatible` would not raise."""
@@ -155,24 +119,30 @@ class SBTTModel:
         return arr, squeeze
 
     @torch.no_grad()
-    def _run(self, data: np.ndarray, what: str, batch_size: int | None) -> np.ndarray:
+    def _forward(self, data: np.ndarray, batch_size: int | None,
+                 take: Callable[[NetworkOutput], torch.Tensor]) -> tuple[np.ndarray, bool]:
+        """``take(network output)`` for every trial of ``data``, batch by batch, as float64
+        (n_trials, T, k); and whether ``data`` was one (T, N) trial."""
         arr, squeeze = self._prepare(data)
         net = self.network
         net.eval()
         mask = np.isfinite(arr)
         vals = np.where(mask, self.normaliser.to_model(np.nan_to_num(arr)), 0.0)
         bs = batch_size or max(1, self.config.batch_size * 4)
-        out = np.empty(arr.shape, dtype=np.float64)
+        outs = []
         with thread_limit(self.config.resolved_num_threads()):
             for s in range(0, arr.shape[0], bs):
                 v = torch.as_tensor(vals[s:s + bs], dtype=torch.float32, device=self.device)
                 m = torch.as_tensor(mask[s:s + bs], device=self.device)
-                o = net(v, m)
-                lik = net.likelihood
-                res = lik.rates(o.raw) if what == "rates" else lik.signal(o.raw)
-                out[s:s + bs] = res.double().cpu().numpy()
+                outs.append(take(net(v, m)).double().cpu().numpy())
+        return np.concatenate(outs, axis=0), squeeze
+
+    def _run(self, data: np.ndarray, what: str, batch_size: int | None) -> np.ndarray:
+        lik = self.network.likelihood
+        out, squeeze = self._forward(data, batch_size,
+                                     lambda o: lik.rates(o.raw) if what == "rates" else lik.signal(o.raw))
         if what == "rates":
-            out = net.likelihood.rate_to_data(out, self.normaliser)
+            out = lik.rate_to_data(out, self.normaliser)
         else:
             out = self.normaliser.to_data(out) if self.likelihood in ("gaussian", "calcium") else out
         if not np.all(np.isfinite(out)):
@@ -198,21 +168,9 @@ class SBTTModel:
             raise ValueError(f"output must be 'rates' or 'signal', got {output!r}")
         return self._run(data, output, batch_size)
 
-    @torch.no_grad()
     def factors(self, data: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Low-dimensional latent factors, (n_trials, T, factor_size) (or (T, factor_size) for 2-D data)."""
-        arr, squeeze = self._prepare(data)
-        mask = np.isfinite(arr)
-        vals = np.where(mask, self.normaliser.to_model(np.nan_to_num(arr)), 0.0)
-        bs = batch_size or max(1, self.config.batch_size * 4)
-        outs = []
-        self.network.eval()
-        with thread_limit(self.config.resolved_num_threads()):
-            for s in range(0, arr.shape[0], bs):
-                v = torch.as_tensor(vals[s:s + bs], dtype=torch.float32, device=self.device)
-                m = torch.as_tensor(mask[s:s + bs], device=self.device)
-                outs.append(self.network(v, m).factors.double().cpu().numpy())
-        f = np.concatenate(outs, axis=0)
+        f, squeeze = self._forward(data, batch_size, lambda o: o.factors)
         return f[0] if squeeze else f
 
     def observation_model(self, *, max_lags: int = 4096) -> dict[str, np.ndarray]:
@@ -249,17 +207,154 @@ class SBTTModel:
         likelihood parameters are re-learned. Keyword arguments go to :func:`fit_trials`
         (``config`` defaults to this model's config). Returns a new model; this one is unchanged.
         """
-        from .training import fit_trials
-
         kwargs.setdefault("likelihood", self.likelihood)
         return fit_trials(train, valid, init=self, **kwargs)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write a single-file checkpoint (safetensors weights + JSON metadata); see :mod:`.checkpoint`."""
-        from .checkpoint import save_model
-
         save_model(self, path, overwrite=overwrite)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copy of the network weights as numpy arrays (for comparisons and tests)."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.network.state_dict().items()}
+
+
+def _check_compatible(n_model: int, likelihood_model: str, n_neurons: int, likelihood: str | None) -> None:
+    if likelihood is not None and likelihood != likelihood_model:
+        raise ValueError(
+            f"this model was trained with likelihood {likelihood_model!r}, not {likelihood!r}; "
+            "train a new model for this kind of data")
+    if int(n_neurons) != int(n_model):
+        raise ValueError(
+            f"this model expects {n_model} neurons but the data has {n_neurons}; "
+            "use model.adapt(train) (or fit_trials(..., init=model)) to re-learn the read-in "
+            "and readout for the new ROIs while keeping the learned dynamics")
+
+
+# ----------------------------------------------------------------------------
+def fit_trials(
+    train: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    likelihood: str = "poisson",
+    config: SBTTConfig | None = None,
+    progress: ProgressCallback | None = None,
+    seed: int = 0,
+    init: SBTTModel | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> SBTTModel:
+    """Train an SBTT sequential autoencoder on trials with missing entries.
+
+    Parameters
+    ----------
+    train, valid : float arrays (n_trials, T, N), NaN where not observed
+        Data units: counts per bin (poisson), dF/F or any continuous signal (gaussian,
+        calcium), deconvolved event sizes >= 0 (zig). ``valid`` trials are only used for
+        early stopping. Without ``valid``, ``config.valid_fraction`` of the trials are split
+        off when there are at least 5 trials; otherwise early stopping uses the held-out
+        samples (sample validation). All-NaN trials are dropped with a warning.
+    likelihood : "poisson" | "gaussian" | "zig" | "calcium"
+    config : SBTTConfig, optional
+        Defaults to ``SBTTConfig.default_for(likelihood)`` (the benchmark-chosen settings of
+        each likelihood, e.g. the SBTT demo protocol's for "poisson"; a 90 s budget there), or
+        ``init.config`` when adapting.
+    progress : callable(EpochReport) -> bool | str | None, or a RunControl, optional
+        Called after every epoch. Returning True or "stop", or raising StopTraining, ends
+        training; the best weights so far are kept.
+    seed : int
+        Seeds weights, masks, shuffling and dropout; fits on CPU are deterministic per seed.
+    init : SBTTModel, optional
+        Start from this model's weights. With the same N everything is kept; with another N
+        only the dynamics (encoder core, initial condition, generator, controller, factors)
+        are kept and the read-in, readout and per-neuron likelihood parameters re-learned.
+    metadata : dict, optional
+        JSON-able description of the data (units, bin width, grid...) stored with the model.
+
+    Returns
+    -------
+    SBTTModel holding the weights of the best validation epoch.
+    """
+    if init is not None and config is None:
+        config = init.config
+    config = config if config is not None else SBTTConfig.default_for(likelihood)
+    if not isinstance(config, SBTTConfig):
+        raise ValueError(f"config must be an SBTTConfig, got {type(config).__name__}")
+    config.validate()
+    if likelihood not in LIKELIHOODS:
+        make_likelihood(likelihood, 1, config)  # raises the explanatory error
+    if progress is not None and not callable(progress):
+        raise ValueError("progress must be a callable taking an EpochReport, or None")
+
+    train = validate_trials(train, "train", likelihood)
+    N = train.shape[-1]
+    if valid is not None:
+        valid = validate_trials(valid, "valid", likelihood, n_neurons=N)
+        if valid.shape[1] != train.shape[1]:
+            warnings.warn("valid trials have a different length from train trials; that is fine "
+                          "but early stopping compares them at their own length", stacklevel=2)
+    rng = np.random.default_rng(seed)
+    if valid is None and train.shape[0] >= 5 and config.valid_fraction > 0:
+        perm = rng.permutation(train.shape[0])
+        n_valid = max(1, int(round(config.valid_fraction * train.shape[0])))
+        valid, train = train[perm[:n_valid]], train[perm[n_valid:]]
+    check_neurons_observed(train)
+    if init is not None:
+        if init.likelihood != likelihood:
+            raise ValueError(f"init model uses likelihood {init.likelihood!r}; cannot adapt it to "
+                             f"{likelihood!r}")
+        sizes = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
+                 "variational_ic", "controller_size", "inferred_input_size")
+        diff = [s for s in sizes if getattr(init.config, s) != getattr(config, s)]
+        if diff:
+            raise ValueError(f"config differs from the init model's in architecture field(s) {diff}; "
+                             "keep the init model's sizes when adapting")
+
+    device = resolve_device(config.device)
+    with thread_limit(config.resolved_num_threads()), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        N = train.shape[-1]
+        normaliser = init.normaliser if init is not None and init.n_neurons == N else normaliser_for(likelihood, train)
+        model = SBTTModel.build(N, likelihood, config, normaliser, device="cpu")
+        net = model.network
+        net.likelihood.init_readout_bias(net.readout.bias, normaliser.to_model(train))
+        if init is not None:
+            if init.n_neurons == N:
+                net.load_state_dict(init.network.state_dict())
+            else:
+                net.load_state_dict({**net.state_dict(), **init.network.dynamics_state()})
+        net.to(device)
+        trainer = Trainer(net, config, normaliser, device=device, seed=seed, rng=rng, progress=progress,
+                          likelihood=likelihood)
+        outcome = trainer.fit(train, valid)
+        meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
+        meta["n_train_trials"] = int(train.shape[0])
+        meta["n_bins"] = outcome.n_bins
+        return SBTTModel(net, likelihood, config, normaliser, history=outcome.history,
+                         best_epoch=outcome.best_epoch, metadata=meta, stop_reason=outcome.stop_reason,
+                         device=device)
+
+
+def load_model(path: str | os.PathLike, *, device: str | None = None,
+               n_neurons: int | None = None, likelihood: str | None = None) -> SBTTModel:
+    """Load a checkpoint written by :meth:`SBTTModel.save`.
+
+    ``path``: the ``.safetensors`` file, or a result folder holding ``model.safetensors``.
+    device: where to put the model ("auto", "cpu", "cuda"...); default: the device it was trained
+    on when this machine has it, else "auto" (CUDA when present, else the CPU), so a model
+    trained on a GPU applies on any machine. The loaded model's ``config.device`` is the device
+    used, so that adapting it works here too.
+    ``n_neurons`` / ``likelihood``: if given, check the model fits that data first and raise
+    a clear ValueError if not.
+
+    Every size the metadata declares is checked against the tensors the file ships before the
+    network is built, so an edited file cannot make this allocate more than the file holds
+    (:func:`~.checkpoint.read_checkpoint`).
+    """
+    check = None
+    if n_neurons is not None or likelihood is not None:
+        def check(n_model: int, likelihood_model: str) -> None:
+            _check_compatible(n_model, likelihood_model, n_model if n_neurons is None else n_neurons, likelihood)
+
+    c = read_checkpoint(path, device=device, check=check)
+    return SBTTModel(c.network, c.likelihood, c.config, c.normaliser, history=c.history,
+                     best_epoch=c.best_epoch, metadata=c.metadata, stop_reason=c.stop_reason, device=c.device)

@@ -1,17 +1,22 @@
-"""SBTT training: masked loss, coordinated dropout, sample validation, early stopping.
+"""SBTT training: the masked loss and the :class:`Trainer` that fits a network on trials with
+missing entries.
 
-Masks used per trial (all bool, shape (T, N)):
+Masks used per trial (all bool, shape (T, N); see :mod:`.masking`):
 
 - observed: the data is not NaN.
-- heldout (sample validation): a fixed random share of the observed entries of the
-  training trials, never shown to the encoder and never in the training loss; their
-  likelihood is ``heldout_loss``.
-- input: observed and not held out. Coordinated dropout hides a fresh random share of
-  these from the encoder every batch and scores the training loss ONLY on the hidden
-  ones, so the network cannot learn to copy its input.
+- held out (sample validation): a fixed random share of the observed entries of the training
+  trials, never shown to the encoder and never in the training loss; their likelihood is
+  ``heldout_loss``.
+- input: observed and not held out. Coordinated dropout hides a fresh random share of these
+  from the encoder every batch and scores the training loss ONLY on the hidden ones, so the
+  network cannot learn to copy its input.
 
-The loss is the mean negative log-likelihood over the scored entries (SBTT: unobserved
-entries contribute exactly nothing, in value and in gradient).
+The loss is the mean negative log-likelihood over the scored entries (SBTT: unobserved entries
+contribute exactly nothing, in value and in gradient), plus the KL terms and, for the calcium
+likelihood, the optional sparsity prior on the rates (``rate_sparsity``).
+
+The trainer works on a network; :func:`napari_sbtt.model.fit_trials` (in :mod:`.sbtt_model`)
+checks the data, builds the network and wraps the outcome into an SBTTModel.
 """
 
 from __future__ import annotations
@@ -19,21 +24,24 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from .config import LIKELIHOODS, EpochReport, SBTTConfig, StopTraining
-from .likelihoods import make_likelihood, normaliser_for
+from .config import EpochReport, SBTTConfig
+from .likelihoods import Normaliser, make_likelihood
+from .masking import CoordinatedDropout, SampleValidation
 from .network import SequentialAutoencoder
-from .sbtt_model import SBTTModel, resolve_device, thread_limit
+from .schedule import LearningRateSchedule
 
-__all__ = ["fit_trials", "masked_loss", "validate_trials", "MIN_BINS"]
+__all__ = ["Trainer", "TrainOutcome", "masked_loss", "validate_trials", "check_neurons_observed", "MIN_BINS"]
 
 #: shortest trial the encoder/generator can learn from
 MIN_BINS = 3
 
+#: after every epoch: the report; an answer of True / "stop" (or a RunControl's True) stops
 ProgressCallback = Callable[[EpochReport], Any]
 
 
@@ -46,10 +54,6 @@ def masked_loss(nll: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, t
     """
     total = torch.where(score, nll, torch.zeros_like(nll)).sum()
     return total, score.sum()
-
-
-def _fill_targets(values: torch.Tensor, observed: torch.Tensor, fill: float) -> torch.Tensor:
-    return torch.where(observed, values, torch.full_like(values, fill))
 
 
 def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | None = None
@@ -89,7 +93,8 @@ def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | N
     return arr
 
 
-def _check_neurons_observed(train: np.ndarray, what: str = "train") -> None:
+def check_neurons_observed(train: np.ndarray, what: str = "train") -> None:
+    """Raise ValueError naming the neurons that no trial observes (the model cannot learn them)."""
     seen = np.isfinite(train).any(axis=(0, 1))
     if not seen.all():
         idx = np.flatnonzero(~seen)
@@ -99,241 +104,211 @@ def _check_neurons_observed(train: np.ndarray, what: str = "train") -> None:
             "are sampled")
 
 
-def _random_mask(observed: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    if share <= 0:
-        return np.zeros_like(observed)
-    return observed & (rng.random(observed.shape) < share)
+@dataclass
+class TrainOutcome:
+    """What :meth:`Trainer.fit` returns; the network itself holds the best epoch's weights."""
+
+    history: list[EpochReport] = field(default_factory=list)
+    best_epoch: int = -1
+    stop_reason: str = "max_epochs"
+    n_bins: int = 0
 
 
-# ----------------------------------------------------------------------------
-def fit_trials(
-    train: np.ndarray,
-    valid: np.ndarray | None = None,
-    *,
-    likelihood: str = "poisson",
-    config: SBTTConfig | None = None,
-    progress: ProgressCallback | None = None,
-    seed: int = 0,
-    init: SBTTModel | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> SBTTModel:
-    """Train an SBTT sequential autoencoder on trials with missing entries.
+@dataclass
+class _Epoch:
+    """Sums of one epoch's training passes (on the device until the epoch ends)."""
+
+    total: torch.Tensor
+    count: torch.Tensor
+    held_total: torch.Tensor
+    held_count: torch.Tensor
+
+
+class Trainer:
+    """Fits ``network`` (weights initialised, on ``device``) to trials, with early stopping.
 
     Parameters
     ----------
-    train, valid : float arrays (n_trials, T, N), NaN where not observed
-        Data units: counts per bin (poisson), dF/F or any continuous signal (gaussian,
-        calcium), deconvolved event sizes >= 0 (zig). ``valid`` trials are only used for
-        early stopping. Without ``valid``, ``config.valid_fraction`` of the trials are split
-        off when there are at least 5 trials; otherwise early stopping uses the held-out
-        samples (sample validation). All-NaN trials are dropped with a warning.
-    likelihood : "poisson" | "gaussian" | "zig" | "calcium"
-    config : SBTTConfig, optional
-        Defaults to ``SBTTConfig.default_for(likelihood)`` (the benchmark-chosen settings of
-        each likelihood, e.g. the SBTT demo protocol's for "poisson"; a 90 s budget there), or
-        ``init.config`` when adapting.
-    progress : callable(EpochReport) -> bool | str | None, optional
-        Called after every epoch. Returning True or "stop", or raising StopTraining, ends
-        training; the best weights so far are kept.
-    seed : int
-        Seeds weights, masks, shuffling and dropout; fits on CPU are deterministic per seed.
-    init : SBTTModel, optional
-        Start from this model's weights. With the same N everything is kept; with another N
-        only the dynamics (encoder core, initial condition, generator, controller, factors)
-        are kept and the read-in, readout and per-neuron likelihood parameters re-learned.
-    metadata : dict, optional
-        JSON-able description of the data (units, bin width, grid...) stored with the model.
-
-    Returns
-    -------
-    SBTTModel holding the weights of the best validation epoch.
+    network : the sequential autoencoder; its likelihood scores the data.
+    config : sizes do not matter here; the optimisation, masks, schedule and budgets do.
+    normaliser : data units -> model units.
+    device : where the network and the data live.
+    seed : seeds the shuffling (CPU generator, ``seed + 1``) and the coordinated-dropout masks
+        (a generator on the device, ``seed + 2``); with ``rng`` (the held-out entries) and
+        torch's global generator (dropout) a CPU fit is deterministic.
+    rng : the numpy generator of the held-out entries.
+    progress : called after every epoch with the EpochReport; an answer of True or "stop" (a
+        :class:`~napari_sbtt.core.progress.RunControl` answers whether a stop was asked for) or
+        raising StopTraining ends training with the best weights so far.
     """
-    if init is not None and config is None:
-        config = init.config
-    config = config if config is not None else SBTTConfig.default_for(likelihood)
-    if not isinstance(config, SBTTConfig):
-        raise ValueError(f"config must be an SBTTConfig, got {type(config).__name__}")
-    config.validate()
-    if likelihood not in LIKELIHOODS:
-        make_likelihood(likelihood, 1, config)  # raises the explanatory error
-    if progress is not None and not callable(progress):
-        raise ValueError("progress must be a callable taking an EpochReport, or None")
 
-    train = validate_trials(train, "train", likelihood)
-    N = train.shape[-1]
-    if valid is not None:
-        valid = validate_trials(valid, "valid", likelihood, n_neurons=N)
-        if valid.shape[1] != train.shape[1]:
-            warnings.warn("valid trials have a different length from train trials; that is fine "
-                          "but early stopping compares them at their own length", stacklevel=2)
-    rng = np.random.default_rng(seed)
-    if valid is None and train.shape[0] >= 5 and config.valid_fraction > 0:
-        perm = rng.permutation(train.shape[0])
-        n_valid = max(1, int(round(config.valid_fraction * train.shape[0])))
-        valid, train = train[perm[:n_valid]], train[perm[n_valid:]]
-    _check_neurons_observed(train)
-    if init is not None:
-        if init.likelihood != likelihood:
-            raise ValueError(f"init model uses likelihood {init.likelihood!r}; cannot adapt it to "
-                             f"{likelihood!r}")
-        sizes = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
-                 "variational_ic", "controller_size", "inferred_input_size")
-        diff = [s for s in sizes if getattr(init.config, s) != getattr(config, s)]
-        if diff:
-            raise ValueError(f"config differs from the init model's in architecture field(s) {diff}; "
-                             "keep the init model's sizes when adapting")
+    def __init__(self, network: SequentialAutoencoder, config: SBTTConfig, normaliser: Normaliser, *,
+                 device: torch.device, seed: int, rng: np.random.Generator,
+                 progress: ProgressCallback | None = None, likelihood: str = "") -> None:
+        self.net = network
+        self.lik = network.likelihood
+        self.config = config
+        self.normaliser = normaliser
+        self.device = device
+        self.progress = progress
+        self.sparsity = float(config.rate_sparsity) if likelihood == "calcium" else 0.0
+        self.sample_validation = SampleValidation(config.sample_validation, rng)
+        # shuffling on a CPU generator (same order on any device); coordinated-dropout masks are
+        # drawn directly on the training device by a generator living there (no host round trip)
+        self.shuffle = torch.Generator(device="cpu").manual_seed(seed + 1)
+        self.dropout = CoordinatedDropout(config.coordinated_dropout,
+                                          torch.Generator(device=device).manual_seed(seed + 2))
+        self.schedule = LearningRateSchedule(config)
 
-    device = resolve_device(config.device)
-    with thread_limit(config.resolved_num_threads()), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return _fit(train, valid, likelihood, config, progress, seed, rng, device, init, metadata)
-
-
-def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: SBTTConfig,
-         progress: ProgressCallback | None, seed: int, rng: np.random.Generator,
-         device: torch.device, init: SBTTModel | None, metadata: dict[str, Any] | None) -> SBTTModel:
-    N = train.shape[-1]
-    if init is not None and init.n_neurons == N:
-        normaliser = init.normaliser
-    else:
-        normaliser = normaliser_for(likelihood, train)
-    model = SBTTModel.build(N, likelihood, config, normaliser, device="cpu")
-    net: SequentialAutoencoder = model.network
-    lik = net.likelihood
-    train_model_units = normaliser.to_model(train)
-    lik.init_readout_bias(net.readout.bias, train_model_units)
-    if init is not None:
-        src = init.network.state_dict()
-        if init.n_neurons == N:
-            net.load_state_dict(src)
-        else:
-            net.load_state_dict({**net.state_dict(), **init.network.dynamics_state()})
-    net.to(device)
-
-    fill = float(lik.fill_value)
-
-    def tensors(arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    # ------------------------------------------------------------------ data
+    def _tensors(self, arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values in model units with the likelihood's fill where missing, observed mask)."""
         obs = np.isfinite(arr)
-        vals = np.where(obs, normaliser.to_model(np.nan_to_num(arr)), fill)
-        return (torch.as_tensor(vals, dtype=torch.float32, device=device),
-                torch.as_tensor(obs, device=device))
+        vals = np.where(obs, self.normaliser.to_model(np.nan_to_num(arr)), float(self.lik.fill_value))
+        return (torch.as_tensor(vals, dtype=torch.float32, device=self.device),
+                torch.as_tensor(obs, device=self.device))
 
-    x_tr, obs_tr = tensors(train)
-    held_np = _random_mask(obs_tr.cpu().numpy(), config.sample_validation, rng)
-    held_tr = torch.as_tensor(held_np, device=device)
-    in_tr = obs_tr & ~held_tr
-    if valid is not None:
-        x_va, obs_va = tensors(valid)
-        share = config.sample_validation if config.sample_validation > 0 else 0.2
-        held_va = torch.as_tensor(_random_mask(obs_va.cpu().numpy(), share, rng), device=device)
-        if held_va.sum() == 0:
-            held_va = obs_va.clone()
-    has_heldout = bool(held_tr.any())
-    if valid is None and not has_heldout:
-        warnings.warn("no validation trials and sample_validation = 0: early stopping uses the "
-                      "training loss, which does not detect overfitting", stacklevel=3)
+    def _optimiser(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=self.config.weight_decay)
 
-    # With validation trials the held-out samples only get reported, so their loss is read off
-    # the training passes for free (train mode: dropout on, and coordinated dropout hides a few
-    # more inputs, so it is slightly pessimistic). Without validation trials they drive early
-    # stopping and are scored in a separate eval-mode pass.
-    free_heldout = valid is not None
-    # shuffling on a CPU generator (same order on any device); coordinated-dropout masks are
-    # drawn directly on the training device by a generator living there (no host round trip)
-    gen = torch.Generator(device="cpu").manual_seed(seed + 1)
-    mask_gen = torch.Generator(device=device).manual_seed(seed + 2)
-    n_train, T, _ = x_tr.shape
-    bs = min(config.batch_size, n_train)
-    lr = float(config.learning_rate)
-    cosine = config.lr_schedule == "cosine"
-    warmup = config.lr_warmup_epochs
-    min_lr = min(float(config.min_learning_rate), lr)
+    def _set_lr(self, value: float | None) -> None:
+        if value is not None:
+            for g in self.opt.param_groups:
+                g["lr"] = value
 
-    def make_opt(lr_: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(net.parameters(), lr=lr_, weight_decay=config.weight_decay)
+    def _snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
-    def scheduled_lr(epoch_: float, elapsed_: float) -> float:
-        """Learning rate of the warm-up ramp and, for the cosine schedule, the annealing."""
-        peak = lr
-        if epoch_ < warmup:
-            peak = lr * (math.floor(epoch_) + 1) / (warmup + 1)
-        if not cosine:
-            return peak
-        frac = epoch_ / config.max_epochs
-        if config.max_seconds is not None:
-            frac = max(frac, elapsed_ / config.max_seconds)
-        frac = min(max(frac, 0.0), 1.0)
-        lo = min(min_lr, peak)
-        return lo + (peak - lo) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: np.ndarray, valid: np.ndarray | None) -> TrainOutcome:
+        """Train on ``train`` (n_trials, T, N), early-stopping on ``valid`` trials or, without them,
+        on the held-out entries; the network ends with the best epoch's weights, in eval mode."""
+        config = self.config
+        self.x, observed = self._tensors(train)
+        self.held = self.sample_validation.training(observed)
+        self.inputs = observed & ~self.held
+        self.valid = None
+        if valid is not None:
+            x_va, obs_va = self._tensors(valid)
+            held_va = self.sample_validation.validation(obs_va)
+            self.valid = (x_va, obs_va & ~held_va, held_va)
+        has_heldout = bool(self.held.any())
+        if valid is None and not has_heldout:
+            warnings.warn("no validation trials and sample_validation = 0: early stopping uses the "
+                          "training loss, which does not detect overfitting", stacklevel=4)
+        # With validation trials the held-out samples only get reported, so their loss is read off
+        # the training passes for free (train mode: dropout on, and coordinated dropout hides a few
+        # more inputs, so it is slightly pessimistic). Without validation trials they drive early
+        # stopping and are scored in a separate eval-mode pass.
+        self.free_heldout = valid is not None
+        n_train, T, N = self.x.shape
+        self.batch_size = min(config.batch_size, n_train)
+        self.n_batches = max(1, math.ceil(n_train / self.batch_size))
+        self.kl_scale = config.kl_weight / float(T * N)
+        self.opt = self._optimiser(self.schedule.peak)
 
-    def set_lr(value: float) -> None:
-        for g in opt.param_groups:
-            g["lr"] = value
-
-    opt = make_opt(lr)
-    kl_scale = config.kl_weight / float(T * N)
-    sparsity = float(config.rate_sparsity) if likelihood == "calcium" else 0.0
-
-    @torch.no_grad()
-    def evaluate(x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
-        net.eval()
-        tot = x.new_zeros(())
-        cnt = 0
-        for s in range(0, x.shape[0], 256):
-            o = net(x[s:s + 256], inp[s:s + 256])
-            nll = lik.nll(o.raw, x[s:s + 256])
-            t, c = masked_loss(nll, score[s:s + 256])
-            tot += t
-            cnt += c
-        cnt = int(cnt)
-        return float(tot) / cnt if cnt else float("nan")
-
-    def snapshot() -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-    best_state = snapshot()
-    best_epoch, best_loss = -1, math.inf
-    history: list = []
-    retries = 0
-    last_decay = 0
-    stop_reason = "max_epochs"
-    t0 = time.perf_counter()
-    epoch = 0
-    n_batches = max(1, math.ceil(n_train / bs))
-    while epoch < config.max_epochs:
-        net.train()
-        if not cosine:
-            if epoch < warmup:
-                set_lr(scheduled_lr(epoch, 0.0))
-            elif epoch == warmup:
-                set_lr(lr)
-        perm = torch.randperm(n_train, generator=gen).to(device)
-        # running sums stay on the device; one host sync per epoch, not per batch
-        tot = x_tr.new_zeros(())
-        cnt = torch.zeros((), dtype=torch.long, device=device)
-        h_tot = x_tr.new_zeros(())
-        h_cnt = torch.zeros((), dtype=torch.long, device=device)
-        diverged = False
-        for bi, s in enumerate(range(0, n_train, bs)):
-            if cosine:
-                set_lr(scheduled_lr(epoch + bi / n_batches, time.perf_counter() - t0))
-            idx = perm[s:s + bs]
-            xb, inb = x_tr[idx], in_tr[idx]
-            if config.coordinated_dropout > 0:
-                u = torch.rand(inb.shape, generator=mask_gen, device=device)
-                drop = inb & (u < config.coordinated_dropout)
-                enc_in, score = inb & ~drop, drop
+        best_state = self._snapshot()
+        out = TrainOutcome(n_bins=int(T))
+        best_loss = math.inf
+        retries = 0
+        self.t0 = time.perf_counter()
+        epoch = 0
+        while epoch < config.max_epochs:
+            sums = self._epoch(epoch)
+            if sums is None:  # diverged: back to the best weights, at half the learning rate
+                retries += 1
+                self.net.load_state_dict(best_state)
+                if retries > config.max_divergence_retries:
+                    msg = (f"training diverged (non-finite loss) {retries} times, even after halving the "
+                           f"learning rate to {self.schedule.peak:g}")
+                    if out.best_epoch < 0:
+                        raise FloatingPointError(msg + "; no usable epoch was reached. Check the data "
+                                                 "for extreme values or lower config.learning_rate")
+                    warnings.warn(msg + f"; stopping and keeping the best epoch ({out.best_epoch})", stacklevel=4)
+                    out.stop_reason = "diverged"
+                    break
+                lr = self.schedule.after_divergence()
+                warnings.warn(f"non-finite loss at epoch {epoch}; rolled back to epoch {out.best_epoch} and "
+                              f"halved the learning rate to {lr:g} (retry {retries}/"
+                              f"{config.max_divergence_retries})", stacklevel=4)
+                self.opt = self._optimiser(lr)
+                continue
+            train_loss, heldout = self._losses(sums, has_heldout)
+            if self.valid is not None:
+                vloss = self._evaluate(*self.valid)
+            elif has_heldout:
+                vloss = heldout
             else:
-                enc_in, score = inb, inb
+                vloss = train_loss
+            if not math.isfinite(vloss):
+                vloss = math.inf
+            is_best = vloss < best_loss
+            if is_best:
+                best_loss, out.best_epoch = vloss, epoch
+                best_state = self._snapshot()
+            else:
+                self._set_lr(self.schedule.epoch_end(epoch, out.best_epoch, improved=False))
+            elapsed = time.perf_counter() - self.t0
+            report = EpochReport(epoch=epoch, total_epochs=config.max_epochs, train_loss=train_loss,
+                                 valid_loss=vloss, heldout_loss=heldout, seconds=elapsed,
+                                 best_epoch=out.best_epoch, best_valid_loss=best_loss, is_best=is_best,
+                                 learning_rate=float(self.opt.param_groups[0]["lr"]))
+            out.history.append(report)
+            epoch += 1
+            if self._asks_to_stop(report):
+                out.stop_reason = "callback"
+                break
+            if config.patience > 0 and epoch - 1 - out.best_epoch >= config.patience:
+                out.stop_reason = "early_stopping"
+                break
+            if config.max_seconds is not None and elapsed >= config.max_seconds:
+                out.stop_reason = "time_budget"
+                break
+
+        if out.best_epoch < 0:
+            raise FloatingPointError("training produced no finite validation loss; check the data for "
+                                     "extreme values or lower config.learning_rate")
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        return out
+
+    def _asks_to_stop(self, report: EpochReport) -> bool:
+        if self.progress is None:
+            return False
+        from ..core.progress import StopTraining, asks_to_stop
+
+        try:
+            answer = self.progress(report)
+        except StopTraining:
+            answer = True
+        return asks_to_stop(answer)
+
+    def _epoch(self, epoch: int) -> _Epoch | None:
+        """One pass over the training trials in a random order; None when a loss or gradient was
+        not finite (no step was taken for that batch)."""
+        net, lik, config = self.net, self.lik, self.config
+        net.train()
+        self._set_lr(self.schedule.epoch_start(epoch))
+        n_train = self.x.shape[0]
+        perm = torch.randperm(n_train, generator=self.shuffle).to(self.device)
+        # running sums stay on the device; one host sync per epoch, not per batch
+        sums = _Epoch(self.x.new_zeros(()), torch.zeros((), dtype=torch.long, device=self.device),
+                      self.x.new_zeros(()), torch.zeros((), dtype=torch.long, device=self.device))
+        bs = self.batch_size
+        for bi, s in enumerate(range(0, n_train, bs)):
+            self._set_lr(self.schedule.batch(epoch, bi, self.n_batches, time.perf_counter() - self.t0))
+            idx = perm[s:s + bs]
+            xb, inb = self.x[idx], self.inputs[idx]
+            enc_in, score = self.dropout(inb)
             out = net(xb, enc_in)
             nll = lik.nll(out.raw, xb)
             total, count = masked_loss(nll, score)
             recon = total / count.clamp(min=1)
-            loss = recon + kl_scale * out.kl
-            if sparsity > 0:
+            loss = recon + self.kl_scale * out.kl
+            if self.sparsity > 0:
                 # the prior covers every bin; per observed entry, as the likelihood's mean
-                loss = loss + sparsity * lik.sparsity_cost(out.raw).sum() / inb.sum().clamp(min=1)
-            opt.zero_grad(set_to_none=True)
+                loss = loss + self.sparsity * lik.sparsity_cost(out.raw).sum() / inb.sum().clamp(min=1)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 gnorm = torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
@@ -341,89 +316,40 @@ def _fit(train: np.ndarray, valid: np.ndarray | None, likelihood: str, config: S
             else:
                 ok = torch.isfinite(loss)
             if not bool(ok):
-                diverged = True
-                break
-            opt.step()
-            tot += total.detach()
-            cnt += count
-            if free_heldout:
+                return None
+            self.opt.step()
+            sums.total += total.detach()
+            sums.count += count
+            if self.free_heldout:
                 with torch.no_grad():
-                    ht, hc = masked_loss(nll.detach(), held_tr[idx])
-                h_tot += ht
-                h_cnt += hc
-        if diverged:
-            retries += 1
-            net.load_state_dict(best_state)
-            if retries > config.max_divergence_retries:
-                msg = (f"training diverged (non-finite loss) {retries} times, even after halving the "
-                       f"learning rate to {lr:g}")
-                if best_epoch < 0:
-                    raise FloatingPointError(msg + "; no usable epoch was reached. Check the data "
-                                             "for extreme values or lower config.learning_rate")
-                warnings.warn(msg + f"; stopping and keeping the best epoch ({best_epoch})", stacklevel=3)
-                stop_reason = "diverged"
-                break
-            lr = max(lr * 0.5, 1e-8)
-            warnings.warn(f"non-finite loss at epoch {epoch}; rolled back to epoch {best_epoch} and "
-                          f"halved the learning rate to {lr:g} (retry {retries}/"
-                          f"{config.max_divergence_retries})", stacklevel=3)
-            opt = make_opt(lr)
-            continue
-        cnt_i, h_cnt_i = int(cnt), int(h_cnt)
-        train_loss = float(tot) / max(cnt_i, 1)
+                    ht, hc = masked_loss(nll.detach(), self.held[idx])
+                sums.held_total += ht
+                sums.held_count += hc
+        return sums
+
+    def _losses(self, sums: _Epoch, has_heldout: bool) -> tuple[float, float]:
+        """(training loss, held-out loss) of an epoch, per scored entry."""
+        cnt, h_cnt = int(sums.count), int(sums.held_count)
+        train_loss = float(sums.total) / max(cnt, 1)
         if not has_heldout:
             heldout = float("nan")
-        elif free_heldout:
-            heldout = float(h_tot) / h_cnt_i if h_cnt_i else float("nan")
+        elif self.free_heldout:
+            heldout = float(sums.held_total) / h_cnt if h_cnt else float("nan")
         else:
-            heldout = evaluate(x_tr, in_tr, held_tr)
-        if valid is not None:
-            vloss = evaluate(x_va, obs_va & ~held_va, held_va)
-        elif has_heldout:
-            vloss = heldout
-        else:
-            vloss = train_loss
-        if not math.isfinite(vloss):
-            vloss = math.inf
-        is_best = vloss < best_loss
-        if is_best:
-            best_loss, best_epoch = vloss, epoch
-            best_state = snapshot()
-        elif (not cosine and config.lr_patience > 0 and epoch - best_epoch >= config.lr_patience
-              and epoch - last_decay >= config.lr_patience and lr > config.min_learning_rate):
-            lr = max(lr * 0.5, config.min_learning_rate)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            last_decay = epoch
-        elapsed = time.perf_counter() - t0
-        report = EpochReport(epoch=epoch, total_epochs=config.max_epochs, train_loss=train_loss,
-                             valid_loss=vloss, heldout_loss=heldout, seconds=elapsed,
-                             best_epoch=best_epoch, best_valid_loss=best_loss, is_best=is_best,
-                             learning_rate=float(opt.param_groups[0]["lr"]))
-        history.append(report)
-        epoch += 1
-        if progress is not None:
-            try:
-                answer = progress(report)
-            except StopTraining:
-                answer = True
-            if answer is True or (isinstance(answer, str) and answer.lower() == "stop"):
-                stop_reason = "callback"
-                break
-        if config.patience > 0 and epoch - 1 - best_epoch >= config.patience:
-            stop_reason = "early_stopping"
-            break
-        if config.max_seconds is not None and elapsed >= config.max_seconds:
-            stop_reason = "time_budget"
-            break
+            heldout = self._evaluate(self.x, self.inputs, self.held)
+        return train_loss, heldout
 
-    if best_epoch < 0:
-        raise FloatingPointError("training produced no finite validation loss; check the data for "
-                                 "extreme values or lower config.learning_rate")
-    net.load_state_dict(best_state)
-    net.eval()
-    meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
-    meta["n_train_trials"] = int(train.shape[0])
-    meta["n_bins"] = int(T)
-    return SBTTModel(net, likelihood, config, normaliser, history=history, best_epoch=best_epoch,
-                     metadata=meta, stop_reason=stop_reason, device=device)
+    @torch.no_grad()
+    def _evaluate(self, x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
+        """Mean loss over the ``score`` entries in eval mode, the encoder seeing ``inp``."""
+        self.net.eval()
+        tot = x.new_zeros(())
+        cnt = 0
+        for s in range(0, x.shape[0], 256):
+            o = self.net(x[s:s + 256], inp[s:s + 256])
+            nll = self.lik.nll(o.raw, x[s:s + 256])
+            t, c = masked_loss(nll, score[s:s + 256])
+            tot += t
+            cnt += c
+        cnt = int(cnt)
+        return float(tot) / cnt if cnt else float("nan")
