@@ -208,6 +208,29 @@ def test_writer_and_reader_round_trip_a_result(tmp_path):
     assert rates.shape == (40, 3) and "time x ROI" in meta["name"]
 
 
+def test_the_reader_and_the_widgets_show_a_result_with_the_same_layers(make_napari_viewer, tmp_path):
+    """One source of layer data: the activity opened from a result folder and the one the Train
+    widget shows carry the same contrast, time axis, colormap and per-ROI features."""
+    from napari_sbtt.plugin._layers import show_result
+    from napari_sbtt.plugin._writer import save_result_with_labels
+
+    result, labels = fake_result(), fake_labels()
+    result.metrics = {"observed_share_per_roi": [0.5, 1.0, 1.0], "fit_r_per_roi": [0.9, 0.8, 0.7]}
+    save_result_with_labels(tmp_path / "run", result, labels)
+    (_, read_meta, _), (_, read_labels, _) = get_reader(str(tmp_path / "run"))(str(tmp_path / "run"))
+    viewer = make_napari_viewer()
+    labels_layer = viewer.add_labels(labels, name="run ROIs")
+    shown = show_result(viewer, result, None, labels_layer)
+    assert (shown.name, read_meta["name"]) == ("run ROIs activity", "run activity")  # after their source
+    np.testing.assert_allclose(shown.contrast_limits, read_meta["contrast_limits"])
+    np.testing.assert_allclose(shown.scale, read_meta["scale"])
+    np.testing.assert_allclose(shown.translate, read_meta["translate"])
+    assert shown.colormap.name == read_meta["colormap"]
+    for key, values in read_labels["features"].items():
+        np.testing.assert_allclose(labels_layer.features[key], values)
+    np.testing.assert_allclose(read_labels["features"]["fit_r"], [0.9, 0.8, 0.7])  # the run's own
+
+
 def test_checkpoint_header_is_read_without_torch(tmp_path):
     ckpt = fake_checkpoint(tmp_path / "m.safetensors", n_neurons=7)
     info = checkpoint_info(ckpt)

@@ -34,16 +34,8 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 
 from ..core.errors import MissingOptionError, MissingTimingError
 from ._common import MessageLabel, connect_layer_events, layer_choices
-from ._layers import (
-    FRAME_PERIOD_KEY,
-    LINE_PERIOD_KEY,
-    SCAN_KEY,
-    InputError,
-    check_inputs,
-    is_generated,
-    scan_from_metadata,
-    timing_from_metadata,
-)
+from ._layer_data import FRAME_PERIOD_KEY, LABELS_OPACITY, timed_movie
+from ._layers import InputError, check_inputs, is_generated, scan_from_metadata, timing_from_metadata
 from ._settings import PersistedValues
 from ._state import Session, session_for
 
@@ -383,39 +375,20 @@ class DataWidget(Container):
         return f"could not open {name}: {text}"
 
     # ------------------------------------------------------------------ showing
-    def _movie_layer_kwargs(self, rec: "Recording", name: str) -> dict[str, Any]:
-        """Image layer kwargs of a recording's movie: timing metadata, time axis in seconds."""
-        from ..core.activity import time_axis
-        from ._reader import first_frame_contrast
-
-        frame, line = _timing_of(rec)
-        metadata: dict[str, Any] = {"source_path": str(rec.path),
-                                    "source_format": rec.provenance.get("tiff_source") or rec.source_format}
-        if frame is not None:
-            metadata[FRAME_PERIOD_KEY] = frame
-        if line is not None:
-            metadata[LINE_PERIOD_KEY] = line
-        if rec.scan is not None:
-            metadata[SCAN_KEY] = rec.scan.to_dict()
-        kwargs: dict[str, Any] = {"name": name, "metadata": metadata}
-        if frame is not None:
-            scale, translate = time_axis(0.0, frame)
-            kwargs["scale"], kwargs["translate"] = (scale, 1.0, 1.0), (translate, 0.0, 0.0)
-        limits = first_frame_contrast(rec.movie)
-        if limits is not None:
-            kwargs["contrast_limits"] = limits
-        return kwargs
-
     def _show_movie(self, rec: "Recording") -> None:
         """Movie mode: add the lazy movie (and its ROIs) and choose them; no traces recording."""
         name = _recording_name(rec)
         s = self._session
         s.recording, s.recording_labels = None, None
-        image = self._viewer.add_image(rec.movie, **self._movie_layer_kwargs(rec, name))
+        metadata = {"source_path": str(rec.path),
+                    "source_format": rec.provenance.get("tiff_source") or rec.source_format}
+        _movie, kwargs, _kind = timed_movie(rec.movie, name=name, frame_period=rec.frame_period, scan=rec.scan,
+                                            metadata=metadata)
+        image = self._viewer.add_image(rec.movie, **kwargs)
         added = [image]
         labels = None
         if rec.labels is not None:
-            labels = self._viewer.add_labels(np.asarray(rec.labels), name=f"{name} ROIs", opacity=0.35,
+            labels = self._viewer.add_labels(np.asarray(rec.labels), name=f"{name} ROIs", opacity=LABELS_OPACITY,
                                              metadata={"source_path": str(rec.path)})
             added.append(labels)
         self.opened_layers = added
@@ -445,7 +418,7 @@ class DataWidget(Container):
         labels_layer = points = None
         if rec.labels is not None:
             labels_layer = self._viewer.add_labels(np.asarray(rec.labels), name=f"{name} ROIs",
-                                                   opacity=0.35, metadata={"source_path": str(rec.path)})
+                                                   opacity=LABELS_OPACITY, metadata={"source_path": str(rec.path)})
         elif rec.roi_cols is not None:
             yx = np.column_stack([np.asarray(rec.roi_rows, dtype=float),
                                   np.asarray(rec.roi_cols, dtype=float)])  # (N, 2) row, column

@@ -1,17 +1,9 @@
-"""Layer conventions of napari-sbtt: metadata keys, time axes, and results as layers.
+"""napari-side layer helpers: checks of the chosen layers, finding and updating layers, and showing
+a result in a viewer.
 
-Layer metadata written by the sample data, the reader and the widgets (all optional):
-
-- ``scan_pattern``: the movie's :class:`~napari_sbtt.core.scan.ScanPattern` as a dict
-  (``ScanPattern.to_dict()``);
-- ``frame_period_s`` / ``line_period_s``: acquisition timing in seconds;
-- ``sbtt_truth``: ground truth of synthetic data, ``{"times", "rates", "roi_ids", "units"}``;
-- ``sbtt_result`` (on the activity layer): the :class:`~napari_sbtt.api.SBTTResult` shown.
-
-Time is physical on every layer: the movie's time axis has ``scale = frame period`` and the
-activity's ``scale = fine bin width``, both translated so that frame/bin k is centred on its
-interval (:func:`napari_sbtt.core.activity.time_axis`), so at any world time both show the
-frame and the bin that contain it.
+The layer data itself (a timed movie, a result's activity and labels, the metadata keys) is
+built by :mod:`._layer_data`, which the reader shares; this module puts it into a viewer,
+updating layers in place on re-runs.
 """
 
 from __future__ import annotations
@@ -21,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.activity import ActivityMovie, roi_summary, time_axis
+from ..core.activity import time_axis
 from ..core.scan import ScanPattern
+from ._layer_data import (FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY, SCAN_MASK_KEY, TRUTH_KEY,
+                          activity_layer_name, result_layers, roi_features)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -41,17 +35,11 @@ __all__ = [
     "check_inputs",
     "set_time_axis",
     "activity_layer_name",
+    "roi_features",
     "show_result",
     "find_layer",
     "upsert_image",
 ]
-
-SCAN_KEY = "scan_pattern"
-FRAME_PERIOD_KEY = "frame_period_s"
-LINE_PERIOD_KEY = "line_period_s"
-TRUTH_KEY = "sbtt_truth"
-RESULT_KEY = "sbtt_result"
-SCAN_MASK_KEY = "sbtt_scan_mask"
 
 
 def is_generated(layer: Any) -> bool:
@@ -172,99 +160,43 @@ def upsert_image(viewer: "napari.Viewer", name: str, data: Any, **kwargs: Any) -
     return viewer.add_image(data, name=name, **kwargs)
 
 
-def activity_layer_name(movie_name: str) -> str:
-    return f"{movie_name} activity"
-
-
-def _contrast(rates: np.ndarray) -> tuple[float, float]:
-    finite = rates[np.isfinite(rates)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(finite, [1, 99.5])
-    lo = min(float(lo), 0.0) if lo >= 0 else float(lo)
-    if not hi > lo:
-        hi = lo + 1.0
-    return lo, float(hi)
-
-
-def roi_features(result: Any) -> dict[str, np.ndarray]:
-    """Per-ROI table for the labels layer: index (label), observed share, fit r, mean activity."""
-    n = result.rates.shape[1]
-    m = result.metrics or {}
-    share = m.get("observed_share_per_roi")
-    fit = m.get("fit_r_per_roi")
-    if share is None or fit is None or len(share) != n or len(fit) != n:
-        s = roi_summary(result.observations, result.rates)
-        share, fit = s["observed_share"], s["fit_r"]
-    return {
-        "index": np.asarray(result.roi_ids, dtype=np.int64),
-        "observed_share": np.asarray(share, dtype=float),
-        "fit_r": np.asarray(fit, dtype=float),
-        "mean_activity": np.nanmean(result.rates, axis=0).astype(float),
-    }
-
-
 def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_layer: Any, *,
                 name: str | None = None) -> Any:
     """Show ``result`` as layers (updated in place on re-runs); return the activity layer.
 
-    With a movie layer (the movie was fitted):
-
-    - "<movie> activity": an Image of the activity painted into the ROIs (lazy
-      :class:`~napari_sbtt.core.activity.ActivityMovie`), time axis = the fine grid;
-    - the movie's time axis is set to its frame period, so both align in seconds;
-    - the ROI labels get per-ROI features (observed share, fit r, mean activity).
-
-    With ``movie_layer=None`` (a traces-only result, e.g. ``session.recording``):
-
-    - with a Labels layer: "<labels> activity", the activity painted into those labels, its
-      Y/X scale and translate taken from the labels layer, time = the fine grid; the labels
-      get the per-ROI features;
-    - without one (``labels_layer=None``, ROIs known by their rows only): a (T_fine, N)
-      Image "<name> activity (time x ROI)", time on axis 0 in seconds, one column per ROI.
-
-    ``name`` (default: the movie's or the labels' name, else "SBTT") names the activity
-    layer when there is neither.
+    The layers are :func:`._layer_data.result_layers`'. With a movie layer (the movie was
+    fitted): "<movie> activity" painted into the ROIs on the fine grid's time axis, the movie's
+    time axis set to its frame period (both align in seconds), and the ROI labels' features set.
+    With ``movie_layer=None`` (a traces-only result, e.g. ``session.recording``): with a Labels
+    layer, "<labels> activity" painted into them (their Y/X scale and translate), else (ROIs
+    known by their rows only) a (T_fine, N) image "<name> activity (time x ROI)", ``name``
+    defaulting to "SBTT".
     """
     grid = result.grid
-    t_scale, t_translate = time_axis(grid.t0, grid.bin_width)
-    meta = {RESULT_KEY: result, "sbtt_movie_layer": getattr(movie_layer, "name", None),
-            "sbtt_labels_layer": getattr(labels_layer, "name", None), "units": result.units}
-    common = {"contrast_limits": _contrast(result.rates), "colormap": "inferno", "metadata": meta}
+    meta = {"sbtt_movie_layer": getattr(movie_layer, "name", None)}
     if labels_layer is None:
         if movie_layer is not None:
             raise InputError("choose the ROIs: the result of a movie is painted into its Labels layer")
-        base = name or "SBTT"
-        layer = upsert_image(viewer, f"{base} activity (time x ROI)", np.asarray(result.rates),
-                             scale=[t_scale, 1.0], translate=[t_translate, 0.0], **common)
-        _label_time_axis(viewer)
-        return layer
-    labels = np.asarray(labels_layer.data)
-    if labels.ndim == 3 and labels.shape[0] == 1:
-        labels = labels[0]
-    if movie_layer is not None:
-        factor = int((result.config or {}).get("factor", 1) or 1)
-        set_time_axis(movie_layer, grid.t0, grid.bin_width * factor)
-        ref = movie_layer
+        ((data, kwargs, _kind),) = result_layers(result, name=name or "SBTT", metadata=meta)
     else:
-        ref = labels_layer
-    yx_scale = list(np.asarray(ref.scale, dtype=float)[-2:])
-    yx_translate = list(np.asarray(ref.translate, dtype=float)[-2:])
-    data = ActivityMovie(result.rates, labels.astype(np.int64, copy=False), result.roi_ids)
-    layer = upsert_image(
-        viewer,
-        activity_layer_name(ref.name),
-        data,
-        scale=[t_scale, *yx_scale],
-        translate=[t_translate, *yx_translate],
-        blending="additive",
-        **common,
-    )
+        labels = np.asarray(labels_layer.data)
+        if labels.ndim == 3 and labels.shape[0] == 1:
+            labels = labels[0]
+        if movie_layer is not None:
+            factor = int((result.config or {}).get("factor", 1) or 1)
+            set_time_axis(movie_layer, grid.t0, grid.bin_width * factor)
+        ref = movie_layer if movie_layer is not None else labels_layer
+        ((data, kwargs, _kind),) = result_layers(
+            result, name=ref.name, labels=labels, yx_scale=np.asarray(ref.scale, dtype=float)[-2:],
+            yx_translate=np.asarray(ref.translate, dtype=float)[-2:],
+            metadata={**meta, "sbtt_labels_layer": labels_layer.name})
+    layer = upsert_image(viewer, kwargs.pop("name"), data, **kwargs)
     _label_time_axis(viewer)
-    try:
-        labels_layer.features = roi_features(result)
-    except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them
-        pass
+    if labels_layer is not None:
+        try:
+            labels_layer.features = roi_features(result)
+        except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them
+            pass
     return layer
 
 

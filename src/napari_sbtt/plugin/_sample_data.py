@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.activity import time_axis
-from ._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, SCAN_KEY, TRUTH_KEY
+from ._layer_data import LABELS_OPACITY, TRUTH_KEY, timed_movie
 
 __all__ = ["synthetic_line_scan", "synthetic_layers", "SAMPLE_PRESET"]
 
@@ -41,28 +40,14 @@ def synthetic_layers(preset: str = SAMPLE_PRESET, seed: int = 0,
         roi_ids = np.arange(1, rates.shape[1] + 1)
     truth_md = {"times": np.asarray(_get(truth, "times")), "rates": rates,
                 "roi_ids": np.asarray(roi_ids), "units": "Hz"}
-    scale, translate = time_axis(pattern.t0, pattern.frame_period)
-    finite = movie[np.isfinite(movie)]
-    lo, hi = (np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0))
     config = _get(sim, "config")
     if hasattr(config, "to_dict"):
         config = config.to_dict()
-    movie_meta = {
-        "name": name,
-        "scale": (scale, 1.0, 1.0),
-        "translate": (translate, 0.0, 0.0),
-        "contrast_limits": (float(lo), float(hi) if hi > lo else float(lo) + 1.0),
-        "colormap": "gray",
-        "metadata": {
-            SCAN_KEY: pattern.to_dict(),
-            FRAME_PERIOD_KEY: pattern.frame_period,
-            LINE_PERIOD_KEY: pattern.line_period,
-            TRUTH_KEY: truth_md,
-            "sbtt_synth_config": config,
-        },
-    }
-    labels_meta = {"name": f"{name} ROIs", "opacity": 0.35}
-    return [(movie, movie_meta, "image"), (labels, labels_meta, "labels")]
+    movie_layer = timed_movie(movie, name=name, scan=pattern,
+                              metadata={TRUTH_KEY: truth_md, "sbtt_synth_config": config})
+    movie_layer[1]["colormap"] = "gray"
+    labels_meta = {"name": f"{name} ROIs", "opacity": LABELS_OPACITY}
+    return [movie_layer, (labels, labels_meta, "labels")]
 
 
 def synthetic_line_scan() -> list[tuple[Any, dict[str, Any], str]]:

@@ -19,9 +19,8 @@ from magicgui.widgets import (
 from ..core.activity import MaskedMovie, RowMaskMovie, roi_sample_rates
 from ..core.scan import ScanPattern, infer_row_mask
 from ._common import MessageLabel, resolve_inputs, timing_for
+from ._layer_data import timed_movie
 from ._layers import (
-    FRAME_PERIOD_KEY,
-    LINE_PERIOD_KEY,
     SCAN_KEY,
     SCAN_MASK_KEY,
     InputError,
@@ -237,14 +236,9 @@ class ScanWidget(Container):
         self.message.clear()
         name = f"{movie.name} reduced"
         set_time_axis(movie, pattern.t0, pattern.frame_period)
-        data = MaskedMovie(movie.data, pattern.frame_mask())
-        finite = np.asarray(movie.data[0], dtype=float)
-        lo, hi = (np.nanpercentile(finite, [1, 99.5]) if np.isfinite(finite).any() else (0.0, 1.0))
-        layer = upsert_image(
-            self._viewer, name, data, scale=list(movie.scale), translate=list(movie.translate),
-            contrast_limits=(float(lo), float(hi) if hi > lo else float(lo) + 1.0),
-            metadata={SCAN_KEY: pattern.to_dict(), FRAME_PERIOD_KEY: pattern.frame_period,
-                      LINE_PERIOD_KEY: pattern.line_period})
+        data, kwargs, _kind = timed_movie(MaskedMovie(movie.data, pattern.frame_mask()), name=name, scan=pattern)
+        kwargs.update(scale=list(movie.scale), translate=list(movie.translate))  # the movie's Y/X placement
+        layer = upsert_image(self._viewer, kwargs.pop("name"), data, **kwargs)
         self._session.scan, self._session.scan_for = pattern, name
         self._session.movie_layer = name
         self._session.changed("movie")
