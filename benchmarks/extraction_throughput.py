@@ -144,7 +144,8 @@ def measure(kind: str, path: Path, frames: int, args: argparse.Namespace) -> dic
     import tifffile
 
     from napari_sbtt.core.scan import ScanPattern
-    from napari_sbtt.core.traces import _release_pages, extract_observations
+    from napari_sbtt.core.gather import release_pages
+    from napari_sbtt.core.traces import extract_observations
 
     mm = tifffile.memmap(path, mode="r")[:frames]
     size = mm.shape[1]
@@ -159,7 +160,7 @@ def measure(kind: str, path: Path, frames: int, args: argparse.Namespace) -> dic
                 block = mm[k : k + c]
                 buf = np.array(block)  # read into memory
                 total += int(buf[0, 0, 0])
-                _release_pages(block)
+                release_pages(block)
         else:
             # a resonant-scanner-like strips pattern: 63 us lines, 4 strips of 64 rows -> 248 Hz sweeps
             p = ScanPattern.strips(size, frames, 63e-6, args.strips, flyback=2e-4)

@@ -11,12 +11,8 @@ from napari_sbtt.core.atomic import OutputExistsError
 from napari_sbtt.core.dff import running_percentile_baseline
 from napari_sbtt.core.neuropil import annulus_pixels
 from napari_sbtt.core.scan import ScanMismatchError, ScanPattern
-from napari_sbtt.core.traces import (
-    Observations,
-    _Timing,
-    extract_observations,
-    observations_from_traces,
-)
+from napari_sbtt.core.segments import RowTiming
+from napari_sbtt.core.traces import Observations, extract_observations, observations_from_traces
 
 
 def ramp_movie(T: int, Y: int, X: int) -> np.ndarray:
@@ -100,7 +96,7 @@ def test_timing_helper_matches_scan_pattern() -> None:
         ScanPattern.from_rows([[3, 1, 2], [0], [5, 4]], 6, 0.1, n_sweeps=8, bidirectional=True),
     ]
     for p in patterns:
-        tm = _Timing(p)
+        tm = RowTiming(p)
         li = tm.line_index(2, p.n_sweeps)
         np.testing.assert_array_equal(li, tm.cycle_line_index(0, len(p.cycle))[np.arange(2, p.n_sweeps) % len(p.cycle)])
         rel, d = tm.rel_rows(li)
@@ -110,12 +106,12 @@ def test_timing_helper_matches_scan_pattern() -> None:
 
 
 def test_long_cycle_without_tables_gives_the_same(monkeypatch) -> None:
-    from napari_sbtt.core import traces
+    from napari_sbtt.core.segments import SweepStats
 
     movie, labels, p = random_case(4)
     kw = dict(factor=2, min_coverage=0.3, neuropil=0.7, neuropil_inner=0.5, neuropil_outer=3)
     ref = extract_observations(movie, labels, p, chunk_frames=5, **kw)
-    monkeypatch.setattr(traces._SweepStats, "_MAX_TABLE", 0)  # compute per chunk instead
+    monkeypatch.setattr(SweepStats, "_MAX_TABLE", 0)  # compute per chunk instead
     assert_same(ref, extract_observations(movie, labels, p, chunk_frames=5, **kw))
 
 
@@ -567,19 +563,17 @@ def scan_cases(draw):
        min_coverage=st.sampled_from([0.2, 0.5, 1.0]), neuropil=st.sampled_from([None, 0.7]))
 def test_gather_strategies_are_bit_identical_and_match_reference(case, chunk, factor, min_coverage,
                                                                   neuropil) -> None:
-    from napari_sbtt.core import traces
+    from napari_sbtt.core.gather import GATHER_MODES
 
     movie, labels, p, kind = case
     kw = dict(factor=factor, min_coverage=min_coverage, neuropil=neuropil, neuropil_inner=0.5, neuropil_outer=3,
               chunk_frames=chunk)
     results = {}
-    for mode in ["auto", "phase", "pairs", "mixed", "all"]:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(traces, "_GATHER", mode)
-            try:
-                results[mode] = extract_observations(movie, labels, p, **kw)
-            except ValueError as e:
-                results[mode] = str(e)
+    for mode in GATHER_MODES:
+        try:
+            results[mode] = extract_observations(movie, labels, p, gather=mode, **kw)
+        except ValueError as e:
+            results[mode] = str(e)
     ref = results.pop("all")  # the original method: gather everything, drop unacquired segments
     for mode, got in results.items():
         if isinstance(ref, str):
@@ -604,9 +598,7 @@ def test_gather_strategies_are_bit_identical_and_match_reference(case, chunk, fa
     np.testing.assert_allclose(ref.sample_times, t, rtol=0, atol=1e-12)
 
 
-def test_nan_in_acquired_row_is_an_error_in_every_strategy(monkeypatch) -> None:
-    from napari_sbtt.core import traces
-
+def test_nan_in_acquired_row_is_an_error_in_every_strategy() -> None:
     movie, labels, p = random_case(0)
     k = int(np.flatnonzero(p.frame_mask()[:, 4])[0])
     movie[k, 4, 3] = np.nan  # ROI 9
@@ -617,11 +609,12 @@ def test_nan_in_acquired_row_is_an_error_in_every_strategy(monkeypatch) -> None:
     movie2[k2, 7, 2] = np.nan  # ROI 4
     movie2[k2 + 1, 0, 0] = np.nan  # unacquired: ignored (and later anyway)
     for mode in ["auto", "phase", "pairs", "mixed", "all"]:
-        monkeypatch.setattr(traces, "_GATHER", mode)
         with pytest.raises(ValueError, match=rf"NaN in frame {k}, row 4 \(pixels of ROI id 9\)"):
-            extract_observations(movie, labels, p, min_coverage=0.3, chunk_frames=5)
+            extract_observations(movie, labels, p, min_coverage=0.3, chunk_frames=5, gather=mode)
         with pytest.raises(ValueError, match=rf"NaN in frame {k2}, row 7 \(pixels of ROI id 4\)"):
-            extract_observations(movie2, labels, strips, min_coverage=0.3, chunk_frames=8)
+            extract_observations(movie2, labels, strips, min_coverage=0.3, chunk_frames=8, gather=mode)
+    with pytest.raises(ValueError, match="gather must be one of"):
+        extract_observations(movie, labels, p, min_coverage=0.3, gather="fast")
 
 
 def test_periodic_pattern_reads_only_acquired_rows(monkeypatch) -> None:

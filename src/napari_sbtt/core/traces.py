@@ -37,7 +37,7 @@ raster: sweeps ``k`` and ``k + len(cycle)`` acquire the same rows) one gather
 per cycle phase covers all the chunk's sweeps of that phase; for
 non-periodic ones (random lines) the acquired (sweep, segment) pairs are
 gathered, or, when most pixels are acquired anyway, everything (see
-:class:`_ChunkSums`; all ways give the same result bit for bit). So NaN (or
+:class:`napari_sbtt.core.gather.ChunkSums`; all ways give the same result bit for bit). So NaN (or
 anything) in unacquired rows never reaches a sample. NaN in an acquired row
 of an ROI or its neuropil annulus is an error. Peak memory is a few times the
 chunk plus the result, independent of T; the pages of a memory-mapped movie
@@ -50,612 +50,45 @@ Progress protocol
 ``progress`` is either an object with an ``update(n)`` method (a ``tqdm`` bar:
 it is advanced by the number of frames in each chunk) or a callable
 ``progress(done_frames, total_frames)`` called after each chunk.
+
+Modules
+-------
+The pieces live beside this one: :mod:`.observations` (the result type and its file),
+:mod:`.segments` (what each sweep acquires of each ROI), :mod:`.gather` (summing a chunk of
+frames over the acquired segments), :mod:`.binning` (samples onto the fine grid).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import mmap
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
+from .binning import GridAccumulator, max_per_bin
 from .dff import DEFAULT_F0_PERCENTILE, DEFAULT_F0_WINDOW, delta_f_over_f
 from .errors import MissingTimingError, OptionError
+from .gather import GATHER_MODES, ChunkSums, release_pages
 from .neuropil import DEFAULT_INNER, DEFAULT_OUTER, annulus_pixels
-from .scan import FineGrid, ScanPattern
+from .observations import Observations
+from .scan import ScanPattern
+from .segments import RowTiming, Segments, SweepStats, segments_from_pixels
 
 __all__ = [
     "Observations",
     "extract_observations",
     "observations_from_traces",
     "DEFAULT_MIN_COVERAGE",
+    "GATHER_MODES",
 ]
 
 #: default share of an ROI's pixels (or listed rows) that a sweep must acquire to observe it
 DEFAULT_MIN_COVERAGE = 0.5
 
-_NPZ_FORMAT = "napari-sbtt.observations"
-_NPZ_VERSION = 1
 _CHUNK_BYTES = 32 * 1024 * 1024  # movie bytes per chunk when chunk_frames is not given
-_EPS = 1e-9
 
 #: ``progress`` argument: a callable ``(done_frames, total_frames)`` or a tqdm-like ``update(n)``
 Progress = Any
-
-
-# ---------------------------------------------------------------------------- result type
-@dataclass
-class Observations:
-    """Per-ROI samples on the fine grid.
-
-    Attributes
-    ----------
-    values
-        (T_fine, N) float32, NaN where the ROI was not observed in that bin;
-        in ``units``.
-    times
-        (T_fine,) float64 bin centres in seconds.
-    roi_ids
-        (N,) int64 ROI ids (labels values), column order of ``values``.
-    grid
-        The fine grid (``t0``, ``bin_width`` seconds, ``n_bins``).
-    sample_times
-        (T_fine, N) float64 exact acquisition time (seconds) of each sample,
-        NaN where not observed.
-    coverage
-        (N,) float64 share of sweeps (0..1) in which each ROI was observed.
-    units
-        ``"raw"``, ``"raw, neuropil-corrected"`` or ``"dF/F"``.
-    neuropil
-        (T_fine, N) float32 raw neuropil F_neu of the kept samples (NaN
-        elsewhere), or None when no neuropil correction was made.
-    params
-        JSON-ready dict of the settings that produced the observations.
-    """
-
-    values: np.ndarray
-    times: np.ndarray
-    roi_ids: np.ndarray
-    grid: FineGrid
-    sample_times: np.ndarray
-    coverage: np.ndarray
-    units: str = "raw"
-    neuropil: np.ndarray | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=np.float32)
-        self.times = np.asarray(self.times, dtype=np.float64)
-        self.roi_ids = np.asarray(self.roi_ids, dtype=np.int64)
-        self.sample_times = np.asarray(self.sample_times, dtype=np.float64)
-        self.coverage = np.asarray(self.coverage, dtype=np.float64)
-        T, N = self.grid.n_bins, self.roi_ids.size
-        if self.values.shape != (T, N):
-            raise ValueError(f"values must have shape (T_fine, N) = {(T, N)}, got {self.values.shape}")
-        if self.sample_times.shape != (T, N):
-            raise ValueError(f"sample_times must have shape {(T, N)}, got {self.sample_times.shape}")
-        if self.times.shape != (T,):
-            raise ValueError(f"times must have shape ({T},), got {self.times.shape}")
-        if self.coverage.shape != (N,):
-            raise ValueError(f"coverage must have shape ({N},), got {self.coverage.shape}")
-        if self.neuropil is not None:
-            self.neuropil = np.asarray(self.neuropil, dtype=np.float32)
-            if self.neuropil.shape != (T, N):
-                raise ValueError(f"neuropil must have shape {(T, N)}, got {self.neuropil.shape}")
-
-    @property
-    def n_bins(self) -> int:
-        """Number of fine-grid bins, T_fine."""
-        return int(self.grid.n_bins)
-
-    @property
-    def n_rois(self) -> int:
-        """Number of ROIs, N."""
-        return int(self.roi_ids.size)
-
-    def observed_mask(self) -> np.ndarray:
-        """Bool (T_fine, N): True where the ROI was observed in that bin."""
-        return ~np.isnan(self.values)
-
-    def to_npz(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write to a compressed ``.npz`` atomically (no pickled objects); returns the path."""
-        from .atomic import atomic_write
-
-        arrays: dict[str, np.ndarray] = {
-            "format": np.array(_NPZ_FORMAT),
-            "version": np.array(_NPZ_VERSION),
-            "values": self.values,
-            "times": self.times,
-            "roi_ids": self.roi_ids,
-            "grid": np.array([self.grid.t0, self.grid.bin_width, float(self.grid.n_bins)]),
-            "sample_times": self.sample_times,
-            "coverage": self.coverage,
-            "units": np.array(self.units),
-            "params": np.array(json.dumps(self.params)),
-        }
-        if self.neuropil is not None:
-            arrays["neuropil"] = self.neuropil
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
-                np.savez_compressed(fh, **arrays)
-
-        atomic_write(path, write, overwrite=overwrite)
-        return Path(path)
-
-    @classmethod
-    def from_npz(cls, path: str | os.PathLike) -> "Observations":
-        """Read what :meth:`to_npz` wrote (``allow_pickle=False``)."""
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"observations file not found: {p}")
-        from .readers.npy import load_npz
-
-        z = load_npz(p)
-        fmt = str(z["format"]) if "format" in z else None
-        if fmt != _NPZ_FORMAT:
-            raise ValueError(
-                f"{p} is not a napari-sbtt observations file (format {fmt!r}, expected "
-                f"{_NPZ_FORMAT!r}); write it with Observations.to_npz"
-            )
-        version = int(z["version"])
-        if version > _NPZ_VERSION:
-            raise ValueError(
-                f"{p} has observations format version {version}, newer than this napari-sbtt "
-                f"understands ({_NPZ_VERSION}); upgrade napari-sbtt"
-            )
-        try:
-            g = z["grid"]
-            grid = FineGrid(float(g[0]), float(g[1]), int(round(g[2])))
-            return cls(
-                values=z["values"],
-                times=z["times"],
-                roi_ids=z["roi_ids"],
-                grid=grid,
-                sample_times=z["sample_times"],
-                coverage=z["coverage"],
-                units=str(z["units"]),
-                neuropil=z["neuropil"] if "neuropil" in z else None,
-                params=json.loads(str(z["params"])),
-            )
-        except KeyError as e:
-            raise ValueError(f"{p} lacks the array {e.args[0]!r}; the file is incomplete") from None
-
-
-# ---------------------------------------------------------------------------- timing per chunk
-class _Timing:
-    """Line positions, relative row times and directions of sweeps, without (T, Y) arrays.
-
-    A chunk-sized view of the pattern's own timing (``ScanPattern.line_index`` and
-    ``line_timing``): the absolute time of row y in sweep k is ``starts[k] + rel[k, y]``,
-    as ``pattern.row_times()`` computes it.
-    """
-
-    def __init__(self, pattern: ScanPattern) -> None:
-        self.pattern = pattern
-        self.starts = pattern.sweep_starts()
-        self.n_cycle = len(pattern.cycle)
-
-    def cycle_line_index(self, e0: int, e1: int) -> np.ndarray:
-        """Int32 (e1 - e0, Y) position of each row in cycle entries e0..e1-1 (-1 = not acquired)."""
-        return self.pattern.cycle_line_index(e0, e1)
-
-    def line_index(self, k0: int, k1: int) -> np.ndarray:
-        """Int32 (k1 - k0, Y) position of each row in sweeps k0..k1-1 (-1 = not acquired)."""
-        return self.pattern.line_index(k0, k1)
-
-    def rel_rows(self, li: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row centre times relative to the sweep start (s) and directions (+1 / -1; 0 not acquired)."""
-        return self.pattern.line_timing(li)
-
-
-# ---------------------------------------------------------------------------- segments
-@dataclass
-class _Segments:
-    """(ROI, row) segments: the rows of each ROI with pixel count and summed pixel-time offset."""
-
-    roi: np.ndarray  # (S,) int64 column 0..N-1
-    row: np.ndarray  # (S,) int64
-    weight: np.ndarray  # (S,) float64 pixels (or 1 per listed row)
-    offset: np.ndarray  # (S,) float64 sum of forward-line pixel offsets, seconds
-    n_rois: int
-
-    @property
-    def total(self) -> np.ndarray:
-        """(N,) summed weight of each ROI."""
-        return np.bincount(self.roi, weights=self.weight, minlength=self.n_rois)
-
-    def indicator(self) -> sp.csr_matrix:
-        """Sparse (S, N) 0/1: which ROI each segment belongs to."""
-        S = self.roi.size
-        return sp.csr_matrix((np.ones(S), (np.arange(S), self.roi)), shape=(S, self.n_rois))
-
-
-class _SegmentSummer:
-    """Sums of the movie over each segment's pixels, for a chunk of frames.
-
-    Segments are grouped by their pixel count L; for each group one ``np.take``
-    gathers the pixels laid out as (c, L, S_L) and a sum over L adds whole
-    contiguous vectors. This is about twice as fast as a sparse matrix
-    product (which must transpose the gathered chunk) and exact for integer
-    movies (summed in 32/64-bit integers). A pixel may belong to several
-    segments (overlapping neuropil annuli). The pixels of a segment are added
-    in order (a group of one segment is gathered twice so that numpy never
-    switches to pairwise summation), so float sums do not depend on how the
-    segments are grouped.
-    """
-
-    def __init__(self, pix: np.ndarray, seg: np.ndarray, n_seg: int, dtype: np.dtype) -> None:
-        order = np.argsort(seg, kind="stable")
-        pix, seg = pix[order], seg[order]
-        lens = np.bincount(seg, minlength=n_seg)
-        starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-        self.n_seg = n_seg
-        self.groups: list[tuple[np.ndarray, int, int, int]] = []  # (segments, L, offset, size)
-        self.tables: list[tuple[np.ndarray, np.ndarray]] = []  # (segments, (L, S_L) pixel indices)
-        index = []
-        offset = 0
-        for L in np.unique(lens[lens > 0]):
-            segs = np.flatnonzero(lens == L)
-            segs = segs[np.argsort(pix[starts[segs]], kind="stable")]  # by address: cache-friendly
-            idx = pix[starts[segs][None, :] + np.arange(L)[:, None]]  # (L, S_L): layout [l][s]
-            self.tables.append((segs, np.ascontiguousarray(idx.T).T))  # rows of idx.T: one segment
-            if segs.size == 1:
-                idx = np.repeat(idx, 2, axis=1)  # see the class notes
-            index.append(idx.reshape(-1))
-            self.groups.append((segs, int(L), offset, idx.size))
-            offset += idx.size
-        self.index = np.concatenate(index).astype(np.intp) if index else np.empty(0, dtype=np.intp)
-        dtype = np.dtype(dtype)
-        if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
-            # exact: a segment has at most one row of pixels (< 65536 for these sums)
-            self.acc = np.dtype(np.int64) if lens.max(initial=0) >= 32768 else (
-                np.dtype(np.uint32) if dtype.kind == "u" else np.dtype(np.int32))
-        elif np.issubdtype(dtype, np.integer):
-            self.acc = np.dtype(np.int64) if dtype.itemsize <= 4 else np.dtype(np.float64)
-        else:
-            self.acc = np.dtype(np.float64)
-
-    def __call__(self, frames: np.ndarray, shift: int = 0, out: np.ndarray | None = None) -> np.ndarray:
-        """(c, P) frames -> (c, n_seg) float64 segment sums (NaN pixels give NaN).
-
-        Reads columns ``pixel + shift`` of ``frames`` (any C-contiguous 2-D
-        array, e.g. several frames per row); writes into ``out`` if given.
-        """
-        c = frames.shape[0]
-        g = np.take(frames, self.index if shift == 0 else self.index + shift, axis=1)
-        if out is None:
-            out = np.empty((c, self.n_seg), dtype=np.float64)
-        for segs, L, o, n in self.groups:
-            s = g[:, o : o + n].reshape(c, L, n // L).sum(axis=1, dtype=self.acc)
-            out[:, segs] = s if n // L == segs.size else s[:, :1]
-        return out
-
-    def sum_pairs(self, flat: np.ndarray, acq: np.ndarray, frame_size: int, out: np.ndarray) -> None:
-        """Sums of the acquired (frame, segment) pairs only.
-
-        ``flat`` is the chunk as one 1-D array, ``acq`` (c, n_seg) bool; writes the
-        sums of acquired pairs into ``out`` (c, n_seg) and leaves the rest alone.
-        """
-        for segs, idx in self.tables:
-            fi, sj = np.nonzero(acq[:, segs])
-            if fi.size == 0:
-                continue
-            if fi.size == 1:
-                fi, sj = np.repeat(fi, 2), np.repeat(sj, 2)  # see the class notes
-            # gathered frame by frame (cache- and TLB-friendly), then laid out (L, P) to add in order
-            g = np.take(flat, idx.T[sj] + (fi * frame_size)[:, None])  # (P, L)
-            out[fi, segs[sj]] = np.ascontiguousarray(g.T).sum(axis=0, dtype=self.acc)
-
-
-def _segments_from_pixels(member_roi: np.ndarray, member_pix: np.ndarray, n_rois: int, n_cols: int,
-                          offsets: np.ndarray) -> tuple[_Segments, np.ndarray]:
-    """Segments of pixel memberships; also the segment index of every membership."""
-    row = member_pix // n_cols
-    key = member_roi.astype(np.int64) * (1 << 32) + row
-    ukey, inv = np.unique(key, return_inverse=True)
-    inv = inv.reshape(-1)
-    seg = _Segments(
-        roi=(ukey >> 32).astype(np.int64),
-        row=(ukey & ((1 << 32) - 1)).astype(np.int64),
-        weight=np.bincount(inv, minlength=ukey.size).astype(np.float64),
-        offset=np.bincount(inv, weights=offsets[member_pix % n_cols], minlength=ukey.size),
-        n_rois=n_rois,
-    )
-    return seg, inv
-
-
-class _SweepStats:
-    """What each sweep acquires of each ROI: a function of the scan pattern alone.
-
-    For a block of sweeps (rows of line indices ``li``) it gives, per segment
-    table (the ROI's segments and, optionally, its neuropil segments):
-    ``acq`` (m, S) acquired segments, ``w`` (m, N) acquired weight (pixels),
-    ``rel`` (m, N) mean acquisition time relative to the sweep start (s).
-    When the pattern's cycle is short these are computed once per cycle entry
-    and looked up per chunk; else per chunk. The arithmetic is the same both
-    ways, so the result does not depend on it.
-    """
-
-    _MAX_TABLE = 1 << 22  # cycle entries x segments kept as tables
-
-    def __init__(self, timing: _Timing, tables: Sequence[_Segments], min_coverage: float,
-                 n_sweeps: int) -> None:
-        self.timing = timing
-        self.tables = list(tables)
-        self.inds = [t.indicator() for t in self.tables]
-        self.rows = np.concatenate([t.row for t in self.tables])
-        self.bounds = np.cumsum([0] + [t.row.size for t in self.tables])
-        self.total = self.tables[0].total
-        self.min_coverage = min_coverage
-        C, S = timing.n_cycle, self.rows.size
-        uses = np.bincount(np.arange(n_sweeps) % C, minlength=C)  # sweeps per cycle entry
-        keep = C * S <= self._MAX_TABLE
-        self.n_observed = np.zeros(self.total.size, dtype=np.int64)
-        parts: list[tuple[np.ndarray, ...]] = []
-        step = max(1, (1 << 21) // max(S, 1))
-        for e0 in range(0, C, step):
-            e1 = min(e0 + step, C)
-            st = self._compute(timing.cycle_line_index(e0, e1))
-            self.n_observed += (st[-1] * uses[e0:e1, None]).sum(axis=0)
-            if keep:
-                parts.append(st)
-        self._table = [np.concatenate(a) for a in zip(*parts)] if keep else None
-
-    def _compute(self, li: np.ndarray) -> tuple[np.ndarray, ...]:
-        rel_row, d_row = self.timing.rel_rows(li)
-        acq = li[:, self.rows] >= 0
-        rel_seg, d_seg = rel_row[:, self.rows], d_row[:, self.rows]
-        out: list[np.ndarray] = [acq]
-        observed = None
-        for i, (seg, ind) in enumerate(zip(self.tables, self.inds)):
-            s = slice(self.bounds[i], self.bounds[i + 1])
-            a = acq[:, s]
-            w = np.asarray((a * seg.weight) @ ind)
-            tsum = np.asarray((a * (rel_seg[:, s] * seg.weight + d_seg[:, s] * seg.offset)) @ ind)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rel = tsum / w
-            out += [w, rel]
-            ok = w >= self.total * (self.min_coverage - _EPS) if i == 0 else w > 0
-            observed = ok if observed is None else observed & ok
-        out.append(observed)
-        return tuple(out)
-
-    def sweeps(self, k0: int, k1: int) -> tuple[np.ndarray, ...]:
-        """(acq, w_0, rel_0, [w_1, rel_1,] observed) for sweeps k0..k1-1."""
-        if self._table is not None:
-            e = np.arange(k0, k1) % self.timing.n_cycle
-            return tuple(a[e] for a in self._table)
-        return self._compute(self.timing.line_index(k0, k1))
-
-    def sums(self, i: int, acq: np.ndarray, seg_sums: np.ndarray) -> np.ndarray:
-        """(m, N) sums of the acquired segments of table i; ``seg_sums`` (m, S) must be finite."""
-        s = slice(self.bounds[i], self.bounds[i + 1])
-        return np.asarray((seg_sums[:, s] * acq[:, s]) @ self.inds[i])
-
-
-class _ChunkSums:
-    """Per chunk of frames: each ROI's (and annulus') sum over its segments acquired in each sweep.
-
-    Only the pixels of acquired segments are read. Strategies (``_GATHER``):
-
-    - ``"phase"`` (periodic patterns): sweeps ``k`` and ``k + len(cycle)`` acquire
-      the same segments, so each cycle entry (phase) gets its own
-      :class:`_SegmentSummer` over just its acquired segments, and one
-      ``np.take`` gathers them for all sweeps of that phase in the chunk: a
-      chunk whose length is a multiple of the cycle is viewed, without a copy,
-      as (frames / cycle, cycle * Y * X) and the phase selects the columns.
-    - ``"pairs"`` (e.g. random lines, whose cycle is the whole recording): the
-      (sweep, segment) pairs acquired in the chunk are gathered with per-chunk
-      indices (a pixel index table per segment length plus frame offsets).
-    - ``"all"``: every segment of every sweep, unacquired ones then dropped
-      (the original method; cheaper than "pairs" when most pixels are acquired).
-
-    ``"auto"`` uses "phase" when the cycle is short against the chunk and its
-    index tables are small, else per chunk "pairs" or "all" by the share of
-    pixels acquired. All give the same sums bit for bit: a segment's pixels
-    are added in order (exact for integer movies), then each ROI's acquired
-    segments in segment order starting from 0, as a sparse product does.
-    """
-
-    _PHASE_INDEX_BUDGET = 1 << 22  # pixel indices kept for all cycle phases together
-    _PAIRS_BELOW = 0.15  # "auto": gather pairs when less than this share of pixels is acquired (measured)
-
-    def __init__(self, pattern: ScanPattern, stats: "_SweepStats", pix: np.ndarray, seg: np.ndarray,
-                 seg_rows: np.ndarray, seg_out: np.ndarray, n_out: int, dtype: np.dtype,
-                 frame_size: int, chunk_frames: int, check_nan: bool) -> None:
-        self.stats = stats
-        self.seg_out = seg_out
-        self.n_out = n_out
-        self.frame_size = frame_size
-        self.check_nan = check_nan
-        S = seg_rows.size
-        self.n_seg = S
-        self.all = _SegmentSummer(pix, seg, S, dtype)
-        self.seg_len = np.bincount(seg, minlength=S).astype(np.float64)
-        self.n_member = max(1, pix.size)
-        C = self.n_cycle = len(pattern.cycle)
-        mode = _GATHER
-        if mode == "auto":
-            mode = "mixed"
-            if C <= max(1, chunk_frames // 8):
-                per_row = np.bincount(seg_rows[seg], minlength=pattern.n_rows)
-                if sum(int(per_row[r].sum()) for r in pattern.cycle) <= self._PHASE_INDEX_BUDGET:
-                    mode = "phase"
-        self.mode = mode
-        self.phases: list[tuple[_SegmentSummer, np.ndarray, sp.csc_matrix] | None] = []
-        if mode == "phase":
-            row_seg_order = np.argsort(seg_rows, kind="stable")
-            row_bounds = np.searchsorted(seg_rows[row_seg_order], np.arange(pattern.n_rows + 1))
-            local = np.full(S, -1, dtype=np.int64)
-            for rows in pattern.cycle:
-                sel = np.sort(np.concatenate(
-                    [row_seg_order[row_bounds[r]: row_bounds[r + 1]] for r in rows] + [np.empty(0, np.int64)]
-                )).astype(np.int64)
-                if sel.size == 0:
-                    self.phases.append(None)
-                    continue
-                local[sel] = np.arange(sel.size)
-                mem = local[seg] >= 0
-                summer = _SegmentSummer(pix[mem], local[seg[mem]], sel.size, dtype)
-                local[sel] = -1
-                comb = sp.csc_matrix((np.ones(sel.size), (seg_out[sel], np.arange(sel.size))),
-                                     shape=(n_out, sel.size))
-                self.phases.append((summer, sel, comb))
-
-    def __call__(self, frames: np.ndarray, k0: int, acq: np.ndarray) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """Frames (c, Y * X) of sweeps k0.. and their acquired segments (c, S) ->
-        ((c, n_out) sums, first (frame in chunk, segment) with a NaN sum or None)."""
-        if self.mode == "phase":
-            return self._by_phase(frames, k0)
-        c = frames.shape[0]
-        mode = self.mode
-        if mode == "mixed":
-            share = float(np.count_nonzero(acq, axis=0) @ self.seg_len) / (c * self.n_member)
-            mode = "pairs" if share < self._PAIRS_BELOW else "all"
-        if mode == "pairs":
-            seg_sums = np.zeros((c, self.n_seg))
-            self.all.sum_pairs(frames.reshape(-1), acq, self.frame_size, seg_sums)
-        else:
-            seg_sums = self.all(frames)
-        bad = None
-        if self.check_nan:
-            finite = np.isfinite(seg_sums)
-            if not finite.all():
-                hit = acq & ~finite
-                if hit.any():
-                    i, j = np.argwhere(hit)[0]
-                    bad = (int(i), int(j))
-                seg_sums[~finite] = 0.0  # unacquired rows: dropped below
-        out = np.zeros((c, self.n_out))
-        tables = self.stats.bounds.size - 1
-        n = self.n_out // tables
-        for t in range(tables):
-            out[:, t * n : (t + 1) * n] = self.stats.sums(t, acq, seg_sums)
-        return out, bad
-
-    def _by_phase(self, frames: np.ndarray, k0: int) -> tuple[np.ndarray, tuple[int, int] | None]:
-        c, P = frames.shape
-        C = self.n_cycle
-        m = c // C  # whole cycles in the chunk: frame q + i * C is row i, column block q of `main`
-        r = c - m * C
-        main = frames[: m * C].reshape(m, C * P) if m else None
-        out = np.zeros((c, self.n_out))
-        bad: tuple[int, int] | None = None
-        for q in range(min(C, c)):
-            phase = self.phases[(k0 + q) % C]
-            if phase is None:
-                continue
-            summer, sel, comb = phase
-            n_q = m + (q < r)
-            sums = np.empty((n_q, sel.size))
-            if m:
-                summer(main, q * P, out=sums[:m])
-            if q < r:
-                summer(frames[m * C + q : m * C + q + 1], out=sums[m:])
-            if self.check_nan:
-                finite = np.isfinite(sums)
-                if not finite.all():
-                    i, j = np.argwhere(~finite)[0]  # first bad frame of this phase, then segment
-                    cand = (q + int(i) * C, int(sel[j]))
-                    bad = cand if bad is None else min(bad, cand)
-                    continue
-            out[q::C] = (comb @ np.ascontiguousarray(sums.T)).T
-        return out, bad
-
-
-#: how :class:`_ChunkSums` gathers: "auto", "phase", "pairs", "mixed" or "all" (tests)
-_GATHER = "auto"
-
-
-# ---------------------------------------------------------------------------- binning
-class _GridAccumulator:
-    """Places per-sweep samples (values and times, (c, N), NaN = none) on the fine grid.
-
-    Samples that share a bin are averaged (values, times, neuropil alike).
-    The one place where samples meet the grid, for movies and traces alike.
-    """
-
-    def __init__(self, grid: FineGrid, n_rois: int, *, max_per_bin: int, with_neuropil: bool) -> None:
-        self.grid = grid
-        shape = (grid.n_bins, n_rois)
-        self.values = np.zeros(shape, dtype=np.float32)
-        self.times = np.zeros(shape, dtype=np.float64)
-        self.neuropil = np.zeros(shape, dtype=np.float32) if with_neuropil else None
-        self.count = np.zeros(shape, dtype=np.min_scalar_type(max(1, max_per_bin)))
-        self.n_rois = n_rois
-        self.samples_per_roi = np.zeros(n_rois, dtype=np.int64)
-
-    def add(self, values: np.ndarray, times: np.ndarray, neuropil: np.ndarray | None = None) -> None:
-        ok = np.isfinite(values) & np.isfinite(times)
-        if not ok.any():
-            return
-        r, c = np.nonzero(ok)
-        b = self.grid.index(times[r, c])
-        flat = b * self.n_rois + c
-        np.add.at(self.values.reshape(-1), flat, values[r, c].astype(np.float32))
-        np.add.at(self.times.reshape(-1), flat, times[r, c])
-        if self.neuropil is not None and neuropil is not None:
-            np.add.at(self.neuropil.reshape(-1), flat, neuropil[r, c].astype(np.float32))
-        np.add.at(self.count.reshape(-1), flat, 1)
-        self.samples_per_roi += np.bincount(c, minlength=self.n_rois)
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        n = self.count
-        empty = n == 0
-        many = n > 1
-        arrays = [self.values, self.times] + ([self.neuropil] if self.neuropil is not None else [])
-        for a in arrays:
-            if many.any():
-                a[many] /= n[many]
-            a[empty] = np.nan
-        return self.values, self.times, self.neuropil
-
-
-def _max_per_bin(pattern: ScanPattern, grid: FineGrid) -> int:
-    """Upper bound on the samples of one ROI that can share a fine bin (one per sweep)."""
-    shortest = float(pattern.sweep_durations().min())
-    return int(math.ceil(grid.bin_width / shortest)) + 1
-
-
-# ---------------------------------------------------------------------------- shared helpers
-def _advise(block: Any, advice: int) -> None:
-    """``madvise`` the pages of an ``np.memmap`` chunk (best effort; nothing for other arrays)."""
-    m = getattr(block, "_mmap", None)
-    if m is None or not hasattr(m, "madvise"):
-        return
-    if not isinstance(block, np.ndarray) or not block.flags.c_contiguous or block.nbytes == 0:
-        return
-    try:
-        base = np.frombuffer(m, dtype=np.uint8)
-        start = block.ctypes.data - base.ctypes.data
-        size = base.size
-        del base
-        lo = (start // mmap.PAGESIZE) * mmap.PAGESIZE
-        hi = min(start + block.nbytes, size)
-        if 0 <= lo < hi:
-            m.madvise(advice, lo, hi - lo)
-    except (ValueError, OSError, BufferError, AttributeError):
-        pass
-
-
-def _release_pages(block: Any) -> None:
-    """Unmap the pages of a consumed ``np.memmap`` chunk from this process (file data stays cached).
-
-    Without this, every page of a memory-mapped movie that was read stays mapped,
-    so the process's resident size (RSS) grows to the size of the file even
-    though the kernel could drop those pages at any time. Only shared mappings
-    (modes ``r``, ``r+``, ``w+``) are released, never copy-on-write ones
-    (mode ``c``), whose private changes would be lost.
-    """
-    if getattr(block, "mode", "c") != "c" and hasattr(mmap, "MADV_DONTNEED"):
-        _advise(block, mmap.MADV_DONTNEED)
 
 
 def _report(progress: Progress | None, step: int, done: int, total: int) -> None:
@@ -714,7 +147,7 @@ def _never_observed_error(ids: Sequence[int], min_coverage: float, extra: str = 
     )
 
 
-def _finish(acc: _GridAccumulator, roi_ids: np.ndarray, n_observed: np.ndarray, n_sweeps: int,
+def _finish(acc: GridAccumulator, roi_ids: np.ndarray, n_observed: np.ndarray, n_sweeps: int,
             *, neuropil: float | None, dff: bool, f0_window: float, f0_percentile: float,
             params: dict[str, Any]) -> Observations:
     values, times, neu = acc.finish()
@@ -815,6 +248,7 @@ def extract_observations(
     f0_percentile: float = DEFAULT_F0_PERCENTILE,
     chunk_frames: int | None = None,
     progress: Progress | None = None,
+    gather: str = "auto",
 ) -> Observations:
     """Per-ROI samples of a partial-field movie, placed on the fine grid.
 
@@ -864,6 +298,9 @@ def extract_observations(
     progress
         A tqdm-like object (``update(n_frames)`` after each chunk) or a
         callable ``progress(done_frames, total_frames)``.
+    gather
+        How the pixels are read (:data:`napari_sbtt.core.gather.GATHER_MODES`): "auto"
+        (default) or one way, for tests and benchmarks; every way gives the same numbers.
 
     Returns
     -------
@@ -915,7 +352,7 @@ def extract_observations(
     roi_pix = np.flatnonzero(hit)
     roi_col = sorter[pos[roi_pix]].astype(np.int64)
     offsets = pattern.pixel_offsets(X)
-    roi_seg, roi_inv = _segments_from_pixels(roi_col, roi_pix, N, X, offsets)
+    roi_seg, roi_inv = segments_from_pixels(roi_col, roi_pix, N, X, offsets)
     if neuropil is not None:
         rings = annulus_pixels(labels, ids, inner=neuropil_inner, outer=neuropil_outer)
         empty = [int(i) for i, r in zip(ids, rings) if r.size == 0]
@@ -928,7 +365,7 @@ def extract_observations(
             )
         neu_pix = np.concatenate(rings)
         neu_col = np.repeat(np.arange(N), [r.size for r in rings])
-        neu_seg, neu_inv = _segments_from_pixels(neu_col, neu_pix, N, X, offsets)
+        neu_seg, neu_inv = segments_from_pixels(neu_col, neu_pix, N, X, offsets)
     else:
         neu_pix = np.empty(0, dtype=np.int64)
         neu_seg, neu_inv = None, np.empty(0, dtype=np.int64)
@@ -946,8 +383,8 @@ def extract_observations(
     chunk_frames = int(chunk_frames)
 
     # --- what each sweep acquires, from the pattern alone: fail before reading the movie
-    timing = _Timing(pattern)
-    stats = _SweepStats(timing, tables, min_coverage, T)
+    timing = RowTiming(pattern)
+    stats = SweepStats(timing, tables, min_coverage, T)
     n_observed = stats.n_observed
     if np.any(n_observed == 0):
         extra = " together with at least one pixel of their neuropil annulus" if neuropil is not None else ""
@@ -955,11 +392,11 @@ def extract_observations(
 
     check_nan = not np.issubdtype(dtype, np.integer)
     seg_out = np.concatenate([t.roi + i * N for i, t in enumerate(tables)])
-    gather = _ChunkSums(
+    chunk_sums = ChunkSums(
         pattern, stats, np.concatenate([roi_pix, neu_pix]), np.concatenate([roi_inv, neu_inv + n_roi_seg]),
-        all_rows, seg_out, len(tables) * N, dtype, Y * X, chunk_frames, check_nan,
+        all_rows, seg_out, len(tables) * N, dtype, Y * X, chunk_frames, check_nan, gather=gather,
     )
-    acc = _GridAccumulator(grid, N, max_per_bin=_max_per_bin(pattern, grid), with_neuropil=neuropil is not None)
+    acc = GridAccumulator(grid, N, max_per_bin=max_per_bin(pattern, grid), with_neuropil=neuropil is not None)
     for k0 in range(0, T, chunk_frames):
         k1 = min(k0 + chunk_frames, T)
         block = movie[k0:k1]  # a view of a memory-mapped movie: only the gathered pixels are read
@@ -972,24 +409,24 @@ def extract_observations(
             )
         frames = np.ascontiguousarray(block).reshape(k1 - k0, Y * X).view(np.ndarray)
         st = stats.sweeps(k0, k1)
-        acq, observed = st[0], st[-1]
-        sums, bad = gather(frames, k0, acq)  # (c, N [+ N])
+        acq, observed = st.acquired, st.observed
+        sums, bad = chunk_sums(frames, k0, acq)  # (c, N [+ N])
         if bad is not None:
             row_values = frames[bad[0]].reshape(Y, X)[int(all_rows[bad[1]])]
             raise _nan_error(k0 + bad[0], bad[1], all_rows, n_roi_seg, roi_seg, neu_seg, ids,
                              infinite=not np.isnan(row_values).any())
-        w, rel = st[1], st[2]
+        w, rel = st.weight, st.rel
         with np.errstate(invalid="ignore", divide="ignore"):
             vals = np.where(observed, sums[:, :N] / w, np.nan)
         times = np.where(observed, timing.starts[k0:k1, None] + rel, np.nan)
         fneu = None
         if neu_seg is not None:
-            wn = st[3]
+            wn = st.neuropil_weight
             with np.errstate(invalid="ignore", divide="ignore"):
                 fneu = np.where(observed, sums[:, N:] / wn, np.nan)
             vals = vals - neuropil * fneu
         acc.add(vals, times, fneu)
-        _release_pages(block)
+        release_pages(block)
         _report(progress, k1 - k0, k1, T)
     params = {
         "source": "movie",
@@ -1007,8 +444,8 @@ def extract_observations(
                    f0_percentile=f0_percentile, params=params)
 
 
-def _nan_error(frame: int, s: int, all_rows: np.ndarray, n_roi_seg: int, roi_seg: _Segments,
-               neu_seg: _Segments | None, ids: np.ndarray, *, infinite: bool = False) -> ValueError:
+def _nan_error(frame: int, s: int, all_rows: np.ndarray, n_roi_seg: int, roi_seg: Segments,
+               neu_seg: Segments | None, ids: np.ndarray, *, infinite: bool = False) -> ValueError:
     """The error for a non-finite pixel in an acquired row: NaN (a row the pattern wrongly says was
     acquired) or inf (a value no measurement gives)."""
     row = int(all_rows[s])
@@ -1157,23 +594,23 @@ def observations_from_traces(
         po = pattern.pixel_offsets(int(n_cols))
         # offsets are linear in x, so interpolation is exact for fractional columns
         offs = np.interp(cols, np.arange(int(n_cols)), po)[roi_arr]
-    seg = _Segments(roi=roi_arr, row=np.concatenate(seg_row), weight=np.ones(roi_arr.size),
+    seg = Segments(roi=roi_arr, row=np.concatenate(seg_row), weight=np.ones(roi_arr.size),
                     offset=offs, n_rois=N)
     grid = pattern.fine_grid(factor)
-    timing = _Timing(pattern)
-    stats = _SweepStats(timing, [seg], min_coverage, T)
+    timing = RowTiming(pattern)
+    stats = SweepStats(timing, [seg], min_coverage, T)
     n_acquired = stats.n_observed
     if np.any(n_acquired == 0):
         raise _never_observed_error(ids[n_acquired == 0], min_coverage, what="listed rows")
-    acc = _GridAccumulator(grid, N, max_per_bin=_max_per_bin(pattern, grid), with_neuropil=Fneu is not None)
+    acc = GridAccumulator(grid, N, max_per_bin=max_per_bin(pattern, grid), with_neuropil=Fneu is not None)
     n_observed = np.zeros(N, dtype=np.int64)
     dropped = 0
     chunk_frames = max(1, int(chunk_frames))
     for k0 in range(0, T, chunk_frames):
         k1 = min(k0 + chunk_frames, T)
         st = stats.sweeps(k0, k1)
-        acquired = st[-1]
-        tmean = timing.starts[k0:k1, None] + st[2]
+        acquired = st.observed
+        tmean = timing.starts[k0:k1, None] + st.rel
         vals = F[k0:k1].astype(np.float64)
         finite = np.isfinite(vals)
         dropped += int(np.count_nonzero(finite & ~acquired))

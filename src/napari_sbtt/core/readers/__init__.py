@@ -87,7 +87,7 @@ def _npy_is_numeric_traces(p: Path) -> bool:
 
 
 def _text_is_numeric_traces(p: Path) -> bool:
-    from .traces import _is_numeric_token, _sniff_delimiter
+    from .traces import is_numeric_token, sniff_delimiter
 
     with open(p, encoding="utf-8", errors="strict") as fh:
         head = fh.read(4096)
@@ -96,10 +96,10 @@ def _text_is_numeric_traces(p: Path) -> bool:
         lines = lines[:-1]  # the last line may be cut
     if not lines:
         return False
-    delim = _sniff_delimiter(lines[0])
+    delim = sniff_delimiter(lines[0])
     split = (lambda s: s.split(delim)) if delim is not None else (lambda s: s.split())
-    data = lines[1:] if not all(_is_numeric_token(t) for t in split(lines[0])) else lines
-    return bool(data) and all(all(_is_numeric_token(t) for t in split(ln)) for ln in data[:20])
+    data = lines[1:] if not all(is_numeric_token(t) for t in split(lines[0])) else lines
+    return bool(data) and all(all(is_numeric_token(t) for t in split(ln)) for ln in data[:20])
 
 
 def guess_format(path: str | os.PathLike) -> str | None:

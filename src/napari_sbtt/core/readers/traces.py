@@ -12,7 +12,7 @@ import numpy as np
 from ._common import ReaderError, ReaderOptionError, as_path, open_hdf5, read_h5_dataset
 from .npy import load_npy, load_npz
 
-__all__ = ["read_traces", "ORIENTATIONS", "TRACE_SUFFIXES"]
+__all__ = ["read_traces", "is_numeric_token", "sniff_delimiter", "ORIENTATIONS", "TRACE_SUFFIXES"]
 
 ORIENTATIONS = ("auto", "tn", "nt")
 TRACE_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt", ".h5", ".hdf5")
@@ -20,12 +20,14 @@ _MISSING = {"", "nan", "na", "n/a", "none", "null", "-"}
 _NUMBER = re.compile(r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$", re.IGNORECASE)
 
 
-def _is_numeric_token(tok: str) -> bool:
+def is_numeric_token(tok: str) -> bool:
+    """True for a number (or a missing-value word such as "nan", "NA", "") in a text table cell."""
     t = tok.strip().strip('"').strip("'")
     return t.lower() in _MISSING or bool(_NUMBER.match(t))
 
 
-def _sniff_delimiter(line: str) -> str | None:
+def sniff_delimiter(line: str) -> str | None:
+    """The column delimiter of a text table line: ",", tab or ";", or None for whitespace."""
     for d in (",", "\t", ";"):
         if d in line:
             return d
@@ -37,12 +39,12 @@ def _read_text(path: Any) -> np.ndarray:
         lines = [ln for ln in fh.read().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise ReaderError(f"{path}: the file holds no numbers; expected one row per frame or per ROI")
-    delim = _sniff_delimiter(lines[0])
+    delim = sniff_delimiter(lines[0])
 
     def split(ln: str) -> list[str]:
         return ln.split(delim) if delim is not None else ln.split()
 
-    header = not all(_is_numeric_token(t) for t in split(lines[0]))
+    header = not all(is_numeric_token(t) for t in split(lines[0]))
     body = lines[1:] if header else lines
     rows = []
     width = None
