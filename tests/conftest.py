@@ -1,4 +1,5 @@
-"""Fixtures shared by the plugin tests (pytest finds them here; tests/ is on sys.path)."""
+"""Fixtures shared by the tests (the plugin tests' viewer and settings store); builders of test
+data are in tests/factories.py."""
 
 from __future__ import annotations
 

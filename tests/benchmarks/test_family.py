@@ -1,0 +1,178 @@
+"""The benchmark family (benchmarks/family.py) and the ground-truth helper (benchmarks/_common.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from napari_sbtt.core.metrics import noise_std_for_level
+
+BENCH = Path(__file__).parents[2] / "benchmarks"
+GROUNDTRUTH = Path(__file__).parents[2] / ".." / "shared" / "groundtruth"
+
+
+def _load(name: str) -> ModuleType:
+    """Import a benchmark script by path (they import ``_common`` from their own folder)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def family() -> ModuleType:
+    return _load("family")
+
+
+@pytest.fixture(scope="module")
+def common() -> ModuleType:
+    return _load("_common")
+
+
+def test_cells_are_deterministic_and_seeded(family: ModuleType) -> None:
+    a = family.sample_cells(24, seed=0)
+    b = family.sample_cells(24, seed=0)
+    assert a == b
+    c = family.sample_cells(24, seed=1)
+    assert [x.describe() for x in c] != [x.describe() for x in a]
+    assert len({x.seed for x in a}) == 24  # every recording its own seed
+
+
+def test_every_level_of_every_axis_appears_in_each_half(family: ModuleType) -> None:
+    cells = family.sample_cells(24, seed=0)
+    tune = [c for c in cells if c.half == "tune"]
+    report = [c for c in cells if c.half == "report"]
+    assert [c.index for c in tune] == list(range(0, 24, 2))
+    assert [c.index for c in report] == list(range(1, 24, 2))
+    assert {c.index for c in tune}.isdisjoint({c.index for c in report})
+    assert {c.seed for c in tune}.isdisjoint({c.seed for c in report})
+    for half in (tune, report):
+        for axis, levels in family.AXES.items():
+            seen = [getattr(c, axis) for c in half]
+            assert set(seen) == set(levels), axis
+            counts = [seen.count(v) for v in levels]
+            assert max(counts) - min(counts) <= 1, axis  # balanced
+
+
+def test_cells_respect_the_noise_rule_and_the_size_caps(family: ModuleType) -> None:
+    for seed in (0, 1, 2):
+        for c in family.sample_cells(24, seed=seed):
+            # the same dF/F noise per sample at every sweep period (nu referred to 30 Hz)
+            assert c.sample_noise_sd == pytest.approx(float(noise_std_for_level(c.nu, 30.0)))
+            assert c.synth_noise_level == pytest.approx(c.nu * np.sqrt(30.0 * c.sweep_period))
+            Y, X = c.field_shape
+            assert Y % c.reduction == 0 and Y // c.reduction >= family.MIN_STRIP_ROWS
+            assert Y * X >= family.PX_PER_ROI * c.n_rois
+            assert 0 < c.duration_s <= c.duration_min * 60
+            assert c.duration_s * c.n_rois <= family.MAX_ROI_SECONDS
+            assert c.duration_s / c.sweep_period * Y * X <= family.MAX_PIXELS
+
+
+def test_small_families_and_the_quick_cells(family: ModuleType) -> None:
+    cells = family.sample_cells(3, seed=0)
+    assert [c.half for c in cells] == ["tune", "report", "tune"]
+    quick = family.quick_cells()
+    assert len(quick) == 2 and {c.half for c in quick} == {"tune", "report"}
+    assert all(c.n_rois == 10 and c.duration_s == 12 for c in quick)
+    with pytest.raises(ValueError, match="cells"):
+        family.sample_cells(0)
+
+
+def test_a_cell_builds_its_recording(family: ModuleType) -> None:
+    for cell in family.quick_cells():
+        cfg = cell.synth_config()
+        pat = cfg.build_pattern()
+        assert pat.frame_period == pytest.approx(cell.sweep_period)
+        assert pat.duration == pytest.approx(cell.duration_s, rel=0.01)
+        assert cfg.indicator == cell.indicator and cfg.n_rois == cell.n_rois
+        assert cfg.noise_level == pytest.approx(cell.synth_noise_level)
+        assert cfg.subtract_background == family.SUBTRACT_BACKGROUND
+        assert cfg.scan_kind == ("random_lines" if cell.scan == "random_lines" else "strips")
+
+
+def test_the_summary_gives_median_and_worst_margin_per_half(family: ModuleType) -> None:
+    rows = [{"cell": {"half": h}, "margin": m}
+            for h, m in [("tune", 0.1), ("tune", -0.05), ("tune", 0.2), ("report", 0.03)]]
+    rows.append({"cell": {"half": "report"}, "margin": None, "failed": "observations: F0 <= 0"})
+    lines = family.summary(rows)
+    assert lines[0] == "tune half: 3 cells, median margin +0.100, worst -0.050, 1 below -0.02"
+    assert lines[1].startswith("report half: 1 cells, median margin +0.030, worst +0.030, 0 below -0.02; 1 failed")
+
+
+def test_list_prints_the_cells_without_fitting(family: ModuleType, capsys) -> None:
+    assert family.main(["--list", "--half", "report"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 + 12 and all("| report |" in line for line in out[2:])
+
+
+@pytest.mark.slow
+def test_quick_run_writes_rows_and_resumes(family: ModuleType, tmp_path: Path, monkeypatch, capsys) -> None:
+    out = tmp_path / "fam"
+    assert family.main(["--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [r["cell"]["index"] for r in rows] == [0, 1]
+    for r in rows:
+        assert np.isfinite(r["sbtt"]["r"]) and np.isfinite(r["oasis"]["r"])
+        assert r["margin"] == pytest.approx(r["sbtt"]["r"] - r["oasis"]["r"])
+        assert r["sbtt"]["epochs"] <= 3 and r["variant"] == "indicator named"
+    md = out.with_suffix(".md").read_text()
+    assert "tune half: 1 cells" in md and "report half: 1 cells" in md
+    # a rerun finds both cells done and fits nothing
+    monkeypatch.setattr(family, "run_cell", lambda *a, **k: pytest.fail("a finished cell was run again"))
+    assert family.main(["--quick", "--out", str(out)]) == 0
+    # other settings are refused for the same OUT
+    with pytest.raises(SystemExit):
+        family.main(["--quick", "--no-indicator", "--out", str(out)])
+
+
+# --------------------------------------------------------------------------- ground truth helper
+def test_groundtruth_datasets_reads_the_indicator_from_the_folder(common: ModuleType, tmp_path: Path) -> None:
+    for name in ("DS06-GCaMP6f-zf-aDp", "DS13-GCaMP6s-m-V1-neuropil-corrected", "DS32-GCaMP8s-m-V1",
+                 "DS40-GCaMP6f-empty", "notes"):
+        (tmp_path / name).mkdir()
+    for name in ("DS06-GCaMP6f-zf-aDp", "DS13-GCaMP6s-m-V1-neuropil-corrected", "DS32-GCaMP8s-m-V1"):
+        (tmp_path / name / "x.mat").write_bytes(b"")
+    assert common.groundtruth_datasets(tmp_path) == {
+        "DS06-GCaMP6f-zf-aDp": "GCaMP6f",
+        "DS13-GCaMP6s-m-V1-neuropil-corrected": "GCaMP6s",
+        "DS32-GCaMP8s-m-V1": "GCaMP8s",
+    }  # folders without .mat files and other names are not data sets
+    assert common.groundtruth_datasets(tmp_path / "absent") == {}
+    (tmp_path / "DS50-XCaMP-m-V1").mkdir()
+    (tmp_path / "DS50-XCaMP-m-V1" / "y.mat").write_bytes(b"")
+    with pytest.raises(ValueError, match="XCaMP"):
+        common.groundtruth_datasets(tmp_path)
+
+
+def test_groundtruth_datasets_finds_all_seven_shared_sets(common: ModuleType) -> None:
+    if not GROUNDTRUTH.is_dir():
+        pytest.skip("../shared/groundtruth is not here")
+    found = common.groundtruth_datasets(GROUNDTRUTH)
+    assert len(found) == 7
+    assert sorted(found.values()) == ["GCaMP6f"] * 4 + ["GCaMP6s"] * 2 + ["GCaMP8s"]
+    assert found["DS32-GCaMP8s-m-V1"] == "GCaMP8s" and found["DS14-GCaMP6s-m-V1"] == "GCaMP6s"
+
+
+def test_a_recording_the_library_refuses_is_a_failed_row(family: ModuleType, monkeypatch) -> None:
+    import napari_sbtt.api as api
+
+    def refuse(*a, **k):
+        raise ValueError("the dF/F baseline F0 is <= 0 for ROI id(s) [3]")
+
+    monkeypatch.setattr(api, "observations_for_stack", refuse)
+    monkeypatch.setattr(api, "run_on_observations", lambda *a, **k: pytest.fail("no fit after a refusal"))
+    cell = family.quick_cells()[1]
+    row = family.run_cell(cell, {"epochs": 1})
+    assert row["failed"].startswith("observations: the dF/F baseline F0 is <= 0")
+    assert row["margin"] is None and row["sbtt"] is None and row["true"]["n_rois"] == cell.n_rois
+    assert "| failed | failed |" in family.markdown(row)
