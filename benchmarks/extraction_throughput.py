@@ -143,8 +143,8 @@ def measure(kind: str, path: Path, frames: int, args: argparse.Namespace) -> dic
     """One measurement in this process; returns a dict for JSON."""
     import tifffile
 
-    from napari_sbtt.core.scan import ScanPattern
     from napari_sbtt.core.gather import release_pages
+    from napari_sbtt.core.scan import ScanPattern
     from napari_sbtt.core.traces import extract_observations
 
     mm = tifffile.memmap(path, mode="r")[:frames]

@@ -88,7 +88,7 @@ def r_smoothed(spikes: np.ndarray, rate: np.ndarray, dt: float) -> float:
 def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *, seed: int, window_s: float,
                 max_train_windows: int, run_model: dict[str, Any], epochs: int | None,
                 max_seconds: float | None) -> dict[str, Any]:
-    from napari_sbtt.api import _model_config, RunConfig, infer_observations
+    from napari_sbtt.api import RunConfig, _model_config, infer_observations
     from napari_sbtt.core.baselines import oasis_rates
     from napari_sbtt.core.windows import choose_window, make_windows
     from napari_sbtt.model import fit_trials
@@ -111,7 +111,7 @@ def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *
     model = fit_trials(wins, None, likelihood="calcium", config=_model_config(cfg, dt), seed=seed)
     t_fit = time.perf_counter() - t0
     rows = []
-    for r, o, zi in zip(recs, obs, z):
+    for r, o, zi in zip(recs, obs, z, strict=True):
         if zi.size < window:
             continue
         est = infer_observations(model, zi[:, None], window=window, overlap=overlap)[:, 0]

@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_sbtt.plugin._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, SCAN_KEY
     from napari_sbtt.plugin import _torch_preload
+    from napari_sbtt.plugin._layers import FRAME_PERIOD_KEY, LINE_PERIOD_KEY, SCAN_KEY
     from napari_sbtt.plugin._state import TrainState
 
     if args.no_preload:
@@ -196,9 +196,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train.likelihood.value, train.device.value, train.factor.value = args.likelihood, "cpu", 2
     train.threads.value = args.threads
     app = QApplication.instance()
-    from napari_sbtt.plugin._run_fields import field_value
-
     from napari_sbtt.model.config import default_num_threads
+    from napari_sbtt.plugin._run_fields import field_value
 
     chosen = field_value("threads", train.threads)
     train_threads = 1 if chosen is None else (chosen or default_num_threads())

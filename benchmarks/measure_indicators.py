@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
-
 from _common import load_groundtruth
+from scipy.optimize import least_squares
 
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
 POST_S = 3.0  # lags after the spike, seconds

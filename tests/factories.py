@@ -277,7 +277,7 @@ def write_nwb(path: Path, movie: np.ndarray | None, rois: list, *, image_mask: b
                 m[x, y] = w
                 ps.add_roi(image_mask=m)
             else:
-                ps.add_roi(pixel_mask=[(int(a), int(b), float(c)) for a, b, c in zip(x, y, w)])
+                ps.add_roi(pixel_mask=[(int(a), int(b), float(c)) for a, b, c in zip(x, y, w, strict=True)])
         if traces is not None:
             region = ps.create_roi_table_region(region=list(range(len(rois))), description="all")
             fl = Fluorescence()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: the package version, written only here (pyproject.toml reads it: [tool.setuptools.dynamic])
 __version__ = "0.1.0"
 
 # public name -> module that defines it

@@ -92,7 +92,7 @@ def _grids(traces: list[np.ndarray], frame_period: float | None,
     if len(tlist) != len(traces):
         raise ValueError(f"times has {len(tlist)} entries but there are {len(traces)} traces")
     steps = []
-    for i, (y, t) in enumerate(zip(traces, tlist)):
+    for i, (y, t) in enumerate(zip(traces, tlist, strict=True)):
         if t.shape != y.shape:
             raise ValueError(f"trace {i} has {y.size} frames but {t.size} times")
         ok = np.isfinite(t)
@@ -102,7 +102,7 @@ def _grids(traces: list[np.ndarray], frame_period: float | None,
         steps.append(np.median(d))
     bin_s = float(np.median(steps))
     values = []
-    for y, t in zip(traces, tlist):
+    for y, t in zip(traces, tlist, strict=True):
         ok = np.isfinite(t)
         idx = np.round((t[ok] - t[ok][0]) / bin_s).astype(np.int64)
         grid = np.full(int(idx.max()) + 1, np.nan)
@@ -234,7 +234,7 @@ def deconvolve_traces(
         area_model = float(model.observation_model()["kernel"][0].sum())
         per_spike = float(ind.kernel(bin_s, int(np.ceil(10 * ind.tau_decay / bin_s))).sum()) / area_model
     rates, signal, spikes = [], [], [] if per_spike is not None else None
-    for i, (y, (_, off, sc)) in enumerate(zip(raw, std)):
+    for i, (y, (_, off, sc)) in enumerate(zip(raw, std, strict=True)):
         n = values[i].size
         r = rates_z[:n, i] * sc
         s = signal_z[:n, i] * sc + off

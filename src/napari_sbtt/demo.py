@@ -54,7 +54,7 @@ def _figure(path: Path, times: np.ndarray, truth: np.ndarray, ours: np.ndarray,
         top = np.nanmax(x)
         return x / top if top > 0 else x
 
-    for ax, i in zip(axes, rois):
+    for ax, i in zip(axes, rois, strict=True):
         t = times[sel]
         ax.plot(t, unit(truth[sel, i]), color="k", lw=1.2, label="true rate")
         ax.plot(t, unit(ours[sel, i]), color="tab:red", lw=1.0, label="SBTT")

@@ -27,6 +27,7 @@ pointed at stderr, so stray prints cannot corrupt the stream): ``("report", repo
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pickle
@@ -313,10 +314,8 @@ def _drive_child(job: dict[str, Any], control: RunControl, poll_s: float, nice: 
                 pass
 
     try:
-        try:
+        with contextlib.suppress(OSError):  # the child died at once; its exit code is reported below
             write_frame(proc.stdin, job)
-        except OSError:
-            pass  # the child died at once; its exit code is reported below
         while True:
             if control.aborted:
                 raise RunAborted("the run was aborted")
@@ -345,16 +344,12 @@ def _drive_child(job: dict[str, Any], control: RunControl, poll_s: float, nice: 
                 _, module, name, message, tb = msg
                 raise _rebuild_error(module, name, message, tb)
     finally:
-        try:
+        with contextlib.suppress(OSError):
             proc.stdin.close()  # the child exits when its stdin closes
-        except OSError:
-            pass
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        try:
+        with contextlib.suppress(OSError):
             proc.stdout.close()
-        except OSError:
-            pass

@@ -37,8 +37,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from .core.errors import MissingOptionError, MissingTimingError, OptionError
-from .core.limits import (MAX_FRAME_PERIOD_S, MAX_LINE_PERIOD_S, MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S,
-                          check_seconds)
+from .core.limits import (
+    MAX_FRAME_PERIOD_S,
+    MAX_LINE_PERIOD_S,
+    MIN_FRAME_PERIOD_S,
+    MIN_LINE_PERIOD_S,
+    check_seconds,
+)
 from .core.readers import ReaderError, detect_format, guess_format
 from .core.readers.rois import looks_like_rows, read_labels, read_roi_rows
 from .core.scan import ScanPattern, infer_row_mask

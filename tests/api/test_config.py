@@ -7,8 +7,15 @@ import math
 
 import pytest
 
-from napari_sbtt.config import (RUN_MODEL_DEFAULTS, SIZES, RunConfig, SettingError, resolve, settings,
-                                window_seconds)
+from napari_sbtt.config import (
+    RUN_MODEL_DEFAULTS,
+    SIZES,
+    RunConfig,
+    SettingError,
+    resolve,
+    settings,
+    window_seconds,
+)
 from napari_sbtt.model.config import SBTTConfig
 
 

@@ -19,7 +19,6 @@ from napari_sbtt.api import RunConfig
 from napari_sbtt.cli import main
 from napari_sbtt.core.scan import ScanPattern
 from napari_sbtt.model.config import SBTTConfig
-
 from tests.factories import make_labels, make_roi_movie
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from napari_sbtt.api import RunStopped, run_on_observations
+from napari_sbtt.core.progress import RunControl
 from napari_sbtt.core.synth import simulate
 from napari_sbtt.core.traces import extract_observations
-from napari_sbtt.core.progress import RunControl
 from napari_sbtt.isolated import IsolatedRunError, ModelFile, RunAborted, run_isolated
 
 CFG = {"epochs": 2, "seed": 3, "factor": 2, "likelihood": "gaussian", "window_s": 0.5,

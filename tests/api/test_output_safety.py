@@ -18,7 +18,6 @@ from napari_sbtt.api import SBTTResult, check_result_destination, is_result_dir
 from napari_sbtt.cli import main
 from napari_sbtt.core.atomic import atomic_write_text
 from napari_sbtt.core.scan import FineGrid
-
 from tests.factories import make_labels, make_roi_movie
 
 

@@ -16,7 +16,6 @@ from napari_sbtt.core.errors import MissingOptionError
 from napari_sbtt.core.readers import ReaderError
 from napari_sbtt.core.scan import ScanPattern
 from napari_sbtt.recording import Recording, load_recording, read_roi_rows, run_recording
-
 from tests.factories import (
     LX,
     LY,
@@ -153,9 +152,8 @@ def test_suite2p_registered_movie_and_new_layout(tmp_path: Path) -> None:
 def test_suite2p_without_fs_names_the_field_and_the_option(tmp_path: Path) -> None:
     plane = tmp_path / "plane0"
     make_suite2p(plane, "none", n_t=40, offset=5.0)
-    with pytest.warns(UserWarning, match="image size"):
-        with pytest.raises(ValueError, match=r"field 'fs' is missing.*frame_period="):
-            load_recording(plane)
+    with pytest.warns(UserWarning, match="image size"), pytest.raises(ValueError, match=r"field 'fs' is missing.*frame_period="):
+        load_recording(plane)
     with pytest.warns(UserWarning):
         rec = load_recording(plane, frame_period=0.1)
     assert rec.frame_period == 0.1 and rec.provenance["timing"] == "frame_period"

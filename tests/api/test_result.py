@@ -30,3 +30,17 @@ def test_the_folder_and_the_npz_export_carry_the_same_metadata(tmp_path) -> None
     exported = result.export(tmp_path / "res.npz")
     with np.load(exported) as z:
         assert json.loads(str(z["result_json"])) == meta
+
+
+def test_one_version_source() -> None:
+    import re
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import napari_sbtt
+
+    text = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    project = text.split("[project]", 1)[1].split("\n[", 1)[0]
+    assert not re.search(r"^version\s*=", project, re.M) and re.search(r'^dynamic = \["version"\]', project, re.M)
+    assert 'version = { attr = "napari_sbtt.__version__" }' in text
+    assert version("napari-sbtt") == napari_sbtt.__version__ == package_version()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-
 import json
 from pathlib import Path
 
@@ -12,8 +11,16 @@ import pytest
 import tifffile
 
 from napari_sbtt.cli import main
-
-from tests.factories import LX, LY, make_caiman, make_labels, make_roi_movie, make_suite2p, tiny_config, write_nwb
+from tests.factories import (
+    LX,
+    LY,
+    make_caiman,
+    make_labels,
+    make_roi_movie,
+    make_suite2p,
+    tiny_config,
+    write_nwb,
+)
 
 h5py = pytest.importorskip("h5py")
 

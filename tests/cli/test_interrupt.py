@@ -16,7 +16,6 @@ import pytest
 import tifffile
 
 from napari_sbtt import cli
-
 from tests.factories import make_labels, make_roi_movie, tiny_config
 
 

@@ -15,7 +15,6 @@ import tifffile
 
 from napari_sbtt.cli import CLI_WORDS, main
 from napari_sbtt.core.dff import delta_f_over_f
-
 from tests.factories import make_caiman, make_labels, make_roi_movie
 
 

@@ -217,8 +217,8 @@ def test_noise_level_hand_worked():
 
 
 def test_half_normal_median_constant():
-    assert HALF_NORMAL_MEDIAN == pytest.approx(norm.ppf(0.75), rel=1e-14)
-    assert HALF_NORMAL_MEDIAN == pytest.approx(0.6745, abs=1e-4)
+    assert pytest.approx(norm.ppf(0.75), rel=1e-14) == HALF_NORMAL_MEDIAN
+    assert pytest.approx(0.6745, abs=1e-4) == HALF_NORMAL_MEDIAN
 
 
 @pytest.mark.parametrize(("nu", "rate"), [(1.0, 30.0), (4.0, 122.0), (8.0, 7.5)])

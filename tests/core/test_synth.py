@@ -307,7 +307,7 @@ def test_sparse_regime_is_low_rate_with_rare_strong_modulation() -> None:
     r = sim.truth.rates
     assert np.median(r) < 0.5 and r.mean() < 2.0
     assert 0.01 < np.mean(r > 5.0) < 0.15
-    for name, overrides in REGIMES.items():
+    for overrides in REGIMES.values():
         SynthConfig(**overrides)  # every regime is a valid config
 
 

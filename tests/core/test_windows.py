@@ -252,7 +252,7 @@ def test_merge_is_a_convex_combination(rec, weighting):
     lo = np.full(out.shape, np.inf)
     hi = np.full(out.shape, -np.inf)
     n_ok = np.zeros(out.shape, int)
-    for e, s in zip(est, starts):
+    for e, s in zip(est, starts, strict=True):
         sl = slice(s, s + length)
         lo[sl] = np.fmin(lo[sl], e)
         hi[sl] = np.fmax(hi[sl], e)

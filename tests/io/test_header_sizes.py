@@ -16,7 +16,6 @@ import tifffile
 
 from napari_sbtt.core.readers import ReaderError, open_movie, read_caiman, read_suite2p, read_traces
 from napari_sbtt.core.readers._common import check_image_shape, labels_from_weighted_pixels
-
 from tests.factories import make_caiman, make_suite2p
 
 h5py = pytest.importorskip("h5py")

@@ -18,8 +18,13 @@ import pytest
 
 from napari_sbtt.cli import main
 from napari_sbtt.core import writers
-
-from tests.factories import fake_result, make_labels, make_roi_movie, neuroconv_suite2p_nwb, tiny_config
+from tests.factories import (
+    fake_result,
+    make_labels,
+    make_roi_movie,
+    neuroconv_suite2p_nwb,
+    tiny_config,
+)
 
 pynwb = pytest.importorskip("pynwb")
 
@@ -125,7 +130,7 @@ def _write_old_layout(path: Path, labels: np.ndarray, rates: np.ndarray, ids: li
                                        description="rois")
     for rid in ids:
         ys, xs = np.nonzero(labels == rid)
-        ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs)], id=int(rid))
+        ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs, strict=True)], id=int(rid))
     region = ps.create_roi_table_region(region=list(range(len(ids))), description="r", name="rois")
     module.add(RoiResponseSeries(name="SBTTRates", data=rates, rois=region, unit="a.u.", rate=40.0))
     with pynwb.NWBHDF5IO(str(path), "w") as io:
@@ -236,7 +241,6 @@ def _suite2p_style_nwb(path: Path, plane: Path, *, suite2p: bool = True) -> None
 
 def test_suite2p_style_nwb_reads_back(tmp_path: Path) -> None:
     from napari_sbtt.core.readers import read_nwb, read_suite2p
-
     from tests.factories import make_suite2p
 
     plane = tmp_path / "suite2p" / "plane0"

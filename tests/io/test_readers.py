@@ -22,7 +22,6 @@ from napari_sbtt.core.readers import (
     scan_pattern_from_tiff,
 )
 from napari_sbtt.core.readers._common import labels_from_weighted_pixels
-
 from tests.factories import LX, LY, SI_TEXT, T, make_caiman, make_suite2p, write_scanimage_bigtiff
 from tests.factories import make_movie as _movie
 from tests.factories import write_nwb as _write_nwb
@@ -244,8 +243,8 @@ def test_suite2p_old_layout_round_trip(tmp_path: Path) -> None:
 def test_suite2p_overlap_rules(tmp_path: Path) -> None:
     ref = make_suite2p(tmp_path / "plane0", "ops")
     (y0, x0, l0), (y1, x1, l1) = ref["rois"][0], ref["rois"][1]
-    w0 = {(a, b): w for a, b, w in zip(y0, x0, l0)}
-    w1 = {(a, b): w for a, b, w in zip(y1, x1, l1)}
+    w0 = {(a, b): w for a, b, w in zip(y0, x0, l0, strict=True)}
+    w1 = {(a, b): w for a, b, w in zip(y1, x1, l1, strict=True)}
     shared = sorted(set(w0) & set(w1))
     assert shared
     d = read_suite2p(tmp_path / "plane0", overlap="weight")
@@ -331,7 +330,7 @@ def test_caiman_round_trip_with_fortran_order_and_overlaps(tmp_path: Path) -> No
         assert keep[k][d.labels == k + 1].all()
     both = keep[0] & keep[1]
     assert both.any()
-    for y, x in zip(*np.nonzero(both)):
+    for y, x in zip(*np.nonzero(both), strict=True):
         assert d.labels[y, x] == (1 if comps[0][y, x] >= comps[1][y, x] else 2)
     # centre of ROI 3 (row 12, column 20) lands at (12, 20): a C-order reshape would not
     assert d.labels[12, 20] == 3

@@ -17,7 +17,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_sbtt.core.readers import detect_format, read_movie_info, read_suite2p, scan_pattern_from_tiff
+from napari_sbtt.core.readers import (
+    detect_format,
+    read_movie_info,
+    read_suite2p,
+    scan_pattern_from_tiff,
+)
 from napari_sbtt.recording import load_recording
 
 REAL = Path(__file__).parents[2] / ".." / "shared" / "realdata"

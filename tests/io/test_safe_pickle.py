@@ -24,7 +24,6 @@ import pytest
 from napari_sbtt.core.readers import ReaderError, read_suite2p
 from napari_sbtt.core.readers.npy import load_npy, load_npz
 from napari_sbtt.core.readers.safe_pickle import UnsafePickleError, restricted_load
-
 from tests.factories import make_suite2p
 
 REAL_PLANE = Path(__file__).parents[2] / ".." / "shared" / "realdata" / "suite2p-fissa-example" / "suite2p" / "plane0"
@@ -51,12 +50,12 @@ def _same(a, b) -> bool:
         if a.dtype != b.dtype or a.shape != b.shape:
             return False
         if a.dtype == object:
-            return all(_same(x, y) for x, y in zip(a.ravel(), b.ravel()))
+            return all(_same(x, y) for x, y in zip(a.ravel(), b.ravel(), strict=True))
         return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
     if isinstance(a, dict):
         return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b or (a != a and b != b)
 
 

@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_sbtt.core.readers import ReaderError, TiffPageStack, open_movie, read_movie_info, scan_pattern_from_tiff
+from napari_sbtt.core.readers import (
+    ReaderError,
+    TiffPageStack,
+    open_movie,
+    read_movie_info,
+    scan_pattern_from_tiff,
+)
 from napari_sbtt.recording import load_recording
-
 from tests.factories import SI_TEXT, make_movie, write_scanimage_tifffile
 
 FP = 0.0025  # SI_TEXT's scanFramePeriod

@@ -17,7 +17,6 @@ import tifffile
 
 from napari_sbtt.core.readers import detect_format, read_suite2p
 from napari_sbtt.recording import load_recording
-
 from tests.factories import make_suite2p
 
 

@@ -14,7 +14,6 @@ import tifffile
 from napari_sbtt.core import writers
 from napari_sbtt.core.activity import ActivityMovie
 from napari_sbtt.core.atomic import OutputExistsError
-
 from tests.factories import fake_result, make_labels, make_roi_movie, write_nwb
 
 h5py = pytest.importorskip("h5py")

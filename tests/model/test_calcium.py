@@ -190,11 +190,11 @@ def test_a_kernel_with_the_rise_keeps_the_rates_on_the_spikes(kernel: str, delay
         return [int(np.argmax(rates[s - 8: s + 8])) + s - 8 for s in (20, 50)]
 
     late = fitted_peaks(CalciumLikelihood(1, decay_bins=12.0, initial_state=False).double())
-    assert all(p >= s + 1 for p, s in zip(late, (20, 50)))
+    assert all(p >= s + 1 for p, s in zip(late, (20, 50), strict=True))
     right = fitted_peaks(CalciumLikelihood(1, decay_bins=12.0, rise_bins=2.0, delay_bins=delay,
                                            kernel=kernel, initial_state=False).double())
-    assert all(abs(p - s) <= 1 for p, s in zip(right, (20, 50))), right
-    assert sum(abs(p - s) for p, s in zip(right, (20, 50))) < sum(p - s for p, s in zip(late, (20, 50)))
+    assert all(abs(p - s) <= 1 for p, s in zip(right, (20, 50), strict=True)), right
+    assert sum(abs(p - s) for p, s in zip(right, (20, 50), strict=True)) < sum(p - s for p, s in zip(late, (20, 50), strict=True))
 
 
 def _tiny_calcium_model(**cfg):
@@ -234,7 +234,7 @@ def test_a_checkpoint_with_pole_logits_loads_as_time_constants(tmp_path) -> None
     model.save(path)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
     old = {}
     for k, v in tensors.items():
         if k.endswith("log_tau_decay") or k.endswith("log_tau_rise"):
@@ -271,7 +271,7 @@ def test_a_format_1_checkpoint_without_a_kernel_field_loads_with_the_ar_kernel(t
     assert read_checkpoint_info(path)["format_version"] == FORMAT_VERSION == 2
     with safe_open(str(path), framework="pt") as f:
         info = json.loads(f.metadata()["napari_sbtt"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
     info["format_version"] = 1
     del info["config"]["calcium_kernel"]
     save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"napari_sbtt": json.dumps(info)})

@@ -22,7 +22,6 @@ from napari_sbtt.cli import CLI_WORDS, main  # noqa: E402
 from napari_sbtt.model import SBTTConfig, SBTTModel, load_model, read_checkpoint_info  # noqa: E402
 from napari_sbtt.model.header import checkpoint_header_info, tensor_shapes  # noqa: E402
 from napari_sbtt.model.likelihoods import Normaliser  # noqa: E402
-
 from tests.factories import make_labels, make_roi_movie  # noqa: E402
 
 SMALL = {"readin_size": 4, "encoder_size": 4, "generator_size": 4, "factor_size": 2, "ic_size": 4}

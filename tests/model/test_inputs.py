@@ -55,7 +55,8 @@ def test_config_module_does_not_import_torch() -> None:
 
 
 torch = pytest.importorskip("torch")
-from napari_sbtt.model import SBTTConfig as _C, fit_trials  # noqa: E402
+from napari_sbtt.model import SBTTConfig as _C  # noqa: E402
+from napari_sbtt.model import fit_trials  # noqa: E402
 
 FAST = _C(readin_size=4, encoder_size=4, generator_size=4, factor_size=2, ic_size=4,
           max_epochs=1, num_threads=1, device="cpu")

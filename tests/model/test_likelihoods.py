@@ -109,7 +109,7 @@ def test_unobserved_entries_have_exactly_zero_influence(likelihood: str) -> None
     loss2, g2, tg2 = run(changed)
     assert loss1 == loss2
     assert len(g1) == len(g2) and len(g1) > 5
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         assert torch.equal(a, b)
     assert torch.all(tg1[~obs] == 0) and torch.all(tg2[~obs] == 0)
     assert torch.any(tg1[obs] != 0)  # the test can fail: observed targets do matter

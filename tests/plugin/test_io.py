@@ -19,7 +19,6 @@ from napari_sbtt.plugin._files import LABELS_FILE, checkpoint_info
 from napari_sbtt.plugin._layers import RESULT_KEY
 from napari_sbtt.plugin._reader import get_reader
 from napari_sbtt.plugin._writer import write_result
-
 from tests.factories import LX, LY, make_movie, make_suite2p, write_scanimage_bigtiff
 
 MANIFEST = Path(__file__).parents[2] / "src" / "napari_sbtt" / "plugin" / "napari.yaml"

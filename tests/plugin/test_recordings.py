@@ -27,7 +27,6 @@ from napari_sbtt.plugin._layers import (  # noqa: E402
     show_result,
 )
 from napari_sbtt.plugin._state import session_for  # noqa: E402
-
 from tests.factories import (  # noqa: E402
     LX,
     LY,

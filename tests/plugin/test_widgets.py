@@ -168,7 +168,7 @@ def test_settings_are_remembered_across_sessions_and_reset(make_napari_viewer, i
     scan.reset_button.clicked()
     data.reset_button.clicked()
     for widget, changes, default in zip((train, scan, data),
-                                        (TRAIN_CHANGES, SCAN_CHANGES, DATA_CHANGES), defaults):
+                                        (TRAIN_CHANGES, SCAN_CHANGES, DATA_CHANGES), defaults, strict=True):
         assert _values(widget, changes) == default
         assert widget.settings.saved() == {}
     assert "reset" in train.message.text

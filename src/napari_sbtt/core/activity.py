@@ -96,7 +96,7 @@ class _LazyMovie:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = _normalise_key(key, 3)
-        parts = [_axis_index(k, n) for k, n in zip(key, self.shape)]
+        parts = [_axis_index(k, n) for k, n in zip(key, self.shape, strict=True)]
         t, y, x = (p[0] for p in parts)
         if isinstance(t, slice):
             t = np.arange(self.shape[0])[t]

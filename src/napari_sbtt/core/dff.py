@@ -59,11 +59,11 @@ def _window_percentiles(ts: np.ndarray, vs: np.ndarray, anchors: np.ndarray, hal
     step = max(1, _MAX_BLOCK // longest)
     for a0 in range(0, anchors.size, step):
         a1 = min(a0 + step, anchors.size)
-        l, m = lo[a0:a1], n[a0:a1]
+        first, m = lo[a0:a1], n[a0:a1]
         width = int(m.max())
         if width == 0:
             continue
-        idx = l[:, None] + np.arange(width)[None, :]
+        idx = first[:, None] + np.arange(width)[None, :]
         inside = np.arange(width)[None, :] < m[:, None]
         block = np.where(inside, vs[np.minimum(idx, vs.size - 1)], np.inf)
         block.sort(axis=1)

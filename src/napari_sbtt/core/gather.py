@@ -88,7 +88,7 @@ class ChunkSums:
         mode = gather
         if mode == "auto":
             mode = "mixed"
-            if C <= max(1, chunk_frames // 8):
+            if max(1, chunk_frames // 8) >= C:
                 per_row = np.bincount(seg_rows[seg], minlength=pattern.n_rows)
                 if sum(int(per_row[r].sum()) for r in pattern.cycle) <= self._PHASE_INDEX_BUDGET:
                     mode = "phase"

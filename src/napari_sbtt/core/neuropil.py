@@ -66,7 +66,7 @@ def annulus_pixels(
     objects = ndimage.find_objects(label_index(labels, uniq), max_label=uniq.size)
     background = labels == 0
     out: list[np.ndarray] = []
-    for k, rid in zip(inv.ravel(), roi_ids):
+    for k, rid in zip(inv.ravel(), roi_ids, strict=True):
         rid = int(rid)
         sl = objects[k]
         if sl is None:

@@ -155,7 +155,7 @@ class Observations:
                 sample_times=z["sample_times"],
                 coverage=z["coverage"],
                 units=str(z["units"]),
-                neuropil=z["neuropil"] if "neuropil" in z else None,
+                neuropil=z.get("neuropil"),
                 params=json.loads(str(z["params"])),
             )
         except KeyError as e:

@@ -40,8 +40,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .limits import (MAX_FACTOR, MAX_FRAME_PERIOD_S, MAX_IMAGE_SIDE, MAX_LINE_PERIOD_S, MAX_SWEEPS,
-                     MIN_FRAME_PERIOD_S, MIN_LINE_PERIOD_S)
+from .limits import (
+    MAX_FACTOR,
+    MAX_FRAME_PERIOD_S,
+    MAX_IMAGE_SIDE,
+    MAX_LINE_PERIOD_S,
+    MAX_SWEEPS,
+    MIN_FRAME_PERIOD_S,
+    MIN_LINE_PERIOD_S,
+)
 
 __all__ = ["ScanPattern", "FineGrid", "ScanMismatchError"]
 
@@ -102,9 +109,8 @@ def _as_rows(rows: Sequence[int] | np.ndarray, n_rows: int, where: str) -> np.nd
     arr = np.asarray(rows)
     if arr.ndim != 1:
         raise ValueError(f"{where}: a sweep's rows must be a 1-D list of row indices")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError(f"{where}: row indices must be whole numbers, got {arr[:5]}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer) and not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"{where}: row indices must be whole numbers, got {arr[:5]}")
     arr = arr.astype(np.int32)
     if arr.size and (arr.min() < 0 or arr.max() >= n_rows):
         raise ValueError(

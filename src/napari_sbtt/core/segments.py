@@ -230,7 +230,7 @@ class SweepStats:
             self.n_observed += (st.observed * uses[e0:e1, None]).sum(axis=0)
             if keep:
                 parts.append(st)
-        self._table = SweepBlock(*(None if a[0] is None else np.concatenate(a) for a in zip(*parts))
+        self._table = SweepBlock(*(None if a[0] is None else np.concatenate(a) for a in zip(*parts, strict=True))
                                  ) if keep else None
 
     def _compute(self, li: np.ndarray) -> SweepBlock:
@@ -239,7 +239,7 @@ class SweepStats:
         rel_seg, d_seg = rel_row[:, self.rows], d_row[:, self.rows]
         out: list[np.ndarray] = []
         observed = None
-        for i, (seg, ind) in enumerate(zip(self.tables, self.inds)):
+        for i, (seg, ind) in enumerate(zip(self.tables, self.inds, strict=True)):
             s = slice(self.bounds[i], self.bounds[i + 1])
             a = acq[:, s]
             w = np.asarray((a * seg.weight) @ ind)

@@ -355,7 +355,7 @@ def extract_observations(
     roi_seg, roi_inv = segments_from_pixels(roi_col, roi_pix, N, X, offsets)
     if neuropil is not None:
         rings = annulus_pixels(labels, ids, inner=neuropil_inner, outer=neuropil_outer)
-        empty = [int(i) for i, r in zip(ids, rings) if r.size == 0]
+        empty = [int(i) for i, r in zip(ids, rings, strict=True) if r.size == 0]
         if empty:
             raise ValueError(
                 f"ROI id(s) {empty[:20]} have no neuropil pixels: every pixel within "

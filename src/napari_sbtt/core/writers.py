@@ -140,9 +140,9 @@ def write_npz(
         raise ValueError("'result_json' is reserved for the metadata; rename that array")
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload["result_json"] = np.array(_json(dict(meta)))
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "wb") as fh:  # a file object: numpy appends no suffix
-            np.savez_compressed(fh, **payload)
+    # a file object: numpy appends no suffix
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **payload)
     return Path(path)
 
 
@@ -176,33 +176,32 @@ def write_hdf5(
     units = str(meta.get("units", ""))
     grid = dict(meta.get("grid") or {})
     units_of = {"rates": units, **dict(array_units or {})}
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for name, value in arrays.items():
-                a = np.asarray(value)
-                kw: dict[str, Any] = {}
-                if a.ndim == 2 and a.size > 1024:
-                    kw = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
-                          "chunks": (min(a.shape[0], max(1, 2**18 // max(1, a.shape[1]))), a.shape[1])}
-                ds = f.create_dataset(name, data=a, **kw)
-                if name == "times":
-                    ds.attrs["units"] = "s"
-                    ds.attrs["description"] = "fine-grid bin centres"
-                elif name == "roi_ids":
-                    ds.attrs["description"] = "ROI label (labels image value) of each column"
-                elif a.ndim == 2:
-                    ds.attrs["dims"] = "time, roi"
-                if name in units_of:
-                    ds.attrs["units"] = str(units_of[name])
-            for key in ("format", "format_version", "package_version", "units", "stopped"):
-                if key in meta and meta[key] is not None:
-                    f.attrs[key] = meta[key]
-            if grid:
-                f.attrs["bin_width_s"] = float(grid.get("bin_width", math.nan))
-                f.attrs["t0_s"] = float(grid.get("t0", math.nan))
-            for key in ("config", "metrics", "grid", "history"):
-                if key in meta:
-                    f.attrs[key] = _json(meta[key])
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        for name, value in arrays.items():
+            a = np.asarray(value)
+            kw: dict[str, Any] = {}
+            if a.ndim == 2 and a.size > 1024:
+                kw = {"compression": "gzip", "compression_opts": 4, "shuffle": True,
+                      "chunks": (min(a.shape[0], max(1, 2**18 // max(1, a.shape[1]))), a.shape[1])}
+            ds = f.create_dataset(name, data=a, **kw)
+            if name == "times":
+                ds.attrs["units"] = "s"
+                ds.attrs["description"] = "fine-grid bin centres"
+            elif name == "roi_ids":
+                ds.attrs["description"] = "ROI label (labels image value) of each column"
+            elif a.ndim == 2:
+                ds.attrs["dims"] = "time, roi"
+            if name in units_of:
+                ds.attrs["units"] = str(units_of[name])
+        for key in ("format", "format_version", "package_version", "units", "stopped"):
+            if key in meta and meta[key] is not None:
+                f.attrs[key] = meta[key]
+        if grid:
+            f.attrs["bin_width_s"] = float(grid.get("bin_width", math.nan))
+            f.attrs["t0_s"] = float(grid.get("t0", math.nan))
+        for key in ("config", "metrics", "grid", "history"):
+            if key in meta:
+                f.attrs[key] = _json(meta[key])
     return Path(path)
 
 
@@ -241,13 +240,12 @@ def write_traces_csv(
             out.append(",".join("" if not np.isfinite(v) else (fmt % v) for v in row))
         return out
 
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(header + "\n")
-            step = 4096
-            for k in range(0, times.size, step):
-                block = np.column_stack([times[k : k + step], np.asarray(traces[k : k + step], np.float64)])
-                fh.write("\n".join(fmt_block(block)) + "\n")
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(header + "\n")
+        step = 4096
+        for k in range(0, times.size, step):
+            block = np.column_stack([times[k : k + step], np.asarray(traces[k : k + step], np.float64)])
+            fh.write("\n".join(fmt_block(block)) + "\n")
     return Path(path)
 
 
@@ -324,10 +322,9 @@ def write_activity_tiff(
             raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
         metadata["finterval"] = float(bin_width)
         metadata["unit"] = "pixel"
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with tifffile.TiffWriter(tmp, bigtiff=big, imagej=not big) as tw:
-            tw.write(frames(), shape=(n_t, n_y, n_x), dtype=np.float32,
-                     metadata=metadata if not big else {"axes": "TYX"}, photometric="minisblack")
+    with atomic_path(path, overwrite=overwrite) as tmp, tifffile.TiffWriter(tmp, bigtiff=big, imagej=not big) as tw:
+        tw.write(frames(), shape=(n_t, n_y, n_x), dtype=np.float32,
+                 metadata=metadata if not big else {"axes": "TYX"}, photometric="minisblack")
     return Path(path)
 
 
@@ -600,12 +597,11 @@ def write_nwb(
         lo, hi = np.searchsorted(sorted_ids, [rid, rid + 1])
         pix = order[lo:hi]
         ys, xs = pix // n_x, pix % n_x
-        ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs)], id=int(rid))
+        ps.add_roi(pixel_mask=[(int(x), int(y), 1.0) for y, x in zip(ys, xs, strict=True)], id=int(rid))
     if ids.size:
         ps.add_column(name="image_mask", description="ROI masks (roi, x, y): 1 inside the ROI, 0 outside",
                       data=_mask_iterator(order, sorted_ids, ids, labels.shape))
     add_series(nwbfile, ps, list(range(ids.size)))
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with pynwb.NWBHDF5IO(str(tmp), mode="w") as io:
-            io.write(nwbfile)
+    with atomic_path(path, overwrite=overwrite) as tmp, pynwb.NWBHDF5IO(str(tmp), mode="w") as io:
+        io.write(nwbfile)
     return Path(path)

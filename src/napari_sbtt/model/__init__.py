@@ -26,7 +26,8 @@ _LAZY = {
     "StopTraining": ".config",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["EpochReport", "SBTTConfig", "SBTTModel", "StopTraining", "fit_trials", "load_model",
+           "read_checkpoint_info", "save_model"]
 
 
 def __getattr__(name: str) -> Any:

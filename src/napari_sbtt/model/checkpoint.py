@@ -28,9 +28,21 @@ from safetensors.torch import load_file, save_file
 from ..core.atomic import atomic_path
 from .config import EpochReport, SBTTConfig
 from .device import resolve_device
-from .header import FORMAT, FORMAT_VERSION, META_KEY, resolve_checkpoint_path, tensor_shapes, validate_checkpoint_info
-from .likelihoods import (LEGACY_CALCIUM_KEYS, Normaliser, calcium_state_from_logits, make_likelihood,
-                          rename_legacy_calcium_key)
+from .header import (
+    FORMAT,
+    FORMAT_VERSION,
+    META_KEY,
+    resolve_checkpoint_path,
+    tensor_shapes,
+    validate_checkpoint_info,
+)
+from .likelihoods import (
+    LEGACY_CALCIUM_KEYS,
+    Normaliser,
+    calcium_state_from_logits,
+    make_likelihood,
+    rename_legacy_calcium_key,
+)
 from .network import SequentialAutoencoder
 
 __all__ = ["save_model", "read_checkpoint", "read_checkpoint_info", "Checkpoint"]

@@ -71,10 +71,7 @@ class SequentialAutoencoder(nn.Module):
         if self.config.variational_ic:
             mean, logvar = ic_params.chunk(2, dim=-1)
             logvar = logvar.clamp(-10.0, 10.0)
-            if self.training:
-                ic = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-            else:
-                ic = mean
+            ic = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
             kl = kl + 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
         else:
             ic = ic_params

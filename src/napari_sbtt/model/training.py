@@ -78,7 +78,7 @@ def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | N
                          "Use longer windows")
     if np.isinf(arr).any():
         raise ValueError(f"{what} contains inf; mark unobserved entries with NaN (the only missing marker)")
-    if n_neurons is not None and N != n_neurons:
+    if n_neurons is not None and n_neurons != N:
         raise ValueError(f"{what} has {N} neurons but train has {n_neurons}")
     obs = np.isfinite(arr)
     empty = ~obs.reshape(n_trials, -1).any(axis=1)

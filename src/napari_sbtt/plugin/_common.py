@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Any, Callable
 
@@ -56,10 +57,8 @@ def connect_layer_events(viewer: Any, callback: Callable[..., Any]) -> Callable[
 
     def disconnect() -> None:
         for ev in events:
-            try:
+            with contextlib.suppress(Exception):
                 ev.disconnect(_cb)
-            except Exception:  # noqa: BLE001
-                pass
 
     for ev in events:
         ev.connect(_cb)
@@ -124,10 +123,8 @@ def follow_theme(viewer: Any, native: Any, apply: Callable[[Any], None]) -> Call
             disconnect()
 
     def disconnect(*_: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):
             viewer.events.theme.disconnect(_cb)
-        except Exception:  # noqa: BLE001
-            pass
 
     viewer.events.theme.connect(_cb)
     native.destroyed.connect(disconnect)

@@ -22,6 +22,7 @@ timing filled from a recording is not.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 import weakref
@@ -30,12 +31,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    PushButton,
+    SpinBox,
+)
 
 from ..core.errors import MissingOptionError, MissingTimingError
 from ._common import MessageLabel, connect_layer_events, layer_choices
 from ._layer_data import FRAME_PERIOD_KEY, LABELS_OPACITY, timed_movie
-from ._layers import InputError, check_inputs, is_generated, scan_from_metadata, timing_from_metadata
+from ._layers import (
+    InputError,
+    check_inputs,
+    is_generated,
+    scan_from_metadata,
+    timing_from_metadata,
+)
 from ._settings import PersistedValues
 from ._state import Session, session_for
 
@@ -89,10 +104,8 @@ def release_recordings(viewer: Any, session: Session, *, everything: bool = Fals
         if used:
             keep.append(rec)
             continue
-        try:
+        with contextlib.suppress(Exception):  # closing is best effort
             rec.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
         closed += 1
     session.open_recordings[:] = keep
     return closed

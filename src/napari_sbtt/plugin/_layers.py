@@ -8,6 +8,7 @@ updating layers in place on re-runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,17 @@ import numpy as np
 
 from ..core.activity import time_axis
 from ..core.scan import ScanPattern
-from ._layer_data import (FRAME_PERIOD_KEY, LINE_PERIOD_KEY, RESULT_KEY, SCAN_KEY, SCAN_MASK_KEY, TRUTH_KEY,
-                          activity_layer_name, result_layers, roi_features)
+from ._layer_data import (
+    FRAME_PERIOD_KEY,
+    LINE_PERIOD_KEY,
+    RESULT_KEY,
+    SCAN_KEY,
+    SCAN_MASK_KEY,
+    TRUTH_KEY,
+    activity_layer_name,
+    result_layers,
+    roi_features,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -193,10 +203,8 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
     layer = upsert_image(viewer, kwargs.pop("name"), data, **kwargs)
     _label_time_axis(viewer)
     if labels_layer is not None:
-        try:
+        with contextlib.suppress(Exception):  # features are a convenience; never fail the result on them
             labels_layer.features = roi_features(result)
-        except Exception:  # noqa: BLE001 - features are a convenience; never fail the result on them
-            pass
     return layer
 
 

@@ -130,7 +130,7 @@ class LossPlot(QWidget):
             for name, ys in (("train", self.train), ("validation", self.valid)):
                 colour = self.COLOURS[name]
                 p.setPen(QPen(colour, 1.5))
-                pts = [pt(x, y) for x, y in zip(self.epochs, ys) if np.isfinite(y)]
+                pts = [pt(x, y) for x, y in zip(self.epochs, ys, strict=False) if np.isfinite(y)]
                 if len(pts) > 1:
                     p.drawPolyline(QPolygonF(pts))
                 elif pts:

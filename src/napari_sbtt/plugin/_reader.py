@@ -28,10 +28,10 @@ that matches).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Callable
-
 
 from ._files import LABELS_FILE, checkpoint_info, is_result_dir
 from ._layer_data import FRAME_PERIOD_KEY, LABELS_OPACITY, LayerData, result_layers, timed_movie
@@ -114,10 +114,8 @@ def _read_checkpoint(path: Any) -> Layers:
         session.pending_checkpoint = p
         session.changed("checkpoint")
         if viewer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the widget is a convenience here
                 viewer.window.add_plugin_dock_widget("napari-sbtt", "Train / Load")
-            except Exception:  # noqa: BLE001 - the widget is a convenience here
-                pass
     except Exception:  # noqa: BLE001
         pass
     return [(None,)]

@@ -65,11 +65,7 @@ def _fits(widget: Any, value: Any) -> bool:
     if choices is not None:
         return value in tuple(choices)
     lo, hi = getattr(widget, "min", None), getattr(widget, "max", None)
-    if lo is not None and value < lo:
-        return False
-    if hi is not None and value > hi:
-        return False
-    return True
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
 
 
 class PersistedValues:

@@ -7,6 +7,7 @@ only the cursor (blitting), never the traces.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,10 +62,8 @@ class TracePanel(Container):
     # ------------------------------------------------------------------ wiring
     def _on_session(self, what: str) -> None:
         if what == "result":
-            try:
+            with contextlib.suppress(RuntimeError):  # widget deleted
                 self.refresh()
-            except RuntimeError:  # widget deleted
-                pass
 
     def refresh(self, *_: Any) -> None:
         """Pick up the current result layer and its ROI labels layer."""
@@ -73,10 +72,8 @@ class TracePanel(Container):
         labels_layer = find_layer(self._viewer, layer.metadata.get("sbtt_labels_layer")) if layer else None
         if labels_layer is not self._labels_layer:
             if self._labels_layer is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self._labels_layer.events.selected_label.disconnect(self._on_selected_label)
-                except Exception:  # noqa: BLE001
-                    pass
             if labels_layer is not None:
                 labels_layer.events.selected_label.connect(self._on_selected_label)
             self._labels_layer = labels_layer
@@ -139,19 +136,15 @@ class TracePanel(Container):
     def _on_step(self, *_: Any) -> None:
         if self.result is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # canvas deleted
             self.canvas.set_cursor(self.current_time())
-        except RuntimeError:  # canvas deleted
-            pass
 
 
 def partial_disconnect(viewer: Any, callback: Any) -> Any:
     """A slot that disconnects ``callback`` from the viewer's time-step event."""
 
     def _disconnect(*_: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):
             viewer.dims.events.current_step.disconnect(callback)
-        except Exception:  # noqa: BLE001
-            pass
 
     return _disconnect

@@ -14,7 +14,14 @@ from ._common import ReaderError
 from .caiman import CaimanData, read_caiman
 from .nwb import NWBData, NWBMovie, read_nwb
 from .suite2p import Suite2pData, find_suite2p_plane, open_suite2p_binary, read_suite2p
-from .tiff import MovieInfo, TiffPageStack, open_movie, parse_scanimage_text, read_movie_info, scan_pattern_from_tiff
+from .tiff import (
+    MovieInfo,
+    TiffPageStack,
+    open_movie,
+    parse_scanimage_text,
+    read_movie_info,
+    scan_pattern_from_tiff,
+)
 from .traces import read_traces
 
 __all__ = [

@@ -139,7 +139,7 @@ def labels_from_weighted_pixels(
     """
     ny, nx = check_image_shape(shape, source, field)
     flat_parts, w_parts, id_parts = [], [], []
-    for k, (yy, xx) in enumerate(zip(ypix, xpix)):
+    for k, (yy, xx) in enumerate(zip(ypix, xpix, strict=False)):
         name = k if roi_names is None else roi_names[k]
         yy = np.asarray(yy).astype(np.int64, copy=False).ravel()
         xx = np.asarray(xx).astype(np.int64, copy=False).ravel()

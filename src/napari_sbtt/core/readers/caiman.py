@@ -30,8 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from ._common import (ReaderError, as_path, check_image_shape, labels_from_weighted_pixels, open_hdf5,
-                      read_h5_dataset, require_h5py)
+from ._common import (
+    ReaderError,
+    as_path,
+    check_image_shape,
+    labels_from_weighted_pixels,
+    open_hdf5,
+    read_h5_dataset,
+    require_h5py,
+)
 
 __all__ = ["CaimanData", "read_caiman"]
 
@@ -82,9 +89,7 @@ def _is_none(ds: Any) -> bool:
     try:
         if ds.shape == ():
             v = ds[()]
-            if isinstance(v, (bytes, str)):
-                return True
-            return False
+            return isinstance(v, (bytes, str))
         return ds.size == 0
     except Exception:  # noqa: BLE001
         return True

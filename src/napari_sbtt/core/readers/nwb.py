@@ -32,8 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from ._common import (ReaderError, as_path, check_image_shape, labels_from_weighted_pixels, read_h5_dataset,
-                      require_pynwb)
+from ._common import (
+    ReaderError,
+    as_path,
+    check_image_shape,
+    labels_from_weighted_pixels,
+    read_h5_dataset,
+    require_pynwb,
+)
 
 __all__ = ["NWBData", "NWBMovie", "read_nwb"]
 
@@ -372,10 +378,10 @@ def read_nwb(
                 raise ReaderError(f"{p}: PlaneSegmentation '{ps.name}' field 'pixel_mask' lacks the x/y "
                                   f"members (has {names}); re-write the segmentation with pynwb")
             starts = np.concatenate([[0], ends[:-1]]) if ends.size else ends
-            ys = [np.asarray(target["y"][s:e], dtype=np.int64) for s, e in zip(starts, ends)]
-            xs = [np.asarray(target["x"][s:e], dtype=np.int64) for s, e in zip(starts, ends)]
+            ys = [np.asarray(target["y"][s:e], dtype=np.int64) for s, e in zip(starts, ends, strict=True)]
+            xs = [np.asarray(target["x"][s:e], dtype=np.int64) for s, e in zip(starts, ends, strict=True)]
             ws = [np.asarray(target["weight"][s:e], dtype=float) if "weight" in names else np.ones(e - s)
-                  for s, e in zip(starts, ends)]
+                  for s, e in zip(starts, ends, strict=True)]
             writer = _writer(nwbfile, ps)
             if ny is None:  # no movie: a reference image (1, x, y) of the segmentation gives the size
                 refs = getattr(ps, "reference_images", None)

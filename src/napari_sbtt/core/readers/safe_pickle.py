@@ -219,7 +219,7 @@ def _plain(obj: Any, seen: set[int]) -> Any:
     elif isinstance(obj, tuple):
         seen.add(id(obj))
         items = tuple(_plain(v, seen) for v in obj)
-        if any(a is not b for a, b in zip(items, obj)):
+        if any(a is not b for a, b in zip(items, obj, strict=True)):
             return items
     return obj
 

@@ -420,10 +420,10 @@ def read_suite2p(
         ws.append(lam)
     if overlap == "drop":
         # drop pixels still shared by kept ROIs (stat without an 'overlap' field)
-        flat = np.concatenate([y.astype(np.int64) * lx + x for y, x in zip(ys, xs)]) if ys else np.empty(0, np.int64)
+        flat = np.concatenate([y.astype(np.int64) * lx + x for y, x in zip(ys, xs, strict=True)]) if ys else np.empty(0, np.int64)
         valid = flat[(flat >= 0) & (flat < ly * lx)]
         counts = np.bincount(valid, minlength=ly * lx) if valid.size else np.zeros(ly * lx, np.int64)
-        for i, (y, x) in enumerate(zip(ys, xs)):
+        for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
             f = y.astype(np.int64) * lx + x
             inside = (y >= 0) & (y < ly) & (x >= 0) & (x < lx)
             ok = ~inside | (counts[np.clip(f, 0, ly * lx - 1)] <= 1)

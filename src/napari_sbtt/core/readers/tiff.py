@@ -496,7 +496,7 @@ def _squeezed_frame_axes(series: Any, path: Any) -> tuple[int, int, int]:
         raise ReaderError(
             f"{path}: the TIFF holds no frames (shape {shape}); the recording was not saved - export the "
             "movie again")
-    kept = [(n, a) for n, a in zip(shape, axes) if n != 1 or a in "YX"]
+    kept = [(n, a) for n, a in zip(shape, axes, strict=False) if n != 1 or a in "YX"]
     if "S" in [a for _, a in kept]:
         raise ReaderError(
             f"{path}: the image has a colour-sample axis S (axes {axes!r}, shape {shape}); "
