@@ -1,4 +1,5 @@
-"""Benchmark family (issue 14, DESIGN.md protocol 2): SBTT vs OASIS over cells a real lab spans.
+"""Benchmark family (issue 14; evaluation protocol 2, synthetic line scans with ground truth, over
+a family of recordings that spans what labs vary): SBTT vs OASIS over cells a real lab spans.
 
 A family is a seeded list of cells, each a synthetic partial-field line scan
 (``napari_sbtt.core.synth``) drawn over these axes and levels:

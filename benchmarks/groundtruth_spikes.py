@@ -1,4 +1,5 @@
-"""Benchmark 3 of issue 3 (DESIGN.md protocol 3): spike recovery on real ground truth.
+"""Benchmark 3 of issue 3 (evaluation protocol 3: real ground truth, spike recovery from every k-th
+frame, Pearson r after Gaussian smoothing as in CASCADE): spike recovery on real ground truth.
 
 For each data set of the CASCADE ground-truth subset in ``--gt-dir`` (simultaneous
 juxtacellular spikes and two-photon dF/F of single neurons; format in

@@ -1,4 +1,5 @@
-"""Benchmark 2 of issue 3 (DESIGN.md protocol 2): synthetic line scans, SBTT vs OASIS.
+"""Benchmark 2 of issue 3 (evaluation protocol 2: synthetic line scans with ground truth, Pearson r
+of the inferred against the true rates on the fine grid): SBTT vs OASIS.
 
 For each indicator (GCaMP6f, GCaMP8m), noise level nu (2, 4) and strip count (2, 4, 8: each
 ROI is acquired in 1/2, 1/4, 1/8 of the sweeps = fine-grid bins), simulate the "default"

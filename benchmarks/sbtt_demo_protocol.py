@@ -1,4 +1,5 @@
-"""Protocol 1 of DESIGN.md: the SBTT demo's Lorenz spiking benchmark.
+"""Evaluation protocol 1: the SBTT demo's Lorenz spiking benchmark (R^2 of inferred vs true rates
+with b of 29 neurons observed per bin, against the demo's published numbers).
 
 For each bandwidth b (neurons kept per bin out of 29), mask train AND valid inputs,
 fit an SBTT model on the training trials (validation trials for early stopping),

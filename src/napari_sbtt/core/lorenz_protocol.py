@@ -1,4 +1,6 @@
-"""Protocol 1 of DESIGN.md: the SBTT demo's Lorenz spiking dataset (numpy only).
+"""The SBTT demo's Lorenz spiking dataset (numpy only), our first evaluation protocol: R^2 of the
+inferred against the true rates of all validation neuron-bins when only ``b`` of 29 neurons are
+observed per bin (the demo's published R^2 are :data:`PUBLISHED_R2`).
 
 Recipe (SBTT demo, snel-repo/sbtt-demo, and the LFADS synthetic Lorenz data it
 derives from): a 3-d Lorenz latent simulated for 50 bins of 20 ms, projected to

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.limits import MAX_FRAME_PERIOD_S, MAX_ONSET_DELAY_S
@@ -336,7 +336,6 @@ class EpochReport:
     best_valid_loss: float
     is_best: bool
     learning_rate: float = float("nan")
-    extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -355,8 +354,6 @@ class EpochReport:
                 ok = isinstance(v, int) and not isinstance(v, bool)
             elif name == "is_best":
                 ok = isinstance(v, bool)
-            elif name == "extra":
-                ok = isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values())
             else:
                 ok = isinstance(v, (int, float)) and not isinstance(v, bool)
             if not ok:

@@ -133,11 +133,17 @@ def upgrade_checkpoint_info(info: dict[str, Any]) -> dict[str, Any]:
     stays what the file says, so the weights can be upgraded too).
 
     Format 1 -> 2: a config without ``calcium_kernel`` was written when the only kernel was the
-    AR kernel, so it says ``"ar"`` (SBTTConfig's default is now ``"double_exponential"``).
+    AR kernel, so it says ``"ar"`` (SBTTConfig's default is now ``"double_exponential"``); the
+    epoch reports' empty ``extra`` field (never used) is dropped.
     """
-    if info.get("format_version", FORMAT_VERSION) < 2 and isinstance(info.get("config"), dict) \
-            and "calcium_kernel" not in info["config"]:
-        info = {**info, "config": {**info["config"], "calcium_kernel": "ar"}}
+    if info.get("format_version", FORMAT_VERSION) >= 2:
+        return info
+    info = dict(info)
+    if isinstance(info.get("config"), dict) and "calcium_kernel" not in info["config"]:
+        info["config"] = {**info["config"], "calcium_kernel": "ar"}
+    if isinstance(info.get("history"), list):
+        info["history"] = [{k: v for k, v in h.items() if k != "extra"} if isinstance(h, dict) else h
+                           for h in info["history"]]
     return info
 
 

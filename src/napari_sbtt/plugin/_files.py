@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checkpoint_info", "is_checkpoint", "is_result_dir", "LABELS_FILE"]
+__all__ = ["checkpoint_info", "is_result_dir", "LABELS_FILE"]
 
 #: ROI labels saved beside a result by the plugin, so a result folder reopens as layers
 LABELS_FILE = "labels.npy"
@@ -26,10 +26,6 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any] | None:
         return checkpoint_header_info(path)
     except Exception:  # noqa: BLE001 - recognition never raises
         return None
-
-
-def is_checkpoint(path: str | os.PathLike) -> bool:
-    return checkpoint_info(path) is not None
 
 
 def is_result_dir(path: str | os.PathLike) -> bool:

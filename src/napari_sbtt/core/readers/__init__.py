@@ -28,7 +28,6 @@ __all__ = [
     "ReaderError",
     "detect_format",
     "guess_format",
-    "FORMATS",
     "MovieInfo",
     "TiffPageStack",
     "open_movie",
@@ -46,8 +45,6 @@ __all__ = [
     "read_nwb",
     "read_traces",
 ]
-
-FORMATS = ("tiff", "suite2p", "caiman", "nwb", "traces")
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
