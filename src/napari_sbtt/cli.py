@@ -223,13 +223,18 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _CtrlC:
-    """SIGINT during a fit, like the GUI's Stop: the first Ctrl-C stops the fit after the current
-    epoch, keeping the best model so far (the result is still written); a second one aborts and
-    writes nothing. Outside the main thread (no signal handlers there) Ctrl-C is left alone."""
+    """SIGINT during a fit, like the GUI's Stop: the first Ctrl-C stops the run through its
+    :class:`~napari_sbtt.core.progress.RunControl` (training ends after the current epoch, keeping
+    the best model so far, and the result is still written; during extraction nothing is written);
+    a second one aborts and writes nothing. Outside the main thread (no signal handlers there)
+    Ctrl-C is left alone."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, callback: Callable[..., Any]) -> None:
+        from .core.progress import RunControl
+
         self.command = command
         self.count = 0
+        self.control = RunControl(callback)
         self._old: Any = None
 
     def __enter__(self) -> "_CtrlC":
@@ -253,17 +258,7 @@ class _CtrlC:
             raise KeyboardInterrupt
         print(f"\nnapari-sbtt {self.command}: stopping after this epoch; the best model so far is kept and "
               "the result written (press Ctrl-C again to abort and write nothing)", file=sys.stderr, flush=True)
-
-    def progress(self, callback: Callable[..., Any]) -> Callable[..., Any]:
-        """``callback`` that also asks the run to stop once Ctrl-C was pressed (during extraction and
-        training; inference, which follows the fit, runs to the end)."""
-
-        def progress(report: Any = None, total: Any = None) -> Any:
-            callback(report, total)
-            stoppable = hasattr(report, "epoch") or getattr(report, "stage", None) in ("extract", "traces")
-            return True if self.count and stoppable else None
-
-        return progress
+        self.control.stop()
 
 
 def _check_model_file(path: str) -> dict[str, Any]:
@@ -295,8 +290,8 @@ def cmd_run(args: argparse.Namespace) -> str:
         if info is not None:
             check_model_rois(info["n_neurons"], rec.n_rois, adapt=bool(config.get("adapt", False)),
                              source=f"the model {args.model}")
-        with _CtrlC("run") as ctrl_c:
-            result = run_recording(rec, model=args.model, config=config, progress=ctrl_c.progress(callback))
+        with _CtrlC("run", callback) as ctrl_c:
+            result = run_recording(rec, model=args.model, config=config, control=ctrl_c.control)
     except RunStopped:
         raise KeyboardInterrupt from None  # stopped before a model existed: nothing to write
     except ValueError as e:  # a problem of this recording's data: name the file it came from
