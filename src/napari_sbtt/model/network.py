@@ -36,10 +36,11 @@ class NetworkOutput:
 class SequentialAutoencoder(nn.Module):
     """SBTT sequential autoencoder for ``n_neurons`` neurons and a likelihood module."""
 
-    #: run each recurrent part (encoder, generator, controller unroll) as one autograd node with
-    #: a hand-written backward pass (:mod:`.unroll`: bit-identical outputs, gradients equal up
-    #: to float32 round-off, a training step ~2-3x faster on a CPU); False records them op by
-    #: op as autograd does (the reference, kept for benchmarks and checks)
+    #: run each recurrent part (controller unroll; encoder and generator at small batches) as
+    #: one autograd node with a hand-written backward pass (:mod:`.unroll`: bit-identical
+    #: outputs, gradients equal up to float32 round-off; the default calcium run trains ~2.5x
+    #: faster on a CPU); False records them op by op as autograd does (the reference, kept for
+    #: benchmarks and checks)
     fused_unroll: bool = True
 
     def __init__(self, n_neurons: int, config: SBTTConfig, likelihood: Likelihood) -> None:
