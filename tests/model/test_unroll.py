@@ -8,12 +8,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch import nn
+from torch import nn  # noqa: E402
 
-from napari_sbtt.model import SBTTConfig
-from napari_sbtt.model.likelihoods import make_likelihood
-from napari_sbtt.model.network import SequentialAutoencoder
-from napari_sbtt.model.unroll import (
+from napari_sbtt.model import SBTTConfig  # noqa: E402
+from napari_sbtt.model.likelihoods import make_likelihood  # noqa: E402
+from napari_sbtt.model.network import SequentialAutoencoder  # noqa: E402
+from napari_sbtt.model.unroll import (  # noqa: E402
     FUSED_GRU_MAX_BATCH_UNITS,
     controller_unroll,
     draw_noise,
@@ -145,7 +145,7 @@ def test_controller_unroll_gradcheck(training: bool) -> None:
     g0 = torch.randn(B, net.config.generator_size, dtype=torch.float64, requires_grad=True)
 
     def f(e: torch.Tensor, g0: torch.Tensor, *ps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.func.functional_call(parts, dict(zip(names, ps)), (e, g0))
+        return torch.func.functional_call(parts, dict(zip(names, ps, strict=True)), (e, g0))
 
     assert torch.autograd.gradcheck(f, (e, g0, *params), eps=1e-6, atol=1e-6, rtol=1e-4,
                                      fast_mode=True)
@@ -200,7 +200,7 @@ def test_gru_sequence_gradcheck() -> None:
     wrap = Wrap()
 
     def f(x: torch.Tensor, h0: torch.Tensor, *ps: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.func.functional_call(wrap, {f"gru.{n}": p for n, p in zip(names, ps)},
+        return torch.func.functional_call(wrap, {f"gru.{n}": p for n, p in zip(names, ps, strict=True)},
                                           (x, h0))
 
     assert torch.autograd.gradcheck(f, (x, h0, *params), eps=1e-6, atol=1e-6, rtol=1e-4,

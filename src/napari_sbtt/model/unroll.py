@@ -120,7 +120,7 @@ def draw_noise(B: int, T: int, sizes: tuple[int, int, int], p: float, training: 
     (eval mode, or dropout 0)."""
     if not training:
         return None, None, None
-    C, I, G = sizes
+    C, I, G = sizes  # noqa: E741 - controller, inferred-input and generator sizes
     drop = p > 0.0
     m1: list[Tensor] = []
     eps: list[Tensor] = []
@@ -213,7 +213,7 @@ class _ControllerUnroll(torch.autograd.Function):
         co, xs, cons, cds, us, gs, gds = ctx.saved_tensors[17:]
         wc_ih, wc_hh, bc_ih, bc_hh, w_co, _b_co, wg_ih, wg_hh, bg_ih, bg_hh, w_f, _b_f = p
         B, T, D = e.shape
-        C, G, Fs, I = wc_hh.shape[1], wg_hh.shape[1], w_f.shape[0], w_co.shape[0] // 2
+        C, G, Fs, I = wc_hh.shape[1], wg_hh.shape[1], w_f.shape[0], w_co.shape[0] // 2  # noqa: E741
         # states each step started from, and the gates of all bins
         con_prev = torch.cat([cons.new_zeros(1, B, C), cons[:-1]])
         g_prev = torch.cat([g0.unsqueeze(0), gs[:-1]])
