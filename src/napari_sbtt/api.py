@@ -103,12 +103,12 @@ class RunConfig:
         recording of 24 ROIs is fitted in under 3 minutes on 2 CPU cores); None = no budget.
     inference_shifts : inference runs with the window grid shifted by a fraction of a window,
         averaged (see :func:`infer_observations`); 1 = a single pass (fastest).
-    estimate : calcium likelihood: which estimate becomes ``rates``: "network" (the autoencoder's
-        rates), "deconvolution" (each ROI's samples deconvolved under the learned calcium model)
-        or "auto" (default: the one that predicts held-out samples better, see
-        :mod:`napari_sbtt.heldout`).
-    compare_oasis : also score OASIS on the held-out samples (needs oasis-deconv); when it
-        predicts them better, the result says so and carries OASIS's estimate.
+    estimate : calcium likelihood: which estimate becomes ``rates``: "network" (default: the
+        autoencoder's population-informed rates), "deconvolution" (the ``events``: each ROI's
+        samples deconvolved under the learned calcium model) or "auto" (the one that predicts
+        held-out samples better; see :mod:`napari_sbtt.heldout` for what that can tell).
+    compare_oasis : score the estimates and OASIS on held-out samples (needs oasis-deconv for
+        OASIS); when OASIS predicts them better, the result says so and carries its estimate.
     model : overrides of :class:`napari_sbtt.SBTTConfig` fields (sizes, learning rate, ...).
     """
 
@@ -127,7 +127,7 @@ class RunConfig:
     indicator: str | None = None
     max_seconds: float | None = 150.0
     inference_shifts: int = 4
-    estimate: str = "auto"
+    estimate: str = "network"
     compare_oasis: bool = True
     model: dict[str, Any] = field(default_factory=dict)
 
@@ -257,6 +257,11 @@ class SBTTResult:
         checkpoint on disk; ``.load()`` gives the model).
     history : per-epoch training reports as dicts.
     stopped : True when training was stopped early and the best model so far was used.
+    signal : float32 (T_fine, N) the model's expected observation (fluorescence for calcium).
+    events : calcium likelihood: float32 (T_fine, N) each ROI's samples deconvolved under the
+        learned calcium model (spike-like events, same units as ``rates``); else None.
+    oasis_rates : float32 (T_fine, N) OASIS's estimate in the units of ``rates``, present when
+        OASIS predicted the held-out samples better (``metrics["heldout"]``); else None.
     """
 
     rates: np.ndarray
@@ -271,6 +276,7 @@ class SBTTResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
     signal: np.ndarray | None = None
+    events: np.ndarray | None = None
     oasis_rates: np.ndarray | None = None
 
     @property
@@ -299,6 +305,8 @@ class SBTTResult:
             }
             if self.signal is not None:
                 arrays["signal"] = self.signal
+            if self.events is not None:
+                arrays["events"] = self.events
             if self.oasis_rates is not None:
                 arrays["oasis_rates"] = self.oasis_rates
             np.savez_compressed(tmp / "arrays.npz", **arrays)
@@ -463,7 +471,8 @@ def _check_result(p: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     shapes_ok = (rates.ndim == 2 and rates.shape[0] == n_t and ids.shape == (rates.shape[1],)
                  and np.issubdtype(ids.dtype, np.integer) and arrays["times"].shape == (n_t,)
                  and arrays["observations"].shape == rates.shape
-                 and ("signal" not in arrays or arrays["signal"].shape == rates.shape))
+                 and all(k not in arrays or arrays[k].shape == rates.shape
+                         for k in ("signal", "events", "oasis_rates")))
     if not shapes_ok:
         raise ValueError(f"{p / 'arrays.npz'}: the arrays' shapes do not fit together or the grid of "
                          f"{n_t} bins (rates {rates.shape}, roi_ids {ids.shape}); the result folder is "
@@ -502,6 +511,7 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
         history=meta.get("history", []),
         stopped=bool(meta.get("stopped", False)),
         signal=arrays.get("signal"),
+        events=arrays.get("events"),
         oasis_rates=arrays.get("oasis_rates"),
     )
 
@@ -874,12 +884,12 @@ def _fit_and_infer(
                                 shifts=shifts)
     t_inf = time.perf_counter() - t_inf
     report(StageReport("infer", 1, 1, "done"))
-    heldout, oasis_est = None, None
-    if model.likelihood == "calcium" and (cfg.estimate != "network" or cfg.compare_oasis):
-        report(StageReport("validate", 0, 1, "scoring the estimates on held-out samples"))
-        heldout, rates, signal, oasis_est = _choose_estimate(model, obs, values, window, overlap,
-                                                            cfg, rates, signal)
-        report(StageReport("validate", 1, 1, heldout.summary()))
+    heldout, events, oasis_est = None, None, None
+    if model.likelihood == "calcium":
+        report(StageReport("validate", 0, 1, "deconvolving events; scoring on held-out samples"))
+        heldout, rates, signal, events, oasis_est = _choose_estimate(model, obs, values, window,
+                                                                     overlap, cfg, rates, signal)
+        report(StageReport("validate", 1, 1, heldout.summary() if heldout is not None else "done"))
 
     observed = np.isfinite(values)
     fit_r = _per_roi_fit(signal, values)
@@ -899,8 +909,8 @@ def _fit_and_infer(
         "seconds_fit": t_fit,
         "seconds_infer": t_inf,
         "device": str(getattr(model, "device", "cpu")),
-        "estimate": heldout.chosen if heldout is not None and cfg.estimate == "auto"
-        else (cfg.estimate if model.likelihood == "calcium" else "network"),
+        "estimate": (heldout.estimate if heldout is not None else cfg.estimate)
+        if model.likelihood == "calcium" else "network",
         "heldout": heldout.to_dict() if heldout is not None else None,
     }
     run_cfg = cfg.to_dict()
@@ -921,6 +931,7 @@ def _fit_and_infer(
         history=history,
         stopped=stopped["flag"],
         signal=signal,
+        events=events,
         oasis_rates=oasis_est,
     )
 
@@ -942,26 +953,29 @@ def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "t
 
 def _choose_estimate(model: "SBTTModel", obs: Any, values: np.ndarray, window: int, overlap: int,
                      cfg: RunConfig, rates: np.ndarray, signal: np.ndarray) -> tuple[Any, ...]:
-    """Held-out comparison (network, deconvolution, OASIS) and the estimate ``cfg.estimate`` asks
-    for: (comparison, rates, signal, OASIS rates in the result's units or None)."""
+    """The calcium model's events (deconvolution), the held-out comparison of the estimates and
+    OASIS, and the rates ``cfg.estimate`` asks for: (comparison or None, rates, signal, events,
+    OASIS's rates in the result's units or None)."""
     from functools import partial
 
     from .heldout import compare_heldout, deconvolve_with_model
 
-    net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
-    comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
-                                 seed=cfg.seed, oasis=cfg.compare_oasis)
-    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+    events, fitted = deconvolve_with_model(model, values)
+    comparison = None
+    if cfg.compare_oasis or cfg.estimate == "auto":
+        net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
+        comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
+                                     estimate=cfg.estimate, seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.estimate if comparison is not None else cfg.estimate
     if chosen == "deconvolution":
-        jumps, fitted = deconvolve_with_model(model, values)
-        rates, signal = jumps.astype(np.float32), fitted.astype(np.float32)
+        rates, signal = events.astype(np.float32), fitted.astype(np.float32)
     oasis_est = None
-    if comparison.sbtt_beats_oasis is False:
+    if comparison is not None and comparison.verdict == "OASIS better":
         from .core.baselines import oasis_rates
 
         # OASIS's events per second -> per bin, the units of ``rates``
         oasis_est = (oasis_rates(values, obs.times) * obs.grid.bin_width).astype(np.float32)
-    return comparison, rates, signal, oasis_est
+    return comparison, rates, signal, events.astype(np.float32), oasis_est
 
 
 def _finite_or_none(x: Any) -> float | None:
