@@ -185,8 +185,9 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
     assert calcium_result.events.shape == calcium_result.rates.shape
     assert (calcium_result.events >= 0).all()
     ho = m["heldout"]
-    assert ho["estimate"] == "network" and ho["n_samples"] > 0 and ho["verdict"] in VERDICTS
-    assert set(ho["r2"]) >= {"network", "deconvolution"}
+    assert ho["estimate"] == "network" and ho["verdict"] in VERDICTS
+    assert ho["samples"]["n_samples"] > 0 and ho["gaps"]["n_samples"] > 0
+    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution"}
     if ho["verdict"] == "OASIS better":  # OASIS's estimate rides along, in the rates' units
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:

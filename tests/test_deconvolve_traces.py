@@ -43,7 +43,7 @@ def test_rates_on_each_traces_own_grid_track_the_spikes(done):
     assert res.metrics["estimate"] == "deconvolution"
     for s, r in zip(spikes, res.rates):
         assert pearson_r(s, r, sigma_s=0.05, dt_s=FP) > 0.6
-    assert res.metrics["heldout"]["n_samples"] > 0
+    assert res.metrics["heldout"]["samples"]["n_samples"] > 0
 
 
 @pytest.mark.slow
