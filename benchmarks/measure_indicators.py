@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import load_groundtruth
+from _common import groundtruth_datasets, load_groundtruth
 from scipy.optimize import least_squares
 
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
@@ -44,11 +44,6 @@ POST_S = 3.0  # lags after the spike, seconds
 DRIFT_S = 20.0  # shortest period of the drift regressors, seconds
 MIN_SPIKES = 20
 MIN_R2 = 0.5
-
-DATASETS = {
-    "DS09-GCaMP6f-m-V1": "GCaMP6f",
-    "DS32-GCaMP8s-m-V1": "GCaMP8s",
-}
 
 
 @dataclass
@@ -178,13 +173,13 @@ def summarise(name: str, indicator: str, fits: list[KernelFit]) -> dict[str, flo
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gt-dir", type=Path, default=Path("../shared/groundtruth"),
-                    help="folder holding DS09-GCaMP6f-m-V1 and DS32-GCaMP8s-m-V1")
+                    help="folder holding the DSnn-<indicator>-... data sets (all are measured)")
     args = ap.parse_args(argv)
     if not args.gt_dir.is_dir():
         print(f"ground-truth folder {args.gt_dir} not found; nothing to measure (skipped)")
         return 0
     found = False
-    for ds, indicator in DATASETS.items():
+    for ds, indicator in groundtruth_datasets(args.gt_dir).items():
         folder = args.gt_dir / ds
         if not folder.is_dir():
             print(f"{folder} not found; skipped")

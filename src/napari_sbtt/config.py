@@ -289,13 +289,14 @@ class RunConfig:
         "inference runs with the window grid shifted by a fraction of a window, averaged "
         "(pipeline.infer_observations); 1 = a single pass (fastest)", "int", low=1, high=64))
     estimate: str = _setting("auto", Setting(
-        "calcium likelihood: which estimate becomes the rates: network (the autoencoder's rates), "
-        "deconvolution (each ROI's samples deconvolved under the learned calcium model) or auto (the "
-        "one that predicts held-out samples better, napari_sbtt.heldout)", "choice",
+        "calcium likelihood: which estimate becomes the rates: network (the autoencoder's "
+        "population-informed rates), deconvolution (the events: each ROI's samples deconvolved under "
+        "the learned calcium model) or auto (the network when it fills held-out gaps better than the "
+        "events and OASIS, else the events; napari_sbtt.heldout)", "choice",
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(
-        "also score OASIS on the held-out samples (needs oasis-deconv); when it predicts them better, "
-        "the result says so and carries OASIS's estimate", "bool"))
+        "score the estimates and OASIS on held-out samples and gaps (needs oasis-deconv for OASIS); "
+        "when OASIS predicts them better, the result says so and carries OASIS's estimate", "bool"))
     model: dict[str, Any] = _setting({}, Setting(
         "overrides of SBTTConfig fields (learning rate, layer sizes, calcium kernel...)", "object",
         check=_check_model))

@@ -5,8 +5,8 @@
 frame grid, with NaN where a frame was not acquired. Each trace is standardised by its own
 baseline and noise; all traces are cut into windows that train ONE calcium model (N = 1: a
 learned prior of activity and one calcium kernel shared by the neurons); every trace is then
-inferred on its own grid, and the estimate (the network's rates or the deconvolution under the
-learned kernel) is chosen on held-out samples (:mod:`napari_sbtt.heldout`), pooled over traces.
+deconvolved on its own grid under the learned calcium model, and the held-out samples of all
+traces score it against the network's rates and OASIS (:mod:`napari_sbtt.heldout`).
 
 API layer: numpy in and out; torch is imported when the model is fitted.
 """
@@ -142,6 +142,7 @@ def deconvolve_traces(
     config: RunConfig | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     control: RunControl | None = None,
+    estimate: str = "deconvolution",
 ) -> TraceDeconvolution:
     """Infer activity from dF/F traces with one calcium model shared by all of them.
 
@@ -163,6 +164,10 @@ def deconvolve_traces(
         True stops training and keeps the best model so far).
     control : a :class:`~napari_sbtt.core.progress.RunControl` to stop the fit from another
         thread (it also receives the reports).
+    estimate : "deconvolution" (default: each trace deconvolved under the calcium model learned
+        across all traces; separately recorded neurons share no population activity for the
+        network to draw on), "network" (the shared model's rates) or "auto" (see
+        :func:`napari_sbtt.heldout.compare_heldout`).
 
     Returns
     -------
@@ -218,8 +223,8 @@ def deconvolve_traces(
 
     grid_times = np.arange(longest) * bin_s
     comparison = compare_heldout(_Stacked(model, len(z)), stacked, grid_times, network_signal=infer,
-                                 seed=cfg.seed, oasis=cfg.compare_oasis)
-    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+                                 estimate=estimate, seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.estimate
     if chosen == "deconvolution":
         rates_z, signal_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
     else:

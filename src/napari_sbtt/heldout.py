@@ -1,179 +1,245 @@
-"""Which estimate to trust, decided on samples the estimates never saw.
+"""Held-out samples: how well each estimate predicts samples it never saw.
 
-After a calcium model is fitted there are two ways to turn a recording into activity:
+After a calcium model is fitted there are two SBTT estimates of each ROI's activity:
 
-- ``"network"``: the sequential autoencoder's rates (:meth:`SBTTModel.predict`), which share
-  what the population does and fill a sparse scan's gaps from the other ROIs;
-- ``"deconvolution"``: the sparse non-negative deconvolution of each ROI's own samples under the
-  calcium model the fit learned (kernel, gain, baseline, noise:
-  :func:`napari_sbtt.core.deconvolution.sparse_deconvolve`), which places events as precisely as
-  an ROI's own samples allow.
+- ``"network"``: the sequential autoencoder's rates (:meth:`SBTTModel.predict`): a smooth
+  firing-rate estimate that shares what the population does and fills a sparse scan's gaps from
+  the other ROIs (the result's ``rates`` by default);
+- ``"deconvolution"``: the events of each ROI's own samples deconvolved under the calcium model
+  the fit learned (kernel, gain, baseline, noise:
+  :func:`napari_sbtt.core.deconvolution.sparse_deconvolve`): spike-like, as precise in time as an
+  ROI's own samples allow (the result's ``events``).
 
-Neither wins everywhere (benchmarks/RESULTS.md, "Network or deconvolution"): on a population
-scanned in strips the network is far better, on single neurons sampled every frame the
-deconvolution is. :func:`compare_heldout` holds out a random share of the observed samples,
-computes both estimates from the rest, and scores how well each predicts the held-out samples; it
-scores OASIS, the baseline users have today, the same way when ``oasis-deconv`` is installed.
+:func:`compare_heldout` runs two tests, each on a seeded random tenth of the observed samples,
+computing both estimates from the remaining samples and scoring how well each predicts the held-out
+ones through the fitted calcium model; OASIS, the baseline users have today, is scored the same way
+on the same kept samples (``core.baselines.oasis_forecast``: its AR(1) model's value at a held-out
+time given the samples before it):
 
-The score is the held-out R^2 of the *change* of each held-out sample since the previous kept
-sample of the same ROI: 1 - sum (predicted change - change)^2 / sum change^2. Changes, not
-levels: slow offsets (neuropil, baseline drift) that no activity model explains would otherwise
-decide the comparison. The deconvolution is chosen only when it predicts the changes better by
-more than two standard errors (paired over the held-out samples); otherwise the network, SBTT's
-own estimate, stays.
+- ``"samples"``: single samples. Predicting one sample between kept ones rewards following the
+  ROI's own fluorescence spike by spike: the test of the deconvolution.
+- ``"gaps"``: runs of consecutive samples of an ROI spanning ``gap_s`` (0.5 s) while the other ROIs
+  stay observed. Activity inside a gap can only be known from the rest of the population: the test
+  of what SBTT adds, filling what a sparse scan did not see.
+
+Scores are held-out R^2 (1 - sum (prediction - sample)^2 / sum (sample - ROI mean)^2). A
+difference is judged against its standard error, paired over the held-out samples (over whole gaps
+in the gap test, whose samples are not independent); a verdict needs more than two.
+
+The verdict against OASIS is taken on the test that matches the result's estimate: the gap test for
+the network's rates, the sample test for the deconvolution. ``estimate="auto"`` keeps the network
+when it fills gaps better than both the deconvolution and OASIS, and otherwise uses the
+deconvolution (a population that tells the network nothing, such as a handful of ROIs seen a few
+times a second, leaves it no better than each ROI on its own). What held-out fluorescence cannot
+tell: how close the network's *rates* are to the true rates (benchmarks/RESULTS.md, "Held-out
+samples"): it predicts each ROI's expected fluorescence, not the particular spikes that happened.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .core.deconvolution import sparse_deconvolve
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import SBTTModel
+__all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "deconvolve_with_model",
+           "heldout_blocks", "ESTIMATES", "VERDICTS"]
 
-__all__ = ["HeldoutComparison", "compare_heldout", "deconvolve_with_model", "heldout_mask",
-           "ESTIMATES"]
-
-#: the SBTT estimates :func:`compare_heldout` chooses between
+#: the SBTT estimates
 ESTIMATES = ("network", "deconvolution")
+#: what :attr:`HeldoutComparison.verdict` may say
+VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
+#: the test each estimate's verdict is taken on
+_TEST_OF = {"network": "gaps", "deconvolution": "samples"}
+
+
+@dataclass
+class HeldoutTest:
+    """One held-out test: R^2 of each estimate and the standard errors of the differences.
+
+    Attributes
+    ----------
+    kind : "samples" or "gaps".
+    n_samples : held-out samples scored.
+    r2 : estimate -> held-out R^2 ("network", "deconvolution", "oasis" when OASIS ran).
+    se : "a - b" -> standard error of the R^2 difference a - b.
+    """
+
+    kind: str
+    n_samples: int
+    r2: dict[str, float]
+    se: dict[str, float]
+
+    def lead(self, a: str, b: str) -> float:
+        """(R^2 of a - R^2 of b) in standard errors; 0 when either is missing."""
+        if a not in self.r2 or b not in self.r2:
+            return 0.0
+        se = self.se.get(f"{a} - {b}", self.se.get(f"{b} - {a}", np.inf))
+        d = self.r2[a] - self.r2[b]
+        return float(d / se) if np.isfinite(se) and se > 0 else 0.0
 
 
 @dataclass
 class HeldoutComparison:
-    """Held-out scores of each estimate (module docstring) and the SBTT estimate chosen.
-
-    Attributes
-    ----------
-    share : share of the observed samples held out.
-    n_samples : number of held-out samples scored.
-    r2 : estimate -> held-out R^2 of the changes ("network", "deconvolution", and "oasis" when
-        OASIS ran).
-    chosen : the SBTT estimate used for the result.
-    margin_se : (deconvolution R^2 - network R^2) in standard errors of that difference.
-    sbtt_beats_oasis : whether the chosen estimate scored at least as well as OASIS (None when
-        OASIS did not run).
-    """
+    """Both held-out tests, the estimate used and the verdict against OASIS (module docstring)."""
 
     share: float
-    n_samples: int
-    r2: dict[str, float]
-    chosen: str
-    margin_se: float
-    sbtt_beats_oasis: bool | None
+    samples: HeldoutTest
+    gaps: HeldoutTest
+    estimate: str
+    verdict: str
+
+    @property
+    def sbtt_beats_oasis(self) -> bool | None:
+        """True / False when a verdict was reached, None for no clear difference or no OASIS."""
+        return {"SBTT better": True, "OASIS better": False}.get(self.verdict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "sbtt_beats_oasis": self.sbtt_beats_oasis}
 
     def summary(self) -> str:
         """One line for a CLI or a status bar."""
-        text = f"held-out R² of sample changes: SBTT {self.r2.get(self.chosen, float('nan')):.3f} ({self.chosen})"
-        if "oasis" in self.r2:
-            verdict = ("SBTT predicts them better" if self.sbtt_beats_oasis
-                       else "OASIS predicts them better; its estimate is in the result too")
-            text += f", OASIS {self.r2['oasis']:.3f}: {verdict}"
+        test = self.samples if _TEST_OF[self.estimate] == "samples" else self.gaps
+        text = (f"held-out {test.kind}: R² SBTT {test.r2.get(self.estimate, float('nan')):.3f} "
+                f"({self.estimate})")
+        if "oasis" in test.r2:
+            text += f", OASIS {test.r2['oasis']:.3f}: {self.verdict}"
+            if self.verdict == "OASIS better":
+                text += " (OASIS's estimate is in the result too)"
         return text
 
 
-def heldout_mask(observed: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """A random ``share`` of the True entries of ``observed`` (T, N); an ROI keeps >= 4 samples."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A17]))
-    held = observed & (rng.random(observed.shape) < share)
-    for i in np.flatnonzero((observed & ~held).sum(axis=0) < 4):
-        held[:, i] = False
-    return held
+def heldout_blocks(observed: np.ndarray, times: np.ndarray, share: float, seed: int,
+                   gap_s: float = 0.0) -> np.ndarray:
+    """(T, N) int: 0 for kept entries, k >= 1 for the k-th held-out block.
+
+    About ``share`` of each ROI's samples are held out, in runs of consecutive samples of that ROI
+    spanning ``gap_s`` seconds (single samples when 0); an ROI always keeps at least 4 samples.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5A17, int(gap_s * 1e6)]))
+    blocks = np.zeros(observed.shape, dtype=np.int64)
+    next_id = 1
+    for i in range(observed.shape[1]):
+        idx = np.flatnonzero(observed[:, i])
+        if idx.size < 8:
+            continue
+        step = float(np.median(np.diff(times[idx])))
+        run = max(1, int(round(gap_s / step))) if gap_s > 0 and step > 0 else 1
+        n_runs = idx.size // run
+        pick = np.flatnonzero(rng.random(n_runs) < share)
+        if idx.size - pick.size * run < 4:
+            pick = pick[: max(0, (idx.size - 4) // run)]
+        for j, k in enumerate(pick):
+            blocks[idx[k * run:(k + 1) * run], i] = next_id + j
+        next_id += pick.size
+    return blocks
 
 
-def _previous_kept(kept: np.ndarray) -> np.ndarray:
-    """(T, N) index of each bin's last earlier kept sample of the same ROI (-1 when none)."""
-    T = kept.shape[0]
-    last = np.maximum.accumulate(np.where(kept, np.arange(T)[:, None], -1), axis=0)
-    prev = np.full(kept.shape, -1)
-    prev[1:] = last[:-1]
-    return prev
-
-
-def _change_errors(pred: np.ndarray, values: np.ndarray, held: np.ndarray, prev: np.ndarray,
-                   at: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Squared errors of the predicted changes at the entries ``at`` (NaN where pred is missing)."""
-    t, n = at
-    p0 = prev[t, n]
-    change = values[t, n] - values[p0, n]
-    guess = pred[t, n] - pred[p0, n]
-    return (guess - change) ** 2
-
-
-def deconvolve_with_model(model: "SBTTModel", values: np.ndarray, *, sparsity: float = 0.5
+def deconvolve_with_model(model: Any, values: np.ndarray, *, sparsity: float = 0.5
                           ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``"deconvolution"`` estimate: (jumps (T, N), fitted fluorescence (T, N)), data units."""
+    """The ``"deconvolution"`` estimate: (events (T, N), fitted fluorescence (T, N)), data units.
+
+    ``model``: anything with the :meth:`~napari_sbtt.model.SBTTModel.observation_model` of a
+    calcium model for N ROIs.
+    """
     om = model.observation_model()
     res = sparse_deconvolve(values, om["kernel"], baseline=om["baseline"], noise_sd=om["noise_sd"],
                             sparsity=sparsity)
     return res.jumps, res.fitted
 
 
+def _run_test(kind: str, values: np.ndarray, times: np.ndarray, blocks: np.ndarray,
+              predict: dict[str, Callable[[np.ndarray], np.ndarray]]) -> HeldoutTest:
+    held = blocks > 0
+    kept = np.where(held, np.nan, values)
+    preds = {k: np.asarray(f(kept), dtype=np.float64) for k, f in predict.items()}
+    scored = held.copy()
+    for p in preds.values():
+        scored &= np.isfinite(p)
+    if not scored.any():
+        return HeldoutTest(kind, 0, {}, {})
+    mean = np.nanmean(kept, axis=0)
+    denom = float((np.where(scored, values - mean[None, :], 0.0) ** 2).sum())
+    ids = blocks[scored]
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    err = {k: np.bincount(inverse, weights=(p - values)[scored] ** 2, minlength=uniq.size)
+           for k, p in preds.items()}  # squared error per held-out block
+    r2 = {k: (1.0 - float(e.sum()) / denom if denom > 0 else float("nan")) for k, e in err.items()}
+    se = {}
+    names = list(preds)
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            d = err[b] - err[a]  # > 0 where a predicts better
+            se[f"{a} - {b}"] = (float(np.std(d) * np.sqrt(d.size) / denom)
+                                if d.size > 1 and denom > 0 else float("inf"))
+    return HeldoutTest(kind, int(scored.sum()), r2, se)
+
+
 def compare_heldout(
-    model: "SBTTModel",
+    model: Any,
     values: np.ndarray,
     times: np.ndarray,
     *,
     network_signal: Callable[[np.ndarray], np.ndarray],
+    estimate: str = "network",
     share: float = 0.1,
+    gap_s: float = 0.5,
     seed: int = 0,
     sparsity: float = 0.5,
     oasis: bool = True,
 ) -> HeldoutComparison:
-    """Score the SBTT estimates (and OASIS) on held-out samples and choose the SBTT estimate.
+    """Run the sample and gap tests (module docstring) and give the verdict against OASIS.
 
     Parameters
     ----------
-    model : a fitted calcium model.
+    model : a fitted calcium model (its ``observation_model()`` is used).
     values : (T, N) samples in the model's data units (dF/F), NaN where not observed.
     times : (T,) bin centres in seconds.
     network_signal : values with the held-out samples NaN -> (T, N) the network's expected
         fluorescence (the caller's window-by-window inference).
-    share : share of the observed samples held out, in (0, 1).
+    estimate : the result's estimate: "network", "deconvolution", or "auto" (the network when it
+        fills gaps better than the deconvolution and OASIS by more than two standard errors,
+        else the deconvolution).
+    share : share of the observed samples held out in each test, in (0, 1).
+    gap_s : seconds of each gap of the gap test.
     seed : draws the held-out samples.
     sparsity : weight of the deconvolution's sparsity prior.
     oasis : also score OASIS when ``oasis-deconv`` is installed.
     """
     if not 0.0 < share < 1.0:
         raise ValueError(f"the held-out share must be in (0, 1), got {share}")
+    if estimate not in (*ESTIMATES, "auto"):
+        raise ValueError(f"estimate must be 'network', 'deconvolution' or 'auto', got {estimate!r}")
     values = np.asarray(values, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
     observed = np.isfinite(values)
-    held = heldout_mask(observed, share, seed)
-    kept = np.where(held, np.nan, values)
-    prev = _previous_kept(observed & ~held)
-    at = np.nonzero(held & (prev >= 0))
-    if at[0].size == 0:
-        return HeldoutComparison(float(share), 0, {}, "network", 0.0, None)
-    denom = float(((values[at] - values[prev[at], at[1]]) ** 2).sum())
-    errors = {
-        "network": _change_errors(np.asarray(network_signal(kept), dtype=np.float64), values, held,
-                                  prev, at),
-        "deconvolution": _change_errors(deconvolve_with_model(model, kept, sparsity=sparsity)[1],
-                                        values, held, prev, at),
-    }
-    if oasis:
-        from .core.baselines import oasis_available, oasis_forecast
+    tests = {}
+    for kind, g in (("samples", 0.0), ("gaps", float(gap_s))):
+        blocks = heldout_blocks(observed, times, share, seed, gap_s=g)
+        predict: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+            "network": network_signal,
+            "deconvolution": lambda kept: deconvolve_with_model(model, kept, sparsity=sparsity)[1],
+        }
+        if oasis:
+            from .core.baselines import oasis_available, oasis_forecast
 
-        if oasis_available():
-            errors["oasis"] = _change_errors(oasis_forecast(values, times, held), values, held,
-                                             prev, at)
-    r2 = {k: (1.0 - float(np.nansum(e)) / denom if denom > 0 else float("nan"))
-          for k, e in errors.items()}
-    diff = errors["network"] - errors["deconvolution"]  # > 0 where the deconvolution is better
-    diff = diff[np.isfinite(diff)]
-    se = float(np.std(diff) * np.sqrt(diff.size)) / denom if denom > 0 and diff.size > 1 else np.inf
-    gain = r2["deconvolution"] - r2["network"]
-    margin = gain / se if se > 0 and np.isfinite(se) else 0.0
-    chosen = "deconvolution" if margin > 2.0 else "network"
-    beats = None
-    if "oasis" in r2:
-        beats = bool(not np.isfinite(r2["oasis"]) or r2[chosen] >= r2["oasis"])
-    return HeldoutComparison(share=float(share), n_samples=int(at[0].size), r2=r2, chosen=chosen,
-                             margin_se=float(margin), sbtt_beats_oasis=beats)
+            if oasis_available():
+                predict["oasis"] = (lambda kept, held=blocks > 0:
+                                    oasis_forecast(values, times, held))
+        tests[kind] = _run_test(kind, values, times, blocks, predict)
+    chosen = estimate
+    if estimate == "auto":
+        gaps = tests["gaps"]
+        fills = gaps.lead("network", "deconvolution") > 2.0 and (
+            "oasis" not in gaps.r2 or gaps.lead("network", "oasis") > 2.0)
+        chosen = "network" if fills else "deconvolution"
+    test = tests[_TEST_OF[chosen]]
+    verdict = "not compared"
+    if "oasis" in test.r2:
+        lead = test.lead(chosen, "oasis")
+        verdict = ("SBTT better" if lead > 2.0 else "OASIS better" if lead < -2.0
+                   else "no clear difference")
+    return HeldoutComparison(share=float(share), samples=tests["samples"], gaps=tests["gaps"],
+                             estimate=chosen, verdict=verdict)

@@ -136,12 +136,13 @@ def fit_and_infer(
                                 shifts=shifts)
     t_inf = time.perf_counter() - t_inf
     control.report(StageReport("infer", 1, 1, "done"))
-    heldout, oasis_est = None, None
-    if model.likelihood == "calcium" and (cfg.estimate != "network" or cfg.compare_oasis):
-        control.report(StageReport("validate", 0, 1, "scoring the estimates on held-out samples"))
-        heldout, rates, signal, oasis_est = choose_estimate(model, obs, values, window, overlap,
-                                                           cfg, rates, signal)
-        control.report(StageReport("validate", 1, 1, heldout.summary()))
+    heldout, events, oasis_est = None, None, None
+    if model.likelihood == "calcium":
+        control.report(StageReport("validate", 0, 1, "deconvolving events; scoring on held-out samples"))
+        heldout, rates, signal, events, oasis_est = choose_estimate(model, obs, values, window,
+                                                                    overlap, cfg, rates, signal)
+        control.report(StageReport("validate", 1, 1,
+                                   heldout.summary() if heldout is not None else "done"))
 
     observed = np.isfinite(values)
     fit_r = per_roi_fit(signal, values)
@@ -161,8 +162,8 @@ def fit_and_infer(
         "seconds_fit": t_fit,
         "seconds_infer": t_inf,
         "device": str(getattr(model, "device", "cpu")),
-        "estimate": heldout.chosen if heldout is not None and cfg.estimate == "auto"
-        else (cfg.estimate if model.likelihood == "calcium" else "network"),
+        "estimate": ((heldout.estimate if heldout is not None else cfg.estimate)
+                     if model.likelihood == "calcium" else "network"),
         "heldout": heldout.to_dict() if heldout is not None else None,
     }
     run_cfg = cfg.to_dict()
@@ -183,6 +184,7 @@ def fit_and_infer(
         history=history,
         stopped=stopped,
         signal=signal,
+        events=events,
         oasis_rates=oasis_est,
     )
 
@@ -204,27 +206,33 @@ def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "t
 
 def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray, window: int, overlap: int,
                     cfg: RunConfig, rates: np.ndarray, signal: np.ndarray
-                    ) -> "tuple[HeldoutComparison, np.ndarray, np.ndarray, np.ndarray | None]":
-    """The held-out step (calcium likelihood): compare the network, the deconvolution under the
-    learned calcium model and OASIS on held-out samples, and return the estimate
-    ``cfg.estimate`` asks for: (comparison, rates, signal, OASIS rates in the result's units or
-    None). OASIS's rates are returned only when OASIS predicts the held-out samples better."""
+                    ) -> "tuple[HeldoutComparison | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]":
+    """The held-out step (calcium likelihood): the events (each ROI's samples deconvolved under
+    the learned calcium model), the sample and gap tests of the network, the events and OASIS
+    (:mod:`napari_sbtt.heldout`), and the rates ``cfg.estimate`` asks for.
+
+    Returns (comparison or None when neither ``compare_oasis`` nor "auto" asks for it, rates,
+    signal, events, OASIS's rates in the result's units when OASIS predicts the held-out samples
+    better, else None).
+    """
     from .heldout import compare_heldout, deconvolve_with_model
 
-    net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
-    comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
-                                 seed=cfg.seed, oasis=cfg.compare_oasis)
-    chosen = comparison.chosen if cfg.estimate == "auto" else cfg.estimate
+    events, fitted = deconvolve_with_model(model, values)
+    comparison = None
+    if cfg.compare_oasis or cfg.estimate == "auto":
+        net_signal = partial(infer_observations, model, window=window, overlap=overlap, output="signal")
+        comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
+                                     estimate=cfg.estimate, seed=cfg.seed, oasis=cfg.compare_oasis)
+    chosen = comparison.estimate if comparison is not None else cfg.estimate
     if chosen == "deconvolution":
-        jumps, fitted = deconvolve_with_model(model, values)
-        rates, signal = jumps.astype(np.float32), fitted.astype(np.float32)
+        rates, signal = events.astype(np.float32), fitted.astype(np.float32)
     oasis_est = None
-    if comparison.sbtt_beats_oasis is False:
+    if comparison is not None and comparison.verdict == "OASIS better":
         from .core.baselines import oasis_rates
 
         # OASIS's events per second -> per bin, the units of ``rates``
         oasis_est = (oasis_rates(values, obs.times) * obs.grid.bin_width).astype(np.float32)
-    return comparison, rates, signal, oasis_est
+    return comparison, rates, signal, events.astype(np.float32), oasis_est
 
 
 def infer_observations(

@@ -2,7 +2,7 @@
 
 A result folder (:meth:`SBTTResult.save`, :func:`load_result`) holds ``result.json`` (the
 metadata, :meth:`SBTTResult.metadata`: grid, units, metrics, config, history), ``arrays.npz``
-(rates, times, observations, roi_ids, and signal / oasis_rates when present) and
+(rates, times, observations, roi_ids, and signal / events / oasis_rates when present) and
 ``model.safetensors`` when the result has a model. Nothing is pickled; a folder from someone
 else is checked field by field when it is read.
 
@@ -70,6 +70,11 @@ class SBTTResult:
         checkpoint on disk; ``.load()`` gives the model).
     history : per-epoch training reports as dicts.
     stopped : True when training was stopped early and the best model so far was used.
+    signal : float32 (T_fine, N) the model's expected observation (fluorescence for calcium).
+    events : calcium likelihood: float32 (T_fine, N) each ROI's samples deconvolved under the
+        learned calcium model (spike-like events, in the units of ``rates``); else None.
+    oasis_rates : float32 (T_fine, N) OASIS's estimate in the units of ``rates``, present when
+        OASIS predicted the held-out samples better (``metrics["heldout"]``); else None.
     """
 
     rates: np.ndarray
@@ -84,6 +89,7 @@ class SBTTResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False
     signal: np.ndarray | None = None
+    events: np.ndarray | None = None
     oasis_rates: np.ndarray | None = None
 
     @property
@@ -127,6 +133,8 @@ class SBTTResult:
             }
             if self.signal is not None:
                 arrays["signal"] = self.signal
+            if self.events is not None:
+                arrays["events"] = self.events
             if self.oasis_rates is not None:
                 arrays["oasis_rates"] = self.oasis_rates
             np.savez_compressed(tmp / "arrays.npz", **arrays)
@@ -280,7 +288,8 @@ def _check_result(p: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) 
     shapes_ok = (rates.ndim == 2 and rates.shape[0] == n_t and ids.shape == (rates.shape[1],)
                  and np.issubdtype(ids.dtype, np.integer) and arrays["times"].shape == (n_t,)
                  and arrays["observations"].shape == rates.shape
-                 and ("signal" not in arrays or arrays["signal"].shape == rates.shape))
+                 and all(k not in arrays or arrays[k].shape == rates.shape
+                         for k in ("signal", "events", "oasis_rates")))
     if not shapes_ok:
         raise ValueError(f"{p / 'arrays.npz'}: the arrays' shapes do not fit together or the grid of "
                          f"{n_t} bins (rates {rates.shape}, roi_ids {ids.shape}); the result folder is "
@@ -319,5 +328,6 @@ def load_result(directory: str | os.PathLike, *, load_model: bool = True) -> SBT
         history=meta.get("history", []),
         stopped=bool(meta.get("stopped", False)),
         signal=arrays.get("signal"),
+        events=arrays.get("events"),
         oasis_rates=arrays.get("oasis_rates"),
     )

@@ -183,30 +183,38 @@ def calcium_result(sim):
 
 
 @pytest.mark.slow
-def test_calcium_result_says_which_estimate_and_how_it_did_on_held_out_samples(tmp_path, calcium_result):
+def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium_result):
+    from napari_sbtt.heldout import VERDICTS
+
     m = calcium_result.metrics
-    assert m["estimate"] in ("network", "deconvolution")
+    assert m["estimate"] in ("network", "deconvolution")  # "auto", the default, chose one
+    assert calcium_result.events.shape == calcium_result.rates.shape
+    assert (calcium_result.events >= 0).all()
     ho = m["heldout"]
-    assert ho["chosen"] == m["estimate"] and ho["n_samples"] > 0
-    assert set(ho["r2"]) >= {"network", "deconvolution"}
-    if ho["sbtt_beats_oasis"] is False:  # OASIS's estimate rides along, in the rates' units
+    assert ho["estimate"] == m["estimate"] and ho["verdict"] in VERDICTS
+    assert ho["samples"]["n_samples"] > 0 and ho["gaps"]["n_samples"] > 0
+    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution"}
+    if ho["verdict"] == "OASIS better":  # OASIS's estimate rides along, in the rates' units
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
+    else:
+        assert calcium_result.oasis_rates is None
     back = load_result(calcium_result.save(tmp_path / "r"))
     assert back.metrics["heldout"] == ho
-    assert (back.oasis_rates is None) == (calcium_result.oasis_rates is None)
+    np.testing.assert_array_equal(back.events, calcium_result.events)
 
 
 @pytest.mark.slow
-def test_estimate_can_be_forced(sim, calcium_result):
+def test_estimate_can_be_the_deconvolution(sim, calcium_result):
     from napari_sbtt.heldout import deconvolve_with_model
 
     res = ns.run_on_observations(
         ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True),
         model=calcium_result.model,
         config={"estimate": "deconvolution", "compare_oasis": False, "inference_shifts": 1})
-    jumps, fitted = deconvolve_with_model(calcium_result.model, res.observations.astype(np.float64))
-    np.testing.assert_allclose(res.rates, jumps.astype(np.float32))
+    events, fitted = deconvolve_with_model(calcium_result.model, res.observations.astype(np.float64))
+    np.testing.assert_allclose(res.rates, events.astype(np.float32))
     np.testing.assert_allclose(res.signal, fitted.astype(np.float32), rtol=1e-5, atol=1e-6)
-    assert res.metrics["estimate"] == "deconvolution" and res.oasis_rates is None
+    np.testing.assert_array_equal(res.events, res.rates)
+    assert res.metrics["estimate"] == "deconvolution" and res.metrics["heldout"] is None
     with pytest.raises(ValueError, match="estimate"):
         RunConfig(estimate="best")

@@ -1,4 +1,4 @@
-"""heldout: the held-out comparison of the network, the deconvolution and OASIS."""
+"""heldout: the sample and gap tests of the network, the deconvolution and OASIS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from napari_sbtt.core.baselines import oasis_available
-from napari_sbtt.heldout import compare_heldout, heldout_mask
+from napari_sbtt.heldout import VERDICTS, compare_heldout, heldout_blocks
+
+DT = 0.01
 
 
 def _kernel(length: int = 120, tau_d: float = 15.0, tau_r: float = 1.5) -> np.ndarray:
@@ -26,53 +28,77 @@ class _KnownModel:
                 "noise_sd": np.full(self.n, self.sd)}
 
 
-def _recording(T: int = 4000, n: int = 4, sd: float = 0.05, seed: int = 0):
+def _recording(T: int = 4000, n: int = 4, sd: float = 0.05, seed: int = 0, shared: bool = False):
+    """dF/F of n ROIs; with ``shared`` every ROI fires together (a population that informs)."""
     rng = np.random.default_rng(seed)
     spikes = (rng.random((T, n)) < 0.02) * rng.uniform(0.5, 1.5, (T, n))
+    if shared:
+        spikes = np.repeat(spikes[:, :1], n, axis=1)
     clean = np.stack([np.convolve(spikes[:, i], _kernel())[:T] for i in range(n)], axis=1)
     return clean + sd * rng.standard_normal((T, n)), clean
 
 
-def test_heldout_mask_is_a_seeded_share_and_leaves_every_roi_samples() -> None:
-    obs = np.ones((1000, 3), bool)
+def test_heldout_blocks_hold_out_a_seeded_share_in_runs() -> None:
+    obs = np.ones((2000, 3), bool)
     obs[:, 2] = False
-    obs[:5, 2] = True  # an ROI with 5 samples keeps them all
-    a = heldout_mask(obs, 0.1, seed=3)
-    np.testing.assert_array_equal(a, heldout_mask(obs, 0.1, seed=3))
-    assert not (a & ~obs).any()
-    assert 0.07 < a[:, :2].mean() < 0.13
-    assert not a[:, 2].any()
+    obs[:6, 2] = True  # too few samples: nothing held out
+    times = np.arange(2000) * DT
+    single = heldout_blocks(obs, times, 0.1, seed=3)
+    np.testing.assert_array_equal(single, heldout_blocks(obs, times, 0.1, seed=3))
+    assert not ((single > 0) & ~obs).any() and not (single[:, 2] > 0).any()
+    assert 0.07 < (single[:, :2] > 0).mean() < 0.13
+    assert np.unique(single[single > 0]).size == (single > 0).sum()  # one sample per block
+    gaps = heldout_blocks(obs, times, 0.1, seed=3, gap_s=0.2)
+    ids, counts = np.unique(gaps[gaps > 0], return_counts=True)
+    assert (counts == 20).all() and 0.07 < (gaps[:, :2] > 0).mean() < 0.13
+    for k in ids[:5]:  # a block is consecutive samples of one ROI
+        t, n = np.nonzero(gaps == k)
+        assert np.unique(n).size == 1 and np.all(np.diff(t) == 1)
 
 
-def test_a_network_that_knows_the_truth_is_kept() -> None:
-    values, clean = _recording()
-    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * 0.01,
-                          network_signal=lambda kept: clean, oasis=False)
-    assert res.chosen == "network"
-    assert res.r2["network"] > res.r2["deconvolution"]
-    assert res.n_samples > 1000 and res.sbtt_beats_oasis is None
+def test_a_network_that_knows_the_population_fills_gaps_and_is_kept() -> None:
+    values, clean = _recording(shared=True)
+    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                          network_signal=lambda kept: clean, estimate="auto", oasis=False,
+                          gap_s=0.3)
+    assert res.estimate == "network" and res.verdict == "not compared"
+    assert res.gaps.r2["network"] > res.gaps.r2["deconvolution"]
+    assert res.gaps.lead("network", "deconvolution") > 2.0
+    assert res.samples.n_samples > 1000 and res.sbtt_beats_oasis is None
 
 
 def test_a_network_that_knows_nothing_gives_way_to_the_deconvolution() -> None:
     values, _ = _recording(seed=1)
-    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * 0.01,
-                          network_signal=lambda kept: np.zeros_like(kept), oasis=False)
-    assert res.chosen == "deconvolution" and res.margin_se > 2.0
-    assert "deconvolution" in res.summary()
+    blind = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                            network_signal=lambda kept: np.zeros_like(kept), estimate="auto",
+                            oasis=False)
+    assert blind.estimate == "deconvolution"
+    assert blind.samples.r2["deconvolution"] > blind.samples.r2["network"]
+    fixed = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                            network_signal=lambda kept: np.zeros_like(kept), oasis=False)
+    assert fixed.estimate == "network"  # no switching unless asked
 
 
 @pytest.mark.skipif(not oasis_available(), reason="oasis-deconv is not installed")
 def test_oasis_is_scored_on_the_same_held_out_samples() -> None:
-    values, clean = _recording(seed=2)
-    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * 0.01,
+    values, clean = _recording(seed=2, shared=True)
+    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                           network_signal=lambda kept: clean)
-    assert set(res.r2) == {"network", "deconvolution", "oasis"}
-    assert res.sbtt_beats_oasis is True
-    assert "OASIS" in res.summary()
+    for test in (res.samples, res.gaps):
+        assert set(test.r2) == {"network", "deconvolution", "oasis"}
+    assert res.verdict == "SBTT better" and res.sbtt_beats_oasis is True
+    assert "OASIS" in res.summary() and res.to_dict()["sbtt_beats_oasis"] is True
+    worse = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                            network_signal=lambda kept: np.zeros_like(kept))
+    assert worse.verdict == "OASIS better" and "OASIS's estimate" in worse.summary()
+    assert worse.verdict in VERDICTS
 
 
-def test_share_must_be_a_fraction() -> None:
+def test_share_and_estimate_are_checked() -> None:
     values, clean = _recording(T=200)
     with pytest.raises(ValueError, match="share"):
-        compare_heldout(_KnownModel(4, 0.05), values, np.arange(200) * 0.01,
+        compare_heldout(_KnownModel(4, 0.05), values, np.arange(200) * DT,
                         network_signal=lambda kept: clean, share=1.5)
+    with pytest.raises(ValueError, match="estimate"):
+        compare_heldout(_KnownModel(4, 0.05), values, np.arange(200) * DT,
+                        network_signal=lambda kept: clean, estimate="best")

@@ -176,3 +176,16 @@ def test_a_recording_the_library_refuses_is_a_failed_row(family: ModuleType, mon
     assert row["failed"].startswith("observations: the dF/F baseline F0 is <= 0")
     assert row["margin"] is None and row["sbtt"] is None and row["true"]["n_rois"] == cell.n_rois
     assert "| failed | failed |" in family.markdown(row)
+
+
+@pytest.mark.slow
+def test_groundtruth_benchmark_runs_deconvolve_traces_quickly(tmp_path: Path) -> None:
+    if not GROUNDTRUTH.is_dir():
+        pytest.skip("../shared/groundtruth is not here")
+    gt = _load("groundtruth_spikes")
+    assert gt.main(["--gt-dir", str(GROUNDTRUTH), "--quick", "--out", str(tmp_path / "b3")]) == 0
+    rows = json.loads((tmp_path / "b3.json").read_text())
+    assert len(rows) == 1 and rows[0]["k"] == 4
+    row = rows[0]
+    assert row["metrics"]["estimate"] == "deconvolution" and row["n_recordings"] > 0
+    assert -1.0 <= row["sbtt_r_rec"] <= 1.0 and row["half"] in ("tune", "report")

@@ -113,3 +113,16 @@ def test_real_scanimage_38_tiff_in_the_napari_reader() -> None:
     sp = ScanPattern.from_dict(md["scan_pattern"])
     assert sp.bidirectional and (sp.n_rows, sp.n_sweeps) == (64, 30)
     assert meta["scale"][0] == pytest.approx(0.12288)
+
+
+@needs_suite2p
+@pytest.mark.slow
+def test_real_suite2p_folder_at_1_hz_runs_with_the_defaults() -> None:
+    """Its ops say 1 Hz: the window follows the rate (16 frames), no '--config window_s' needed."""
+    from napari_sbtt.recording import run_recording
+
+    with load_recording(SUITE2P) as rec:
+        res = run_recording(rec, config={"epochs": 2, "inference_shifts": 1})
+    assert res.rates.shape == (864, 21) and np.isfinite(res.rates).all()
+    assert res.model.metadata["window_bins"] == 16
+    assert res.metrics["heldout"]["samples"]["n_samples"] > 0

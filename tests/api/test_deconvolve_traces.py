@@ -1,0 +1,74 @@
+"""deconvolve_traces: one calcium model across separately recorded traces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_sbtt.core.indicators import calcium_from_spikes, get_indicator
+from napari_sbtt.core.metrics import pearson_r
+from napari_sbtt.deconvolve import deconvolve_traces
+
+FP = 1 / 30.0
+TINY = {"readin_size": 8, "encoder_size": 8, "generator_size": 8, "factor_size": 2, "ic_size": 8,
+        "controller_size": 8, "batch_size": 16, "num_threads": 1}
+
+
+def _neurons(lengths=(1800, 1500, 1200), seed=0):
+    rng = np.random.default_rng(seed)
+    ind = get_indicator("GCaMP6s")
+    spikes, dff = [], []
+    for n in lengths:
+        s = rng.poisson(0.05, n).astype(float)
+        c = calcium_from_spikes(s[:, None], FP, ind)[:, 0]
+        spikes.append(s)
+        dff.append(c + 0.02 * rng.standard_normal(n))
+    return spikes, dff
+
+
+@pytest.fixture(scope="module")
+def done():
+    spikes, dff = _neurons()
+    dff[1][1::2] = np.nan  # every other frame of the second neuron was not acquired
+    res = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s",
+                            config={"epochs": 3, "model": TINY, "seed": 0})
+    return spikes, dff, res
+
+
+@pytest.mark.slow
+def test_rates_on_each_traces_own_grid_track_the_spikes(done):
+    spikes, dff, res = done
+    assert [r.shape for r in res.rates] == [d.shape for d in dff]
+    assert all(np.isfinite(r).all() and (r >= 0).all() for r in res.rates)
+    assert res.metrics["estimate"] == "deconvolution"
+    for s, r in zip(spikes, res.rates, strict=True):
+        assert pearson_r(s, r, sigma_s=0.05, dt_s=FP) > 0.6
+    assert res.metrics["heldout"]["samples"]["n_samples"] > 0
+
+
+@pytest.mark.slow
+def test_spikes_per_second_estimate_is_in_the_right_range(done):
+    spikes, _, res = done
+    true_rate = np.mean([s.sum() / (s.size * FP) for s in spikes])
+    est = np.mean([x.mean() for x in res.spikes_per_s])
+    assert 0.3 * true_rate < est < 3.0 * true_rate  # an estimate through the preset's dF/F per spike
+
+
+@pytest.mark.slow
+def test_irregular_frame_times_and_a_2d_array():
+    spikes, dff = _neurons(lengths=(900, 900), seed=1)
+    t = np.arange(900) * FP + np.random.default_rng(2).normal(0, 1e-3, 900)
+    res = deconvolve_traces(np.stack(dff, axis=1), times=t, config={"epochs": 2, "model": TINY})
+    assert len(res.rates) == 2 and res.spikes_per_s is None  # no indicator named: no spikes/s
+    np.testing.assert_allclose(res.times[0], t)
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="exactly one of frame_period"):
+        deconvolve_traces([np.zeros(100)])
+    with pytest.raises(ValueError, match="1-D"):
+        deconvolve_traces([np.zeros((10, 2))], frame_period=0.1)
+    with pytest.raises(ValueError, match="fewer than 4 samples"):
+        deconvolve_traces([np.full(50, np.nan)], frame_period=0.1)
+    with pytest.raises(ValueError, match="calcium"):
+        deconvolve_traces([np.zeros(50)], frame_period=0.1, config={"likelihood": "poisson"})
