@@ -201,7 +201,7 @@ def deconvolve_traces(
 
     control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s),
+    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s, n_windows=wins.shape[0]),
                        progress=control, seed=cfg.seed,
                        metadata={"units": "standardised dF/F", "bin_width_s": bin_s,
                                  "window_bins": window, "overlap_bins": overlap, "n_traces": len(z)})

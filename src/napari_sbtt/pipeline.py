@@ -116,7 +116,8 @@ def fit_and_infer(
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
-                config=resolve(cfg, bin_width=obs.grid.bin_width), progress=control,
+                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0]),
+                progress=control,
                 seed=cfg.seed, metadata=metadata,
             )
         else:

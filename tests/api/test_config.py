@@ -12,6 +12,7 @@ from napari_sbtt.config import (
     SIZES,
     RunConfig,
     SettingError,
+    batch_size_for,
     resolve,
     settings,
     window_seconds,
@@ -79,3 +80,15 @@ def test_setting_errors_in_python_and_in_flag_words() -> None:
 def test_window_seconds_follows_the_indicator() -> None:
     assert window_seconds(RunConfig(window_s=2.5), 0.01) == 2.5
     assert window_seconds(RunConfig(indicator="GCaMP6s"), 0.01) > window_seconds(RunConfig(), 0.01)
+
+
+def test_batch_size_follows_the_number_of_windows() -> None:
+    assert [batch_size_for(n) for n in (1, 60, 64, 200, 512, 10_000)] == [8, 8, 8, 25, 64, 64]
+    cfg = RunConfig()
+    assert resolve(cfg, bin_width=0.02, n_windows=60).batch_size == 8
+    assert resolve(cfg, bin_width=0.02, n_windows=1800).batch_size == 64
+    assert resolve(cfg, bin_width=0.02).batch_size == RUN_MODEL_DEFAULTS["batch_size"]
+    own = RunConfig(model={"batch_size": 16})
+    assert resolve(own, bin_width=0.02, n_windows=1800).batch_size == 16  # the user's wins
+    adapted = resolve(cfg, bin_width=0.02, base=SBTTConfig(batch_size=32), n_windows=1800)
+    assert adapted.batch_size == 32  # adapting keeps the model's own

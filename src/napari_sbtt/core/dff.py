@@ -15,7 +15,8 @@ filled in):
   (they hold fewer samples), anchors whose window holds no sample are skipped.
 
 ``dF/F = (F - F0) / F0``. A baseline at or below zero makes dF/F meaningless
-(the sign flips), so it is an error: subtract the offset that made F negative
+(the sign flips). A few dim ROIs (at most a quarter) are left out of a run with a warning
+(:func:`delta_f_over_f_where_defined`); more is an error: subtract the offset that made F negative
 (e.g. the PMT dark level), lower the neuropil coefficient, or use raw values.
 """
 
@@ -27,7 +28,8 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["running_percentile_baseline", "delta_f_over_f", "DEFAULT_F0_WINDOW", "DEFAULT_F0_PERCENTILE"]
+__all__ = ["running_percentile_baseline", "delta_f_over_f", "delta_f_over_f_where_defined",
+           "DEFAULT_F0_WINDOW", "DEFAULT_F0_PERCENTILE", "MAX_LEFT_OUT_FRACTION"]
 
 #: default F0 window, seconds
 DEFAULT_F0_WINDOW = 60.0
@@ -146,7 +148,47 @@ def delta_f_over_f(
     """
     values = np.asarray(values, dtype=np.float64)
     f0 = running_percentile_baseline(values, times, window=window, percentile=percentile)
-    bad = np.any(f0 <= 0, axis=0)  # NaN compares False
+    _raise_if_undefined(np.any(f0 <= 0, axis=0), roi_ids, window, percentile)  # NaN compares False
+    return (values - f0) / f0
+
+
+#: at most this share of the ROIs may be left out of a dF/F run for a baseline at or below zero
+MAX_LEFT_OUT_FRACTION = 0.25
+
+
+def delta_f_over_f_where_defined(
+    values: np.ndarray,
+    times: np.ndarray,
+    roi_ids: np.ndarray,
+    *,
+    window: float = DEFAULT_F0_WINDOW,
+    percentile: float = DEFAULT_F0_PERCENTILE,
+    max_left_out: float = MAX_LEFT_OUT_FRACTION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """dF/F of the ROIs where it is defined, leaving out the few whose baseline F0 reaches zero.
+
+    A dim ROI whose background-subtracted fluorescence dips to or below zero (shot noise on a
+    near-zero baseline) has no dF/F. When such ROIs are at most ``max_left_out`` of all ROIs they
+    are left out (the caller drops their columns and says which); more than that means the
+    offset is wrong for the whole recording, and the error of :func:`delta_f_over_f` is raised.
+
+    Returns
+    -------
+    dff : (T, N) float64, NaN in the columns left out.
+    kept : (N,) bool, False for the ROIs left out.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    f0 = running_percentile_baseline(values, times, window=window, percentile=percentile)
+    bad = np.any(f0 <= 0, axis=0)
+    if bad.sum() > max_left_out * bad.size:
+        _raise_if_undefined(bad, roi_ids, window, percentile)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (values - f0) / f0
+    out[:, bad] = np.nan
+    return out, ~bad
+
+
+def _raise_if_undefined(bad: np.ndarray, roi_ids: np.ndarray, window: float, percentile: float) -> None:
     if bad.any():
         ids = [int(i) for i in np.asarray(roi_ids)[bad]]
         raise OptionError(
@@ -158,4 +200,3 @@ def delta_f_over_f(
             "values with {dff_off}",
             scan="scan=<scan.json>", line_period="line_period=<seconds per line>",
             neuropil="the neuropil coefficient (neuropil=)", dff_off="dff=False")
-    return (values - f0) / f0

@@ -61,12 +61,13 @@ frames over the acquired segments), :mod:`.binning` (samples onto the fine grid)
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 from .binning import GridAccumulator, max_per_bin
-from .dff import DEFAULT_F0_PERCENTILE, DEFAULT_F0_WINDOW, delta_f_over_f
+from .dff import DEFAULT_F0_PERCENTILE, DEFAULT_F0_WINDOW, delta_f_over_f_where_defined
 from .errors import MissingTimingError, OptionError
 from .gather import GATHER_MODES, ChunkSums, release_pages
 from .neuropil import DEFAULT_INNER, DEFAULT_OUTER, annulus_pixels
@@ -151,17 +152,30 @@ def _finish(acc: GridAccumulator, roi_ids: np.ndarray, n_observed: np.ndarray, n
             *, neuropil: float | None, dff: bool, f0_window: float, f0_percentile: float,
             params: dict[str, Any]) -> Observations:
     values, times, neu = acc.finish()
+    coverage = n_observed / float(n_sweeps)
     units = "raw" if neuropil is None else "raw, neuropil-corrected"
     if dff:
-        values = delta_f_over_f(values, times, roi_ids, window=f0_window, percentile=f0_percentile)
+        values, kept = delta_f_over_f_where_defined(values, times, roi_ids, window=f0_window,
+                                                    percentile=f0_percentile)
         units = "dF/F"
+        if not kept.all():
+            left = [int(i) for i in np.asarray(roi_ids)[~kept]]
+            warnings.warn(
+                f"left out ROI id(s) {left[:20]}{' ...' if len(left) > 20 else ''}: their dF/F baseline "
+                f"F0 reaches zero ({f0_percentile:g}th percentile over {f0_window:g} s), so dF/F is "
+                "undefined there (dim ROIs on a subtracted background); the other ROIs are fitted",
+                stacklevel=3)
+            values, times, coverage = values[:, kept], times[:, kept], coverage[kept]
+            roi_ids = np.asarray(roi_ids)[kept]
+            neu = None if neu is None else neu[:, kept]
+            params = {**params, "dff_left_out": left}
     return Observations(
         values=values,
         times=acc.grid.centres,
         roi_ids=roi_ids,
         grid=acc.grid,
         sample_times=times,
-        coverage=n_observed / float(n_sweeps),
+        coverage=coverage,
         units=units,
         neuropil=neu,
         params=params,
