@@ -1,4 +1,4 @@
-"""Command line: ``napari-sbtt simulate | extract | run | export | demo``.
+"""Command line: ``napari-sbtt simulate | extract | run | batch | export | demo``.
 
 Every command prints a one-line summary when it finishes and shows a tqdm
 progress bar for long work. Outputs are written atomically and an existing
@@ -347,6 +347,29 @@ def cmd_export(args: argparse.Namespace) -> str:
     )
 
 
+def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
+    from .batch import batch
+
+    config = _run_config(args)
+    if args.model is not None:
+        _check_model_file(args.model)
+    options = {k: v for k, v in (("rois", args.rois), ("scan", args.scan), ("frame_period", args.frame_period),
+                                 ("line_period", args.line_period), ("n_rows", args.n_rows),
+                                 ("dataset", args.dataset)) if v is not None}
+    options["prefer"] = args.prefer
+
+    def finished(row: Any) -> None:
+        what = row.error if row.status == "failed" else (
+            f"fit r {row.fit_r:.3f}" if row.fit_r is not None else "")
+        print(f"  {row.status:8s} {row.recording} {what}".rstrip(), flush=True)
+
+    summary = batch(args.sessions, args.out, config=config, recording_options=options, model=args.model,
+                    address=args.address, num_cpus=args.num_cpus, cpus_per_task=args.cpus_per_task,
+                    gpus_per_task=args.gpus_per_task, words=CLI_WORDS, progress=finished)
+    print(summary.markdown(), end="")
+    return summary.line(), (1 if summary.failed else 0)
+
+
 def cmd_demo(args: argparse.Namespace) -> str:
     from .demo import run_demo
 
@@ -447,6 +470,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_settings(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser(
+        "batch", help="run many recordings as Ray tasks: a result folder each and a summary table",
+        description="Runs `napari-sbtt run` on every SESSION as a Ray task (a local Ray by default, a cluster "
+                    "with --address), a result folder each under --out named after the input, and writes "
+                    "batch_summary.csv/.md there. A recording that fails is reported and the others go on; "
+                    "a rerun skips the recordings whose result folder is complete. Needs Ray: "
+                    "pip install \"napari-sbtt[tune]\".",
+    )
+    p.add_argument("sessions", metavar="SESSION", nargs="+",
+                   help="recordings as `run` takes them (TIFF, suite2p folder, CaImAn .hdf5, .nwb, traces)")
+    p.add_argument("--out", required=True, help="folder for the result folders and the summary")
+    p.add_argument("--rois", default=None, help="labels image or rows file, the same for every SESSION")
+    p.add_argument("--scan", default=None, help="scan.json, the same for every SESSION")
+    p.add_argument("--frame-period", type=float, default=None, help="seconds per frame when a file does not say")
+    p.add_argument("--line-period", type=float, default=None, help="seconds per line (as for `run`)")
+    p.add_argument("--n-rows", type=int, default=None, help="lines per frame for traces with a rows file")
+    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
+                   help="suite2p/NWB: the movie + ROI masks (default) or the file's ROI traces")
+    p.add_argument("--dataset", default=None, help="the traces' array in a traces .npz/.h5")
+    p.add_argument("--model", default=None, help="model to apply (or adapt) instead of training")
+    p.add_argument("--config", default=None, help="run settings as a JSON file or inline JSON; flags override it")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: 'auto' (the cluster this machine belongs to) or ray://HOST:10001; "
+                        "default: a local Ray on this machine")
+    p.add_argument("--num-cpus", type=int, default=None, help="cores of the local Ray (default: all)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0,
+                   help="Ray CPUs reserved per recording (default 1; the fit uses --threads torch threads)")
+    p.add_argument("--gpus-per-task", type=float, default=0.0,
+                   help="Ray GPUs per recording, e.g. 0.5 to share a GPU between two fits (default 0)")
+    _add_run_settings(p)
+    p.set_defaults(func=cmd_batch)
+
     p = sub.add_parser("export", help="write a saved result as .npz, .h5, .csv, .tif or .nwb")
     p.add_argument("result_dir", metavar="RESULT_DIR", help="a result folder written by `napari-sbtt run`")
     p.add_argument("out", metavar="OUT",
@@ -485,8 +540,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"napari-sbtt {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    code = 0
+    if isinstance(summary, tuple):  # (summary, exit status): batch with failed recordings answers 1
+        summary, code = summary
     print(summary)
-    return 0
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
