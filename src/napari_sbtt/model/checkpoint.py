@@ -44,8 +44,13 @@ from .likelihoods import (
     rename_legacy_calcium_key,
 )
 from .network import SequentialAutoencoder
+from .training import TrainingState
 
-__all__ = ["save_model", "read_checkpoint", "read_checkpoint_info", "Checkpoint"]
+__all__ = ["save_model", "read_checkpoint", "read_checkpoint_info", "Checkpoint", "save_training_state",
+           "read_training_state", "TRAINING_STATE_FORMAT"]
+
+#: the ``format`` of a training-state file (:func:`save_training_state`)
+TRAINING_STATE_FORMAT = "napari-sbtt-training-state"
 
 
 def _package_version() -> str:
@@ -202,3 +207,74 @@ def read_checkpoint(path: str | os.PathLike, *, device: str | None = None,
     network.load_state_dict(tensors)
     return Checkpoint(network, lik, config, normaliser, history, info.get("best_epoch", -1),
                       info.get("metadata", {}), info.get("stop_reason", ""), dev)
+
+
+# --------------------------------------------------------------------------- training state
+def save_training_state(state: TrainingState, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a :class:`~napari_sbtt.model.training.TrainingState` (a resumable fit: weights,
+    best weights, AdamW moments, schedule, generator states) as one safetensors file: the
+    tensors under ``network/``, ``best/``, ``optimizer/<param>/<key>`` and ``rng/``, the rest
+    as JSON in the header. No pickle, as for model files."""
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, sd in (("network", state.network), ("best", state.best_network)):
+        for k, v in sd.items():
+            tensors[f"{prefix}/{k}"] = v.detach().to("cpu").clone().contiguous()
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in state.optimizer.get("state", {}).items():
+        for key, v in entry.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optimizer/{pid}/{key}"] = v.detach().to("cpu").clone().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = v
+    for k, v in state.rng.items():
+        tensors[f"rng/{k}"] = v.detach().to("cpu").clone().contiguous()
+    info = {
+        "format": TRAINING_STATE_FORMAT, "format_version": 1, "package_version": _package_version(),
+        "epoch": state.epoch, "best_epoch": state.best_epoch, "best_loss": state.best_loss,
+        "retries": state.retries, "history": [r.to_dict() for r in state.history],
+        "schedule": state.schedule, "seconds": state.seconds,
+        "param_groups": state.optimizer.get("param_groups", []), "optimizer_scalars": scalars,
+    }
+    p = Path(path)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(info, allow_nan=True)})
+    return p
+
+
+def read_training_state(path: str | os.PathLike) -> TrainingState:
+    """Read a file written by :func:`save_training_state`; ValueError naming the file when it is
+    not one."""
+    p = Path(path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(p), device="cpu")
+        info = json.loads(meta[META_KEY])
+    except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{p} is not a napari-sbtt training state ({e})") from None
+    if not isinstance(info, dict) or info.get("format") != TRAINING_STATE_FORMAT:
+        raise ValueError(f"{p} is not a napari-sbtt training state (format {info.get('format')!r})")
+    try:
+        opt_state: dict[int, dict[str, Any]] = {}
+        for pid, entry in info["optimizer_scalars"].items():
+            opt_state.setdefault(int(pid), {}).update(entry)
+        parts: dict[str, dict[str, torch.Tensor]] = {"network": {}, "best": {}, "rng": {}}
+        for name, v in tensors.items():
+            head, _, rest = name.partition("/")
+            if head == "optimizer":
+                pid, _, key = rest.partition("/")
+                opt_state.setdefault(int(pid), {})[key] = v
+            else:
+                parts[head][rest] = v
+        return TrainingState(
+            network=parts["network"], best_network=parts["best"],
+            optimizer={"state": opt_state, "param_groups": info["param_groups"]},
+            epoch=int(info["epoch"]), best_epoch=int(info["best_epoch"]), best_loss=float(info["best_loss"]),
+            retries=int(info["retries"]), history=[EpochReport.from_dict(r) for r in info["history"]],
+            schedule={k: float(v) for k, v in info["schedule"].items()}, rng=parts["rng"],
+            seconds=float(info.get("seconds", 0.0)),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{p}: incomplete training state ({e!r})") from None

@@ -19,7 +19,17 @@ from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .device import resolve_device, thread_limit
 from .likelihoods import Normaliser, make_likelihood, normaliser_for
 from .network import NetworkOutput, SequentialAutoencoder
-from .training import ProgressCallback, Trainer, check_neurons_observed, validate_trials
+from .training import (
+    ProgressCallback,
+    Trainer,
+    TrainingState,
+    check_neurons_observed,
+    validate_trials,
+)
+
+#: ``fit_trials(checkpoint=...)``: called after every epoch with its report and ``snapshot``, a
+#: function returning (the resumable TrainingState, an SBTTModel holding the best weights so far)
+CheckpointCallback = Callable[[EpochReport, Callable[[], "tuple[TrainingState, SBTTModel]"]], Any]
 
 __all__ = ["SBTTModel", "fit_trials", "load_model"]
 
@@ -242,6 +252,8 @@ def fit_trials(
     seed: int = 0,
     init: SBTTModel | None = None,
     metadata: dict[str, Any] | None = None,
+    resume: TrainingState | None = None,
+    checkpoint: CheckpointCallback | None = None,
 ) -> SBTTModel:
     """Train an SBTT sequential autoencoder on trials with missing entries.
 
@@ -269,6 +281,13 @@ def fit_trials(
         are kept and the read-in, readout and per-neuron likelihood parameters re-learned.
     metadata : dict, optional
         JSON-able description of the data (units, bin width, grid...) stored with the model.
+    resume : TrainingState, optional
+        Go on from a fit of the same sizes on the same data and seed where it was
+        (:meth:`~.training.Trainer.fit`; the model search's Population Based Training).
+    checkpoint : callable(EpochReport, snapshot), optional
+        Called after every epoch before ``progress``; ``snapshot()`` returns the resumable
+        :class:`~.training.TrainingState` and an SBTTModel with the best weights so far (copies;
+        call it only when a checkpoint is wanted, it costs a copy of the network).
 
     Returns
     -------
@@ -325,9 +344,21 @@ def fit_trials(
         net.to(device)
         trainer = Trainer(net, config, normaliser, device=device, seed=seed, rng=rng, progress=progress,
                           likelihood=likelihood)
-        outcome = trainer.fit(train, valid)
         meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
         meta["n_train_trials"] = int(train.shape[0])
+        if checkpoint is not None:
+            def snapshot() -> tuple[TrainingState, SBTTModel]:
+                state = trainer.training_state()
+                with torch.random.fork_rng(devices=[]):  # building draws weights: keep the fit's generator
+                    best = SequentialAutoencoder(N, config, make_likelihood(likelihood, N, config))
+                best.load_state_dict(state.best_network)
+                model = SBTTModel(best, likelihood, config, normaliser, history=state.history,
+                                  best_epoch=state.best_epoch, metadata={**meta, "n_bins": int(train.shape[1])},
+                                  stop_reason="checkpoint", device=device)
+                return state, model
+
+            trainer.checkpoint = lambda report: checkpoint(report, snapshot)
+        outcome = trainer.fit(train, valid, resume=resume)
         meta["n_bins"] = outcome.n_bins
         return SBTTModel(net, likelihood, config, normaliser, history=outcome.history,
                          best_epoch=outcome.best_epoch, metadata=meta, stop_reason=outcome.stop_reason,

@@ -34,7 +34,7 @@ class LearningRateSchedule:
         self.cosine = config.lr_schedule == "cosine"
         self.warmup = config.lr_warmup_epochs
         self.min_lr = min(float(config.min_learning_rate), self.peak)
-        self._last_decay = 0
+        self.last_decay = 0
 
     def at(self, epoch: float, elapsed: float) -> float:
         """The learning rate at (fractional) ``epoch`` after ``elapsed`` seconds of training."""
@@ -69,10 +69,10 @@ class LearningRateSchedule:
         """After an epoch: the halved learning rate when the plateau schedule decays, else None."""
         c = self.config
         if (improved or self.cosine or c.lr_patience <= 0 or epoch - best_epoch < c.lr_patience
-                or epoch - self._last_decay < c.lr_patience or self.peak <= c.min_learning_rate):
+                or epoch - self.last_decay < c.lr_patience or self.peak <= c.min_learning_rate):
             return None
         self.peak = max(self.peak * 0.5, c.min_learning_rate)
-        self._last_decay = epoch
+        self.last_decay = epoch
         return self.peak
 
     def after_divergence(self) -> float:

@@ -36,7 +36,8 @@ from .masking import CoordinatedDropout, SampleValidation
 from .network import SequentialAutoencoder
 from .schedule import LearningRateSchedule
 
-__all__ = ["Trainer", "TrainOutcome", "masked_loss", "validate_trials", "check_neurons_observed", "MIN_BINS"]
+__all__ = ["Trainer", "TrainOutcome", "TrainingState", "masked_loss", "validate_trials", "check_neurons_observed",
+           "MIN_BINS"]
 
 #: shortest trial the encoder/generator can learn from
 MIN_BINS = 3
@@ -115,6 +116,33 @@ class TrainOutcome:
 
 
 @dataclass
+class TrainingState:
+    """Everything a fit needs to go on exactly where it was: a real resume (Population Based
+    Training's exploit, a restarted trial), not a fine-tune from the weights alone.
+
+    ``network`` / ``best_network``: state dicts of the current and of the best epoch's weights;
+    ``optimizer``: the AdamW state dict (moments, steps, param groups); ``epoch``: epochs done;
+    ``schedule``: the learning-rate schedule's peak and last decay epoch, with the
+    ``learning_rate`` of the config they belong to; ``rng``: the states of the shuffling, the
+    coordinated-dropout and torch's global (dropout) generators, as uint8 tensors. Written and
+    read without pickle by :func:`~napari_sbtt.model.checkpoint.save_training_state` /
+    :func:`~napari_sbtt.model.checkpoint.read_training_state`.
+    """
+
+    network: dict[str, torch.Tensor]
+    best_network: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    epoch: int
+    best_epoch: int
+    best_loss: float
+    retries: int
+    history: list[EpochReport]
+    schedule: dict[str, float]
+    rng: dict[str, torch.Tensor]
+    seconds: float = 0.0
+
+
+@dataclass
 class _Epoch:
     """Sums of one epoch's training passes (on the device until the epoch ends)."""
 
@@ -159,6 +187,11 @@ class Trainer:
         self.dropout = CoordinatedDropout(config.coordinated_dropout,
                                           torch.Generator(device=device).manual_seed(seed + 2))
         self.schedule = LearningRateSchedule(config)
+        #: called after every epoch with its report, before ``progress``; it may call
+        #: :meth:`training_state` to save a resumable checkpoint
+        self.checkpoint: Callable[[EpochReport], Any] | None = None
+        self._live: tuple[int, dict[str, torch.Tensor], float, int, TrainOutcome] | None = None
+        self._resumed_seconds = 0.0
 
     # ------------------------------------------------------------------ data
     def _tensors(self, arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,9 +213,18 @@ class Trainer:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: np.ndarray, valid: np.ndarray | None) -> TrainOutcome:
+    def fit(self, train: np.ndarray, valid: np.ndarray | None, *,
+            resume: TrainingState | None = None) -> TrainOutcome:
         """Train on ``train`` (n_trials, T, N), early-stopping on ``valid`` trials or, without them,
-        on the held-out entries; the network ends with the best epoch's weights, in eval mode."""
+        on the held-out entries; the network ends with the best epoch's weights, in eval mode.
+
+        ``resume``: go on from a :class:`TrainingState` of a fit of the same network sizes on the
+        same data and seed (weights, optimizer moments, schedule, generators, best epoch so far);
+        the held-out entries are drawn again from the same seed, so they are the same ones. With
+        the same config, a resumed fit gives the numbers of one that never stopped (CPU). A
+        config whose ``learning_rate`` differs from the state's (Population Based Training's
+        perturbation) scales the learning rate by the ratio; its ``weight_decay``, dropout,
+        coordinated dropout and KL weight apply from the next batch on."""
         config = self.config
         self.x, observed = self._tensors(train)
         self.held = self.sample_validation.training(observed)
@@ -213,6 +255,9 @@ class Trainer:
         retries = 0
         self.t0 = time.perf_counter()
         epoch = 0
+        if resume is not None:
+            epoch, best_state, best_loss, retries = self._resume(resume, out)
+        self._live = (epoch, best_state, best_loss, retries, out)
         while epoch < config.max_epochs:
             sums = self._epoch(epoch)
             if sums is None:  # diverged: back to the best weights, at half the learning rate
@@ -255,6 +300,9 @@ class Trainer:
                                  learning_rate=float(self.opt.param_groups[0]["lr"]))
             out.history.append(report)
             epoch += 1
+            self._live = (epoch, best_state, best_loss, retries, out)
+            if self.checkpoint is not None:
+                self.checkpoint(report)
             if self._asks_to_stop(report):
                 out.stop_reason = "callback"
                 break
@@ -271,6 +319,46 @@ class Trainer:
         self.net.load_state_dict(best_state)
         self.net.eval()
         return out
+
+    # ------------------------------------------------------------------ resume
+    def training_state(self) -> TrainingState:
+        """The fit's state after the last finished epoch (copies; see :class:`TrainingState`)."""
+        if self._live is None:
+            raise RuntimeError("training_state() is available once fit() has started")
+        epoch, best_state, best_loss, retries, out = self._live
+        return TrainingState(
+            network=self._snapshot(),
+            best_network={k: v.clone() for k, v in best_state.items()},
+            optimizer=self.opt.state_dict(),
+            epoch=int(epoch), best_epoch=int(out.best_epoch), best_loss=float(best_loss),
+            retries=int(retries), history=list(out.history),
+            schedule={"peak": float(self.schedule.peak), "last_decay": float(self.schedule.last_decay),
+                      "learning_rate": float(self.config.learning_rate)},
+            rng={"shuffle": self.shuffle.get_state(), "dropout": self.dropout.generator.get_state(),
+                 "torch": torch.get_rng_state()},
+            seconds=float(time.perf_counter() - self.t0) + self._resumed_seconds,
+        )
+
+    def _resume(self, state: TrainingState, out: TrainOutcome
+                ) -> tuple[int, dict[str, torch.Tensor], float, int]:
+        """Load ``state`` into the network, optimizer, schedule and generators; returns (epoch,
+        best weights, best loss, retries)."""
+        self.net.load_state_dict(state.network)
+        self.opt.load_state_dict(state.optimizer)
+        ratio = float(self.config.learning_rate) / float(state.schedule["learning_rate"])
+        self.schedule.peak = float(state.schedule["peak"]) * ratio
+        self.schedule.last_decay = int(state.schedule["last_decay"])
+        for g in self.opt.param_groups:
+            g["lr"] = float(g["lr"]) * ratio
+            g["weight_decay"] = self.config.weight_decay
+        self.shuffle.set_state(state.rng["shuffle"])
+        self.dropout.generator.set_state(state.rng["dropout"].cpu())
+        torch.set_rng_state(state.rng["torch"])
+        out.history = list(state.history)
+        out.best_epoch = int(state.best_epoch)
+        self._resumed_seconds = float(state.seconds)
+        best = {k: v.to(self.device) for k, v in state.best_network.items()}
+        return int(state.epoch), best, float(state.best_loss), int(state.retries)
 
     def _asks_to_stop(self, report: EpochReport) -> bool:
         if self.progress is None:
