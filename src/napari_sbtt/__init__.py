@@ -39,6 +39,9 @@ _LAZY = {
     "SBTTResult": "napari_sbtt.result",
     "load_result": "napari_sbtt.result",
     "deconvolve_traces": "napari_sbtt.deconvolve",
+    # Ray (pip install "napari-sbtt[tune]")
+    "batch": "napari_sbtt.batch",
+    "tune": "napari_sbtt.search",
 }
 
 _SUBMODULES = {"synth": "napari_sbtt.core.synth", "metrics": "napari_sbtt.core.metrics"}

@@ -1,4 +1,4 @@
-"""Command line: ``napari-sbtt simulate | extract | run | batch | export | demo``.
+"""Command line: ``napari-sbtt simulate | extract | run | batch | tune | export | demo``.
 
 Every command prints a one-line summary when it finishes and shows a tqdm
 progress bar for long work. Outputs are written atomically and an existing
@@ -353,10 +353,7 @@ def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
     config = _run_config(args)
     if args.model is not None:
         _check_model_file(args.model)
-    options = {k: v for k, v in (("rois", args.rois), ("scan", args.scan), ("frame_period", args.frame_period),
-                                 ("line_period", args.line_period), ("n_rows", args.n_rows),
-                                 ("dataset", args.dataset)) if v is not None}
-    options["prefer"] = args.prefer
+    options = _recording_options(args)
 
     def finished(row: Any) -> None:
         what = row.error if row.status == "failed" else (
@@ -368,6 +365,30 @@ def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
                     gpus_per_task=args.gpus_per_task, words=CLI_WORDS, progress=finished)
     print(summary.markdown(), end="")
     return summary.line(), (1 if summary.failed else 0)
+
+
+def _recording_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The load_recording options of the flags `run`, `batch` and `tune` share."""
+    options = {k: v for k, v in (("rois", args.rois), ("scan", args.scan), ("frame_period", args.frame_period),
+                                 ("line_period", args.line_period), ("n_rows", args.n_rows),
+                                 ("dataset", args.dataset)) if v is not None}
+    options["prefer"] = args.prefer
+    return options
+
+
+def cmd_tune(args: argparse.Namespace) -> str:
+    from .search import tune
+
+    t = time.perf_counter()
+    config = _run_config(args)
+    space = [n.strip() for n in args.search.split(",") if n.strip()] if args.search else None
+    outcome = tune(args.input, args.out, trials=args.trials, config=config,
+                   recording_options=_recording_options(args), scheduler=args.scheduler, space=space,
+                   address=args.address, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
+                   gpus_per_trial=args.gpus_per_trial, perturbation_interval=args.perturbation_interval,
+                   overwrite=args.overwrite, verbose=args.verbose)
+    print((Path(args.out) / "trials.md").read_text(), end="")
+    return f"{outcome.line()} ({time.perf_counter() - t:.1f} s)"
 
 
 def cmd_demo(args: argparse.Namespace) -> str:
@@ -501,6 +522,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Ray GPUs per recording, e.g. 0.5 to share a GPU between two fits (default 0)")
     _add_run_settings(p)
     p.set_defaults(func=cmd_batch)
+
+    from .search import SCHEDULERS, SEARCH_SPACE
+
+    p = sub.add_parser(
+        "tune", help="search the model's settings with Ray Tune; the best model's result and config",
+        description="Fits TRIALS models with settings drawn from the search space (learning rate, weight "
+                    "decay, dropout, coordinated dropout, KL weight, size, window) on one recording, as Ray "
+                    "Tune trials (a local Ray by default, a cluster with --address), scored on held-out "
+                    "samples; --out gets result/ (the best model's result, for `export`), best_config.json "
+                    "(for `run --config`), trials.csv/.md. Needs Ray: pip install \"napari-sbtt[tune]\".",
+    )
+    p.add_argument("input", metavar="INPUT", help="a recording as `run` takes it")
+    p.add_argument("--out", required=True, help="folder for result/, best_config.json, trials.csv/.md, ray/")
+    p.add_argument("--trials", type=int, default=8, help="settings to try (default 8)")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS), default="asha",
+                   help="asha: stop poor trials early (default); pbt: Population Based Training")
+    p.add_argument("--search", default=None, metavar="NAMES",
+                   help=f"comma-separated settings to search (default all: {','.join(SEARCH_SPACE)})")
+    p.add_argument("--perturbation-interval", type=int, default=5, metavar="EPOCHS",
+                   help="pbt: epochs between perturbations (default 5)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: 'auto' or ray://HOST:10001; default: a local Ray on this machine")
+    p.add_argument("--num-cpus", type=int, default=None, help="cores of the local Ray (default: all)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="Ray GPUs per trial, e.g. 0.5 for two trials per GPU (default 0)")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="Ray Tune's output (default 1)")
+    p.add_argument("--rois", default=None, help="labels image or rows file (as for `run`)")
+    p.add_argument("--scan", default=None, help="scan.json of a partial-field scan")
+    p.add_argument("--frame-period", type=float, default=None, help="seconds per frame when the file does not say")
+    p.add_argument("--line-period", type=float, default=None, help="seconds per line (as for `run`)")
+    p.add_argument("--n-rows", type=int, default=None, help="lines per frame for traces with a rows file")
+    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
+                   help="suite2p/NWB: the movie + ROI masks (default) or the file's ROI traces")
+    p.add_argument("--dataset", default=None, help="the traces' array in a traces .npz/.h5")
+    p.add_argument("--config", default=None,
+                   help="run settings every trial starts from (JSON file or inline); --epochs caps each trial")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier search's files in --out")
+    _add_run_settings(p)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("export", help="write a saved result as .npz, .h5, .csv, .tif or .nwb")
     p.add_argument("result_dir", metavar="RESULT_DIR", help="a result folder written by `napari-sbtt run`")

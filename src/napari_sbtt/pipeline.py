@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .heldout import HeldoutComparison
     from .model import SBTTModel
 
-__all__ = ["fit_and_infer", "infer_observations", "choose_estimate", "check_model_rois", "per_roi_fit"]
+__all__ = ["fit_and_infer", "infer_observations", "choose_estimate", "check_model_rois", "per_roi_fit",
+           "run_window", "model_metadata", "training_windows"]
 
 
 def fit_and_infer(
@@ -66,17 +67,13 @@ def fit_and_infer(
     scan, frame_period : the recording's timing, recorded in the result's config.
     seconds_extract : time spent getting the observations, stored in ``metrics``.
     """
-    from .core.windows import choose_window, make_windows
     from .model import SBTTModel, fit_trials, load_model
 
     cfg = RunConfig.coerce(config)
     control = control if control is not None else RunControl()
     obs = observations
     values = obs.values
-    window, overlap = choose_window(
-        obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
-        overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
-    )
+    window, overlap = run_window(obs, cfg)
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device)
     if model is not None:
@@ -96,23 +93,11 @@ def fit_and_infer(
                 dff_neuropil="dff and neuropil in the run config")
         check_model_rois(model.n_neurons, values.shape[1], adapt=cfg.adapt)
 
-    metadata = {
-        "units": obs.units,
-        "bin_width_s": obs.grid.bin_width,
-        "n_rois": int(values.shape[1]),
-        "roi_ids": [int(i) for i in obs.roi_ids],
-        "window_bins": window,
-        "overlap_bins": overlap,
-    }
+    metadata = model_metadata(obs, window, overlap)
 
     t_fit = time.perf_counter()
     if model is None or cfg.adapt:
-        wins = make_windows(values, window, overlap)
-        if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
-            pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows,
-                                                          replace=False)
-            pick = np.sort(pick)
-            wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
+        wins = training_windows(values, window, overlap, cfg)
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
@@ -188,6 +173,42 @@ def fit_and_infer(
         events=events,
         oasis_rates=oasis_est,
     )
+
+
+def run_window(obs: "Observations", cfg: RunConfig) -> tuple[int, int]:
+    """(window, overlap) in bins of a new fit on ``obs`` with ``cfg`` (``window_s`` or the
+    automatic rule, ``overlap_fraction``)."""
+    from .core.windows import choose_window
+
+    return choose_window(obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
+                         overlap_fraction=cfg.overlap_fraction, n_time=obs.values.shape[0])
+
+
+def model_metadata(obs: "Observations", window: int, overlap: int) -> dict[str, Any]:
+    """What a model trained on ``obs`` keeps about its data (units, bin width in s, ROIs, window
+    and overlap in bins): a model applied later prepares a recording the same way."""
+    return {
+        "units": obs.units,
+        "bin_width_s": obs.grid.bin_width,
+        "n_rois": int(obs.values.shape[1]),
+        "roi_ids": [int(i) for i in obs.roi_ids],
+        "window_bins": window,
+        "overlap_bins": overlap,
+    }
+
+
+def training_windows(values: np.ndarray, window: int, overlap: int, cfg: RunConfig) -> Any:
+    """The training windows of a recording: :func:`~napari_sbtt.core.windows.make_windows` of
+    ``values`` (T_fine, N), at most ``cfg.max_windows`` of them (a subset seeded by
+    ``cfg.seed``). Returns the Windows (``values`` (n_windows, window, N), ``starts``)."""
+    from .core.windows import make_windows
+
+    wins = make_windows(values, window, overlap)
+    if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
+        pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows, replace=False)
+        pick = np.sort(pick)
+        wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
+    return wins
 
 
 def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "the model") -> None:

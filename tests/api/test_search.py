@@ -1,0 +1,107 @@
+"""Model search on Ray Tune (napari_sbtt.tune and `napari-sbtt tune`): the search space, ASHA on the
+shipped tiny sample with 2 trials, Population Based Training with a real resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_sbtt.config import SIZES, RunConfig, resolve, window_seconds
+from napari_sbtt.search import SEARCH_SPACE, config_for
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "tiny"
+RECORDING = {"rois": str(SAMPLE / "rois.tif"), "scan": str(SAMPLE / "scan.json")}
+
+
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_every_bound_of_the_search_space_is_a_valid_run(end):
+    base = RunConfig(model={"encoder_size": 8, "learning_rate": 1.0e-3})
+    params = {n: (p.choices[0 if end == "low" else -1] if p.kind == "choice" else getattr(p, end))
+              for n, p in SEARCH_SPACE.items()}
+    cfg = config_for(base, params, bin_width=0.017)
+    model = resolve(cfg, bin_width=0.017)
+    for n, p in SEARCH_SPACE.items():
+        if p.where == "model":
+            assert getattr(model, n) == pytest.approx(params[n])  # the search wins over base.model
+    assert "encoder_size" not in cfg.model  # a searched size replaces the base's own layer sizes
+    assert cfg.size == params["size"] and model.encoder_size == SIZES[cfg.size].get("encoder_size", 64)
+    assert cfg.window_s == pytest.approx(window_seconds(base, 0.017) * params["window_scale"])
+    assert {p.where for p in SEARCH_SPACE.values()} == {"model", "size", "window"}
+    assert {"learning_rate", "dropout", "coordinated_dropout", "kl_weight", "weight_decay"} <= {
+        n for n, p in SEARCH_SPACE.items() if p.perturb}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.tune")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def test_bad_search_arguments_are_refused_before_any_trial(tmp_path, ray_local):
+    from napari_sbtt import tune
+
+    with pytest.raises(ValueError, match="unknown setting"):
+        tune(SAMPLE / "movie.tif", tmp_path / "o", space=["lr"], recording_options=RECORDING)
+    with pytest.raises(ValueError, match="none of \\['size'\\] can change"):
+        tune(SAMPLE / "movie.tif", tmp_path / "o", space=["size"], scheduler="pbt", recording_options=RECORDING)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_tune_cli_two_trials_on_the_tiny_sample(tmp_path, capsys, ray_local):
+    from napari_sbtt.cli import _run_config, build_parser, main
+
+    out = tmp_path / "search"
+    argv = ["tune", str(SAMPLE / "movie.tif"), "--rois", RECORDING["rois"], "--scan", RECORDING["scan"],
+            "--trials", "2", "--epochs", "3", "--cpus-per-trial", "1", "--out", str(out), "--verbose", "0"]
+    assert main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("2 trials (2 ran): best ") and str(out / "result") in last
+    assert {"best_config.json", "trials.csv", "trials.md", "result", "ray"} <= {p.name for p in out.iterdir()}
+    rows = list(csv.DictReader(io.StringIO((out / "trials.csv").read_text())))
+    assert len(rows) == 2 and all(r["status"] != "failed" for r in rows)
+    losses = [float(r["valid_loss"]) for r in rows]
+    meta = json.loads((out / "result" / "result.json").read_text())
+    assert meta["config"]["search"]["valid_loss"] == pytest.approx(min(losses))
+    assert meta["metrics"]["best_valid_loss"] == pytest.approx(min(losses))  # the best trial's own model
+    # best_config.json is a run config `napari-sbtt run --config` takes
+    best = json.loads((out / "best_config.json").read_text())
+    args = build_parser().parse_args(["run", "m.tif", "--out", "o", "--config", str(out / "best_config.json")])
+    assert RunConfig.from_dict(_run_config(args)) == RunConfig.from_dict(best)
+    assert best["model"]["learning_rate"] == pytest.approx(meta["config"]["search"]["params"]["learning_rate"])
+    # the result folder is a normal one: export reads it
+    assert main(["export", str(out / "result"), str(tmp_path / "r.npz")]) == 0
+    with np.load(tmp_path / "r.npz") as z:
+        assert z["rates"].shape[1] == 6 and np.isfinite(z["rates"]).all()
+    # a second search into the same folder needs --overwrite
+    assert main(argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_population_based_training_resumes_from_checkpoints(tmp_path, ray_local):
+    from napari_sbtt import tune
+
+    outcome = tune(SAMPLE / "movie.tif", tmp_path / "pbt", trials=2, scheduler="pbt", perturbation_interval=2,
+                   space=["learning_rate", "dropout"], recording_options=RECORDING, verbose=0,
+                   config={"epochs": 6, "size": "small", "max_seconds": None})
+    assert len(outcome.trials) == 2 and all(t.status != "failed" for t in outcome.trials)
+    experiment = next((tmp_path / "pbt" / "ray").iterdir())
+    assert (experiment / "pbt_global.txt").read_text().strip()  # PBT exploited a checkpoint
+    for progress in experiment.glob("*/progress.csv"):
+        epochs = [int(r["epoch"]) for r in csv.DictReader(io.StringIO(progress.read_text()))]
+        # a real resume goes on counting epochs; a restart from scratch would report 0 again
+        assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs), epochs
+        assert epochs[-1] == 5
+    assert (tmp_path / "pbt" / "result" / "model.safetensors").is_file()
