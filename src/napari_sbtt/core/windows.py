@@ -24,7 +24,7 @@ the ``starts`` returned by :func:`make_windows`) wherever windows are needed.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -36,6 +36,9 @@ __all__ = [
     "window_weights",
     "merge_windows",
     "choose_window",
+    "windows_at",
+    "merge_range",
+    "WindowStore",
     "WEIGHTINGS",
 ]
 
@@ -377,6 +380,108 @@ def merge_windows(
     with np.errstate(invalid="ignore", divide="ignore"):
         out = ref + num / den  # den == 0 exactly where ref is NaN
     return out.reshape((n_time, *rest))
+
+
+def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: int = 0) -> np.ndarray:
+    """The windows of ``values`` (T, N) that start at ``starts`` on a grid shifted by ``offset``
+    bins: window i holds bins ``starts[i] - offset ... + length`` of ``values``, NaN for bins
+    before 0 (the unobserved padding a shifted grid starts with) or from T on.
+
+    Returns (len(starts), length, N), a copy of only these windows in ``values``' dtype (float64
+    for integer input): what :func:`make_windows` gives for them, without the whole recording's
+    windows in memory. ``values`` may be a memory map; only the windows' bins are read.
+    """
+    arr = values if np.issubdtype(values.dtype, np.floating) else np.asarray(values, dtype=np.float64)
+    st = np.asarray(starts, dtype=np.int64) - int(offset)
+    n_t = arr.shape[0]
+    out = np.empty((st.size, int(length), *arr.shape[1:]), dtype=arr.dtype)
+    for i, s0 in enumerate(st):
+        lo, hi = max(0, s0), min(n_t, s0 + length)
+        if lo > s0 or hi < s0 + length:
+            out[i] = np.nan
+        if hi > lo:
+            out[i, lo - s0:hi - s0] = arr[lo:hi]
+    return out
+
+
+def merge_range(estimates: np.ndarray, first: int, starts: np.ndarray, weights: np.ndarray,
+                lo: int, hi: int) -> np.ndarray:
+    """Bins ``lo`` to ``hi`` of :func:`merge_windows`, from the estimates of windows
+    ``first, first + 1, ...`` only (which must include every window covering those bins).
+
+    estimates: (k, length, M) float64 of windows ``first ... first + k - 1``; ``starts`` and
+    ``weights`` (n_windows, length): of all windows (:func:`window_weights` depends on the
+    neighbours). Returns (hi - lo, M) float64, bit for bit the rows ``lo:hi`` of
+    ``merge_windows`` over all windows (the same operations per bin, in the same window order),
+    so a recording can be merged block by block with the estimates of a few windows in memory.
+    """
+    length = estimates.shape[1]
+    m = estimates.shape[2]
+    ref = np.full((hi - lo, m), np.nan)
+    ref_w = np.zeros((hi - lo, m))
+    num = np.zeros((hi - lo, m))
+    den = np.zeros((hi - lo, m))
+    spans = []
+    for j in range(estimates.shape[0]):
+        s0 = int(starts[first + j])
+        a, b = max(lo, s0), min(hi, s0 + length)
+        if b > a:
+            spans.append((j, slice(a - lo, b - lo), slice(a - s0, b - s0)))
+    for j, dst, src in spans:  # pass 1: the reference, as merge_windows
+        est = estimates[j, src]
+        w = np.broadcast_to(weights[first + j, src][:, None], est.shape)
+        take = ~np.isnan(est) & (w > ref_w[dst])
+        ref[dst][take] = est[take]
+        ref_w[dst][take] = w[take]
+    for j, dst, src in spans:  # pass 2
+        dev = estimates[j, src] - ref[dst]
+        ok = ~np.isnan(dev)
+        w = weights[first + j, src][:, None]
+        num[dst] += w * np.where(ok, dev, 0.0)
+        den[dst] += w * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ref + num / den
+
+
+class WindowStore:
+    """Training windows drawn from one continuous recording instead of all held in memory.
+
+    ``values`` (T, N) is kept once (a numpy array or a ``np.memmap`` of a file, for recordings
+    larger than memory); window i is bins ``starts[i] ... starts[i] + length``. ``take(idx)``
+    copies just the windows asked for, (len(idx), length, N), which is what
+    ``make_windows(values, length, overlap).values[idx]`` holds. ``starts`` may be a subset of
+    :func:`window_starts` (``max_windows``).
+
+    Memory: the recording's (T, N) once, against about ``length / (length - overlap)`` copies (4/3
+    for the default overlap) in one (n_windows, length, N) array for :func:`make_windows`.
+    """
+
+    def __init__(self, values: np.ndarray, starts: ArrayLike, length: int) -> None:
+        self.values = values
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.length = int(length)
+        if self.values.ndim != 2:
+            raise ValueError(f"values must be (T, N), got shape {self.values.shape}")
+        if self.starts.size and (self.starts.min() < 0 or self.starts.max() + self.length > self.values.shape[0]):
+            raise ValueError(f"windows of {self.length} bins at starts {self.starts.min()}..{self.starts.max()} "
+                             f"do not fit in {self.values.shape[0]} bins")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(n_windows, length, N), the shape of the windows as one array."""
+        return (int(self.starts.size), self.length, int(self.values.shape[1]))
+
+    def __len__(self) -> int:
+        return int(self.starts.size)
+
+    def take(self, idx: ArrayLike) -> np.ndarray:
+        """Windows ``idx`` (indices into ``starts``) as a (len(idx), length, N) copy."""
+        return windows_at(self.values, self.starts[np.asarray(idx, dtype=np.int64)], self.length)
+
+    def blocks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, windows) for consecutive blocks of ``size`` windows."""
+        for i0 in range(0, len(self), max(1, int(size))):
+            yield i0, self.take(np.arange(i0, min(len(self), i0 + max(1, int(size)))))
 
 
 #: a window never has fewer bins than this (slow volumetric recordings: 1-5 Hz per plane)
