@@ -77,3 +77,21 @@ def test_a_file_that_is_no_training_state_is_named(tmp_path):
     p.write_bytes(b"nonsense")
     with pytest.raises(ValueError, match="x.safetensors is not a napari-sbtt training state"):
         read_training_state(p)
+
+
+def test_preparing_the_training_data_block_by_block_changes_no_number(train, monkeypatch):
+    """Long recordings: the masks and model-unit tensors are built a block of windows at a time
+    (no float64 copy of the whole training set); the fit is the same to the bit."""
+    from napari_sbtt.model import masking, training
+
+    cfg = SBTTConfig(**{**TINY, "max_epochs": 3})
+    whole = fit_trials(train, likelihood="poisson", config=cfg, seed=4)
+    monkeypatch.setattr(masking, "BLOCK_ENTRIES", 50)  # a few windows per block
+    monkeypatch.setattr(training, "BLOCK_ENTRIES", 50)
+    obs = np.isfinite(train)
+    np.testing.assert_array_equal(masking.random_mask(obs, 0.3, np.random.default_rng(1)),
+                                  obs & (np.random.default_rng(1).random(obs.shape) < 0.3))
+    blocks = fit_trials(train, likelihood="poisson", config=cfg, seed=4)
+    np.testing.assert_array_equal(np.array(_losses(blocks)), np.array(_losses(whole)))
+    for k, v in whole.state_arrays().items():
+        np.testing.assert_array_equal(blocks.state_arrays()[k], v, err_msg=k)

@@ -17,14 +17,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["SampleValidation", "CoordinatedDropout", "random_mask"]
+__all__ = ["SampleValidation", "CoordinatedDropout", "random_mask", "BLOCK_ENTRIES"]
+
+#: entries per block when a (n_trials, T, N) array is prepared block by block (memory: a few
+#: float64 temporaries of this many entries, not of the whole training set)
+BLOCK_ENTRIES = 1 << 22
 
 
 def random_mask(observed: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """Each observed entry with probability ``share`` (a fresh draw from ``rng``); none for 0."""
     if share <= 0:
         return np.zeros_like(observed)
-    return observed & (rng.random(observed.shape) < share)
+    if observed.ndim == 0 or observed.shape[0] == 0:
+        return observed & (rng.random(observed.shape) < share)
+    # block by block along the first axis: the same draws in the same order as one
+    # rng.random(observed.shape), without an 8-byte float per entry of the whole array
+    out = np.empty(observed.shape, dtype=bool)
+    step = max(1, BLOCK_ENTRIES // max(1, observed[0].size))
+    for s in range(0, observed.shape[0], step):
+        out[s:s + step] = observed[s:s + step] & (rng.random(observed[s:s + step].shape) < share)
+    return out
 
 
 class SampleValidation:

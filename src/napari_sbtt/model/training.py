@@ -32,7 +32,7 @@ import torch
 
 from .config import EpochReport, SBTTConfig
 from .likelihoods import Normaliser, make_likelihood
-from .masking import CoordinatedDropout, SampleValidation
+from .masking import BLOCK_ENTRIES, CoordinatedDropout, SampleValidation
 from .network import SequentialAutoencoder
 from .schedule import LearningRateSchedule
 
@@ -196,10 +196,16 @@ class Trainer:
     # ------------------------------------------------------------------ data
     def _tensors(self, arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(values in model units with the likelihood's fill where missing, observed mask)."""
-        obs = np.isfinite(arr)
-        vals = np.where(obs, self.normaliser.to_model(np.nan_to_num(arr)), float(self.lik.fill_value))
-        return (torch.as_tensor(vals, dtype=torch.float32, device=self.device),
-                torch.as_tensor(obs, device=self.device))
+        vals = torch.empty(arr.shape, dtype=torch.float32, device=self.device)
+        observed = torch.empty(arr.shape, dtype=torch.bool, device=self.device)
+        step = max(1, BLOCK_ENTRIES // max(1, arr[0].size))  # float64 temporaries of a block only
+        for s in range(0, arr.shape[0], step):
+            part = arr[s:s + step]
+            obs = np.isfinite(part)
+            v = np.where(obs, self.normaliser.to_model(np.nan_to_num(part)), float(self.lik.fill_value))
+            vals[s:s + step] = torch.as_tensor(v, dtype=torch.float32)
+            observed[s:s + step] = torch.as_tensor(obs)
+        return vals, observed
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=self.config.weight_decay)
