@@ -386,7 +386,7 @@ def cmd_tune(args: argparse.Namespace) -> str:
                    recording_options=_recording_options(args), scheduler=args.scheduler, space=space,
                    address=args.address, num_cpus=args.num_cpus, cpus_per_trial=args.cpus_per_trial,
                    gpus_per_trial=args.gpus_per_trial, perturbation_interval=args.perturbation_interval,
-                   overwrite=args.overwrite, verbose=args.verbose)
+                   overwrite=args.overwrite, verbose=args.verbose, storage=args.storage)
     print((Path(args.out) / "trials.md").read_text(), end="")
     return f"{outcome.line()} ({time.perf_counter() - t:.1f} s)"
 
@@ -549,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="Ray GPUs per trial, e.g. 0.5 for two trials per GPU (default 0)")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="Ray Tune's output (default 1)")
+    p.add_argument("--storage", default=None, metavar="PATH_OR_URI",
+                   help="where Ray Tune keeps trial checkpoints (default OUT/ray); on a multi-machine cluster "
+                        "a place every node reaches: s3://bucket/path, gs://..., or a shared folder")
     p.add_argument("--rois", default=None, help="labels image or rows file (as for `run`)")
     p.add_argument("--scan", default=None, help="scan.json of a partial-field scan")
     p.add_argument("--frame-period", type=float, default=None, help="seconds per frame when the file does not say")

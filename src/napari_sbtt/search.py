@@ -21,7 +21,8 @@ criterion picks them (the point of AutoLFADS). Here:
   (:func:`napari_sbtt.pipeline.fit_and_infer`: inference, the held-out comparison), and
   ``out_dir`` receives ``result/`` (a normal result folder, ``napari-sbtt export`` reads it),
   ``best_config.json`` (the run settings of the best trial: ``napari-sbtt run --config`` takes
-  it), ``trials.csv`` / ``trials.md`` (one row per trial) and ``ray/`` (Ray's own records).
+  it), ``trials.csv`` / ``trials.md`` (one row per trial) and ``ray/`` (Ray's own records and the
+  trials' checkpoints; on a cluster of several machines ``storage`` names a place all nodes reach).
 
 Ray runs locally by default (``ray.init()``); ``address="auto"`` or ``"ray://host:10001"`` uses
 a cluster, ``gpus_per_trial=0.5`` puts two trials on a GPU. Public Ray APIs only: ``Tuner``,
@@ -287,6 +288,7 @@ def tune(
     perturbation_interval: int = 5,
     overwrite: bool = False,
     verbose: int = 1,
+    storage: str | None = None,
 ) -> SearchOutcome:
     """Search the settings of :data:`SEARCH_SPACE` for one recording with Ray Tune.
 
@@ -306,6 +308,10 @@ def tune(
         "ray://host:10001": a cluster. A Ray initialised in this process already is used.
     cpus_per_trial, gpus_per_trial : Ray resources of each trial (0.5 GPU: two trials per GPU).
     verbose : Ray Tune's progress output (0 silent, 1 a status table, 2 more).
+    storage : where Ray Tune keeps the trials' checkpoints and records (default ``out_dir/ray``).
+        On a cluster of several machines give a place every node reaches (``s3://bucket/path``,
+        ``gs://...`` or a shared folder): Ray Tune persists checkpoints there, and Population
+        Based Training reads them from there. The recording itself needs no shared storage.
 
     Returns
     -------
@@ -379,7 +385,7 @@ def tune(
             param_space={n: _distribution(rt, SEARCH_SPACE[n]) for n in names},
             tune_config=rt.TuneConfig(metric=METRIC, mode="min", num_samples=trials, scheduler=sched,
                                       search_alg=BasicVariantGenerator(random_state=cfg.seed)),
-            run_config=api.RunConfig(name=f"search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(out / "ray"),
+            run_config=api.RunConfig(name=f"search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage or str(out / "ray"),
                                      checkpoint_config=api.CheckpointConfig(num_to_keep=2 if scheduler == "asha" else 4), verbose=verbose),
         )
         grid = tuner.fit()
