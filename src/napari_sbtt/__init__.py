@@ -40,7 +40,7 @@ _LAZY = {
     "load_result": "napari_sbtt.result",
     "deconvolve_traces": "napari_sbtt.deconvolve",
     # Ray (pip install "napari-sbtt[tune]")
-    "batch": "napari_sbtt.batch",
+    "batch": "napari_sbtt.batchrun",
     "tune": "napari_sbtt.search",
 }
 

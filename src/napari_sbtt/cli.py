@@ -348,7 +348,7 @@ def cmd_export(args: argparse.Namespace) -> str:
 
 
 def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
-    from .batch import batch
+    from .batchrun import batch
 
     config = _run_config(args)
     if args.model is not None:

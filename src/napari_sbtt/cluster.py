@@ -1,4 +1,4 @@
-"""Ray, the one way napari-sbtt uses more than one process or machine (:mod:`napari_sbtt.batch`,
+"""Ray, the one way napari-sbtt uses more than one process or machine (:mod:`napari_sbtt.batchrun`,
 :mod:`napari_sbtt.search`).
 
 Ray is optional (``pip install "napari-sbtt[tune]"``, ``ray[tune]>=2.9,<3``) and imported only

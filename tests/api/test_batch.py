@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_sbtt.batch import RECORDING_OPTIONS, result_names, run_one
+from napari_sbtt.batchrun import RECORDING_OPTIONS, result_names, run_one
 from napari_sbtt.cli import main
 from napari_sbtt.cluster import RAY_MISSING, require_ray
 from napari_sbtt.result import is_result_dir, load_result
@@ -114,9 +114,18 @@ def test_batch_three_recordings_one_broken_then_rerun_skips(tmp_path, capsys, ra
     (out / "mouse1").rename(tmp_path / "moved")
     (out / "mouse1").mkdir()
     (out / "mouse1" / "notes.txt").write_text("mine")
-    from napari_sbtt.batch import batch
+    from napari_sbtt.batchrun import batch
 
     summary = batch([sessions[0]], out, config=tiny_config(), recording_options={
         "rois": SAMPLE / "rois.tif", "scan": SAMPLE / "scan.json"})
     assert summary.rows[0].status == "failed" and "not a napari-sbtt result folder" in summary.rows[0].error
     assert (out / "mouse1" / "notes.txt").read_text() == "mine"
+
+
+def test_the_package_names_batch_and_tune_are_the_functions():
+    import napari_sbtt as ns
+    import napari_sbtt.batchrun  # noqa: F401 - importing the modules must not shadow the functions
+    import napari_sbtt.search  # noqa: F401
+
+    assert callable(ns.batch) and ns.batch.__name__ == "batch"
+    assert callable(ns.tune) and ns.tune.__name__ == "tune"
