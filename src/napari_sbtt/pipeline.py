@@ -275,8 +275,8 @@ def infer_observations(
     the runs, so that no bin is always near a window edge (measured: +0.006 to +0.017 median
     r on the synthetic line scans with 4-8 shifts, at 4-8x the inference time).
 
-    Blockwise: ``block_windows`` windows at a time (default about 2048, a whole number of the
-    model's inference batches) are cut from ``observations`` (which may be a memory map), run
+    Blockwise: ``block_windows`` windows at a time (default: about 2 million values, rounded to
+    a whole number of the model's inference batches) are cut from ``observations`` (which may be a memory map), run
     and merged (:func:`~napari_sbtt.core.windows.merge_range`), so besides the (T_fine, N) input
     and output only one block's windows are in memory; the numbers are those of cutting, running
     and merging all windows at once.
@@ -286,7 +286,9 @@ def infer_observations(
     shifts = max(1, int(shifts))
     n_t, n = observations.shape
     batch = max(1, model.config.batch_size * 4)  # SBTTModel.predict's batches: blocks keep them
-    block = max(1, int(block_windows)) if block_windows is not None else batch * max(1, 2048 // batch)
+    if block_windows is None:  # about 2 M values per block (a few 16 MB float64 temporaries)
+        block_windows = (1 << 21) // max(1, window * n)
+    block = max(1, int(block_windows))
     if block % batch:
         block = batch * max(1, block // batch)
     acc = np.zeros((n_t, n), dtype=np.float64)
