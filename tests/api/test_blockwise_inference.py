@@ -40,11 +40,13 @@ def model_and_obs():
 
 
 @pytest.mark.parametrize("shifts", [1, 4])
-@pytest.mark.parametrize("output", ["rates", "signal"])
-def test_blockwise_inference_equals_all_windows_at_once(model_and_obs, shifts, output):
+@pytest.mark.parametrize(("output", "overlap"), [("rates", 6), ("signal", 6), ("rates", 21)])
+def test_blockwise_inference_equals_all_windows_at_once(model_and_obs, shifts, output, overlap):
     model, obs = model_and_obs
-    want = _reference(model, obs, 24, 6, output, shifts)
-    for block in (8, 16, None):  # 8 windows = one inference batch of this model
-        got = infer_observations(model, obs, window=24, overlap=6, output=output, shifts=shifts,
+    want = _reference(model, obs, 24, overlap, output, shifts)
+    # 8 windows = one inference batch of this model; with an overlap of 21 a bin is in 8 windows,
+    # so the windows a block carries over span blocks
+    for block in (8, 16, None):
+        got = infer_observations(model, obs, window=24, overlap=overlap, output=output, shifts=shifts,
                                  block_windows=block)
         np.testing.assert_array_equal(got, want)
