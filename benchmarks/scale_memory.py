@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--size", default="small")
     ap.add_argument("--no-oasis", action="store_true", help="leave out the held-out comparison with OASIS")
+    ap.add_argument("--likelihood", default="calcium",
+                    help="gaussian: no deconvolution and no held-out step (fit and inference alone)")
     args = ap.parse_args()
 
     from napari_sbtt.config import RunConfig
@@ -70,12 +72,12 @@ def main() -> None:
     obs = synthetic_observations(args.rois, args.minutes, observed=args.observed)
     t_data = time.perf_counter() - t0
     rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    cfg = RunConfig(epochs=args.epochs, size=args.size, max_seconds=None, device="cpu",
+    cfg = RunConfig(epochs=args.epochs, size=args.size, max_seconds=None, device="cpu", likelihood=args.likelihood,
                     compare_oasis=not args.no_oasis)
     t0 = time.perf_counter()
     res = fit_and_infer(obs, config=cfg)
     out = {
-        "rois": args.rois, "minutes": args.minutes, "observed": args.observed, "bins": obs.n_bins,
+        "rois": args.rois, "minutes": args.minutes, "likelihood": args.likelihood, "observed": args.observed, "bins": obs.n_bins,
         "obs_MB": round(obs.values.nbytes / 2**20, 1),
         "seconds_data": round(t_data, 1), "seconds_fit": round(res.metrics["seconds_fit"], 1),
         "seconds_infer": round(res.metrics["seconds_infer"], 1),
