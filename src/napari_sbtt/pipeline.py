@@ -285,7 +285,8 @@ def infer_observations(
 
     shifts = max(1, int(shifts))
     n_t, n = observations.shape
-    batch = max(1, model.config.batch_size * 4)  # SBTTModel.predict's batches: blocks keep them
+    # SBTTModel.predict's batches (batch_size * 4 windows): blocks of whole batches keep them
+    batch = max(1, int(getattr(getattr(model, "config", None), "batch_size", 16)) * 4)
     if block_windows is None:  # about 2 M values per block (a few 16 MB float64 temporaries)
         block_windows = (1 << 21) // max(1, window * n)
     block = max(1, int(block_windows))
