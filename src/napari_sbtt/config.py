@@ -114,7 +114,9 @@ class SettingError(ValueError):
         s = self.setting
         if s is None or s.shown_scale == 1.0 or not isinstance(self.value, (int, float)):
             return f"{option} must be {self.requirement}, got {self.value!r}"
-        return f"{option} must be {s.requirement(scale=s.shown_scale)}, got {s.to_shown(self.value):g}"
+        # the bounds in the option's units; a rule of its own (not the bounds) keeps its words
+        rule = s.requirement(scale=s.shown_scale) if self.requirement == s.requirement() else self.requirement
+        return f"{option} must be {rule}, got {s.to_shown(self.value):g}"
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,10 @@ class RunConfig:
         first bad one."""
         for name, s in _SETTINGS.items():
             s.validate(name, getattr(self, name))
+        if self.onset_delay_s > 0 and self.likelihood != "calcium":
+            raise SettingError("onset_delay_s", self.onset_delay_s,
+                               "0 unless the likelihood is 'calcium' (the delay shifts the calcium kernel)",
+                               setting=_SETTINGS["onset_delay_s"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
