@@ -17,7 +17,11 @@ For every recording of the CASCADE ground-truth data sets in ``--gt-dir``
    with an onset delay ``t0`` that absorbs the row's time inside the frame;
 4. for comparison, OASIS's own decay estimate from the dF/F alone (``tau_oasis``: its AR(1)
    coefficient from the autocovariance, ``core.baselines.oasis_decay_time``), the blind
-   estimate a user gets without spikes.
+   estimate a user gets without spikes;
+5. ``--estimates``: the library's own blind estimate (``core.kinetics.decay_time_of_series``,
+   what a run without an indicator starts from) on every recording of the data set with every
+   k-th frame kept (k = 1, 2, 4; random phase per recording, seed 0), as the ground-truth
+   benchmark keeps them.
 
 Recordings with fewer than ``MIN_SPIKES`` spikes or a poor parametric fit
 (``R^2 < MIN_R2`` against the free-form kernel) are skipped. The medians are
@@ -43,6 +47,7 @@ from _common import groundtruth_datasets, load_groundtruth
 from scipy.optimize import least_squares
 
 from napari_sbtt.core.baselines import oasis_available, oasis_decay_time
+from napari_sbtt.core.kinetics import decay_time_of_series
 
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
 POST_S = 3.0  # lags after the spike, seconds
@@ -177,10 +182,31 @@ def summarise(name: str, indicator: str, fits: list[KernelFit]) -> dict[str, flo
     return per_neuron
 
 
+def library_estimates(folder: Path, ks: tuple[int, ...] = (1, 2, 4), seed: int = 0) -> dict[int, float | None]:
+    """The library's decay estimate (seconds) from every k-th frame of the data set's recordings."""
+    series = [(t, y) for f in sorted(folder.glob("*.mat")) for _, t, y, _ in load_groundtruth(f)
+              if t.size >= 100]
+    series = [(t[np.isfinite(t) & np.isfinite(y)], y[np.isfinite(t) & np.isfinite(y)]) for t, y in series]
+    dt = float(np.median([np.median(np.diff(t)) for t, _ in series]))
+    out: dict[int, float | None] = {}
+    for k in ks:
+        rng = np.random.default_rng(seed)
+        kept = []
+        for _, y in series:
+            v = np.full_like(y, np.nan)
+            ph = int(rng.integers(k))
+            v[ph::k] = y[ph::k]
+            kept.append(v)
+        out[k] = decay_time_of_series(kept, [t for t, _ in series], bin_width=dt)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gt-dir", type=Path, default=Path("../shared/groundtruth"),
                     help="folder holding the DSnn-<indicator>-... data sets (all are measured)")
+    ap.add_argument("--estimates", action="store_true",
+                    help="also the library's blind decay estimate from every 1st, 2nd and 4th frame")
     args = ap.parse_args(argv)
     if not args.gt_dir.is_dir():
         print(f"ground-truth folder {args.gt_dir} not found; nothing to measure (skipped)")
@@ -201,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             f"preset {indicator}: tau_rise={med['tau_rise']:.4f} s, tau_decay={med['tau_decay']:.4f} s, "
             f"amplitude={med['amplitude']:.4f} dF/F per spike"
         )
+        if args.estimates and oasis_available():
+            est = library_estimates(folder)
+            print("library decay estimate (no spikes) from every k-th frame: "
+                  + ", ".join(f"k={k}: {v:.2f} s" if v is not None else f"k={k}: none" for k, v in est.items()))
     if not found:
         print("no known data set in the ground-truth folder; nothing to measure (skipped)")
     return 0
