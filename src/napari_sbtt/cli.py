@@ -455,8 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the format given by OUT's suffix")
     p.add_argument("--rois", default=None,
                    help="labels image .tif/.npy for .tif/.nwb when the result's source had no ROI masks")
-    p.add_argument("--what", choices=["rates", "observations", "signal"], default="rates",
-                   help="which traces go into a .csv (default: rates)")
+    from .export import CSV_WHAT
+
+    p.add_argument("--what", choices=list(CSV_WHAT), default="rates",
+                   help="which traces go into a .csv (default: rates; spikes_per_s: estimated spikes/s of a "
+                        "calcium result on dF/F)")
     p.add_argument("--subject", action="append", metavar="FIELD=VALUE",
                    help="NWB Subject field for .nwb (repeat): subject_id, species, sex (M/F/U/O), age "
                         "(ISO 8601, e.g. P90D), ...; nwbinspector and DANDI require a subject")

@@ -167,6 +167,12 @@ def fit_and_infer(
                      if model.likelihood == "calcium" else "network"),
         "heldout": heldout.to_dict() if heldout is not None else None,
     }
+    if model.likelihood == "calcium":  # what converts the activity to estimated spikes/s
+        from .config import indicator_name
+        from .core.units import spikes_estimate
+
+        metrics["spikes_estimate"] = spikes_estimate(model.observation_model()["kernel"], indicator_name(cfg),
+                                                     obs.grid.bin_width, obs.units)
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
     run_cfg["frame_period_s"] = frame_period
