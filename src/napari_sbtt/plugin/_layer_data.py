@@ -8,13 +8,16 @@ reads back what they put in the metadata. Pure: no Qt, no napari; numpy and the 
 - :func:`result_layers`: a result's activity (painted into the ROI labels when there are labels,
   else a time x ROI image) on the fine grid's time axis, and the labels with per-ROI features;
 - :func:`oasis_layers`: OASIS's estimate the same way, when the result carries it (OASIS predicted
-  the held-out samples better than SBTT).
+  the held-out samples better than SBTT);
+- :func:`truth_layers`: the ground-truth rates of synthetic data painted into the ROI labels,
+  beside the movie (the samples' comparison for the activity).
 
 Layer metadata keys (all optional) written here and read by the widgets: ``scan_pattern`` (the
 :class:`~napari_sbtt.core.scan.ScanPattern` as a dict), ``frame_period_s`` / ``line_period_s``
 (seconds), ``sbtt_truth`` (ground truth of synthetic data: times, rates, roi_ids, units),
 ``sbtt_result`` (on an activity layer: the :class:`~napari_sbtt.result.SBTTResult` it shows),
-``sbtt_oasis`` (True on an OASIS estimate layer).
+``sbtt_oasis`` (True on an OASIS estimate layer), ``sbtt_truth_layer`` (True on a ground-truth
+layer).
 
 Time is physical on every layer: the movie's time axis has ``scale = frame period`` and the
 activity's ``scale = fine bin width``, both translated so that frame/bin k is centred on its
@@ -37,6 +40,7 @@ __all__ = [
     "TRUTH_KEY",
     "RESULT_KEY",
     "OASIS_KEY",
+    "TRUTH_LAYER_KEY",
     "SCAN_MASK_KEY",
     "LABELS_OPACITY",
     "LayerData",
@@ -48,6 +52,7 @@ __all__ = [
     "activity_layer_name",
     "oasis_layer_name",
     "oasis_layers",
+    "truth_layers",
 ]
 
 SCAN_KEY = "scan_pattern"
@@ -56,6 +61,7 @@ LINE_PERIOD_KEY = "line_period_s"
 TRUTH_KEY = "sbtt_truth"
 RESULT_KEY = "sbtt_result"
 OASIS_KEY = "sbtt_oasis"
+TRUTH_LAYER_KEY = "sbtt_truth_layer"
 SCAN_MASK_KEY = "sbtt_scan_mask"
 #: opacity of ROI labels drawn over a movie
 LABELS_OPACITY = 0.35
@@ -205,4 +211,31 @@ def oasis_layers(result: Any, *, name: str, labels: np.ndarray | None = None,
     return [(ActivityMovie(oasis, labels.astype(np.int64, copy=False), result.roi_ids),
              {"name": oasis_layer_name(name), "scale": (t_scale, *map(float, yx_scale)),
               "translate": (t_translate, *map(float, yx_translate)), "blending": "additive", **common},
+             "image")]
+
+
+def truth_layers(truth: Mapping[str, Any], labels: np.ndarray, *, name: str, gap_px: int = 4) -> list[LayerData]:
+    """The ground truth of synthetic data as an Image layer "<name> ground truth (Hz)": each ROI's
+    true firing rate (Hz) painted into ``labels`` ((Y, X)) on the truth's fine grid in seconds,
+    placed ``gap_px`` pixels to the right of the movie, so the movie with the inferred activity and
+    the truth are seen side by side at every time.
+
+    ``truth``: ``times`` (T,) bin centres in seconds, ``rates`` (T, N) in Hz, ``roi_ids`` (N,);
+    optional ``t0`` and ``bin_width`` (else from ``times``). Its metadata holds
+    ``sbtt_truth_layer`` (never taken for a movie to fit) and the units.
+    """
+    times = np.asarray(truth["times"], dtype=float)
+    rates = np.asarray(truth["rates"], dtype=np.float32)
+    ids = np.asarray(truth["roi_ids"])
+    bin_width = float(truth.get("bin_width") or (np.median(np.diff(times)) if times.size > 1 else 1.0))
+    t0 = float(truth.get("t0", times[0] - bin_width / 2 if times.size else 0.0))
+    t_scale, t_translate = time_axis(t0, bin_width)
+    labels = np.asarray(labels)
+    finite = rates[np.isfinite(rates)]
+    hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    return [(ActivityMovie(rates, labels.astype(np.int64, copy=False), ids),
+             {"name": f"{name} ground truth (Hz)", "scale": (t_scale, 1.0, 1.0),
+              "translate": (t_translate, 0.0, float(labels.shape[1] + gap_px)),
+              "contrast_limits": (0.0, hi if hi > 0 else 1.0), "colormap": "inferno",
+              "metadata": {TRUTH_LAYER_KEY: True, "units": "Hz"}},
              "image")]

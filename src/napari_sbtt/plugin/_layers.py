@@ -24,6 +24,7 @@ from ._layer_data import (
     SCAN_KEY,
     SCAN_MASK_KEY,
     TRUTH_KEY,
+    TRUTH_LAYER_KEY,
     activity_layer_name,
     oasis_layer_name,
     oasis_layers,
@@ -57,9 +58,10 @@ __all__ = [
 
 
 def is_generated(layer: Any) -> bool:
-    """True for layers napari-sbtt made for display (activity, scan mask): never a movie to fit."""
+    """True for layers napari-sbtt made for display (activity, scan mask, OASIS estimate, ground
+    truth): never a movie to fit."""
     md = getattr(layer, "metadata", None) or {}
-    return RESULT_KEY in md or bool(md.get(SCAN_MASK_KEY)) or bool(md.get(OASIS_KEY))
+    return RESULT_KEY in md or any(bool(md.get(k)) for k in (SCAN_MASK_KEY, OASIS_KEY, TRUTH_LAYER_KEY))
 
 
 class InputError(ValueError):
