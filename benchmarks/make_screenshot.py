@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> Path:
                     help="model size (default: the Train tab's)")
     ap.add_argument("--factor", type=int, default=None, help="bins per frame (default: the Train tab's)")
     ap.add_argument("--roi", type=int, default=2, help="ROI label shown in the trace panel")
+    ap.add_argument("--zoom-s", type=float, default=10.0,
+                    help="seconds of the trace panel shown around the cursor (0: the whole recording)")
+    ap.add_argument("--units", default="spikes", choices=["spikes", "model"],
+                    help="the trace panel's units: estimated spikes/s (beside the truth in Hz) or model units")
     ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "docs" / "screenshot.png")
     args = ap.parse_args(argv)
 
@@ -68,8 +72,17 @@ def main(argv: list[str] | None = None) -> Path:
     rois.selected_label = args.roi
     activity = viewer.layers[f"{movie.name} activity"]
     activity.opacity = 0.8
-    viewer.dims.set_point(0, float(activity.metadata["sbtt_result"].times[-1]) * 0.4)
+    t_now = float(activity.metadata["sbtt_result"].times[-1]) * 0.4
+    viewer.dims.set_point(0, t_now)
     viewer.layers.selection.active = rois
+    from napari_sbtt.plugin._trace_panel import MODEL_UNITS, SPIKE_UNITS
+
+    traces = main_widget.traces
+    if traces.units.enabled:
+        traces.units.value = SPIKE_UNITS if args.units == "spikes" else MODEL_UNITS
+    if args.zoom_s > 0:  # a window of the recording, so the sweeps' detail is visible
+        traces.canvas.ax_obs.set_xlim(t_now - args.zoom_s / 2, t_now + args.zoom_s / 2)
+        traces.canvas.draw_idle()
     viewer.reset_view()  # the whole scene: the movie with its activity and the truth beside it
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from napari_sbtt.plugin._layers import show_result  # noqa: E402
+from napari_sbtt.plugin._layers import TRUTH_KEY, show_result  # noqa: E402
 from napari_sbtt.plugin._trace_panel import MODEL_UNITS, SPIKE_UNITS  # noqa: E402
 from tests.factories import fake_calcium_result, fake_result, make_labels  # noqa: E402
 
@@ -24,7 +24,11 @@ def test_trace_panel_switches_to_estimated_spikes_per_second(viewer):
     _, traces = viewer.window.add_plugin_dock_widget("napari-sbtt", "Traces")
     labels = viewer.add_labels(make_labels(), name="rois")
     result = fake_calcium_result()
-    show_result(viewer, result, None, labels, name="rec")
+    truth = {"times": result.times, "rates": np.full(result.rates.shape, 3.0), "roi_ids": result.roi_ids,
+             "units": "Hz"}
+    movie = viewer.add_image(np.zeros((result.rates.shape[0], 16, 20), np.float32), name="rec",
+                             metadata={TRUTH_KEY: truth})
+    show_result(viewer, result, movie, labels)
     traces.refresh()
     traces.roi.value = 2
     assert traces.units.enabled and traces.units.value == MODEL_UNITS
@@ -36,6 +40,10 @@ def test_trace_panel_switches_to_estimated_spikes_per_second(viewer):
     np.testing.assert_allclose(y, result.spikes_per_s()[:, 1])
     assert np.isnan(y).any()  # the rates' NaN stay NaN
     assert "spikes/s (estimated)" in traces.canvas.ax_rate.get_ylabel()
+    # the truth (Hz) and the estimated spikes/s share one scale
+    assert traces.canvas.ax_truth.get_visible()
+    assert traces.canvas.ax_truth.get_ylim() == traces.canvas.ax_rate.get_ylim()
+    assert traces.canvas.ax_rate.get_ylim()[1] >= np.nanmax(y)
     # a result without the estimate: back to model units, the switch disabled
     show_result(viewer, fake_result(), None, labels, name="rec")
     traces.refresh()

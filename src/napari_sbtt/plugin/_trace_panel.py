@@ -141,11 +141,13 @@ class TracePanel(Container):
         truth = self._truth(rid)
         share = np.isfinite(r.observations[:, col]).mean()
         rates, units = np.asarray(r.rates[:, col]), r.units
-        if self.units.value == SPIKE_UNITS and getattr(r, "has_spike_estimate", False):
+        spikes = self.units.value == SPIKE_UNITS and getattr(r, "has_spike_estimate", False)
+        if spikes:
             rates, units = r.spikes_per_s(column=col), SPIKE_UNITS
         self.canvas.plot_roi(np.asarray(r.times), np.asarray(r.observations[:, col]),
                              rates, fit=fit, truth=truth,
-                             title=f"ROI {rid}: {share:.0%} of bins observed", units=units)
+                             title=f"ROI {rid}: {share:.0%} of bins observed", units=units,
+                             truth_same_scale=spikes)  # spikes/s beside a rate in Hz: one scale
         self._on_step()
 
     def current_time(self) -> float:
