@@ -78,3 +78,16 @@ def test_nwb_holds_an_estimated_spike_rate_series_beside_the_rates(tmp_path) -> 
 def test_one_column_of_the_spike_rate() -> None:
     r = fake_calcium_result()
     np.testing.assert_array_equal(r.spikes_per_s(column=1), r.spikes_per_s()[:, 1])
+
+
+def test_roiextractors_still_reads_the_rates_beside_the_spike_rate(tmp_path) -> None:
+    pytest.importorskip("pynwb")
+    roiextractors = pytest.importorskip("roiextractors")
+    r = fake_calcium_result()
+    seg = roiextractors.NwbSegmentationExtractor(str(r.export(tmp_path / "r.nwb", labels=make_labels())))
+    try:
+        assert seg.get_roi_ids() == [1, 2, 3]
+        traces = np.asarray(seg.get_traces(name="deconvolved"))
+        np.testing.assert_allclose(traces if traces.shape == r.rates.shape else traces.T, r.rates)
+    finally:
+        del seg
