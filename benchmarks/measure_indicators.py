@@ -14,7 +14,10 @@ For every recording of the CASCADE ground-truth data sets in ``--gt-dir``
 3. fits the parametric kernel of :class:`napari_sbtt.core.indicators.Indicator`
    to ``h``: ``A * (exp(-(t - t0)/tau_decay) - exp(-(t - t0)/tau_rise)) / norm``
    for ``t > t0`` (``norm`` makes the peak equal ``A``, the dF/F per spike),
-   with an onset delay ``t0`` that absorbs the row's time inside the frame.
+   with an onset delay ``t0`` that absorbs the row's time inside the frame;
+4. for comparison, OASIS's own decay estimate from the dF/F alone (``tau_oasis``: its AR(1)
+   coefficient from the autocovariance, ``core.baselines.oasis_decay_time``), the blind
+   estimate a user gets without spikes.
 
 Recordings with fewer than ``MIN_SPIKES`` spikes or a poor parametric fit
 (``R^2 < MIN_R2`` against the free-form kernel) are skipped. The medians are
@@ -39,6 +42,8 @@ import numpy as np
 from _common import groundtruth_datasets, load_groundtruth
 from scipy.optimize import least_squares
 
+from napari_sbtt.core.baselines import oasis_available, oasis_decay_time
+
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
 POST_S = 3.0  # lags after the spike, seconds
 DRIFT_S = 20.0  # shortest period of the drift regressors, seconds
@@ -58,6 +63,7 @@ class KernelFit:
     delay: float  # s
     t_peak: float  # s after the spike
     r2: float
+    tau_oasis: float  # s, OASIS's own AR(1) estimate from the dF/F alone (no spikes)
 
 
 def spike_counts(t: np.ndarray, spike_times: np.ndarray) -> np.ndarray:
@@ -146,24 +152,25 @@ def measure_dataset(folder: Path) -> list[KernelFit]:
             amp, tr, td, t0 = p[0], np.exp(p[1]), np.exp(p[2]), p[3]
             tr = min(tr, 0.999 * td)
             tp = np.log(td / tr) * tr * td / (td - tr)
-            fits.append(KernelFit(f.stem, i, int(ap.size), 1.0 / dt, tr, td, amp, t0, t0 + tp, r2))
+            tau_oasis = oasis_decay_time(y, dt) if oasis_available() and np.isfinite(y).all() else np.nan
+            fits.append(KernelFit(f.stem, i, int(ap.size), 1.0 / dt, tr, td, amp, t0, t0 + tp, r2, tau_oasis))
     return fits
 
 
 def summarise(name: str, indicator: str, fits: list[KernelFit]) -> dict[str, float]:
-    keys = ["tau_rise", "tau_decay", "amplitude", "delay", "t_peak", "r2"]
+    keys = ["tau_rise", "tau_decay", "amplitude", "delay", "t_peak", "r2", "tau_oasis"]
     print(f"\n== {name} ({indicator}): {len(fits)} recordings kept, "
           f"{len({f.neuron for f in fits})} neurons, frame rate "
           f"{np.median([f.frame_rate_hz for f in fits]):.1f} Hz")
-    rec = {k: float(np.median([getattr(f, k) for f in fits])) for k in keys}
+    rec = {k: float(np.nanmedian([getattr(f, k) for f in fits])) for k in keys}
     by_neuron: dict[str, list[KernelFit]] = {}
     for f in fits:
         by_neuron.setdefault(f.neuron, []).append(f)
     per_neuron = {
-        k: float(np.median([np.median([getattr(f, k) for f in fs]) for fs in by_neuron.values()]))
+        k: float(np.nanmedian([np.nanmedian([getattr(f, k) for f in fs]) for fs in by_neuron.values()]))
         for k in keys
     }
-    q = {k: np.percentile([getattr(f, k) for f in fits], [25, 75]) for k in keys}
+    q = {k: np.nanpercentile([getattr(f, k) for f in fits], [25, 75]) for k in keys}
     print(f"{'':>10} {'per-neuron median':>18} {'recording median':>17} {'recording IQR':>20}")
     for k in keys:
         print(f"{k:>10} {per_neuron[k]:>18.4f} {rec[k]:>17.4f} {q[k][0]:>9.4f}..{q[k][1]:<9.4f}")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import RunConfig, resolve, window_seconds
+from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
 from .core.progress import RunControl, StageReport
 from .core.scan import ScanPattern
 from .result import RATE_UNITS, SBTTResult
@@ -73,8 +73,13 @@ def fit_and_infer(
     control = control if control is not None else RunControl()
     obs = observations
     values = obs.values
+    decay_s = None
+    if model is None and decay_estimate_wanted(cfg):
+        from .core.kinetics import estimate_decay_time
+
+        decay_s = estimate_decay_time(values, obs.times, bin_width=obs.grid.bin_width)
     window, overlap = choose_window(
-        obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
+        obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width, decay_s),
         overlap_fraction=cfg.overlap_fraction, n_time=values.shape[0],
     )
     if model is not None and not isinstance(model, SBTTModel):
@@ -116,7 +121,8 @@ def fit_and_infer(
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
-                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0]),
+                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0],
+                               decay_s=decay_s),
                 progress=control,
                 seed=cfg.seed, metadata=metadata,
             )
@@ -167,12 +173,17 @@ def fit_and_infer(
                      if model.likelihood == "calcium" else "network"),
         "heldout": heldout.to_dict() if heldout is not None else None,
     }
-    if model.likelihood == "calcium":  # what converts the activity to estimated spikes/s
+    if model.likelihood == "calcium":
+        kinetics = model.observation_model()
+        metrics["tau_decay_s"] = float(np.median(kinetics["tau_decay_bins"]) * obs.grid.bin_width)
+        metrics["tau_rise_s"] = float(np.median(kinetics["tau_rise_bins"]) * obs.grid.bin_width)
+        metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (no indicator named)
         from .config import indicator_name
         from .core.units import spikes_estimate
 
-        metrics["spikes_estimate"] = spikes_estimate(model.observation_model()["kernel"], indicator_name(cfg),
-                                                     obs.grid.bin_width, obs.units)
+        # what converts the activity to estimated spikes/s (the indicator preset's dF/F per spike)
+        metrics["spikes_estimate"] = spikes_estimate(kinetics["kernel"], indicator_name(cfg), obs.grid.bin_width,
+                                                     obs.units, indicator_named=cfg.indicator is not None)
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
     run_cfg["frame_period_s"] = frame_period

@@ -224,3 +224,19 @@ def test_estimate_can_be_the_deconvolution(sim, calcium_result):
     assert res.metrics["estimate"] == "deconvolution" and res.metrics["heldout"] is None
     with pytest.raises(ValueError, match="estimate"):
         RunConfig(estimate="best")
+
+
+def test_a_run_without_an_indicator_starts_from_the_recordings_decay(sim):
+    pytest.importorskip("oasis")
+    from napari_sbtt.core.kinetics import estimate_decay_time
+
+    small = {"readin_size": 8, "encoder_size": 8, "generator_size": 8, "ic_size": 8, "factor_size": 3}
+    res = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                          config={"epochs": 1, "inference_shifts": 1, "model": small})
+    obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
+    est = estimate_decay_time(obs.values, obs.times)
+    assert est is not None and res.metrics["decay_estimate_s"] == pytest.approx(est)
+    assert res.model.config.calcium_decay_seconds == pytest.approx(est)
+    named = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                            config={"indicator": "GCaMP6s", "epochs": 1, "inference_shifts": 1, "model": small})
+    assert named.metrics["decay_estimate_s"] is None and named.model.config.calcium_decay_seconds == 1.25

@@ -44,6 +44,9 @@ def test_the_estimate_needs_dff_and_records_what_it_used() -> None:
     assert est["amplitude"] == get_indicator("GCaMP6f").amplitude
     np.testing.assert_allclose(est["dff_per_spike"], [0.13, 0.13])
     assert "estimate" in est["note"]
+    assert est["indicator_named"] and "assumed" not in est["note"]
+    unnamed = spikes_estimate(k, "GCaMP6f", 0.02, "dF/F", indicator_named=False)
+    assert not unnamed["indicator_named"] and "no indicator was named" in unnamed["note"]
     raw = spikes_estimate(k, "GCaMP6f", 0.02, "raw")
     assert not raw["available"] and raw["dff_per_spike"] is None and "dF/F" in raw["reason"]
     with pytest.raises(ValueError, match="kernel"):

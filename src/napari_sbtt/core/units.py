@@ -80,23 +80,28 @@ def spikes_per_second(rates: np.ndarray, jump_per_spike: np.ndarray | float, bin
         return (r / per / float(bin_width)).astype(dtype)
 
 
-def spikes_estimate(kernel: np.ndarray, indicator: str, bin_width: float, units: str) -> dict[str, Any]:
+def spikes_estimate(kernel: np.ndarray, indicator: str, bin_width: float, units: str, *,
+                    indicator_named: bool = True) -> dict[str, Any]:
     """The ``metrics["spikes_estimate"]`` entry of a calcium result: what the conversion used.
 
-    ``kernel``: (N, L) model kernel per unit jump; ``indicator``: the preset name the run started
-    from; ``units``: the observations' units (the estimate needs dF/F). Returns a JSON-ready dict:
-    ``available`` (bool), ``indicator``, ``amplitude`` (the preset's peak dF/F per spike),
-    ``dff_per_spike`` (per ROI, NaN -> None), ``units``, ``note`` (or ``reason`` when not
-    available).
+    ``kernel``: (N, L) model kernel per unit jump; ``indicator``: the preset name whose transient
+    a spike is taken to make; ``units``: the observations' units (the estimate needs dF/F);
+    ``indicator_named``: False when the run named no indicator and ``indicator`` is the default
+    preset (said in the note: name the indicator for a better estimate). Returns a JSON-ready
+    dict: ``available`` (bool), ``indicator``, ``indicator_named``, ``amplitude`` (the preset's
+    peak dF/F per spike), ``dff_per_spike`` (per ROI, NaN -> None), ``units``, ``note`` (or
+    ``reason`` when not available).
     """
     ind = get_indicator(indicator)
-    base: dict[str, Any] = {"indicator": ind.name, "amplitude": float(ind.amplitude),
-                            "units": SPIKE_RATE_UNITS}
+    base: dict[str, Any] = {"indicator": ind.name, "indicator_named": bool(indicator_named),
+                            "amplitude": float(ind.amplitude), "units": SPIKE_RATE_UNITS}
     if units != "dF/F":
         return {**base, "available": False, "dff_per_spike": None,
                 "reason": f"the observations are {units!r}, not dF/F: a spike's size in them is unknown "
                           "(run with dff on)"}
     per = np.atleast_1d(dff_jump_per_spike(ind, kernel, bin_width))
+    note = SPIKES_NOTE if indicator_named else (
+        f"{SPIKES_NOTE}; no indicator was named, so {ind.name}'s transient was assumed: name the indicator "
+        "for a better estimate")
     return {**base, "available": True,
-            "dff_per_spike": [float(v) if np.isfinite(v) else None for v in per],
-            "note": SPIKES_NOTE}
+            "dff_per_spike": [float(v) if np.isfinite(v) else None for v in per], "note": note}
