@@ -385,6 +385,13 @@ def settings() -> Iterator[tuple[str, Setting, Any]]:
         yield name, s, getattr(defaults, name)
 
 
+def fit_limits(cfg: RunConfig) -> tuple[int, float | None, int]:
+    """(max_epochs, max_seconds cap or None, early-stopping patience in epochs) of a new fit with
+    ``cfg``, the model settings of ``cfg.model`` included (what :func:`resolve` gives)."""
+    model = resolve(cfg, bin_width=0.01)  # the limits do not depend on the bin width
+    return int(model.max_epochs), model.max_seconds, int(model.patience)
+
+
 def indicator_name(cfg: RunConfig) -> str:
     """The indicator whose kinetics a run with ``cfg`` starts from."""
     return cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR

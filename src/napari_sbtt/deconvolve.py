@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
 from .core.progress import ProgressCallback, RunControl, StageReport
+from .core.units import dff_jump_per_spike, spikes_per_second
 from .core.windows import choose_window, make_windows
 from .pipeline import infer_observations
 
@@ -240,9 +241,8 @@ def deconvolve_traces(
 
     per_spike = None
     if ind is not None:
-        # spikes per jump: the learned kernel's area per unit jump over the indicator's area per spike
-        area_model = float(model.observation_model()["kernel"][0].sum())
-        per_spike = float(ind.kernel(bin_s, int(np.ceil(10 * ind.tau_decay / bin_s))).sum()) / area_model
+        # the dF/F jump one spike makes: the indicator's transient area over the learned kernel's
+        per_spike = float(dff_jump_per_spike(ind, model.observation_model()["kernel"][0], bin_s))
     rates, signal, spikes = [], [], [] if per_spike is not None else None
     for i, (y, (_, off, sc)) in enumerate(zip(raw, std, strict=True)):
         n = values[i].size
@@ -258,7 +258,7 @@ def deconvolve_traces(
         rates.append(r)
         signal.append(s)
         if spikes is not None:
-            spikes.append(r / per_spike / bin_s)
+            spikes.append(spikes_per_second(r, per_spike, bin_s))
     metrics = {
         "estimate": chosen, "heldout": comparison.to_dict(), "bin_width_s": bin_s,
         "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),

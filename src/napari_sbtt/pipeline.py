@@ -178,6 +178,12 @@ def fit_and_infer(
         metrics["tau_decay_s"] = float(np.median(kinetics["tau_decay_bins"]) * obs.grid.bin_width)
         metrics["tau_rise_s"] = float(np.median(kinetics["tau_rise_bins"]) * obs.grid.bin_width)
         metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (no indicator named)
+        from .config import indicator_name
+        from .core.units import spikes_estimate
+
+        # what converts the activity to estimated spikes/s (the indicator preset's dF/F per spike)
+        metrics["spikes_estimate"] = spikes_estimate(kinetics["kernel"], indicator_name(cfg), obs.grid.bin_width,
+                                                     obs.units, indicator_named=cfg.indicator is not None)
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
     run_cfg["frame_period_s"] = frame_period

@@ -198,6 +198,12 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:
         assert calcium_result.oasis_rates is None
+    est = m["spikes_estimate"]  # activity in estimated spikes/s, through the indicator's dF/F per spike
+    assert est["available"] and est["indicator"] == "GCaMP6f" and len(est["dff_per_spike"]) == calcium_result.n_rois
+    sp = calcium_result.spikes_per_s()
+    assert np.array_equal(np.isnan(sp), np.isnan(calcium_result.rates))
+    per = np.array(est["dff_per_spike"], dtype=float)
+    np.testing.assert_allclose(sp, calcium_result.rates / per / calcium_result.grid.bin_width, rtol=1e-4)
     back = load_result(calcium_result.save(tmp_path / "r"))
     assert back.metrics["heldout"] == ho
     np.testing.assert_array_equal(back.events, calcium_result.events)
