@@ -10,13 +10,13 @@ juxtacellular spikes and two-photon dF/F of single neurons; format in
    indicator named in the folder sets the calcium model's starting kinetics;
 1. keep every k-th frame of each recording's dF/F (``fluo_mean``), NaN elsewhere, with a
    random phase per recording (seeded); k = 1 keeps every frame;
-2. SBTT: standardise each recording by the median and the robust sd of its kept samples,
-   cut all recordings of the data set into overlapping 1 s windows on the native frame grid and
-   fit ONE calcium model (N = 1) on windows of every recording jointly (a learned prior of
-   rate dynamics and one calcium kernel shared across the data set's neurons, decay started
-   at the indicator preset), then infer the rate on the full native grid window by window
-   and merge (``api.infer_observations``). At most ``--max-train-windows`` random windows
-   are used for training (2 shared CPU cores);
+2. SBTT: the public ``napari_sbtt.deconvolve_traces`` with the library's defaults (plus
+   ``--run``): one calcium model learned across all recordings of the data set (N = 1 per
+   window, a shared prior of rate dynamics and one kernel), its kinetics started at the
+   indicator named in the folder (``--no-indicator``: nothing named, so the decay starts from
+   the recordings' own estimate, ``core.kinetics``) and learned; the estimate the library
+   returns (``estimate``: the events deconvolved under the learned kernel unless the network
+   fills held-out gaps better);
 3. OASIS (``core.baselines.oasis_rates``, AR(1), own parameter estimation) on the same kept
    samples, interpolated to the native grid, and OASIS on all frames;
 4. score: Pearson r per recording after 50 ms Gaussian smoothing of the inferred rate and the
@@ -114,13 +114,19 @@ def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *
         return float(np.nanmedian(v)), float(np.median([np.median(a) for a in by_n.values()]))
 
     m = res.metrics
-    out = {"dataset": name, "indicator": indicator, "k": k, "half": "tune" if name in TUNE_SETS else "report",
+    out = {"dataset": name, "indicator": indicator or "none named", "k": k, "half": "tune" if name in TUNE_SETS else "report",
            "frame_rate_hz": 1 / m["bin_width_s"], "n_recordings": len(rows),
            "n_neurons": len({x["neuron"] for x in rows}), "seconds": t_all, "load": load0,
            "run": run, "metrics": m, "per_recording": rows}
     for key in ("sbtt", "oasis", "oasis_all"):
         out[key + "_r_rec"], out[key + "_r_neuron"] = med(key)
     return out
+
+
+def _start(m: dict[str, Any]) -> str:
+    """'estimate 1.23 s -> ' when the decay started from the recordings' own estimate."""
+    est = m.get("decay_estimate_s")
+    return "" if est is None else f"est. {est:.2f} s -> "
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON RunConfig overrides for deconvolve_traces (default: the library's defaults)")
     p.add_argument("--half", choices=["tune", "report", "all"], default="all",
                    help=f"tune: only {', '.join(TUNE_SETS)} (settings may be chosen there); report: the others")
+    p.add_argument("--no-indicator", action="store_true",
+                   help="name no indicator (the decay starts from the recordings' own estimate)")
     p.add_argument("--quick", action="store_true", help="2 files of the first data set, k=4, 5 epochs")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     a = p.parse_args(argv)
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         recs = load_dataset(folder, max_files)
         for k in a.k:
-            res = run_dataset(name, found[name], recs, k, seed=a.seed, run=run)
+            res = run_dataset(name, None if a.no_indicator else found[name], recs, k, seed=a.seed, run=run)
             res.update(command=cmd, machine=machine())
             m = res["metrics"]
             line = (f"| {name} | {res['half']} | {k} | {res['frame_rate_hz']:.0f} | {res['n_recordings']} / "
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{res['oasis_all_r_rec']:.3f} / {res['oasis_all_r_neuron']:.3f} | "
                     f"{res['sbtt_r_rec'] - res['oasis_r_rec']:+.3f} / "
                     f"{res['sbtt_r_rec'] - res['oasis_all_r_rec']:+.3f} | "
-                    f"{m['tau_decay_s']:.2f} s / {m['tau_rise_s'] * 1e3:.0f} ms | {m['heldout']['verdict']} | "
+                    f"{_start(m)}{m['tau_decay_s']:.2f} s / {m['tau_rise_s'] * 1e3:.0f} ms | {m['heldout']['verdict']} | "
                     f"{res['seconds']:.0f} | {m['epochs_run']} | {res['load']:.1f} |")
             res["markdown"] = line
             print(line, flush=True)

@@ -14,7 +14,14 @@ For every recording of the CASCADE ground-truth data sets in ``--gt-dir``
 3. fits the parametric kernel of :class:`napari_sbtt.core.indicators.Indicator`
    to ``h``: ``A * (exp(-(t - t0)/tau_decay) - exp(-(t - t0)/tau_rise)) / norm``
    for ``t > t0`` (``norm`` makes the peak equal ``A``, the dF/F per spike),
-   with an onset delay ``t0`` that absorbs the row's time inside the frame.
+   with an onset delay ``t0`` that absorbs the row's time inside the frame;
+4. for comparison, OASIS's own decay estimate from the dF/F alone (``tau_oasis``: its AR(1)
+   coefficient from the autocovariance, ``core.baselines.oasis_decay_time``), the blind
+   estimate a user gets without spikes;
+5. ``--estimates``: the library's own blind estimate (``core.kinetics.decay_time_of_series``,
+   what a run without an indicator starts from) on every recording of the data set with every
+   k-th frame kept (k = 1, 2, 4; random phase per recording, seed 0), as the ground-truth
+   benchmark keeps them.
 
 Recordings with fewer than ``MIN_SPIKES`` spikes or a poor parametric fit
 (``R^2 < MIN_R2`` against the free-form kernel) are skipped. The medians are
@@ -39,6 +46,9 @@ import numpy as np
 from _common import groundtruth_datasets, load_groundtruth
 from scipy.optimize import least_squares
 
+from napari_sbtt.core.baselines import oasis_available, oasis_decay_time
+from napari_sbtt.core.kinetics import decay_time_of_series
+
 PRE_S = 0.1  # lags before the spike, seconds (shows the onset)
 POST_S = 3.0  # lags after the spike, seconds
 DRIFT_S = 20.0  # shortest period of the drift regressors, seconds
@@ -58,6 +68,7 @@ class KernelFit:
     delay: float  # s
     t_peak: float  # s after the spike
     r2: float
+    tau_oasis: float  # s, OASIS's own AR(1) estimate from the dF/F alone (no spikes)
 
 
 def spike_counts(t: np.ndarray, spike_times: np.ndarray) -> np.ndarray:
@@ -146,34 +157,56 @@ def measure_dataset(folder: Path) -> list[KernelFit]:
             amp, tr, td, t0 = p[0], np.exp(p[1]), np.exp(p[2]), p[3]
             tr = min(tr, 0.999 * td)
             tp = np.log(td / tr) * tr * td / (td - tr)
-            fits.append(KernelFit(f.stem, i, int(ap.size), 1.0 / dt, tr, td, amp, t0, t0 + tp, r2))
+            tau_oasis = oasis_decay_time(y, dt) if oasis_available() and np.isfinite(y).all() else np.nan
+            fits.append(KernelFit(f.stem, i, int(ap.size), 1.0 / dt, tr, td, amp, t0, t0 + tp, r2, tau_oasis))
     return fits
 
 
 def summarise(name: str, indicator: str, fits: list[KernelFit]) -> dict[str, float]:
-    keys = ["tau_rise", "tau_decay", "amplitude", "delay", "t_peak", "r2"]
+    keys = ["tau_rise", "tau_decay", "amplitude", "delay", "t_peak", "r2", "tau_oasis"]
     print(f"\n== {name} ({indicator}): {len(fits)} recordings kept, "
           f"{len({f.neuron for f in fits})} neurons, frame rate "
           f"{np.median([f.frame_rate_hz for f in fits]):.1f} Hz")
-    rec = {k: float(np.median([getattr(f, k) for f in fits])) for k in keys}
+    rec = {k: float(np.nanmedian([getattr(f, k) for f in fits])) for k in keys}
     by_neuron: dict[str, list[KernelFit]] = {}
     for f in fits:
         by_neuron.setdefault(f.neuron, []).append(f)
     per_neuron = {
-        k: float(np.median([np.median([getattr(f, k) for f in fs]) for fs in by_neuron.values()]))
+        k: float(np.nanmedian([np.nanmedian([getattr(f, k) for f in fs]) for fs in by_neuron.values()]))
         for k in keys
     }
-    q = {k: np.percentile([getattr(f, k) for f in fits], [25, 75]) for k in keys}
+    q = {k: np.nanpercentile([getattr(f, k) for f in fits], [25, 75]) for k in keys}
     print(f"{'':>10} {'per-neuron median':>18} {'recording median':>17} {'recording IQR':>20}")
     for k in keys:
         print(f"{k:>10} {per_neuron[k]:>18.4f} {rec[k]:>17.4f} {q[k][0]:>9.4f}..{q[k][1]:<9.4f}")
     return per_neuron
 
 
+def library_estimates(folder: Path, ks: tuple[int, ...] = (1, 2, 4), seed: int = 0) -> dict[int, float | None]:
+    """The library's decay estimate (seconds) from every k-th frame of the data set's recordings."""
+    series = [(t, y) for f in sorted(folder.glob("*.mat")) for _, t, y, _ in load_groundtruth(f)
+              if t.size >= 100]
+    series = [(t[np.isfinite(t) & np.isfinite(y)], y[np.isfinite(t) & np.isfinite(y)]) for t, y in series]
+    dt = float(np.median([np.median(np.diff(t)) for t, _ in series]))
+    out: dict[int, float | None] = {}
+    for k in ks:
+        rng = np.random.default_rng(seed)
+        kept = []
+        for _, y in series:
+            v = np.full_like(y, np.nan)
+            ph = int(rng.integers(k))
+            v[ph::k] = y[ph::k]
+            kept.append(v)
+        out[k] = decay_time_of_series(kept, [t for t, _ in series], bin_width=dt)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gt-dir", type=Path, default=Path("../shared/groundtruth"),
                     help="folder holding the DSnn-<indicator>-... data sets (all are measured)")
+    ap.add_argument("--estimates", action="store_true",
+                    help="also the library's blind decay estimate from every 1st, 2nd and 4th frame")
     args = ap.parse_args(argv)
     if not args.gt_dir.is_dir():
         print(f"ground-truth folder {args.gt_dir} not found; nothing to measure (skipped)")
@@ -194,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             f"preset {indicator}: tau_rise={med['tau_rise']:.4f} s, tau_decay={med['tau_decay']:.4f} s, "
             f"amplitude={med['amplitude']:.4f} dF/F per spike"
         )
+        if args.estimates and oasis_available():
+            est = library_estimates(folder)
+            print("library decay estimate (no spikes) from every k-th frame: "
+                  + ", ".join(f"k={k}: {v:.2f} s" if v is not None else f"k={k}: none" for k, v in est.items()))
     if not found:
         print("no known data set in the ground-truth folder; nothing to measure (skipped)")
     return 0

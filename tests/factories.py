@@ -358,3 +358,20 @@ def neuroconv_suite2p_nwb(suite2p_dir: Path, out: Path) -> Path:
     metadata["NWBFile"]["session_start_time"] = datetime(2024, 1, 1, tzinfo=timezone.utc)
     iface.run_conversion(nwbfile_path=str(out), metadata=metadata, overwrite=True)
     return out
+
+
+def fake_calcium_result(ids: tuple[int, ...] = (1, 2, 3), n_t: int = 40, indicator: str = "GCaMP6f",
+                        kernel_scale: float = 2.0) -> SBTTResult:
+    """A calcium result on dF/F (no model) whose kernel per unit jump is the indicator's transient
+    over ``kernel_scale``, so one spike is a jump of ``kernel_scale`` dF/F; ROI 2's rates have NaN."""
+    from napari_sbtt.core.indicators import get_indicator
+    from napari_sbtt.core.units import spikes_estimate
+    from napari_sbtt.result import RATE_UNITS
+
+    r = fake_result(ids=ids, n_t=n_t)
+    r.rates[5:9, min(1, len(ids) - 1)] = np.nan
+    kernel = np.tile(get_indicator(indicator).kernel(r.grid.bin_width) / kernel_scale, (len(ids), 1))
+    r.units = RATE_UNITS["calcium"]
+    r.config = {**r.config, "likelihood": "calcium", "indicator": indicator}
+    r.metrics = {**r.metrics, "spikes_estimate": spikes_estimate(kernel, indicator, r.grid.bin_width, "dF/F")}
+    return r

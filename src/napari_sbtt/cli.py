@@ -63,6 +63,12 @@ def error_message(error: BaseException) -> str:
     return " ".join(text.split("\n"))
 
 
+#: the fit's bar: the share of the longest the fit can take, then epoch, seconds against the cap
+#: and the most time left (tqdm's own remaining time would count to max_epochs, not to the cap)
+FIT_BAR_FORMAT = "fit: {percentage:3.0f}%|{bar:16}| {desc}"
+FIT_BAR_STEPS = 1000
+
+
 def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
     """A progress callback for the library's reports, drawing tqdm bars; returns (callback, close)."""
     from tqdm.auto import tqdm
@@ -83,14 +89,22 @@ def _tqdm_callback(desc: str) -> tuple[Callable[..., Any], Callable[[], None]]:
             advance(desc, int(report), int(total), "frame")
         elif getattr(report, "stage", None) is not None:  # StageReport
             advance(report.stage, int(report.done), int(report.total), "step")
-        elif hasattr(report, "epoch"):  # EpochReport
-            bar = advance("fit", int(report.epoch) + 1, int(report.total_epochs), "epoch")
-            post = {"train": f"{report.train_loss:.4g}"}
-            if report.valid_loss is not None:
-                post["valid"] = f"{report.valid_loss:.4g}"
-            post["best"] = int(report.best_epoch)
-            bar.set_postfix(post, refresh=False)
+        elif hasattr(report, "epoch"):  # EpochReport: seconds against the cap, an honest time left
+            fit_bar(report)
         return None
+
+    def fit_bar(report: Any) -> None:
+        from .core.progress import fit_progress
+
+        fp = fit_progress(report)
+        if "fit" not in bars:  # the bar is the share of the longest the fit can take (cap or epochs)
+            bars["fit"] = tqdm(total=FIT_BAR_STEPS, bar_format=FIT_BAR_FORMAT)
+        bar = bars["fit"]
+        bar.n = round(fp.fraction * FIT_BAR_STEPS)
+        loss = f"train {report.train_loss:.4g}"
+        if report.valid_loss is not None:
+            loss += f", valid {report.valid_loss:.4g}"
+        bar.set_description_str(f"{fp.text()}; {loss}, best epoch {int(report.best_epoch) + 1}", refresh=True)
 
     def close() -> None:
         for bar in bars.values():
@@ -305,8 +319,18 @@ def cmd_run(args: argparse.Namespace) -> str:
     how = "stopped early, best model kept" if result.stopped else "done"
     return (
         f"inferred {n} ROIs x {n_t} bins of {result.grid.bin_width * 1e3:.3g} ms ({how}) -> {out}/ "
-        f"({time.perf_counter() - t:.1f} s)"
+        f"({time.perf_counter() - t:.1f} s){_verdict(result, out)}"
     )
+
+
+def _verdict(result: Any, out: Path) -> str:
+    """"; held-out ...: <verdict>" for a calcium result (how it did against OASIS), else ""."""
+    from .heldout import heldout_summary
+
+    if (result.config or {}).get("likelihood") != "calcium":
+        return ""
+    note = f"OASIS's estimate is saved too: oasis_rates in {out / 'arrays.npz'}"
+    return "; " + heldout_summary((result.metrics or {}).get("heldout"), oasis_note=note)
 
 
 def _subject_fields(items: list[str], fmt: str) -> dict[str, str] | None:
@@ -574,8 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the format given by OUT's suffix")
     p.add_argument("--rois", default=None,
                    help="labels image .tif/.npy for .tif/.nwb when the result's source had no ROI masks")
-    p.add_argument("--what", choices=["rates", "observations", "signal"], default="rates",
-                   help="which traces go into a .csv (default: rates)")
+    from .export import CSV_WHAT
+
+    p.add_argument("--what", choices=list(CSV_WHAT), default="rates",
+                   help="which traces go into a .csv (default: rates; spikes_per_s: estimated spikes/s of a "
+                        "calcium result on dF/F)")
     p.add_argument("--subject", action="append", metavar="FIELD=VALUE",
                    help="NWB Subject field for .nwb (repeat): subject_id, species, sex (M/F/U/O), age "
                         "(ISO 8601, e.g. P90D), ...; nwbinspector and DANDI require a subject")

@@ -33,6 +33,8 @@ __all__ = [
     "SettingError",
     "resolve",
     "batch_size_for",
+    "start_decay_s",
+    "decay_estimate_wanted",
     "window_seconds",
     "settings",
     "SIZES",
@@ -112,7 +114,9 @@ class SettingError(ValueError):
         s = self.setting
         if s is None or s.shown_scale == 1.0 or not isinstance(self.value, (int, float)):
             return f"{option} must be {self.requirement}, got {self.value!r}"
-        return f"{option} must be {s.requirement(scale=s.shown_scale)}, got {s.to_shown(self.value):g}"
+        # the bounds in the option's units; a rule of its own (not the bounds) keeps its words
+        rule = s.requirement(scale=s.shown_scale) if self.requirement == s.requirement() else self.requirement
+        return f"{option} must be {rule}, got {s.to_shown(self.value):g}"
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,8 @@ class RunConfig:
         flag="--likelihood", widget="likelihood"))
     indicator: str | None = _setting(None, Setting(
         "calcium indicator preset: starts the calcium kernel's rise and decay, then learned per ROI "
-        f"(None: {DEFAULT_INDICATOR}'s kinetics)", "choice", choices=tuple(INDICATORS), optional=True,
+        f"(None: the decay estimated from the recording, see decay_from_data, and {DEFAULT_INDICATOR}'s "
+        "rise)", "choice", choices=tuple(INDICATORS), optional=True,
         none_label=DEFAULT_INDICATOR, check=_check_indicator, flag="--indicator",
         widget="indicator"))
     onset_delay_s: float = _setting(0.0, Setting(
@@ -284,6 +289,10 @@ class RunConfig:
     min_coverage: float = _setting(0.5, Setting(
         "share of an ROI's pixels that a sweep must acquire for the ROI to count as observed", "number",
         low=0.0, high=1.0, low_open=True))
+    decay_from_data: bool = _setting(True, Setting(
+        "without an indicator, start the calcium decay from the recording's own samples (OASIS's "
+        "AR(1) estimate per ROI, median, bias-corrected: core.kinetics) rather than from "
+        f"{DEFAULT_INDICATOR}'s preset; learned from there either way", "bool"))
     dff: bool = _setting(True, Setting(
         "convert each ROI's samples to dF/F with a running-percentile F0 before fitting", "bool"))
     neuropil: float | None = _setting(None, Setting(
@@ -330,6 +339,10 @@ class RunConfig:
         first bad one."""
         for name, s in _SETTINGS.items():
             s.validate(name, getattr(self, name))
+        if self.onset_delay_s > 0 and self.likelihood != "calcium":
+            raise SettingError("onset_delay_s", self.onset_delay_s,
+                               "0 unless the likelihood is 'calcium' (the delay shifts the calcium kernel)",
+                               setting=_SETTINGS["onset_delay_s"])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -372,24 +385,48 @@ def settings() -> Iterator[tuple[str, Setting, Any]]:
         yield name, s, getattr(defaults, name)
 
 
+def fit_limits(cfg: RunConfig) -> tuple[int, float | None, int]:
+    """(max_epochs, max_seconds cap or None, early-stopping patience in epochs) of a new fit with
+    ``cfg``, the model settings of ``cfg.model`` included (what :func:`resolve` gives)."""
+    model = resolve(cfg, bin_width=0.01)  # the limits do not depend on the bin width
+    return int(model.max_epochs), model.max_seconds, int(model.patience)
+
+
 def indicator_name(cfg: RunConfig) -> str:
     """The indicator whose kinetics a run with ``cfg`` starts from."""
     return cfg.indicator if cfg.indicator is not None else DEFAULT_INDICATOR
 
 
-def window_seconds(cfg: RunConfig, bin_width: float) -> float:
+def decay_estimate_wanted(cfg: RunConfig) -> bool:
+    """Whether a new fit with ``cfg`` starts its calcium decay from the recording's own estimate:
+    calcium likelihood, no indicator named, ``decay_from_data`` on, and ``cfg.model`` not setting
+    the decay itself."""
+    return (cfg.likelihood == "calcium" and cfg.indicator is None and cfg.decay_from_data
+            and "calcium_decay_seconds" not in cfg.model and "calcium_decay" not in cfg.model)
+
+
+def start_decay_s(cfg: RunConfig, decay_s: float | None = None) -> float:
+    """The calcium decay time in seconds a new fit with ``cfg`` starts from: the named
+    indicator's, else ``decay_s`` (the recording's estimate, :func:`napari_sbtt.core.kinetics.
+    estimate_decay_time`) when given, else the default indicator's."""
+    if cfg.indicator is None and decay_s is not None:
+        return float(decay_s)
+    return float(get_indicator(indicator_name(cfg)).tau_decay)
+
+
+def window_seconds(cfg: RunConfig, bin_width: float, decay_s: float | None = None) -> float:
     """The window length in seconds of a run: ``cfg.window_s`` or the automatic rule
-    (:func:`napari_sbtt.core.windows.auto_window_s`) with the indicator's decay."""
+    (:func:`napari_sbtt.core.windows.auto_window_s`) with the start decay (:func:`start_decay_s`)."""
     from .core.windows import auto_window_s
 
     if cfg.window_s is not None:
         return float(cfg.window_s)
-    tau = get_indicator(indicator_name(cfg)).tau_decay if cfg.likelihood == "calcium" else None
+    tau = start_decay_s(cfg, decay_s) if cfg.likelihood == "calcium" else None
     return auto_window_s(bin_width, tau)
 
 
 def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
-            n_windows: int | None = None) -> SBTTConfig:
+            n_windows: int | None = None, decay_s: float | None = None) -> SBTTConfig:
     """The :class:`~napari_sbtt.model.config.SBTTConfig` a run with ``cfg`` fits on bins of
     ``bin_width`` seconds.
 
@@ -401,7 +438,8 @@ def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
     decay in seconds (``cfg.indicator``, or GCaMP6f's for a new fit without one) and
     ``onset_delay_s`` delays it, unless ``cfg.model`` sets them itself. A new fit on
     ``n_windows`` training windows takes :func:`batch_size_for` windows per step unless
-    ``cfg.model`` sets ``batch_size``.
+    ``cfg.model`` sets ``batch_size``. ``decay_s``, the recording's estimated decay, starts the
+    kernel's decay when no indicator is named (:func:`start_decay_s`).
     """
     overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **SIZES[cfg.size], **cfg.model}
     if base is None and n_windows is not None and "batch_size" not in cfg.model:
@@ -420,7 +458,7 @@ def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
             # without an indicator, start from GCaMP6f's measured decay (0.58 s) rather than
             # SBTTConfig's 10 bins, which would mean 0.17 s at a 59 Hz sweep rate
             ind = get_indicator(indicator_name(cfg))
-            overrides["calcium_decay_seconds"] = float(ind.tau_decay)
+            overrides["calcium_decay_seconds"] = start_decay_s(cfg, decay_s)
             if "calcium_rise_seconds" not in overrides and "calcium_rise" not in overrides:
                 overrides["calcium_rise_seconds"] = float(ind.tau_rise)
         if cfg.onset_delay_s > 0 and "calcium_delay_seconds" not in overrides and "calcium_delay" not in overrides:

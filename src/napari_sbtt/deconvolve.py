@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .config import RunConfig, resolve, window_seconds
+from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
 from .core.progress import ProgressCallback, RunControl, StageReport
+from .core.units import dff_jump_per_spike, spikes_per_second
 from .core.windows import choose_window, make_windows
 from .pipeline import infer_observations
 
@@ -189,7 +190,12 @@ def deconvolve_traces(
     z = [s[0] for s in std]
     ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
     longest = max(v.size for v in z)
-    window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s),
+    decay_s = None
+    if decay_estimate_wanted(cfg):
+        from .core.kinetics import decay_time_of_series
+
+        decay_s = decay_time_of_series(z, frame_times, bin_width=bin_s)
+    window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)
     wins = np.concatenate([make_windows(v[:, None], window, overlap).values for v in z
@@ -201,7 +207,7 @@ def deconvolve_traces(
 
     control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s, n_windows=wins.shape[0]),
+    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s, n_windows=wins.shape[0], decay_s=decay_s),
                        progress=control, seed=cfg.seed,
                        metadata={"units": "standardised dF/F", "bin_width_s": bin_s,
                                  "window_bins": window, "overlap_bins": overlap, "n_traces": len(z)})
@@ -235,9 +241,8 @@ def deconvolve_traces(
 
     per_spike = None
     if ind is not None:
-        # spikes per jump: the learned kernel's area per unit jump over the indicator's area per spike
-        area_model = float(model.observation_model()["kernel"][0].sum())
-        per_spike = float(ind.kernel(bin_s, int(np.ceil(10 * ind.tau_decay / bin_s))).sum()) / area_model
+        # the dF/F jump one spike makes: the indicator's transient area over the learned kernel's
+        per_spike = float(dff_jump_per_spike(ind, model.observation_model()["kernel"][0], bin_s))
     rates, signal, spikes = [], [], [] if per_spike is not None else None
     for i, (y, (_, off, sc)) in enumerate(zip(raw, std, strict=True)):
         n = values[i].size
@@ -253,7 +258,7 @@ def deconvolve_traces(
         rates.append(r)
         signal.append(s)
         if spikes is not None:
-            spikes.append(r / per_spike / bin_s)
+            spikes.append(spikes_per_second(r, per_spike, bin_s))
     metrics = {
         "estimate": chosen, "heldout": comparison.to_dict(), "bin_width_s": bin_s,
         "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),
@@ -262,6 +267,7 @@ def deconvolve_traces(
         "tau_decay_s": float(model.observation_model()["tau_decay_bins"][0] * bin_s),
         "tau_rise_s": float(model.observation_model()["tau_rise_bins"][0] * bin_s),
         "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
+        "decay_estimate_s": decay_s,
     }
     return TraceDeconvolution(rates=rates, spikes_per_s=spikes, signal=signal, times=frame_times,
                               model=model, metrics=metrics)

@@ -21,7 +21,12 @@ import numpy as np
 from .core.errors import OptionError
 from .core.readers.rois import looks_like_rows, read_labels
 
-__all__ = ["export_result", "labels_from_provenance"]
+__all__ = ["export_result", "labels_from_provenance", "CSV_WHAT", "NWB_SPIKE_RATE"]
+
+#: what a CSV export may hold (``what=``); ``spikes_per_s`` for calcium results on dF/F
+CSV_WHAT = ("rates", "observations", "signal", "spikes_per_s")
+#: name of the NWB RoiResponseSeries of the estimated spike rate (beside ``Deconvolved``)
+NWB_SPIKE_RATE = "EstimatedSpikeRate"
 
 
 def labels_from_provenance(prov: Mapping[str, Any]) -> np.ndarray | None:
@@ -82,7 +87,11 @@ def export_result(
     overwrite
         Replace an existing file.
     what
-        For CSV: ``"rates"`` (default), ``"observations"`` or ``"signal"``.
+        For CSV: ``"rates"`` (default), ``"observations"``, ``"signal"`` or ``"spikes_per_s"``
+        (estimated spikes/s, calcium results on dF/F; see
+        :meth:`~napari_sbtt.result.SBTTResult.spikes_per_s`). The NPZ and HDF5 exports hold
+        ``spikes_per_s`` beside the rates, and the NWB export a second RoiResponseSeries
+        ``EstimatedSpikeRate`` (unit ``spikes/s``) in the same container, when the result has it.
     nwb_subject
         For NWB: the animal's NWB Subject fields (``subject_id``, ``species``, ``sex``,
         ``age`` ISO 8601 such as ``P90D``, ...), which nwbinspector and DANDI require and
@@ -106,6 +115,12 @@ def export_result(
     }
     if result.signal is not None:
         arrays["signal"] = np.asarray(result.signal, dtype=np.float32)
+    spike_units = None
+    if getattr(result, "has_spike_estimate", False):  # calcium on dF/F: estimated spikes/s beside the rates
+        from .core.units import SPIKE_RATE_UNITS
+
+        arrays["spikes_per_s"] = result.spikes_per_s()
+        spike_units = SPIKE_RATE_UNITS
     prov = dict((result.config or {}).get("recording") or {})
     if fmt in ("npz", "hdf5"):
         meta = result.metadata()
@@ -114,14 +129,25 @@ def export_result(
         obs_params = (result.config or {}).get("observations") or {}
         obs_units = "dF/F" if obs_params.get("dff") else (
             "raw, neuropil-corrected" if obs_params.get("neuropil") is not None else "raw")
-        return writers.write_hdf5(path, arrays, meta, overwrite=overwrite,
-                                  array_units={"observations": obs_units, "signal": obs_units})
+        units_of = {"observations": obs_units, "signal": obs_units}
+        if spike_units is not None:
+            units_of["spikes_per_s"] = spike_units
+        return writers.write_hdf5(path, arrays, meta, overwrite=overwrite, array_units=units_of)
     if fmt == "csv":
-        if what not in ("rates", "observations", "signal") or what not in arrays:
-            raise ValueError(f"what must be 'rates', 'observations' or 'signal' (when present), got {what!r}")
+        if what not in CSV_WHAT or what not in arrays:
+            raise ValueError(f"what must be one of {', '.join(CSV_WHAT)} (when present: 'spikes_per_s' needs a "
+                             f"calcium result on dF/F), got {what!r}")
         return writers.write_traces_csv(path, arrays["times"], arrays[what], arrays["roi_ids"],
                                         overwrite=overwrite)
     lab = read_labels(labels) if labels is not None else None
+    extra = []
+    if spike_units is not None:
+        est = result.metrics["spikes_estimate"]
+        extra.append((NWB_SPIKE_RATE, arrays["spikes_per_s"], "spikes/s",
+                      f"Estimated spike rate per ROI: the deconvolved activity divided by the dF/F jump one "
+                      f"{est.get('indicator')} spike makes (preset amplitude {est.get('amplitude')} dF/F per "
+                      f"spike) and by the bin width. An estimate: neurons whose single-spike transient differs "
+                      f"from the preset's are off by that ratio."))
     if fmt == "nwb" and lab is None and prov.get("segmentation"):
         seg = prov["segmentation"]
         ids = arrays["roi_ids"]
@@ -129,7 +155,7 @@ def export_result(
             path, arrays["rates"], arrays["times"], ids, bin_width=float(result.grid.bin_width),
             units=result.units, source_nwb=seg["path"], segmentation=seg.get("name"),
             table_rows=ids - 1, overwrite=overwrite, subject=nwb_subject, location=nwb_location,
-            description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
+            description=f"Likelihood: {(result.config or {}).get('likelihood')}.", extra_series=extra,
         )
     if lab is None:
         lab = labels_from_provenance(prov)
@@ -149,5 +175,5 @@ def export_result(
         path, arrays["rates"], arrays["times"], arrays["roi_ids"], bin_width=float(result.grid.bin_width),
         units=result.units, labels=lab, frame_period=fper, overwrite=overwrite, subject=nwb_subject,
         location=nwb_location,
-        description=f"Likelihood: {(result.config or {}).get('likelihood')}.",
+        description=f"Likelihood: {(result.config or {}).get('likelihood')}.", extra_series=extra,
     )

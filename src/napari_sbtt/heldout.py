@@ -38,14 +38,14 @@ samples"): it predicts each ROI's expected fluorescence, not the particular spik
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from .core.deconvolution import sparse_deconvolve
 
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "deconvolve_with_model",
-           "heldout_blocks", "ESTIMATES", "VERDICTS"]
+           "heldout_blocks", "heldout_summary", "ESTIMATES", "VERDICTS"]
 
 #: the SBTT estimates
 ESTIMATES = ("network", "deconvolution")
@@ -101,14 +101,29 @@ class HeldoutComparison:
 
     def summary(self) -> str:
         """One line for a CLI or a status bar."""
-        test = self.samples if _TEST_OF[self.estimate] == "samples" else self.gaps
-        text = (f"held-out {test.kind}: R² SBTT {test.r2.get(self.estimate, float('nan')):.3f} "
-                f"({self.estimate})")
-        if "oasis" in test.r2:
-            text += f", OASIS {test.r2['oasis']:.3f}: {self.verdict}"
-            if self.verdict == "OASIS better":
-                text += " (OASIS's estimate is in the result too)"
-        return text
+        return heldout_summary(self.to_dict())
+
+
+def heldout_summary(heldout: Mapping[str, Any] | None, oasis_note: str = "OASIS's estimate is in the result too"
+                    ) -> str:
+    """The held-out verdict in one line, from :meth:`HeldoutComparison.to_dict` (a result's
+    ``metrics["heldout"]``): the R² of the estimate used and of OASIS on the test that matches it,
+    and the verdict (:data:`VERDICTS`). ``oasis_note`` is added in brackets when OASIS is better
+    (each front end says where OASIS's estimate went)."""
+    if not heldout:
+        return "held-out test vs OASIS: not compared"
+    estimate = str(heldout.get("estimate", "network"))
+    test = heldout.get(_TEST_OF.get(estimate, "gaps")) or {}
+    r2 = test.get("r2") or {}
+    text = f"held-out {test.get('kind', 'test')}: R² SBTT {float(r2.get(estimate, float('nan'))):.3f} ({estimate})"
+    verdict = str(heldout.get("verdict", "not compared"))
+    if "oasis" in r2:
+        text += f", OASIS {float(r2['oasis']):.3f}: {verdict}"
+        if verdict == "OASIS better" and oasis_note:
+            text += f" ({oasis_note})"
+    else:
+        text += ": not compared with OASIS"
+    return text
 
 
 def heldout_blocks(observed: np.ndarray, times: np.ndarray, share: float, seed: int,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import RunConfig, resolve, window_seconds
+from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
 from .core.progress import RunControl, StageReport
 from .core.scan import ScanPattern
 from .result import RATE_UNITS, SBTTResult
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
 
 __all__ = ["fit_and_infer", "infer_observations", "choose_estimate", "check_model_rois", "per_roi_fit",
-           "run_window", "model_metadata", "training_windows"]
+           "run_window", "model_metadata", "training_windows", "recording_decay"]
 
 
 def fit_and_infer(
@@ -73,7 +73,8 @@ def fit_and_infer(
     control = control if control is not None else RunControl()
     obs = observations
     values = obs.values
-    window, overlap = run_window(obs, cfg)
+    decay_s = recording_decay(obs, cfg) if model is None else None
+    window, overlap = run_window(obs, cfg, decay_s)
     if model is not None and not isinstance(model, SBTTModel):
         model = load_model(model, device=cfg.device)
     if model is not None:
@@ -101,7 +102,8 @@ def fit_and_infer(
         if model is None:
             model = fit_trials(
                 wins.values, None, likelihood=cfg.likelihood,
-                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0]),
+                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0],
+                               decay_s=decay_s),
                 progress=control,
                 seed=cfg.seed, metadata=metadata,
             )
@@ -152,6 +154,17 @@ def fit_and_infer(
                      if model.likelihood == "calcium" else "network"),
         "heldout": heldout.to_dict() if heldout is not None else None,
     }
+    if model.likelihood == "calcium":
+        kinetics = model.observation_model()
+        metrics["tau_decay_s"] = float(np.median(kinetics["tau_decay_bins"]) * obs.grid.bin_width)
+        metrics["tau_rise_s"] = float(np.median(kinetics["tau_rise_bins"]) * obs.grid.bin_width)
+        metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (no indicator named)
+        from .config import indicator_name
+        from .core.units import spikes_estimate
+
+        # what converts the activity to estimated spikes/s (the indicator preset's dF/F per spike)
+        metrics["spikes_estimate"] = spikes_estimate(kinetics["kernel"], indicator_name(cfg), obs.grid.bin_width,
+                                                     obs.units, indicator_named=cfg.indicator is not None)
     run_cfg = cfg.to_dict()
     run_cfg["scan"] = scan.to_dict() if scan is not None else None
     run_cfg["frame_period_s"] = frame_period
@@ -175,12 +188,22 @@ def fit_and_infer(
     )
 
 
-def run_window(obs: "Observations", cfg: RunConfig) -> tuple[int, int]:
+def recording_decay(obs: "Observations", cfg: RunConfig) -> float | None:
+    """The calcium decay time (s) a new fit with ``cfg`` starts from when it is estimated from the
+    recording itself (:func:`napari_sbtt.config.decay_estimate_wanted`), else None."""
+    if not decay_estimate_wanted(cfg):
+        return None
+    from .core.kinetics import estimate_decay_time
+
+    return estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
+
+
+def run_window(obs: "Observations", cfg: RunConfig, decay_s: float | None = None) -> tuple[int, int]:
     """(window, overlap) in bins of a new fit on ``obs`` with ``cfg`` (``window_s`` or the
-    automatic rule, ``overlap_fraction``)."""
+    automatic rule with the start decay ``decay_s`` in s, ``overlap_fraction``)."""
     from .core.windows import choose_window
 
-    return choose_window(obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width),
+    return choose_window(obs.grid.bin_width, window_s=window_seconds(cfg, obs.grid.bin_width, decay_s),
                          overlap_fraction=cfg.overlap_fraction, n_time=obs.values.shape[0])
 
 

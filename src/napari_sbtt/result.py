@@ -62,7 +62,8 @@ class SBTTResult:
     roi_ids : int (N,) the label of each column in the ROI labels image.
     grid : the fine time grid.
     units : units of ``rates``.
-    metrics : summary numbers (observed share, held-out loss, fit quality per ROI, timings).
+    metrics : summary numbers (observed share, held-out loss, fit quality per ROI, timings; for
+        calcium ``spikes_estimate``, what :meth:`spikes_per_s` converts with).
     config : the RunConfig as a dict, plus the scan pattern and the model config.
     model : the fitted or applied :class:`~napari_sbtt.model.SBTTModel` (None after
         :func:`load_result` when none was saved);
@@ -95,6 +96,48 @@ class SBTTResult:
     @property
     def n_rois(self) -> int:
         return int(self.rates.shape[1])
+
+    @property
+    def has_spike_estimate(self) -> bool:
+        """True when :meth:`spikes_per_s` can convert the activity (a calcium fit on dF/F)."""
+        est = (self.metrics or {}).get("spikes_estimate")
+        return isinstance(est, dict) and bool(est.get("available")) and \
+            isinstance(est.get("dff_per_spike"), list) and len(est["dff_per_spike"]) == self.n_rois
+
+    def spikes_per_s(self, what: str = "rates", column: int | None = None) -> np.ndarray:
+        """The activity as **estimated** spikes per second, float32 (T_fine, N); NaN where the
+        activity is NaN.
+
+        ``rates`` (dF/F jump per bin) divided by the dF/F jump one spike of the indicator preset
+        makes and by the bin width (:mod:`napari_sbtt.core.units`). An estimate: it takes the
+        preset's amplitude (peak dF/F per spike, ``metrics["spikes_estimate"]``: the indicator
+        and the dF/F jump per spike of each ROI) as every neuron's. ``what``: "rates",
+        "events" or "oasis_rates" (when present); ``column``: only that column, (T_fine,).
+
+        Raises ValueError when the result has no estimate (not the calcium likelihood, or
+        observations not in dF/F: ``metrics["spikes_estimate"]["reason"]`` says which).
+        """
+        from .core.units import spikes_per_second
+
+        est = (self.metrics or {}).get("spikes_estimate")
+        if not self.has_spike_estimate:
+            if isinstance(est, dict) and est.get("reason"):
+                why = str(est["reason"])
+            elif est is None:
+                why = (f"it was fitted with the {(self.config or {}).get('likelihood')!s} likelihood; only "
+                       "the calcium likelihood's activity is a calcium jump")
+            else:
+                why = "its metrics['spikes_estimate'] is incomplete"
+            raise ValueError(f"this result has no spikes/s estimate: {why}")
+        arrays = {"rates": self.rates, "events": self.events, "oasis_rates": self.oasis_rates}
+        if what not in arrays or arrays[what] is None:
+            have = ", ".join(k for k, v in arrays.items() if v is not None)
+            raise ValueError(f"what must be one of {have}, got {what!r}")
+        per = np.array([np.nan if v is None else float(v) for v in est["dff_per_spike"]])
+        values = np.asarray(arrays[what], dtype=np.float32)
+        if column is not None:
+            values, per = values[:, column], per[column]
+        return spikes_per_second(values, per, float(self.grid.bin_width))
 
     def metadata(self) -> dict[str, Any]:
         """The JSON-ready description of the result that result.json and the .npz/.h5 exports

@@ -97,9 +97,11 @@ SEARCH_SPACE: dict[str, SearchParam] = {
 }
 
 
-def config_for(base: RunConfig, params: Mapping[str, Any], bin_width: float) -> RunConfig:
+def config_for(base: RunConfig, params: Mapping[str, Any], bin_width: float,
+               decay_s: float | None = None) -> RunConfig:
     """The run settings of a trial: ``base`` with the searched ``params`` on top (they win over
-    ``base.model``'s own values). ``bin_width`` (s) sizes the automatic window for
+    ``base.model``'s own values). ``bin_width`` (s) and the recording's decay estimate ``decay_s``
+    (s, :func:`napari_sbtt.pipeline.recording_decay`) size the automatic window for
     ``window_scale``."""
     model = dict(base.model)
     changes: dict[str, Any] = {}
@@ -112,7 +114,7 @@ def config_for(base: RunConfig, params: Mapping[str, Any], bin_width: float) -> 
             for k in {k for sizes in SIZES.values() for k in sizes}:
                 model.pop(k, None)
         else:
-            changes["window_s"] = min(MAX_WINDOW_S, window_seconds(base, bin_width) * float(value))
+            changes["window_s"] = min(MAX_WINDOW_S, window_seconds(base, bin_width, decay_s) * float(value))
     return base.replace(model=model, **changes)
 
 
@@ -185,10 +187,12 @@ def _distribution(rt: Any, p: SearchParam) -> Any:
 
 # --------------------------------------------------------------------------- one trial
 def trial(params: dict[str, Any], observations: "Observations", base: dict[str, Any],
-          checkpoint_every: int = 0) -> None:
+          checkpoint_every: int = 0, decay_s: float | None = None) -> None:
     """The body of one trial (runs in a Ray worker): fit with ``base`` + ``params`` on the
     observations, reporting :data:`METRIC` after every epoch and a checkpoint (resumable state and
-    the best model so far) at every new best epoch and every ``checkpoint_every`` epochs."""
+    the best model so far) at every new best epoch and every ``checkpoint_every`` epochs.
+    ``decay_s``: the recording's decay estimate (s) the run starts from, estimated once by
+    :func:`tune` (None when the run does not estimate it)."""
     from .config import resolve
     from .model import fit_trials
     from .model.checkpoint import read_training_state, save_training_state
@@ -197,8 +201,8 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
     api = _ray_api()
     obs = observations
     names = [k for k in params if k in SEARCH_SPACE]
-    cfg = config_for(RunConfig.from_dict(base), {k: params[k] for k in names}, obs.grid.bin_width)
-    window, overlap = run_window(obs, cfg)
+    cfg = config_for(RunConfig.from_dict(base), {k: params[k] for k in names}, obs.grid.bin_width, decay_s)
+    window, overlap = run_window(obs, cfg, decay_s)
     wins = training_windows(obs.values, window, overlap, cfg)
     resume = None
     ckpt = api.get_checkpoint()
@@ -220,7 +224,7 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
             api.report(metrics)
 
     fit_trials(wins.values, None, likelihood=cfg.likelihood,
-               config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0]),
+               config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0], decay_s=decay_s),
                seed=cfg.seed, metadata=model_metadata(obs, window, overlap), resume=resume, checkpoint=report)
 
 
@@ -361,7 +365,9 @@ def tune(
         rec.close()
 
     from .config import resolve
+    from .pipeline import recording_decay
 
+    decay_s = recording_decay(obs, cfg)  # once, as every trial's run would
     max_t = int(cfg.epochs) if cfg.epochs is not None else resolve(cfg, bin_width=obs.grid.bin_width).max_epochs
     started = start_ray(address, num_cpus=num_cpus)
     try:
@@ -378,7 +384,8 @@ def tune(
                 hyperparam_mutations={n: _distribution(rt, SEARCH_SPACE[n]) for n in mutable})
             every = perturbation_interval
         trainable = rt.with_resources(
-            rt.with_parameters(trial, observations=obs, base=cfg.to_dict(), checkpoint_every=every),
+            rt.with_parameters(trial, observations=obs, base=cfg.to_dict(), checkpoint_every=every,
+                               decay_s=decay_s),
             {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
         tuner = rt.Tuner(
             trainable,
@@ -409,7 +416,7 @@ def tune(
     best_id = str((best.metrics or {}).get("trial_id") or Path(str(best.path)).name)
     best_loss = min(r.best_loss for r in rows if r.trial == best_id and r.best_loss is not None) \
         if any(r.trial == best_id and r.best_loss is not None for r in rows) else float(model.best_valid_loss)
-    best_cfg = config_for(cfg, best_params, obs.grid.bin_width)
+    best_cfg = config_for(cfg, best_params, obs.grid.bin_width, decay_s)
     result = fit_and_infer(obs, model=model, config=best_cfg, scan=scan, frame_period=fp)
     result.config["recording"] = provenance
     result.config["search"] = {"trials": trials, "scheduler": scheduler, "space": names, "params": best_params,

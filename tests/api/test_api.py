@@ -198,6 +198,12 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:
         assert calcium_result.oasis_rates is None
+    est = m["spikes_estimate"]  # activity in estimated spikes/s, through the indicator's dF/F per spike
+    assert est["available"] and est["indicator"] == "GCaMP6f" and len(est["dff_per_spike"]) == calcium_result.n_rois
+    sp = calcium_result.spikes_per_s()
+    assert np.array_equal(np.isnan(sp), np.isnan(calcium_result.rates))
+    per = np.array(est["dff_per_spike"], dtype=float)
+    np.testing.assert_allclose(sp, calcium_result.rates / per / calcium_result.grid.bin_width, rtol=1e-4)
     back = load_result(calcium_result.save(tmp_path / "r"))
     assert back.metrics["heldout"] == ho
     np.testing.assert_array_equal(back.events, calcium_result.events)
@@ -218,3 +224,19 @@ def test_estimate_can_be_the_deconvolution(sim, calcium_result):
     assert res.metrics["estimate"] == "deconvolution" and res.metrics["heldout"] is None
     with pytest.raises(ValueError, match="estimate"):
         RunConfig(estimate="best")
+
+
+def test_a_run_without_an_indicator_starts_from_the_recordings_decay(sim):
+    pytest.importorskip("oasis")
+    from napari_sbtt.core.kinetics import estimate_decay_time
+
+    small = {"readin_size": 8, "encoder_size": 8, "generator_size": 8, "ic_size": 8, "factor_size": 3}
+    res = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                          config={"epochs": 1, "inference_shifts": 1, "model": small})
+    obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
+    est = estimate_decay_time(obs.values, obs.times)
+    assert est is not None and res.metrics["decay_estimate_s"] == pytest.approx(est)
+    assert res.model.config.calcium_decay_seconds == pytest.approx(est)
+    named = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                            config={"indicator": "GCaMP6s", "epochs": 1, "inference_shifts": 1, "model": small})
+    assert named.metrics["decay_estimate_s"] is None and named.model.config.calcium_decay_seconds == 1.25

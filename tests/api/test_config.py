@@ -48,7 +48,7 @@ def test_onset_delay_in_seconds_reaches_the_calcium_kernel_only() -> None:
     cfg = resolve(RunConfig(onset_delay_s=0.02), bin_width=0.01)
     assert cfg.calcium_delay_seconds == 0.02 and math.isclose(cfg.calcium_delay_bins, 2.0)
     assert resolve(RunConfig(), bin_width=0.01).calcium_delay_seconds is None
-    gauss = resolve(RunConfig(likelihood="gaussian", onset_delay_s=0.02), bin_width=0.01)
+    gauss = resolve(RunConfig(likelihood="gaussian"), bin_width=0.01)
     assert gauss.calcium_delay_seconds is None  # not a calcium model: nothing to delay
     # an explicit model setting wins
     own = resolve(RunConfig(onset_delay_s=0.02, model={"calcium_delay_seconds": 0.03}), bin_width=0.01)
@@ -92,3 +92,24 @@ def test_batch_size_follows_the_number_of_windows() -> None:
     assert resolve(own, bin_width=0.02, n_windows=1800).batch_size == 16  # the user's wins
     adapted = resolve(cfg, bin_width=0.02, base=SBTTConfig(batch_size=32), n_windows=1800)
     assert adapted.batch_size == 32  # adapting keeps the model's own
+
+
+def test_the_recordings_decay_starts_a_fit_only_when_no_indicator_is_named() -> None:
+    from napari_sbtt.config import decay_estimate_wanted, start_decay_s
+
+    assert decay_estimate_wanted(RunConfig())
+    assert not decay_estimate_wanted(RunConfig(indicator="GCaMP6s"))
+    assert not decay_estimate_wanted(RunConfig(decay_from_data=False))
+    assert not decay_estimate_wanted(RunConfig(model={"calcium_decay_seconds": 1.0}))
+    assert not decay_estimate_wanted(RunConfig(likelihood="gaussian"))
+    assert start_decay_s(RunConfig(), 1.7) == 1.7
+    assert start_decay_s(RunConfig(indicator="GCaMP6s"), 1.7) == 1.25  # the named preset wins
+    assert start_decay_s(RunConfig(), None) == 0.58  # no estimate: the default indicator's
+    assert resolve(RunConfig(), bin_width=0.02, decay_s=1.7).calcium_decay_seconds == 1.7
+    assert window_seconds(RunConfig(), 0.02, 1.7) == pytest.approx(3.4)  # 2 x the decay
+
+
+def test_an_onset_delay_needs_the_calcium_likelihood() -> None:
+    with pytest.raises(SettingError, match="onset_delay_s.*unless the likelihood is 'calcium'"):
+        RunConfig(likelihood="poisson", onset_delay_s=0.02)
+    assert RunConfig(likelihood="calcium", onset_delay_s=0.02).onset_delay_s == 0.02

@@ -71,6 +71,10 @@ def test_indicator_and_onset_delay_flags_reach_the_run_config():
     assert cfg["indicator"] == "GCaMP8s"
     assert cfg["onset_delay_s"] == 0.02 and cfg["model"] == {"batch_size": 4}  # ms -> s in one place
     bad = build_parser().parse_args(["run", "m.tif", "--out", "o", "--onset-delay-ms", "-5"])
+    poisson = build_parser().parse_args(["run", "m.tif", "--out", "o", "--likelihood", "poisson",
+                                         "--onset-delay-ms", "20"])
+    with pytest.raises(CliError, match="--onset-delay-ms must be 0 unless the likelihood is 'calcium'.*got 20$"):
+        _run_config(poisson)
     with pytest.raises(CliError, match="--onset-delay-ms must be a number from 0 to 1000 ms, got -5"):
         _run_config(bad)
     # an optional setting takes 'none'

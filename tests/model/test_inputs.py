@@ -45,6 +45,11 @@ def test_epoch_report_round_trip() -> None:
     r = EpochReport(epoch=1, total_epochs=5, train_loss=1.0, valid_loss=2.0, heldout_loss=float("nan"),
                     seconds=0.1, best_epoch=1, best_valid_loss=2.0, is_best=True)
     assert EpochReport.from_dict(r.to_dict()).valid_loss == 2.0
+    assert r.max_seconds is None and EpochReport.from_dict(r.to_dict()).max_seconds is None
+    capped = EpochReport.from_dict({**r.to_dict(), "max_seconds": 600.0})  # the fit's cap rides along
+    assert capped.max_seconds == 600.0
+    with pytest.raises(ValueError, match="max_seconds"):
+        EpochReport.from_dict({**r.to_dict(), "max_seconds": "600"})
 
 
 def test_config_module_does_not_import_torch() -> None:

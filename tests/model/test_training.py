@@ -58,7 +58,7 @@ def test_fit_returns_model_with_history(fitted: SBTTModel, data: dict[str, np.nd
 
 @pytest.mark.slow
 def test_progress_stop_keeps_best_weights(data: dict[str, np.ndarray]) -> None:
-    cfg = SBTTConfig(**{**TINY, "max_epochs": 20, "learning_rate": 0.05})
+    cfg = SBTTConfig(**{**TINY, "max_epochs": 20, "learning_rate": 0.05, "max_seconds": 3600.0})
     seen: list[EpochReport] = []
 
     def cb(rep: EpochReport) -> bool:
@@ -67,6 +67,7 @@ def test_progress_stop_keeps_best_weights(data: dict[str, np.ndarray]) -> None:
 
     model = fit_trials(data["train"], data["valid"], config=cfg, progress=cb, seed=5)
     assert [r.epoch for r in seen] == [0, 1, 2, 3, 4]
+    assert {r.max_seconds for r in seen} == {3600.0}  # each report states the fit's cap
     assert model.stop_reason == "callback" and len(model.history) == 5
     best = min(seen, key=lambda r: r.valid_loss)
     assert model.best_epoch == best.epoch

@@ -67,7 +67,7 @@ def test_manifest_is_valid_and_every_command_resolves():
     assert pm.name == "napari-sbtt"
     titles = {w.display_name for w in pm.contributions.widgets}
     assert {"Data", "Scan", "Train / Load", "Traces", "SBTT"} <= titles
-    assert [s.display_name for s in pm.contributions.sample_data] == ["Synthetic line scan"]
+    assert [s.display_name for s in pm.contributions.sample_data] == ["Synthetic line scan", "Super-resolution demo"]
     assert pm.contributions.readers and pm.contributions.writers
     for cmd in pm.contributions.commands:
         module, _, attr = cmd.python_name.partition(":")

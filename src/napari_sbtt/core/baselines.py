@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["oasis_rates", "oasis_events", "oasis_forecast", "oasis_available"]
+__all__ = ["oasis_rates", "oasis_events", "oasis_forecast", "oasis_available", "oasis_decay_time"]
 
 
 def oasis_available() -> bool:
@@ -39,6 +39,20 @@ def _oasis(y: np.ndarray, rate_hz: float, tau_d: float | None
             c, s, b, g, _ = deconvolve(y.astype(np.float64), g=(None,), penalty=1)
     g1 = float(np.ravel(g)[0]) if np.size(g) else 0.0
     return np.asarray(s, dtype=np.float64), np.asarray(c, dtype=np.float64), float(b), g1
+
+
+def oasis_decay_time(trace: np.ndarray, frame_period: float) -> float:
+    """OASIS's own estimate of the calcium decay time constant of one fully sampled trace, seconds.
+
+    ``trace`` (T,) dF/F on a regular grid of ``frame_period`` seconds, no NaN. OASIS fits an
+    AR(1) coefficient g from the trace's autocovariance (``deconvolve(..., g=(None,))``); the
+    decay time is ``-frame_period / ln g`` (NaN when g is not in (0, 1)).
+    """
+    y = np.asarray(trace, dtype=np.float64)
+    if y.ndim != 1 or not np.isfinite(y).all():
+        raise ValueError(f"trace must be a 1-D array without NaN, got shape {y.shape}")
+    g = _oasis(y, 1.0 / frame_period, None)[3]
+    return float(-frame_period / np.log(g)) if 0.0 < g < 1.0 else float("nan")
 
 
 def _deconvolve(y: np.ndarray, rate_hz: float, tau_d: float | None) -> np.ndarray:

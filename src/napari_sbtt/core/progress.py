@@ -25,15 +25,26 @@ passes every report to it, and a callback that returns True or ``"stop"``, or ra
 
 Pure Python, thread-safe (the flags are ``threading.Event``): the GUI thread may stop a run
 that a worker thread drives.
+
+What a fit will cost
+--------------------
+A fit ends at the first of: early stopping (the held-out samples stopped improving), the
+wall-clock cap ``max_seconds`` (checked after each epoch) and ``max_epochs``. Only the last two
+are known in advance, so :func:`fit_progress` turns an epoch report into what both front ends
+show: elapsed seconds against the cap and an honest *upper bound* on the time left (to the cap,
+or to ``max_epochs`` at the measured seconds per epoch, whichever is sooner), and
+:func:`fit_limits_text` states the limits before a fit starts.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["RunControl", "StageReport", "RunStopped", "RunAborted", "StopTraining", "ProgressCallback"]
+__all__ = ["RunControl", "StageReport", "RunStopped", "RunAborted", "StopTraining", "ProgressCallback",
+           "FitProgress", "fit_progress", "fit_limits_text", "format_duration"]
 
 #: a user's progress callback: receives each report; may answer True / "stop" to stop
 ProgressCallback = Callable[[Any], Any]
@@ -160,3 +171,96 @@ class RunControl:
                 raise RunStopped(f"stopped during {stage}; nothing was fitted")
 
         return progress
+
+
+# --------------------------------------------------------------------------- what a fit costs
+def format_duration(seconds: float) -> str:
+    """``seconds`` as "42 s", "2:05" (min:s) or "1:02:05" (h:min:s)."""
+    s = max(0, int(math.ceil(seconds - 1e-9)))
+    if s < 60:
+        return f"{s} s"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """Where a fit stands after an epoch, and the most it can still take.
+
+    Attributes
+    ----------
+    epochs_done : epochs finished.
+    max_epochs : the epoch limit.
+    elapsed_s : seconds of training so far.
+    cap_s : the wall-clock cap in seconds (None: no cap).
+    seconds_per_epoch : measured mean so far.
+    remaining_at_most_s : seconds left at most (to the cap, or to ``max_epochs`` at the measured
+        rate, whichever is sooner); early stopping may end the fit before.
+    ends_by : what bounds the remaining time: "cap" or "epochs".
+    """
+
+    epochs_done: int
+    max_epochs: int
+    elapsed_s: float
+    cap_s: float | None
+    seconds_per_epoch: float
+    remaining_at_most_s: float
+    ends_by: str
+
+    @property
+    def fraction(self) -> float:
+        """Share of the longest the fit can take that has passed, in [0, 1]."""
+        total = self.elapsed_s + self.remaining_at_most_s
+        return 1.0 if total <= 0 else min(1.0, max(0.0, self.elapsed_s / total))
+
+    def elapsed_text(self) -> str:
+        """"42 s of the 600 s cap" (or "42 s, no time cap"), in seconds."""
+        if self.cap_s is None:
+            return f"{self.elapsed_s:.0f} s, no time cap"
+        return f"{self.elapsed_s:.0f} s of the {self.cap_s:g} s cap"
+
+    def remaining_text(self) -> str:
+        """"at most 9:18 left (cap)" / "(400 epochs)"; "0 s left" once a limit is reached."""
+        why = "cap" if self.ends_by == "cap" else f"{self.max_epochs} epochs"
+        return f"at most {format_duration(self.remaining_at_most_s)} left ({why})"
+
+    def text(self) -> str:
+        """One line: epoch, elapsed against the cap, the upper bound on what is left."""
+        return (f"epoch {self.epochs_done}/{self.max_epochs}, {self.elapsed_text()}, "
+                f"{self.remaining_text()}")
+
+
+def fit_progress(report: Any, cap_s: float | None = None) -> FitProgress:
+    """:class:`FitProgress` of an epoch report (``epoch``, ``total_epochs``, ``seconds`` and,
+    when it has one, ``max_seconds``, the fit's own cap; ``cap_s`` is used when it has none).
+
+    The fit checks the cap after each epoch, so it ends after the first epoch that reaches it:
+    at most ``ceil((cap - elapsed) / seconds_per_epoch)`` more epochs, and never more than
+    ``max_epochs - epochs_done``.
+    """
+    done = int(report.epoch) + 1
+    total = max(int(report.total_epochs), done)
+    elapsed = max(0.0, float(report.seconds))
+    cap = getattr(report, "max_seconds", None)
+    cap = cap_s if cap is None else cap
+    cap = None if cap is None else float(cap)
+    per = elapsed / done
+    left_epochs = total - done
+    ends_by = "epochs"
+    if cap is not None:
+        by_cap = 0 if elapsed >= cap else (math.ceil((cap - elapsed) / per) if per > 0 else left_epochs)
+        if by_cap <= left_epochs:
+            left_epochs, ends_by = by_cap, "cap"
+    return FitProgress(epochs_done=done, max_epochs=total, elapsed_s=elapsed, cap_s=cap,
+                       seconds_per_epoch=per, remaining_at_most_s=left_epochs * per, ends_by=ends_by)
+
+
+def fit_limits_text(max_epochs: int, cap_s: float | None, patience: int | None = None) -> str:
+    """The limits of a fit before it starts, in one sentence (the Train tab shows it)."""
+    early = (f"stops when the held-out samples have not improved for {patience} epochs, and "
+             if patience else "")
+    if cap_s is None:
+        return f"A fit {early}ends at the latest after {max_epochs} epochs (no time cap)."
+    return (f"A fit {early}ends at the latest after {cap_s:g} s (time cap) or {max_epochs} epochs, "
+            "whichever comes first.")

@@ -400,6 +400,7 @@ def write_nwb(
     subject: Mapping[str, Any] | None = None,
     location: str | None = None,
     session_description: str = "napari-sbtt inferred activity",
+    extra_series: Sequence[tuple[str, np.ndarray, str, str]] = (),
     overwrite: bool = False,
 ) -> Path:
     """An NWB file holding the rates as a RoiResponseSeries, laid out per the NWB ophys convention.
@@ -457,6 +458,10 @@ def write_nwb(
         Brain area of the imaging plane (for a mouse, an Allen CCF term such as
         ``VISp``, which nwbinspector checks); default ``"unknown"``. Only when a
         PlaneSegmentation is built (a copy keeps the input's imaging plane).
+    extra_series
+        More RoiResponseSeries of the same ROIs and grid in the same ``Fluorescence``
+        container, each ``(name, data (T_fine, N), unit, description)`` (e.g.
+        ``EstimatedSpikeRate`` in ``spikes/s``); a numeric suffix is added to a taken name.
 
     Needs pynwb (``pip install napari-sbtt[nwb]``).
 
@@ -473,6 +478,8 @@ def write_nwb(
     times = np.asarray(times, dtype=np.float64).ravel()
     ids = np.asarray(roi_ids, dtype=np.int64).ravel()
     rates = _check_2d("rates", rates, times.size, ids.size)
+    extras = [(str(n), _check_2d(str(n), np.asarray(d, dtype=np.float32), times.size, ids.size), str(u),
+               str(dsc)) for n, d, u, dsc in extra_series]
     if not (math.isfinite(bin_width) and bin_width > 0):
         raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width}")
     subject_obj = _nwb_subject(subject, path)
@@ -496,18 +503,20 @@ def write_nwb(
             module.add(container)
         taken = set(container.roi_response_series)
         base = name if name is not None else NWB_DECONVOLVED
-        series_name, k = base, 1
-        if name is None and series_name in taken:
-            base = series_name = "SBTT" + NWB_DECONVOLVED
-        while series_name in taken:
-            k += 1
-            series_name = f"{base}{k}"
-        region = ps.create_roi_table_region(
-            region=rows, description=f"the {len(rows)} ROIs of the inferred activity, in column order",
-            name="rois")
-        container.add_roi_response_series(RoiResponseSeries(
-            name=series_name, data=rates, rois=region, unit=str(units), rate=rate_hz,
-            starting_time=t0, description=desc))
+        if name is None and base in taken:
+            base = "SBTT" + NWB_DECONVOLVED
+        for series_name, data, unit, text in [(base, rates, str(units), desc), *extras]:
+            k, free = 1, series_name
+            while free in taken:
+                k += 1
+                free = f"{series_name}{k}"
+            taken.add(free)
+            region = ps.create_roi_table_region(
+                region=rows, description=f"the {len(rows)} ROIs of the inferred activity, in column order",
+                name="rois")
+            container.add_roi_response_series(RoiResponseSeries(
+                name=free, data=data, rois=region, unit=unit, rate=rate_hz, starting_time=t0,
+                description=text))
 
     if source_nwb is not None:
         src = Path(source_nwb)

@@ -336,6 +336,8 @@ class EpochReport:
     best_valid_loss: float
     is_best: bool
     learning_rate: float = float("nan")
+    #: the fit's wall-clock cap in seconds (SBTTConfig.max_seconds; None: no cap)
+    max_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -354,6 +356,8 @@ class EpochReport:
                 ok = isinstance(v, int) and not isinstance(v, bool)
             elif name == "is_best":
                 ok = isinstance(v, bool)
+            elif name == "max_seconds":
+                ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
             else:
                 ok = isinstance(v, (int, float)) and not isinstance(v, bool)
             if not ok:

@@ -303,7 +303,8 @@ class Trainer:
             report = EpochReport(epoch=epoch, total_epochs=config.max_epochs, train_loss=train_loss,
                                  valid_loss=vloss, heldout_loss=heldout, seconds=elapsed,
                                  best_epoch=out.best_epoch, best_valid_loss=best_loss, is_best=is_best,
-                                 learning_rate=float(self.opt.param_groups[0]["lr"]))
+                                 learning_rate=float(self.opt.param_groups[0]["lr"]),
+                                 max_seconds=config.max_seconds)
             out.history.append(report)
             epoch += 1
             self._live = (epoch, best_state, best_loss, retries, out)

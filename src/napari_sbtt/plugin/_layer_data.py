@@ -6,12 +6,18 @@ reads back what they put in the metadata. Pure: no Qt, no napari; numpy and the 
 - :func:`timed_movie`: a (T, Y, X) movie with its acquisition timing in the metadata (frame and
   line period, scan pattern, source) and its time axis in seconds;
 - :func:`result_layers`: a result's activity (painted into the ROI labels when there are labels,
-  else a time x ROI image) on the fine grid's time axis, and the labels with per-ROI features.
+  else a time x ROI image) on the fine grid's time axis, and the labels with per-ROI features;
+- :func:`oasis_layers`: OASIS's estimate the same way, when the result carries it (OASIS predicted
+  the held-out samples better than SBTT);
+- :func:`truth_layers`: the ground-truth rates of synthetic data painted into the ROI labels,
+  beside the movie (the samples' comparison for the activity).
 
 Layer metadata keys (all optional) written here and read by the widgets: ``scan_pattern`` (the
 :class:`~napari_sbtt.core.scan.ScanPattern` as a dict), ``frame_period_s`` / ``line_period_s``
 (seconds), ``sbtt_truth`` (ground truth of synthetic data: times, rates, roi_ids, units),
-``sbtt_result`` (on an activity layer: the :class:`~napari_sbtt.result.SBTTResult` it shows).
+``sbtt_result`` (on an activity layer: the :class:`~napari_sbtt.result.SBTTResult` it shows),
+``sbtt_oasis`` (True on an OASIS estimate layer), ``sbtt_truth_layer`` (True on a ground-truth
+layer).
 
 Time is physical on every layer: the movie's time axis has ``scale = frame period`` and the
 activity's ``scale = fine bin width``, both translated so that frame/bin k is centred on its
@@ -33,6 +39,8 @@ __all__ = [
     "LINE_PERIOD_KEY",
     "TRUTH_KEY",
     "RESULT_KEY",
+    "OASIS_KEY",
+    "TRUTH_LAYER_KEY",
     "SCAN_MASK_KEY",
     "LABELS_OPACITY",
     "LayerData",
@@ -42,6 +50,9 @@ __all__ = [
     "rates_contrast",
     "first_frame_contrast",
     "activity_layer_name",
+    "oasis_layer_name",
+    "oasis_layers",
+    "truth_layers",
 ]
 
 SCAN_KEY = "scan_pattern"
@@ -49,6 +60,8 @@ FRAME_PERIOD_KEY = "frame_period_s"
 LINE_PERIOD_KEY = "line_period_s"
 TRUTH_KEY = "sbtt_truth"
 RESULT_KEY = "sbtt_result"
+OASIS_KEY = "sbtt_oasis"
+TRUTH_LAYER_KEY = "sbtt_truth_layer"
 SCAN_MASK_KEY = "sbtt_scan_mask"
 #: opacity of ROI labels drawn over a movie
 LABELS_OPACITY = 0.35
@@ -60,6 +73,11 @@ LayerData = tuple[Any, dict[str, Any], str]
 def activity_layer_name(base: str) -> str:
     """The name of the activity layer of a movie (or labels layer) called ``base``."""
     return f"{base} activity"
+
+
+def oasis_layer_name(base: str) -> str:
+    """The name of the OASIS estimate layer of a movie (or labels layer) called ``base``."""
+    return f"{base} OASIS"
 
 
 def first_frame_contrast(movie: Any) -> tuple[float, float] | None:
@@ -169,3 +187,55 @@ def result_layers(result: Any, *, name: str, labels: np.ndarray | None = None,
         return [activity]
     return [activity, (labels, {"name": labels_name, "features": roi_features(result),
                                 "opacity": LABELS_OPACITY}, "labels")]
+
+
+def oasis_layers(result: Any, *, name: str, labels: np.ndarray | None = None,
+                 yx_scale: Sequence[float] = (1.0, 1.0), yx_translate: Sequence[float] = (0.0, 0.0),
+                 metadata: Mapping[str, Any] | None = None) -> list[LayerData]:
+    """OASIS's estimate of ``result`` as a layer like its activity (:func:`result_layers`), or []
+    when the result has none (``oasis_rates`` is kept only when OASIS predicted the held-out
+    samples better). Named "<name> OASIS" (painted into ``labels``) or "<name> OASIS (time x ROI)";
+    its metadata holds ``sbtt_oasis`` (never taken for a movie to fit), the units and ``metadata``.
+    """
+    oasis = getattr(result, "oasis_rates", None)
+    if oasis is None:
+        return []
+    oasis = np.asarray(oasis)
+    t_scale, t_translate = time_axis(result.grid.t0, result.grid.bin_width)
+    md = {OASIS_KEY: True, "units": result.units, **dict(metadata or {})}
+    common = {"contrast_limits": rates_contrast(oasis), "colormap": "inferno", "metadata": md}
+    if labels is None:
+        return [(oasis, {"name": f"{oasis_layer_name(name)} (time x ROI)", "scale": (t_scale, 1.0),
+                         "translate": (t_translate, 0.0), **common}, "image")]
+    labels = np.asarray(labels)
+    return [(ActivityMovie(oasis, labels.astype(np.int64, copy=False), result.roi_ids),
+             {"name": oasis_layer_name(name), "scale": (t_scale, *map(float, yx_scale)),
+              "translate": (t_translate, *map(float, yx_translate)), "blending": "additive", **common},
+             "image")]
+
+
+def truth_layers(truth: Mapping[str, Any], labels: np.ndarray, *, name: str, gap_px: int = 4) -> list[LayerData]:
+    """The ground truth of synthetic data as an Image layer "<name> ground truth (Hz)": each ROI's
+    true firing rate (Hz) painted into ``labels`` ((Y, X)) on the truth's fine grid in seconds,
+    placed ``gap_px`` pixels to the right of the movie, so the movie with the inferred activity and
+    the truth are seen side by side at every time.
+
+    ``truth``: ``times`` (T,) bin centres in seconds, ``rates`` (T, N) in Hz, ``roi_ids`` (N,);
+    optional ``t0`` and ``bin_width`` (else from ``times``). Its metadata holds
+    ``sbtt_truth_layer`` (never taken for a movie to fit) and the units.
+    """
+    times = np.asarray(truth["times"], dtype=float)
+    rates = np.asarray(truth["rates"], dtype=np.float32)
+    ids = np.asarray(truth["roi_ids"])
+    bin_width = float(truth.get("bin_width") or (np.median(np.diff(times)) if times.size > 1 else 1.0))
+    t0 = float(truth.get("t0", times[0] - bin_width / 2 if times.size else 0.0))
+    t_scale, t_translate = time_axis(t0, bin_width)
+    labels = np.asarray(labels)
+    finite = rates[np.isfinite(rates)]
+    hi = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    return [(ActivityMovie(rates, labels.astype(np.int64, copy=False), ids),
+             {"name": f"{name} ground truth (Hz)", "scale": (t_scale, 1.0, 1.0),
+              "translate": (t_translate, 0.0, float(labels.shape[1] + gap_px)),
+              "contrast_limits": (0.0, hi if hi > 0 else 1.0), "colormap": "inferno",
+              "metadata": {TRUTH_LAYER_KEY: True, "units": "Hz"}},
+             "image")]

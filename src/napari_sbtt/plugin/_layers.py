@@ -19,11 +19,15 @@ from ..core.scan import ScanPattern
 from ._layer_data import (
     FRAME_PERIOD_KEY,
     LINE_PERIOD_KEY,
+    OASIS_KEY,
     RESULT_KEY,
     SCAN_KEY,
     SCAN_MASK_KEY,
     TRUTH_KEY,
+    TRUTH_LAYER_KEY,
     activity_layer_name,
+    oasis_layer_name,
+    oasis_layers,
     result_layers,
     roi_features,
 )
@@ -37,6 +41,7 @@ __all__ = [
     "LINE_PERIOD_KEY",
     "TRUTH_KEY",
     "RESULT_KEY",
+    "OASIS_KEY",
     "SCAN_MASK_KEY",
     "is_generated",
     "InputError",
@@ -53,9 +58,10 @@ __all__ = [
 
 
 def is_generated(layer: Any) -> bool:
-    """True for layers napari-sbtt made for display (activity, scan mask): never a movie to fit."""
+    """True for layers napari-sbtt made for display (activity, scan mask, OASIS estimate, ground
+    truth): never a movie to fit."""
     md = getattr(layer, "metadata", None) or {}
-    return RESULT_KEY in md or bool(md.get(SCAN_MASK_KEY))
+    return RESULT_KEY in md or any(bool(md.get(k)) for k in (SCAN_MASK_KEY, OASIS_KEY, TRUTH_LAYER_KEY))
 
 
 class InputError(ValueError):
@@ -180,14 +186,19 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
     With ``movie_layer=None`` (a traces-only result, e.g. ``session.recording``): with a Labels
     layer, "<labels> activity" painted into them (their Y/X scale and translate), else (ROIs
     known by their rows only) a (T_fine, N) image "<name> activity (time x ROI)", ``name``
-    defaulting to "SBTT".
+    defaulting to "SBTT". When the result carries OASIS's estimate (OASIS predicted the held-out
+    samples better), a layer "<name> OASIS" like the activity shows it (its name is in the activity
+    layer's metadata ``sbtt_oasis_layer``); an earlier run's OASIS layer of that name is removed
+    when this result has none.
     """
     grid = result.grid
     meta = {"sbtt_movie_layer": getattr(movie_layer, "name", None)}
     if labels_layer is None:
         if movie_layer is not None:
             raise InputError("choose the ROIs: the result of a movie is painted into its Labels layer")
-        ((data, kwargs, _kind),) = result_layers(result, name=name or "SBTT", metadata=meta)
+        base = name or "SBTT"
+        place: dict[str, Any] = {}
+        ((data, kwargs, _kind),) = result_layers(result, name=base, metadata=meta)
     else:
         labels = np.asarray(labels_layer.data)
         if labels.ndim == 3 and labels.shape[0] == 1:
@@ -196,11 +207,20 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
             factor = int((result.config or {}).get("factor", 1) or 1)
             set_time_axis(movie_layer, grid.t0, grid.bin_width * factor)
         ref = movie_layer if movie_layer is not None else labels_layer
+        base = ref.name
+        place = {"labels": labels, "yx_scale": np.asarray(ref.scale, dtype=float)[-2:],
+                 "yx_translate": np.asarray(ref.translate, dtype=float)[-2:]}
         ((data, kwargs, _kind),) = result_layers(
-            result, name=ref.name, labels=labels, yx_scale=np.asarray(ref.scale, dtype=float)[-2:],
-            yx_translate=np.asarray(ref.translate, dtype=float)[-2:],
-            metadata={**meta, "sbtt_labels_layer": labels_layer.name})
+            result, name=base, metadata={**meta, "sbtt_labels_layer": labels_layer.name}, **place)
+    # OASIS's estimate beside the activity when OASIS predicted the held-out samples better
+    oasis = oasis_layers(result, name=base, metadata=meta, **place)
+    previous = find_layer(viewer, oasis_layer_name(base) if place else f"{oasis_layer_name(base)} (time x ROI)")
+    if not oasis and previous is not None and previous.metadata.get(OASIS_KEY):
+        viewer.layers.remove(previous)  # an earlier run's; this result has none
+    kwargs["metadata"]["sbtt_oasis_layer"] = oasis[0][1]["name"] if oasis else None
     layer = upsert_image(viewer, kwargs.pop("name"), data, **kwargs)
+    for o_data, o_kwargs, _kind in oasis:
+        upsert_image(viewer, o_kwargs.pop("name"), o_data, **o_kwargs)
     _label_time_axis(viewer)
     if labels_layer is not None:
         with contextlib.suppress(Exception):  # features are a convenience; never fail the result on them

@@ -195,8 +195,11 @@ class TraceCanvas(_Canvas):
     # ------------------------------------------------------------------ data
     def plot_roi(self, times: np.ndarray, observed: np.ndarray, rates: np.ndarray,
              fit: np.ndarray | None = None, truth: tuple[np.ndarray, np.ndarray] | None = None,
-             title: str = "", units: str = "") -> None:
-        """Plot one ROI (full redraw; called when the ROI or the result changes)."""
+             title: str = "", units: str = "", truth_same_scale: bool = False) -> None:
+        """Plot one ROI (full redraw; called when the ROI or the result changes).
+
+        ``truth_same_scale``: the activity is in the truth's units (estimated spikes/s beside a
+        rate in Hz), so both axes get the same limits."""
         seen = np.isfinite(observed)
         self.obs_points.set_data(times[seen], observed[seen])
         if fit is not None:
@@ -214,8 +217,13 @@ class TraceCanvas(_Canvas):
                                 color=self.colours.text)
         self.ax_obs.set_title(title, fontsize=9, color=self.colours.text)
         for ax in (self.ax_obs, self.ax_rate, self.ax_truth):
+            ax.set_autoscaley_on(True)
             ax.relim()
             ax.autoscale_view()
+        if truth_same_scale and truth is not None:
+            (a0, a1), (b0, b1) = self.ax_rate.get_ylim(), self.ax_truth.get_ylim()
+            for ax in (self.ax_rate, self.ax_truth):
+                ax.set_ylim(min(a0, b0), max(a1, b1))
         if times.size:
             self.ax_obs.set_xlim(float(times[0]), float(times[-1]))
         self.draw_idle()

@@ -2,7 +2,10 @@
 
 The ROI follows the ROI labels layer's selected label (pick a label with the labels layer's
 picker, or type its id). A cursor line follows the viewer's time step; moving it redraws
-only the cursor (blitting), never the traces.
+only the cursor (blitting), never the traces. **units** shows the activity in the model's units
+(a calcium fit: dF/F jump per bin) or, for a calcium fit on dF/F, in estimated spikes/s
+(:meth:`napari_sbtt.result.SBTTResult.spikes_per_s`: through the indicator preset's dF/F per
+spike, an estimate).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import Container, SpinBox
+from magicgui.widgets import ComboBox, Container, SpinBox
 
 from ._common import MessageLabel, connect_layer_events, follow_theme
 from ._layers import RESULT_KEY, TRUTH_KEY, find_layer
@@ -21,7 +24,11 @@ from ._state import session_for
 if TYPE_CHECKING:  # pragma: no cover
     import napari
 
-__all__ = ["TracePanel", "find_result_layer"]
+__all__ = ["TracePanel", "find_result_layer", "MODEL_UNITS", "SPIKE_UNITS"]
+
+#: the trace panel's choices of units for the activity
+MODEL_UNITS = "model units"
+SPIKE_UNITS = "spikes/s (estimated)"
 
 
 def find_result_layer(viewer: "napari.Viewer") -> Any:
@@ -44,8 +51,11 @@ class TracePanel(Container):
         self._session = session_for(napari_viewer)
         self.roi = SpinBox(label="ROI", min=0, max=1_000_000, value=0,
                            tooltip="label of the ROI to plot (follows the labels layer's selected label)")
+        self.units = ComboBox(label="units", choices=[MODEL_UNITS, SPIKE_UNITS], value=MODEL_UNITS,
+                              tooltip="activity in the model's units or in estimated spikes/s (calcium fits on "
+                                      "dF/F: through the indicator preset's dF/F per spike, an estimate)")
         self.message = MessageLabel(label="")
-        self.extend([self.roi, self.message])
+        self.extend([self.roi, self.units, self.message])
         self.canvas = TraceCanvas()
         self.native.layout().addWidget(self.canvas)
         follow_theme(napari_viewer, self.native, self.canvas.apply_colours)
@@ -53,6 +63,7 @@ class TracePanel(Container):
         self._layer: Any = None
         self._labels_layer: Any = None
         self.roi.changed.connect(self.redraw)
+        self.units.changed.connect(self.redraw)
         napari_viewer.dims.events.current_step.connect(self._on_step)
         self._session.listeners.append(self._on_session)
         self._disconnect = connect_layer_events(napari_viewer, self.refresh)
@@ -83,6 +94,11 @@ class TracePanel(Container):
             self.canvas.clear("no result yet: train a model or apply a checkpoint")
             return
         if changed:
+            has_spikes = bool(getattr(result, "has_spike_estimate", False))
+            if not has_spikes and self.units.value != MODEL_UNITS:
+                with self.units.changed.blocked():
+                    self.units.value = MODEL_UNITS
+            self.units.enabled = has_spikes
             ids = [int(i) for i in result.roi_ids]
             if int(self.roi.value) not in ids:
                 selected = int(getattr(labels_layer, "selected_label", 0) or 0)
@@ -124,9 +140,14 @@ class TracePanel(Container):
         fit = np.asarray(signal)[:, col] if signal is not None else None
         truth = self._truth(rid)
         share = np.isfinite(r.observations[:, col]).mean()
+        rates, units = np.asarray(r.rates[:, col]), r.units
+        spikes = self.units.value == SPIKE_UNITS and getattr(r, "has_spike_estimate", False)
+        if spikes:
+            rates, units = r.spikes_per_s(column=col), SPIKE_UNITS
         self.canvas.plot_roi(np.asarray(r.times), np.asarray(r.observations[:, col]),
-                         np.asarray(r.rates[:, col]), fit=fit, truth=truth,
-                         title=f"ROI {rid}: {share:.0%} of bins observed", units=r.units)
+                             rates, fit=fit, truth=truth,
+                             title=f"ROI {rid}: {share:.0%} of bins observed", units=units,
+                             truth_same_scale=spikes)  # spikes/s beside a rate in Hz: one scale
         self._on_step()
 
     def current_time(self) -> float:

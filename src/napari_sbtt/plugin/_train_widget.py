@@ -21,7 +21,7 @@ import numpy as np
 from magicgui.widgets import Container, FileEdit, ProgressBar, PushButton
 
 from ..core.errors import OptionError
-from ..core.progress import RunControl, RunStopped
+from ..core.progress import RunControl, RunStopped, fit_limits_text, fit_progress
 from ._common import MessageLabel, follow_theme, resolve_inputs, timing_for
 from ._files import checkpoint_info
 from ._layers import InputError, check_inputs, find_layer, scan_from_metadata, show_result
@@ -36,10 +36,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..recording import Recording
 
-__all__ = ["TrainWidget", "device_choices", "run_job", "WIDGET_WORDS"]
+__all__ = ["TrainWidget", "device_choices", "run_job", "verdict_message", "WIDGET_WORDS", "FIT_STEPS"]
 
 #: seconds between updates of napari's progress bar (each one costs a nested event loop)
 PBAR_INTERVAL_S = 2.0
+#: steps of the progress bars of a fit: the share of the longest the fit can take (cap or epochs)
+FIT_STEPS = 1000
 
 #: how this widget names the settings that library errors name (see core.errors.OptionError)
 WIDGET_WORDS: dict[str, str] = {
@@ -98,6 +100,18 @@ def run_job(rec: "Recording", model: str | None, config: Any, control: RunContro
     return run_recording(rec, model=model, config=config, control=control)
 
 
+def verdict_message(result: Any, oasis_layer: str | None = None) -> str:
+    """The held-out verdict against OASIS of a calcium result, in the widget's words ("" for other
+    likelihoods); ``oasis_layer``: the layer that shows OASIS's estimate when OASIS is better."""
+    from ..heldout import heldout_summary
+
+    if (result.config or {}).get("likelihood") != "calcium":
+        return ""
+    note = (f"OASIS's estimate is added as the layer '{oasis_layer}'" if oasis_layer
+            else "OASIS's estimate is in the result (oasis_rates)")
+    return heldout_summary((result.metrics or {}).get("heldout"), oasis_note=note)
+
+
 class TrainWidget(Container):
     """Train an SBTT model on the chosen movie and ROIs, or apply/adapt a saved checkpoint."""
 
@@ -127,9 +141,11 @@ class TrainWidget(Container):
         self.save_result_path = FileEdit(label="save result", mode="w")
         self.save_result_button = PushButton(text="Save result folder")
         self.progress_bar = ProgressBar(label="progress", min=0, max=1, value=0)
+        #: what a fit may cost: early stopping, the time cap and the epoch limit of the fields
+        self.limits = MessageLabel(label="")
         self.status = MessageLabel(label="")
         self.message = MessageLabel(label="")
-        self.extend([*self.run_settings, self.reset_button,
+        self.extend([*self.run_settings, self.limits, self.reset_button,
                      self.train_button, self.checkpoint, self.fields["adapt"], self.apply_button,
                      self.progress_bar, self.status, self.message, self.save_model_path,
                      self.save_model_button, self.save_result_path, self.save_result_button])
@@ -139,6 +155,9 @@ class TrainWidget(Container):
         self.native.layout().addWidget(self.loss_plot)
         follow_theme(napari_viewer, self.native, self.loss_plot.apply_colours)
 
+        for name in ("epochs", "max_seconds"):
+            self.fields[name].changed.connect(self.show_limits)
+        self.show_limits()
         self.train_button.changed.connect(self._on_train_button)
         self.reset_button.changed.connect(self.reset_settings)
         self.apply_button.changed.connect(self.apply_checkpoint)
@@ -195,7 +214,19 @@ class TrainWidget(Container):
     def reset_settings(self, *_: Any) -> None:
         """Return the run settings to the library's defaults and forget the remembered values."""
         self.settings.reset()
+        self.show_limits()
         self.message.show_info("settings reset to their defaults")
+
+    def show_limits(self, *_: Any) -> None:
+        """State what a fit with the fields' settings may cost (early stopping, cap, epochs)."""
+        from ..config import fit_limits
+
+        try:
+            max_epochs, cap, patience = fit_limits(run_config_from_fields(self.fields))
+        except ValueError:  # a field the run refuses: Train says which
+            self.limits.clear()
+            return
+        self.limits.show_info(fit_limits_text(max_epochs, cap, patience))
 
     def _on_train_button(self, *_: Any) -> None:
         if self.state.busy:
@@ -292,7 +323,7 @@ class TrainWidget(Container):
         self.message.clear()
         self.loss_plot.reset()
         training = model is None or config.adapt
-        total = int(config.epochs or 400) if training else 1
+        total = FIT_STEPS if training else 1
         self.progress_bar.max, self.progress_bar.value = total, 0
         self._open_pbar(total, "SBTT training" if training else "SBTT inference")
         self.state.to(TrainState.TRAINING, "training" if training else "applying the checkpoint")
@@ -319,25 +350,23 @@ class TrainWidget(Container):
         epochs = [r for r in reports if hasattr(r, "train_loss")]
         if epochs:
             last = epochs[-1]
-            total = int(last.total_epochs)
-            done = int(last.epoch) + 1
+            fp = fit_progress(last)  # seconds against the cap, the most time left
+            step = round(fp.fraction * FIT_STEPS)
             self.loss_plot.add(epochs)
-            self.progress_bar.max = max(total, 1)
-            self.progress_bar.value = min(done, self.progress_bar.max)
+            self.progress_bar.max = FIT_STEPS
+            self.progress_bar.value = step
             now = time.monotonic()
             # napari's progress bar runs a nested processEvents on every update (measured: up to
             # ~100 ms on a busy 2-core machine), so it is updated at most every 2 s; the widget's
             # own bar, status line and loss plot follow every report
-            if self._pbar is not None and (now - self._pbar_shown >= PBAR_INTERVAL_S or done >= total):
+            if self._pbar is not None and (now - self._pbar_shown >= PBAR_INTERVAL_S or step >= FIT_STEPS):
                 self._pbar_shown = now
-                self._pbar.total = total
-                self._pbar.set_description(f"SBTT epoch {done}/{total}")
-                self._pbar.update(max(0, done - self._pbar.n))
+                self._pbar.total = FIT_STEPS
+                self._pbar.set_description(f"SBTT {fp.elapsed_text()}, {fp.remaining_text()}")
+                self._pbar.update(max(0, step - self._pbar.n))
             extra = "; stopping after this epoch" if self.state.stop_requested else ""
-            budget = self.fields["max_seconds"].value
-            spent = f", {last.seconds:.0f} of {budget:g} s" if budget > 0 else f", {last.seconds:.0f} s"
             self.status.show_info(
-                f"epoch {done}/{total}{spent}: train {last.train_loss:.4g}, validation "
+                f"{fp.text()}: train {last.train_loss:.4g}, validation "
                 f"{last.valid_loss:.4g} (best epoch {int(last.best_epoch) + 1}){extra}")
         stages = [r for r in reports if hasattr(r, "stage")]
         if stages and not epochs:
@@ -352,7 +381,7 @@ class TrainWidget(Container):
         try:
             movie_layer = self._viewer.layers[movie_name] if movie_name is not None else None
             labels_layer = self._viewer.layers[labels_name] if labels_name is not None else None
-            show_result(self._viewer, result, movie_layer, labels_layer, name=name)
+            layer = show_result(self._viewer, result, movie_layer, labels_layer, name=name)
         except (KeyError, ValueError) as e:
             self.state.to(TrainState.FAILED, f"the run finished but its layers were removed: {e}")
             return
@@ -362,6 +391,9 @@ class TrainWidget(Container):
         fit = (result.metrics or {}).get("fit_r_median")
         fit_txt = f", median fit r {fit:.2f}" if isinstance(fit, (int, float)) else ""
         self.progress_bar.value = self.progress_bar.max
+        verdict = verdict_message(result, layer.metadata.get("sbtt_oasis_layer"))
+        if verdict:
+            self.message.show_info(verdict)
         if result.stopped:
             best = (result.metrics or {}).get("best_epoch")
             self.state.to(TrainState.STOPPED, f"after {n_ep} epochs, best epoch {best}{fit_txt}")

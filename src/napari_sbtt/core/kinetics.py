@@ -1,0 +1,112 @@
+"""The calcium decay time of a recording estimated from its own samples, for runs that name no
+indicator.
+
+A run that names its indicator starts the calcium kernel at the preset's kinetics and learns
+from there. Without a name the decay still has to start somewhere, and one preset fits few
+preparations: the ground truth of benchmarks/RESULTS.md spans 0.26 s (GCaMP6f, mouse V1 at
+158 Hz) to 2.35 s (GCaMP6f, zebrafish). So the start is read off the data, as OASIS does:
+
+- each ROI's observed samples are one series at its own sampling period (the median step
+  between its samples); OASIS fits an AR(1) coefficient g to it from the autocovariance
+  (:func:`napari_sbtt.core.baselines.oasis_decay_time`), giving ``-period / ln g``;
+- OASIS's lags are samples, so an ROI sampled every n-th bin of the grid sees its
+  autocovariance at n times longer lags, where slow drift and bursts lengthen it: on the
+  ground truth kept at every 2nd and 4th frame the estimate grows as n ** 0.46 (fitted on the
+  tune sets DS09 and DS32: 1.32 and 1.67, 1.56 and 2.05 times the estimate on all frames), so
+  each ROI's estimate is divided by ``n ** SUBSAMPLING_EXPONENT`` with n its sampling period
+  over the grid's bin width;
+- the median over ROIs with at least :data:`MIN_SAMPLES` samples is taken;
+- OASIS's autocovariance estimate comes out short: on the two ground-truth sets where the
+  defaults may be chosen (DS09 GCaMP6f, DS32 jGCaMP8s: benchmarks/measure_indicators.py) the
+  decay measured from the spikes is 1.29 and 1.61 times OASIS's, so the estimate is scaled by
+  their geometric mean, :data:`OASIS_DECAY_BIAS` (the other five sets only report how close it
+  comes);
+- the result is clipped to [:data:`MIN_DECAY_S`, :data:`MAX_DECAY_S`].
+
+The network then learns the kernel from this start like from a preset.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["estimate_decay_time", "decay_time_of_series", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S"]
+
+#: spike-measured decay / OASIS's AR(1) decay, geometric mean over the tune sets DS09 and DS32
+OASIS_DECAY_BIAS = math.sqrt((0.5758 / 0.4447) * (0.4718 / 0.2937))
+#: the estimate grows as (sampling period / bin width) ** this (least squares over the tune sets)
+SUBSAMPLING_EXPONENT = 0.46
+#: an ROI needs this many samples for its decay estimate to count
+MIN_SAMPLES = 50
+#: bounds of the estimate, seconds (the fastest and slowest indicators, with a margin)
+MIN_DECAY_S, MAX_DECAY_S = 0.05, 5.0
+#: at most this many ROIs are used (evenly spread); the median settles long before
+MAX_ROIS = 64
+
+
+def estimate_decay_time(observations: np.ndarray, times: np.ndarray, *,
+                        bin_width: float | None = None) -> float | None:
+    """The recording's calcium decay time in seconds, from its samples alone (no spikes).
+
+    Parameters
+    ----------
+    observations : (T_fine, N) dF/F (or raw) samples on the fine grid, NaN where not observed.
+    times : (T_fine,) bin centres in seconds.
+    bin_width : the grid's bin width in seconds (default: the median step of ``times``); an ROI
+        sampled every n-th bin has its estimate corrected for n (see the module's text).
+
+    Returns
+    -------
+    The bias-corrected median over ROIs of OASIS's AR(1) decay time (see the module's text),
+    clipped to [MIN_DECAY_S, MAX_DECAY_S]; None when OASIS is not installed or no ROI has
+    :data:`MIN_SAMPLES` samples with a decay (g in (0, 1)).
+    """
+    obs = np.asarray(observations, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    if obs.ndim != 2 or t.shape != (obs.shape[0],):
+        raise ValueError(f"observations must be (T, N) and times (T,); got {obs.shape} and {t.shape}")
+    if bin_width is None and t.size > 1:
+        bin_width = float(np.median(np.diff(t)))
+    return decay_time_of_series([obs[:, i] for i in range(obs.shape[1])], [t] * obs.shape[1],
+                                bin_width=bin_width)
+
+
+def decay_time_of_series(values: Sequence[np.ndarray], times: Sequence[np.ndarray], *,
+                         bin_width: float | None = None) -> float | None:
+    """:func:`estimate_decay_time` for separate series (traces of different lengths).
+
+    ``values[i]`` and ``times[i]`` are (T_i,) samples (NaN = not observed) and their times in
+    seconds; ``bin_width`` the frame period of the grid they were kept from (None: no
+    correction for sampling every n-th frame). Returns the decay time in seconds, or None (see
+    :func:`estimate_decay_time`).
+    """
+    from .baselines import oasis_available, oasis_decay_time
+
+    if len(values) != len(times):
+        raise ValueError(f"{len(values)} series of values but {len(times)} of times")
+    if not oasis_available():
+        return None
+    series = []
+    for v, t in zip(values, times, strict=True):
+        v, t = np.asarray(v, dtype=np.float64), np.asarray(t, dtype=np.float64)
+        if v.shape != t.shape or v.ndim != 1:
+            raise ValueError(f"each series needs values and times of one shape (T,), got {v.shape} and {t.shape}")
+        m = np.isfinite(v) & np.isfinite(t)
+        if m.sum() >= MIN_SAMPLES:
+            series.append((v[m], t[m]))
+    if len(series) > MAX_ROIS:
+        series = [series[i] for i in np.linspace(0, len(series) - 1, MAX_ROIS).round().astype(int)]
+    taus = []
+    for v, t in series:
+        period = float(np.median(np.diff(t)))
+        if period > 0:
+            tau = oasis_decay_time(v, period)
+            if math.isfinite(tau):
+                n = max(1.0, period / bin_width) if bin_width else 1.0
+                taus.append(tau / n ** SUBSAMPLING_EXPONENT)
+    if not taus:
+        return None
+    return float(np.clip(OASIS_DECAY_BIAS * np.median(taus), MIN_DECAY_S, MAX_DECAY_S))

@@ -1,0 +1,59 @@
+"""The recording's decay time from its own samples (runs that name no indicator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("oasis")
+
+from napari_sbtt.core.indicators import get_indicator
+from napari_sbtt.core.kinetics import MIN_SAMPLES, decay_time_of_series, estimate_decay_time
+
+
+def _recording(name: str, rate_hz: float, k: int, seed: int = 0, n: int = 6, seconds: float = 120.0):
+    rng = np.random.default_rng(seed)
+    ind = get_indicator(name)
+    dt = 1.0 / rate_hz
+    T = int(seconds * rate_hz)
+    spikes = rng.poisson(0.5 * dt, (T, n)).astype(float)
+    kernel = ind.kernel(dt, int(8 * ind.tau_decay / dt))
+    calcium = np.stack([np.convolve(spikes[:, i], kernel)[:T] for i in range(n)], axis=1)
+    y = calcium + rng.normal(0, 0.05, calcium.shape)
+    y[np.arange(T) % k != 0] = np.nan  # every k-th frame kept
+    return y, np.arange(T) * dt, ind.tau_decay
+
+
+@pytest.mark.parametrize(("name", "rate_hz", "k"), [("GCaMP6f", 30, 1), ("GCaMP6s", 60, 4), ("GCaMP8m", 60, 2)])
+def test_estimate_is_within_a_factor_of_two(name: str, rate_hz: float, k: int) -> None:
+    y, t, tau = _recording(name, rate_hz, k)
+    est = estimate_decay_time(y, t)
+    assert est is not None and 0.5 * tau < est < 2.0 * tau
+
+
+def test_slow_and_fast_indicators_are_told_apart() -> None:
+    slow = estimate_decay_time(*_recording("GCaMP6s", 30, 1)[:2])
+    fast = estimate_decay_time(*_recording("GCaMP8m", 30, 1)[:2])
+    assert slow is not None and fast is not None and slow > 2 * fast
+
+
+def test_series_of_different_lengths_and_too_few_samples() -> None:
+    y, t, tau = _recording("GCaMP6f", 30, 1, n=4)
+    series = [y[: 1000 + 500 * i, i] for i in range(4)]
+    est = decay_time_of_series(series, [t[: s.size] for s in series])
+    assert est is not None and 0.5 * tau < est < 2.0 * tau
+    assert estimate_decay_time(y[: MIN_SAMPLES - 1], t[: MIN_SAMPLES - 1]) is None
+    with pytest.raises(ValueError, match=r"\(T, N\)"):
+        estimate_decay_time(y[:, 0], t)
+
+
+def test_sampling_every_nth_bin_is_corrected() -> None:
+    from napari_sbtt.core.kinetics import SUBSAMPLING_EXPONENT
+
+    y, t, _ = _recording("GCaMP6f", 60, 4)
+    kept = np.isfinite(y[:, 0])
+    series, times = [y[kept, i] for i in range(y.shape[1])], [t[kept]] * y.shape[1]
+    plain = decay_time_of_series(series, times)  # as if every bin had been sampled
+    corrected = decay_time_of_series(series, times, bin_width=1 / 60)
+    assert plain is not None and corrected == pytest.approx(plain / 4 ** SUBSAMPLING_EXPONENT, rel=1e-6)
+    assert estimate_decay_time(y, t) == pytest.approx(corrected, rel=1e-6)  # bin width from the grid
