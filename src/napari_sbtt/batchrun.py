@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .config import RunConfig
 
-__all__ = ["batch", "BatchRow", "BatchSummary", "run_one", "result_names", "SUMMARY_NAME",
+__all__ = ["batch", "BatchRow", "BatchSummary", "BatchInterrupted", "run_one", "result_names", "SUMMARY_NAME",
            "RECORDING_OPTIONS"]
 
 #: the summary files in the output folder (``.csv`` and ``.md``)
@@ -47,8 +47,8 @@ RECORDING_OPTIONS = ("rois", "scan", "frame_period", "line_period", "prefer", "n
 class BatchRow:
     """One recording of a batch: what happened and its numbers.
 
-    status: "done" (fitted now), "skipped" (its result folder was complete already) or "failed"
-    (``error`` says why). ``fit_r`` is the median over ROIs of the Pearson r between the model's
+    status: "done" (fitted now), "skipped" (its result folder was complete already), "failed"
+    (``error`` says why) or "interrupted" (a Ctrl-C stopped the batch before it finished). ``fit_r`` is the median over ROIs of the Pearson r between the model's
     expected observation and the samples; ``heldout_r2`` / ``oasis_r2`` are the held-out R^2 of
     the result's estimate and of OASIS on the test the verdict is taken on (calcium likelihood,
     :mod:`napari_sbtt.heldout`); ``seconds`` is the wall-clock time of the run (of the earlier run
@@ -92,8 +92,9 @@ class BatchSummary:
 
     def line(self) -> str:
         """One line: how many recordings were done, skipped and failed."""
+        stopped = f", {self.count('interrupted')} interrupted" if self.count("interrupted") else ""
         return (f"{len(self.rows)} recordings: {self.count('done')} done, {self.count('skipped')} skipped "
-                f"(already complete), {self.count('failed')} failed -> {self.out_dir}/")
+                f"(already complete), {self.count('failed')} failed{stopped} -> {self.out_dir}/")
 
 
 # --------------------------------------------------------------------------- names and rows
@@ -243,6 +244,29 @@ def summary_markdown(rows: Sequence[BatchRow]) -> str:
 
 
 # --------------------------------------------------------------------------- the batch
+#: the error of a recording whose task a Ctrl-C stopped
+INTERRUPTED = "interrupted before it finished; run the batch again to finish it (complete results are skipped)"
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`batch`: the tasks still running were stopped; ``summary`` holds every
+    recording's row (those stopped: "interrupted") and was written to ``out_dir``."""
+
+    def __init__(self, summary: "BatchSummary") -> None:
+        super().__init__(summary.line())
+        self.summary = summary
+
+
+def _write_summary(out: Path, rows: Sequence[BatchRow]) -> tuple[Path, Path]:
+    """``out/batch_summary.csv`` and ``.md`` (the batch's own files, replaced on every run)."""
+    from .core.atomic import atomic_write_text
+
+    csv_path, md_path = out / f"{SUMMARY_NAME}.csv", out / f"{SUMMARY_NAME}.md"
+    atomic_write_text(csv_path, summary_csv(rows), overwrite=True)
+    atomic_write_text(md_path, summary_markdown(rows), overwrite=True)
+    return csv_path, md_path
+
+
 def _inputs(inputs: Sequence[Any], recording_options: Mapping[str, Any] | None
             ) -> list[tuple[str, dict[str, Any]]]:
     """(absolute input path, load_recording options) per input; a mapping input holds "input" and
@@ -304,12 +328,13 @@ def batch(
 
     Returns
     -------
-    BatchSummary; its files are ``out_dir/batch_summary.csv`` and ``.md``. Raises ImportError (with
+    BatchSummary; its files are ``out_dir/batch_summary.csv`` and ``.md``. A Ctrl-C (or a
+    KeyboardInterrupt from ``progress``) stops the running tasks, writes the summary and raises
+    :class:`BatchInterrupted` (a KeyboardInterrupt) carrying it. Raises ImportError (with
     the install command) when Ray is missing, ValueError for settings that are wrong for every
     recording (checked before any task starts).
     """
     from .cluster import require_ray, start_ray
-    from .core.atomic import atomic_write_text
 
     ray = require_ray()
     cfg = RunConfig.coerce(config).to_dict()
@@ -337,6 +362,7 @@ def batch(
         elif progress is not None:
             progress(rows[k])
     started = start_ray(address, num_cpus=num_cpus) if todo else False
+    pending: dict[Any, int] = {}
     try:
         task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=0)(run_one)
         pending = {task.remote(items[k][0], dests[k], items[k][1], cfg, model_path, dict(words or {})): k
@@ -352,11 +378,17 @@ def batch(
             rows[k] = row
             if progress is not None:
                 progress(row)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the recordings still running, say so in the summary, and pass the interrupt on;
+        # the finished result folders stay, and a rerun skips them
+        for ref, k in pending.items():
+            ray.cancel(ref, force=True)
+            rows[k] = BatchRow(items[k][0], dests[k], "interrupted", error=INTERRUPTED)
+        done_rows = [r for r in rows if r is not None]
+        raise BatchInterrupted(BatchSummary(done_rows, out, list(_write_summary(out, done_rows)))) from None
     finally:
         if started:
             ray.shutdown()
     done_rows = [r for r in rows if r is not None]
-    csv_path, md_path = out / f"{SUMMARY_NAME}.csv", out / f"{SUMMARY_NAME}.md"
-    atomic_write_text(csv_path, summary_csv(done_rows), overwrite=True)  # the batch's own files
-    atomic_write_text(md_path, summary_markdown(done_rows), overwrite=True)
+    csv_path, md_path = _write_summary(out, done_rows)
     return BatchSummary(done_rows, out, [csv_path, md_path])

@@ -372,7 +372,7 @@ def cmd_export(args: argparse.Namespace) -> str:
 
 
 def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
-    from .batchrun import batch
+    from .batchrun import BatchInterrupted, batch
 
     config = _run_config(args)
     if args.model is not None:
@@ -384,9 +384,14 @@ def cmd_batch(args: argparse.Namespace) -> "tuple[str, int]":
             f"fit r {row.fit_r:.3f}" if row.fit_r is not None else "")
         print(f"  {row.status:8s} {row.recording} {what}".rstrip(), flush=True)
 
-    summary = batch(args.sessions, args.out, config=config, recording_options=options, model=args.model,
-                    address=args.address, num_cpus=args.num_cpus, cpus_per_task=args.cpus_per_task,
-                    gpus_per_task=args.gpus_per_task, words=CLI_WORDS, progress=finished)
+    try:
+        summary = batch(args.sessions, args.out, config=config, recording_options=options, model=args.model,
+                        address=args.address, num_cpus=args.num_cpus, cpus_per_task=args.cpus_per_task,
+                        gpus_per_task=args.gpus_per_task, words=CLI_WORDS, progress=finished)
+    except BatchInterrupted as stop:
+        print(stop.summary.markdown(), end="")
+        return (f"interrupted: {stop.summary.line()}; the finished recordings are saved, run the same command "
+                "again to finish the others", 130)
     print(summary.markdown(), end="")
     return summary.line(), (1 if summary.failed else 0)
 

@@ -129,3 +129,29 @@ def test_the_package_names_batch_and_tune_are_the_functions():
 
     assert callable(ns.batch) and ns.batch.__name__ == "batch"
     assert callable(ns.tune) and ns.tune.__name__ == "tune"
+
+
+@pytest.mark.slow
+def test_an_interrupted_batch_writes_its_summary_and_a_rerun_finishes(tmp_path, ray_local):
+    from napari_sbtt.batchrun import BatchInterrupted, batch
+
+    sessions = [s for s in _sessions(tmp_path) if s.name != "broken.tif"]
+    shutil.copy(SAMPLE / "movie.tif", sessions[0].parent / "mouse3.tif")
+    sessions.append(sessions[0].parent / "mouse3.tif")
+    out = tmp_path / "out"
+    opts = {"rois": SAMPLE / "rois.tif", "scan": SAMPLE / "scan.json"}
+
+    def ctrl_c(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as e:  # Ctrl-C as the first recording finishes
+        batch(sessions, out, config=tiny_config(), recording_options=opts, cpus_per_task=1, progress=ctrl_c)
+    rows = e.value.summary.rows
+    assert len(rows) == 3 and rows[0].status in ("done", "interrupted")
+    assert sum(r.status == "done" for r in rows) >= 1 and sum(r.status == "interrupted" for r in rows) >= 1
+    assert "interrupted" in (out / "batch_summary.md").read_text()
+    assert all(r.error.startswith("interrupted") for r in rows if r.status == "interrupted")
+
+    again = batch(sessions, out, config=tiny_config(), recording_options=opts)
+    assert not again.failed and again.count("done") + again.count("skipped") == 3
+    assert again.count("skipped") >= 1 and all(is_result_dir(out / n) for n in ("mouse1", "mouse2", "mouse3"))
