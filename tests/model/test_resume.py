@@ -95,3 +95,15 @@ def test_preparing_the_training_data_block_by_block_changes_no_number(train, mon
     np.testing.assert_array_equal(np.array(_losses(blocks)), np.array(_losses(whole)))
     for k, v in whole.state_arrays().items():
         np.testing.assert_array_equal(blocks.state_arrays()[k], v, err_msg=k)
+
+
+def test_float32_windows_fit_as_their_float64_values(train):
+    """fit_trials keeps float32 windows float32 until the train / validation split (no float64 copy
+    of the whole set); the numbers are those of the same values given as float64."""
+    cfg = SBTTConfig(**{**TINY, "max_epochs": 2})
+    x32 = train.astype(np.float32)
+    a = fit_trials(x32, likelihood="poisson", config=cfg, seed=5)
+    b = fit_trials(x32.astype(np.float64), likelihood="poisson", config=cfg, seed=5)
+    np.testing.assert_array_equal(np.array(_losses(a)), np.array(_losses(b)))
+    for k, v in b.state_arrays().items():
+        np.testing.assert_array_equal(a.state_arrays()[k], v, err_msg=k)

@@ -304,7 +304,8 @@ def fit_trials(
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable taking an EpochReport, or None")
 
-    train = validate_trials(train, "train", likelihood)
+    # float32 windows stay float32 until split: no float64 copy of the whole set besides the parts
+    train = validate_trials(train, "train", likelihood, keep_float32=True)
     N = train.shape[-1]
     if valid is not None:
         valid = validate_trials(valid, "valid", likelihood, n_neurons=N)
@@ -316,6 +317,9 @@ def fit_trials(
         perm = rng.permutation(train.shape[0])
         n_valid = max(1, int(round(config.valid_fraction * train.shape[0])))
         valid, train = train[perm[:n_valid]], train[perm[n_valid:]]
+    train = np.asarray(train, dtype=np.float64)  # the exact values, as float64 (a no-op when they are)
+    if valid is not None:
+        valid = np.asarray(valid, dtype=np.float64)
     check_neurons_observed(train)
     if init is not None:
         if init.likelihood != likelihood:

@@ -57,15 +57,18 @@ def masked_loss(nll: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, t
     return total, score.sum()
 
 
-def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | None = None
-                    ) -> np.ndarray:
+def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | None = None,
+                    keep_float32: bool = False) -> np.ndarray:
     """Check one (n_trials, T, N) input and return it as float64 with all-NaN trials removed.
 
     All-NaN trials carry no information: they are dropped with a warning (an error if
-    nothing is left).
+    nothing is left). ``keep_float32``: a float32 input stays float32 (the checks are the same;
+    the caller converts later, a part at a time, so no float64 copy of all of it is needed).
     """
     try:
-        arr = np.asarray(data, dtype=np.float64)
+        arr = np.asarray(data)
+        if not (keep_float32 and arr.dtype == np.float32):
+            arr = np.asarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{what} must be a numeric array (n_trials, T, N): {e}") from None
     if arr.ndim != 3:
