@@ -26,6 +26,10 @@ Scores are held-out R^2 (1 - sum (prediction - sample)^2 / sum (sample - ROI mea
 difference is judged against its standard error, paired over the held-out samples (over whole gaps
 in the gap test, whose samples are not independent); a verdict needs more than two.
 
+A recording longer than :data:`MAX_EXCERPT_S` (5 minutes) is tested on its middle 5 minutes:
+the standard errors are small long before, and the tests' cost grows with ROIs x time (at 200
+ROIs x 10 minutes they took most of a run: benchmarks/RESULTS.md, "Long recordings").
+
 The verdict against OASIS is taken on the test that matches the result's estimate: the gap test for
 the network's rates, the sample test for the deconvolution. ``estimate="auto"`` keeps the network
 when it fills gaps better than both the deconvolution and OASIS, and otherwise uses the
@@ -45,12 +49,16 @@ import numpy as np
 from .core.deconvolution import sparse_deconvolve
 
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "deconvolve_with_model",
-           "heldout_blocks", "heldout_summary", "ESTIMATES", "VERDICTS"]
+           "heldout_blocks", "heldout_summary", "ESTIMATES", "VERDICTS", "MAX_EXCERPT_S"]
 
 #: the SBTT estimates
 ESTIMATES = ("network", "deconvolution")
 #: what :attr:`HeldoutComparison.verdict` may say
 VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
+#: the tests of a longer recording run on its middle this many seconds: the verdict's standard
+#: errors are small long before (tens of thousands of held-out samples), while the cost of the
+#: tests (two deconvolutions and a network pass per test) grows with ROIs x time
+MAX_EXCERPT_S = 300.0
 #: the test each estimate's verdict is taken on
 _TEST_OF = {"network": "gaps", "deconvolution": "samples"}
 
@@ -90,6 +98,9 @@ class HeldoutComparison:
     gaps: HeldoutTest
     estimate: str
     verdict: str
+    #: (start, end) seconds of the excerpt the tests ran on (a long recording's middle
+    #: :data:`MAX_EXCERPT_S`), or None for the whole recording
+    excerpt_s: tuple[float, float] | None = None
 
     @property
     def sbtt_beats_oasis(self) -> bool | None:
@@ -204,6 +215,7 @@ def compare_heldout(
     seed: int = 0,
     sparsity: float = 0.5,
     oasis: bool = True,
+    max_seconds: float | None = MAX_EXCERPT_S,
 ) -> HeldoutComparison:
     """Run the sample and gap tests (module docstring) and give the verdict against OASIS.
 
@@ -222,6 +234,8 @@ def compare_heldout(
     seed : draws the held-out samples.
     sparsity : weight of the deconvolution's sparsity prior.
     oasis : also score OASIS when ``oasis-deconv`` is installed.
+    max_seconds : a recording longer than this is tested on its middle ``max_seconds`` (the
+        excerpt is in the result, ``excerpt_s``); None tests all of it.
     """
     if not 0.0 < share < 1.0:
         raise ValueError(f"the held-out share must be in (0, 1), got {share}")
@@ -229,6 +243,12 @@ def compare_heldout(
         raise ValueError(f"estimate must be 'network', 'deconvolution' or 'auto', got {estimate!r}")
     values = np.asarray(values, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
+    excerpt = None
+    if max_seconds is not None and times.size > 1 and times[-1] - times[0] > max_seconds:
+        n = int(np.searchsorted(times, times[0] + max_seconds, side="left"))
+        i0 = (times.size - n) // 2
+        values, times = values[i0:i0 + n], times[i0:i0 + n]
+        excerpt = (float(times[0]), float(times[-1]))
     observed = np.isfinite(values)
     tests = {}
     for kind, g in (("samples", 0.0), ("gaps", float(gap_s))):
@@ -257,4 +277,4 @@ def compare_heldout(
         verdict = ("SBTT better" if lead > 2.0 else "OASIS better" if lead < -2.0
                    else "no clear difference")
     return HeldoutComparison(share=float(share), samples=tests["samples"], gaps=tests["gaps"],
-                             estimate=chosen, verdict=verdict)
+                             estimate=chosen, verdict=verdict, excerpt_s=excerpt)

@@ -102,3 +102,32 @@ def test_share_and_estimate_are_checked() -> None:
     with pytest.raises(ValueError, match="estimate"):
         compare_heldout(_KnownModel(4, 0.05), values, np.arange(200) * DT,
                         network_signal=lambda kept: clean, estimate="best")
+
+
+def test_a_long_recording_is_tested_on_its_middle_excerpt() -> None:
+    from napari_sbtt.heldout import MAX_EXCERPT_S, compare_heldout
+
+    class Flat:  # a calcium model stand-in: a one-bin kernel, zero baseline
+        def observation_model(self):
+            n = 3
+            return {"kernel": np.ones((n, 1)), "baseline": np.zeros(n), "noise_sd": np.full(n, 0.1),
+                    "tau_decay_bins": np.ones(n), "tau_rise_bins": np.zeros(n)}
+
+    rng = np.random.default_rng(0)
+    bin_s = 0.5
+    times = np.arange(int(2 * MAX_EXCERPT_S / bin_s)) * bin_s
+    values = rng.normal(1.0, 0.1, (times.size, 3))
+    seen: list[int] = []
+
+    def network(kept: np.ndarray) -> np.ndarray:
+        seen.append(kept.shape[0])
+        return np.ones_like(kept)
+
+    cmp = compare_heldout(Flat(), values, times, network_signal=network, oasis=False)
+    assert cmp.excerpt_s is not None
+    start, end = cmp.excerpt_s
+    assert end - start == pytest.approx(MAX_EXCERPT_S, abs=2 * bin_s)
+    assert start == pytest.approx((times[-1] - MAX_EXCERPT_S) / 2, abs=2 * bin_s)  # the middle
+    assert set(seen) == {int(MAX_EXCERPT_S / bin_s)}
+    whole = compare_heldout(Flat(), values, times, network_signal=network, oasis=False, max_seconds=None)
+    assert whole.excerpt_s is None and seen[-1] == times.size
