@@ -297,6 +297,7 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
         said = {"SBTT better": True, "OASIS better": False}.get(ho["verdict"])
         row["sbtt"]["heldout_verdict_right"] = (None if said is None
                                                 else said == (row["sbtt"]["r"] >= row["oasis"]["r"]))
+    row["sbtt"].update({k: res.metrics.get(k) for k in ("decay_estimate_s", "tau_decay_s", "tau_rise_s")})
     row["margin"] = row["sbtt"]["r"] - row["oasis"]["r"]
     row["seconds_total"] = time.perf_counter() - t_all
     return row

@@ -57,3 +57,14 @@ def test_sampling_every_nth_bin_is_corrected() -> None:
     corrected = decay_time_of_series(series, times, bin_width=1 / 60)
     assert plain is not None and corrected == pytest.approx(plain / 4 ** SUBSAMPLING_EXPONENT, rel=1e-6)
     assert estimate_decay_time(y, t) == pytest.approx(corrected, rel=1e-6)  # bin width from the grid
+
+
+def test_the_sampling_correction_is_not_extrapolated_beyond_every_4th_bin() -> None:
+    from napari_sbtt.core.kinetics import MAX_CORRECTED_N, SUBSAMPLING_EXPONENT
+
+    y, t, _ = _recording("GCaMP6f", 60, 8)
+    kept = np.isfinite(y[:, 0])
+    series, times = [y[kept, i] for i in range(y.shape[1])], [t[kept]] * y.shape[1]
+    plain = decay_time_of_series(series, times)
+    corrected = decay_time_of_series(series, times, bin_width=1 / 60)
+    assert corrected == pytest.approx(plain / MAX_CORRECTED_N ** SUBSAMPLING_EXPONENT, rel=1e-6)

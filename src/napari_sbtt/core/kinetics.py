@@ -14,7 +14,10 @@ preparations: the ground truth of benchmarks/RESULTS.md spans 0.26 s (GCaMP6f, m
   ground truth kept at every 2nd and 4th frame the estimate grows as n ** 0.46 (fitted on the
   tune sets DS09 and DS32: 1.32 and 1.67, 1.56 and 2.05 times the estimate on all frames), so
   each ROI's estimate is divided by ``n ** SUBSAMPLING_EXPONENT`` with n its sampling period
-  over the grid's bin width;
+  over the grid's bin width, n at most :data:`MAX_CORRECTED_N` (the range the exponent was
+  fitted on: on the synthetic tune half of benchmarks/family.py, extrapolating it to 8-16x
+  fewer samples shortened the estimates to about half the true decay, median log error 0.34
+  against 0.27 with the cap);
 - the median over ROIs with at least :data:`MIN_SAMPLES` samples is taken;
 - OASIS's autocovariance estimate comes out short: on the two ground-truth sets where the
   defaults may be chosen (DS09 GCaMP6f, DS32 jGCaMP8s: benchmarks/measure_indicators.py) the
@@ -33,12 +36,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["estimate_decay_time", "decay_time_of_series", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S"]
+__all__ = ["estimate_decay_time", "decay_time_of_series", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT", "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S"]
 
 #: spike-measured decay / OASIS's AR(1) decay, geometric mean over the tune sets DS09 and DS32
 OASIS_DECAY_BIAS = math.sqrt((0.5758 / 0.4447) * (0.4718 / 0.2937))
 #: the estimate grows as (sampling period / bin width) ** this (least squares over the tune sets)
 SUBSAMPLING_EXPONENT = 0.46
+#: the sampling correction is applied up to this n (every 4th bin, the largest fitted)
+MAX_CORRECTED_N = 4.0
 #: an ROI needs this many samples for its decay estimate to count
 MIN_SAMPLES = 50
 #: bounds of the estimate, seconds (the fastest and slowest indicators, with a margin)
@@ -105,7 +110,7 @@ def decay_time_of_series(values: Sequence[np.ndarray], times: Sequence[np.ndarra
         if period > 0:
             tau = oasis_decay_time(v, period)
             if math.isfinite(tau):
-                n = max(1.0, period / bin_width) if bin_width else 1.0
+                n = min(MAX_CORRECTED_N, max(1.0, period / bin_width)) if bin_width else 1.0
                 taus.append(tau / n ** SUBSAMPLING_EXPONENT)
     if not taus:
         return None
