@@ -194,7 +194,8 @@ def deconvolve_traces(
     if decay_estimate_wanted(cfg):
         from .core.kinetics import decay_time_of_series
 
-        decay_s = decay_time_of_series(z, frame_times, bin_width=bin_s)
+        # each trace on its own regular grid (frames without a time left NaN)
+        decay_s = decay_time_of_series(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
     window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)

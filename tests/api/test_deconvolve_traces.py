@@ -72,3 +72,14 @@ def test_bad_input_is_refused():
         deconvolve_traces([np.full(50, np.nan)], frame_period=0.1)
     with pytest.raises(ValueError, match="calcium"):
         deconvolve_traces([np.zeros(50)], frame_period=0.1, config={"likelihood": "poisson"})
+
+
+def test_a_trace_with_a_gap_in_its_frame_times_and_no_indicator():
+    pytest.importorskip("oasis")
+    spikes, dff = _neurons(lengths=(900, 700), seed=3)
+    t0 = np.arange(900) * FP
+    keep = (t0 < 10) | (t0 > 14)  # 4 s without frames: the trace's grid is longer than its frames
+    res = deconvolve_traces([dff[0][keep], dff[1]], times=[t0[keep], np.arange(700) * FP],
+                            config={"epochs": 1, "model": TINY, "inference_shifts": 1})
+    assert res.metrics["decay_estimate_s"] is not None  # started from the traces' own decay
+    assert [r.shape for r in res.rates] == [(int(keep.sum()),), (700,)]
