@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--size", default=None, choices=["small", "medium", "large"],
                     help="model size (default: the Train tab's)")
     ap.add_argument("--factor", type=int, default=None, help="bins per frame (default: the Train tab's)")
+    ap.add_argument("--indicator", default="GCaMP6f",
+                    help="the Train tab's indicator (default GCaMP6f, the demo's indicator, as step 2 of "
+                         "the README's walkthrough sets it; 'none' leaves it unnamed)")
     ap.add_argument("--roi", type=int, default=2, help="ROI label shown in the trace panel")
     ap.add_argument("--zoom-s", type=float, default=10.0,
                     help="seconds of the trace panel shown around the cursor (0: the whole recording)")
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> Path:
     for name in ("epochs", "size", "factor"):
         if getattr(args, name) is not None:
             getattr(train, name).value = getattr(args, name)
+    if args.indicator.lower() != "none":
+        train.indicator.value = args.indicator
     app = QApplication.instance()
     train.train_button.clicked()
     while train.state.state is TrainState.TRAINING or train.job is not None:

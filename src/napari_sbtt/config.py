@@ -255,7 +255,7 @@ class RunConfig:
         "calcium indicator preset: starts the calcium kernel's rise and decay, then learned per ROI "
         f"(None: the decay estimated from the recording, see decay_from_data, and {DEFAULT_INDICATOR}'s "
         "rise)", "choice", choices=tuple(INDICATORS), optional=True,
-        none_label=DEFAULT_INDICATOR, check=_check_indicator, flag="--indicator",
+        none_label="none named (decay from the recording)", check=_check_indicator, flag="--indicator",
         widget="indicator"))
     onset_delay_s: float = _setting(0.0, Setting(
         "calcium kernel onset delay: time from a spike to the start of its fluorescence (about 20 ms "
