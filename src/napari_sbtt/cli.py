@@ -295,10 +295,7 @@ def cmd_run(args: argparse.Namespace) -> str:
     out = check_result_destination(args.out, overwrite=args.overwrite, probe=True)
     config = _run_config(args)
     info = _check_model_file(args.model) if args.model is not None else None
-    rec = load_recording(
-        args.input, rois=args.rois, scan=args.scan, frame_period=args.frame_period,
-        line_period=args.line_period, prefer=args.prefer, n_rows=args.n_rows, dataset=args.dataset,
-    )
+    rec = load_recording(args.input, **_recording_options(args))
     callback, close = _tqdm_callback("run")
     try:
         if info is not None:
@@ -459,6 +456,34 @@ def _add_run_settings(p: argparse.ArgumentParser, *, exclude: Sequence[str] = ()
         p.add_argument(s.flag, **kwargs)
 
 
+def _add_recording_inputs(p: argparse.ArgumentParser, note: str = "") -> None:
+    """The flags that say how to read a recording (load_recording's options), shared by `run`,
+    `batch` and `tune`; ``note`` is added to the help of --rois and --scan."""
+    p.add_argument("--rois", default=None,
+                   help="labels image .tif/.npy (Y, X) - needed for TIFF movies and traces files; for traces "
+                        "also a rows file (.csv/.npy, one line per ROI: row, or row and column); suite2p, "
+                        f"CaImAn and NWB carry their own ROIs{note}")
+    p.add_argument("--scan", default=None, help=f"scan.json of a partial-field scan{note}")
+    p.add_argument("--frame-period", type=float, default=None,
+                   help="seconds per frame (full raster) when the file does not say")
+    p.add_argument("--line-period", type=float, default=None,
+                   help="seconds per line; with a movie, the acquired rows are found from the movie")
+    p.add_argument("--n-rows", type=int, default=None,
+                   help="lines per frame, for a traces file with a rows file and no --scan")
+    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
+                   help="suite2p/NWB: use the movie + ROI masks (default) or the file's ROI traces")
+    p.add_argument("--dataset", default=None,
+                   help="traces .npz/.h5 holding several arrays: the name of the one with the traces")
+
+
+def _add_ray_cluster(p: argparse.ArgumentParser) -> None:
+    """Where `batch` and `tune` run: a local Ray (default) or a cluster."""
+    p.add_argument("--address", default=None,
+                   help="Ray cluster: 'auto' (the cluster this machine belongs to) or ray://HOST:10001; "
+                        "default: a local Ray on this machine")
+    p.add_argument("--num-cpus", type=int, default=None, help="cores of the local Ray (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-sbtt",
@@ -494,24 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="INPUT",
                    help="TIFF movie, suite2p plane folder, CaImAn .hdf5, .nwb, or traces .npy/.csv/.h5")
-    p.add_argument("--rois", default=None,
-                   help="labels image .tif/.npy (Y, X) - needed for TIFF movies and traces files; for traces "
-                        "also a rows file (.csv/.npy, one line per ROI: row, or row and column); suite2p, "
-                        "CaImAn and NWB carry their own ROIs")
-    p.add_argument("--scan", default=None, help="scan.json of a partial-field scan")
-    p.add_argument("--frame-period", type=float, default=None,
-                   help="seconds per frame (full raster) when the file does not say")
-    p.add_argument("--line-period", type=float, default=None,
-                   help="seconds per line; with a movie, the acquired rows are found from the movie")
-    p.add_argument("--n-rows", type=int, default=None,
-                   help="lines per frame, for a traces file with a rows file and no --scan")
-    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
-                   help="suite2p/NWB: use the movie + ROI masks (default) or the file's ROI traces")
+    _add_recording_inputs(p)
     p.add_argument("--model", default=None,
                    help="model to apply instead of training: a checkpoint (.safetensors) or a result folder "
                         "holding model.safetensors")
-    p.add_argument("--dataset", default=None,
-                   help="traces .npz/.h5 holding several arrays: the name of the one with the traces")
     p.add_argument("--out", required=True, help="output folder for the result")
     p.add_argument("--config", default=None,
                    help="run settings as a JSON file or inline JSON (RunConfig fields; model sizes under "
@@ -531,20 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sessions", metavar="SESSION", nargs="+",
                    help="recordings as `run` takes them (TIFF, suite2p folder, CaImAn .hdf5, .nwb, traces)")
     p.add_argument("--out", required=True, help="folder for the result folders and the summary")
-    p.add_argument("--rois", default=None, help="labels image or rows file, the same for every SESSION")
-    p.add_argument("--scan", default=None, help="scan.json, the same for every SESSION")
-    p.add_argument("--frame-period", type=float, default=None, help="seconds per frame when a file does not say")
-    p.add_argument("--line-period", type=float, default=None, help="seconds per line (as for `run`)")
-    p.add_argument("--n-rows", type=int, default=None, help="lines per frame for traces with a rows file")
-    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
-                   help="suite2p/NWB: the movie + ROI masks (default) or the file's ROI traces")
-    p.add_argument("--dataset", default=None, help="the traces' array in a traces .npz/.h5")
+    _add_recording_inputs(p, note=" (the same for every SESSION)")
     p.add_argument("--model", default=None, help="model to apply (or adapt) instead of training")
     p.add_argument("--config", default=None, help="run settings as a JSON file or inline JSON; flags override it")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster: 'auto' (the cluster this machine belongs to) or ray://HOST:10001; "
-                        "default: a local Ray on this machine")
-    p.add_argument("--num-cpus", type=int, default=None, help="cores of the local Ray (default: all)")
+    _add_ray_cluster(p)
     p.add_argument("--cpus-per-task", type=float, default=1.0,
                    help="Ray CPUs reserved per recording (default 1; the fit uses --threads torch threads)")
     p.add_argument("--gpus-per-task", type=float, default=0.0,
@@ -571,9 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated settings to search (default all: {','.join(SEARCH_SPACE)})")
     p.add_argument("--perturbation-interval", type=int, default=5, metavar="EPOCHS",
                    help="pbt: epochs between perturbations (default 5)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster: 'auto' or ray://HOST:10001; default: a local Ray on this machine")
-    p.add_argument("--num-cpus", type=int, default=None, help="cores of the local Ray (default: all)")
+    _add_ray_cluster(p)
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0,
                    help="Ray GPUs per trial, e.g. 0.5 for two trials per GPU (default 0)")
@@ -581,14 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, metavar="PATH_OR_URI",
                    help="where Ray Tune keeps trial checkpoints (default OUT/ray); on a multi-machine cluster "
                         "a place every node reaches: s3://bucket/path, gs://..., or a shared folder")
-    p.add_argument("--rois", default=None, help="labels image or rows file (as for `run`)")
-    p.add_argument("--scan", default=None, help="scan.json of a partial-field scan")
-    p.add_argument("--frame-period", type=float, default=None, help="seconds per frame when the file does not say")
-    p.add_argument("--line-period", type=float, default=None, help="seconds per line (as for `run`)")
-    p.add_argument("--n-rows", type=int, default=None, help="lines per frame for traces with a rows file")
-    p.add_argument("--prefer", choices=["movie", "traces"], default="movie",
-                   help="suite2p/NWB: the movie + ROI masks (default) or the file's ROI traces")
-    p.add_argument("--dataset", default=None, help="the traces' array in a traces .npz/.h5")
+    _add_recording_inputs(p)
     p.add_argument("--config", default=None,
                    help="run settings every trial starts from (JSON file or inline); --epochs caps each trial")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier search's files in --out")

@@ -208,7 +208,8 @@ def deconvolve_traces(
 
     control = RunControl.of(progress, control)
     t0 = time.perf_counter()
-    model = fit_trials(wins, None, likelihood="calcium", config=resolve(cfg, bin_width=bin_s, n_windows=wins.shape[0], decay_s=decay_s),
+    model = fit_trials(wins, None, likelihood="calcium",
+                       config=resolve(cfg, bin_width=bin_s, n_windows=wins.shape[0], decay_s=decay_s),
                        progress=control, seed=cfg.seed,
                        metadata={"units": "standardised dF/F", "bin_width_s": bin_s,
                                  "window_bins": window, "overlap_bins": overlap, "n_traces": len(z)})
@@ -241,10 +242,11 @@ def deconvolve_traces(
     t_inf = time.perf_counter() - t0
     control.report(StageReport("infer", 1, 1, comparison.summary()))
 
+    learned = model.observation_model()
     per_spike = None
     if ind is not None:
         # the dF/F jump one spike makes: the indicator's transient area over the learned kernel's
-        per_spike = float(dff_jump_per_spike(ind, model.observation_model()["kernel"][0], bin_s))
+        per_spike = float(dff_jump_per_spike(ind, learned["kernel"][0], bin_s))
     rates, signal, spikes = [], [], [] if per_spike is not None else None
     for i, (y, (_, off, sc)) in enumerate(zip(raw, std, strict=True)):
         n = values[i].size
@@ -266,8 +268,8 @@ def deconvolve_traces(
         "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),
         "epochs_run": len(model.history), "best_epoch": model.best_epoch, "stopped": stopped,
         "seconds_fit": t_fit, "seconds_infer": t_inf,
-        "tau_decay_s": float(model.observation_model()["tau_decay_bins"][0] * bin_s),
-        "tau_rise_s": float(model.observation_model()["tau_rise_bins"][0] * bin_s),
+        "tau_decay_s": float(learned["tau_decay_bins"][0] * bin_s),
+        "tau_rise_s": float(learned["tau_rise_bins"][0] * bin_s),
         "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
         "decay_estimate_s": decay_s,
     }

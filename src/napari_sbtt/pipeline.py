@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
+from .config import RunConfig, decay_estimate_wanted, indicator_name, resolve, window_seconds
 from .core.progress import RunControl, StageReport
 from .core.scan import ScanPattern
 from .result import RATE_UNITS, SBTTResult
@@ -159,7 +159,6 @@ def fit_and_infer(
         metrics["tau_decay_s"] = float(np.median(kinetics["tau_decay_bins"]) * obs.grid.bin_width)
         metrics["tau_rise_s"] = float(np.median(kinetics["tau_rise_bins"]) * obs.grid.bin_width)
         metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (no indicator named)
-        from .config import indicator_name
         from .core.units import spikes_estimate
 
         # what converts the activity to estimated spikes/s (the indicator preset's dF/F per spike)

@@ -146,10 +146,8 @@ def delta_f_over_f(
     ``roi_ids`` (N,) only name ROIs in errors. Raises ``ValueError`` when F0 is
     at or below zero anywhere an ROI was observed.
     """
-    values = np.asarray(values, dtype=np.float64)
-    f0 = running_percentile_baseline(values, times, window=window, percentile=percentile)
-    _raise_if_undefined(np.any(f0 <= 0, axis=0), roi_ids, window, percentile)  # NaN compares False
-    return (values - f0) / f0
+    return delta_f_over_f_where_defined(values, times, roi_ids, window=window, percentile=percentile,
+                                        max_left_out=0.0)[0]
 
 
 #: at most this share of the ROIs may be left out of a dF/F run for a baseline at or below zero
@@ -179,7 +177,7 @@ def delta_f_over_f_where_defined(
     """
     values = np.asarray(values, dtype=np.float64)
     f0 = running_percentile_baseline(values, times, window=window, percentile=percentile)
-    bad = np.any(f0 <= 0, axis=0)
+    bad = np.any(f0 <= 0, axis=0)  # NaN compares False
     if bad.sum() > max_left_out * bad.size:
         _raise_if_undefined(bad, roi_ids, window, percentile)
     with np.errstate(divide="ignore", invalid="ignore"):
