@@ -64,17 +64,6 @@ def test_run_one_reports_a_broken_recording_without_raising(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 @pytest.mark.slow
 def test_batch_three_recordings_one_broken_then_rerun_skips(tmp_path, capsys, ray_local):
     sessions = _sessions(tmp_path)

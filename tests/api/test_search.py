@@ -37,18 +37,13 @@ def test_every_bound_of_the_search_space_is_a_valid_run(end):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
+def ray_tune(ray_local):
+    """The local Ray of tests/api/conftest.py, with Ray Tune (skipped without it)."""
     pytest.importorskip("ray.tune")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False)
-    yield ray
-    if started:
-        ray.shutdown()
+    return ray_local
 
 
-def test_bad_search_arguments_are_refused_before_any_trial(tmp_path, ray_local):
+def test_bad_search_arguments_are_refused_before_any_trial(tmp_path, ray_tune):
     from napari_sbtt import tune
 
     with pytest.raises(ValueError, match="unknown setting"):
@@ -59,7 +54,7 @@ def test_bad_search_arguments_are_refused_before_any_trial(tmp_path, ray_local):
 
 
 @pytest.mark.slow
-def test_tune_cli_two_trials_on_the_tiny_sample(tmp_path, capsys, ray_local):
+def test_tune_cli_two_trials_on_the_tiny_sample(tmp_path, capsys, ray_tune):
     from napari_sbtt.cli import _run_config, build_parser, main
 
     out = tmp_path / "search"
@@ -90,7 +85,7 @@ def test_tune_cli_two_trials_on_the_tiny_sample(tmp_path, capsys, ray_local):
 
 
 @pytest.mark.slow
-def test_population_based_training_resumes_from_checkpoints(tmp_path, ray_local):
+def test_population_based_training_resumes_from_checkpoints(tmp_path, ray_tune):
     from napari_sbtt import tune
 
     outcome = tune(SAMPLE / "movie.tif", tmp_path / "pbt", trials=2, scheduler="pbt", perturbation_interval=2,

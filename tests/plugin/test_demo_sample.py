@@ -16,11 +16,6 @@ from napari_sbtt.plugin._layers import SCAN_KEY, TRUTH_KEY, TRUTH_LAYER_KEY, is_
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    return isolated_settings
-
-
 def test_super_resolution_demo_loads_movie_rois_and_ground_truth(viewer):
     layers = viewer.open_sample("napari-sbtt", "super_resolution_demo")
     by_kind = {type(la).__name__: [] for la in layers}

@@ -21,11 +21,6 @@ from tests.factories import fake_calcium_result, make_labels  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    return isolated_settings
-
-
 def _train(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-sbtt", "Train / Load")
     return widget

@@ -24,12 +24,6 @@ from tests.factories import LX, LY, make_movie, make_suite2p, write_scanimage_bi
 MANIFEST = Path(__file__).parents[2] / "src" / "napari_sbtt" / "plugin" / "napari.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
-    return isolated_settings
-
-
 def fake_result(n_bins: int = 40, n_rois: int = 3) -> SBTTResult:
     rng = np.random.default_rng(0)
     rates = rng.random((n_bins, n_rois)).astype(np.float32)

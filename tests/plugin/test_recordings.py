@@ -42,12 +42,6 @@ from tests.factories import (  # noqa: E402
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
-    return isolated_settings
-
-
 def open_data(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-sbtt", "Data")
     return widget

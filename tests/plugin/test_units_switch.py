@@ -15,11 +15,6 @@ from tests.factories import fake_calcium_result, fake_result, make_labels  # noq
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    return isolated_settings
-
-
 def test_trace_panel_switches_to_estimated_spikes_per_second(viewer):
     _, traces = viewer.window.add_plugin_dock_widget("napari-sbtt", "Traces")
     labels = viewer.add_labels(make_labels(), name="rois")

@@ -54,12 +54,6 @@ def toy_scan(n_frames: int = 120, size: int = 24, n_side: int = 3, n_strips: int
     return movie.astype(np.float32), labels, pattern
 
 
-@pytest.fixture(autouse=True)
-def _own_settings(isolated_settings):
-    """Every test here keeps remembered widget values in its own file (tests/conftest.py)."""
-    return isolated_settings
-
-
 @pytest.fixture
 def toy_viewer(viewer):
     movie, labels, pattern = toy_scan()
