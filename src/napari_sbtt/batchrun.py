@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .config import RunConfig
+from .core.numbers import finite_or_none
 
 __all__ = ["batch", "BatchRow", "BatchSummary", "BatchInterrupted", "run_one", "result_names", "SUMMARY_NAME",
            "RECORDING_OPTIONS"]
@@ -124,14 +125,6 @@ def result_names(inputs: Sequence[str]) -> list[str]:
     return out
 
 
-def _number(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if x == x and abs(x) != float("inf") else None
-
-
 def row_from_metrics(recording: str, result: str, status: str, metrics: Mapping[str, Any],
                      seconds: float | None) -> BatchRow:
     """A summary row from a result's ``metrics`` (fresh, or read back from result.json)."""
@@ -141,8 +134,8 @@ def row_from_metrics(recording: str, result: str, status: str, metrics: Mapping[
     r2 = test.get("r2") or {}
     return BatchRow(
         recording=recording, result=result, status=status,
-        n_rois=metrics.get("n_rois"), fit_r=_number(metrics.get("fit_r_median")), estimate=estimate,
-        verdict=held.get("verdict"), heldout_r2=_number(r2.get(estimate)), oasis_r2=_number(r2.get("oasis")),
+        n_rois=metrics.get("n_rois"), fit_r=finite_or_none(metrics.get("fit_r_median")), estimate=estimate,
+        verdict=held.get("verdict"), heldout_r2=finite_or_none(r2.get(estimate)), oasis_r2=finite_or_none(r2.get("oasis")),
         seconds=seconds,
     )
 
@@ -159,7 +152,7 @@ def _error_text(error: BaseException, recording: str, words: Mapping[str, str] |
 
 
 def _seconds_of(metrics: Mapping[str, Any]) -> float | None:
-    parts = [_number(metrics.get(k)) for k in ("seconds_extract", "seconds_fit", "seconds_infer")]
+    parts = [finite_or_none(metrics.get(k)) for k in ("seconds_extract", "seconds_fit", "seconds_infer")]
     return sum(p for p in parts if p is not None) if any(p is not None for p in parts) else None
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import RunConfig, decay_estimate_wanted, indicator_name, resolve, window_seconds
+from .core.numbers import finite_or_none
 from .core.progress import RunControl, StageReport
 from .core.scan import ScanPattern
 from .result import RATE_UNITS, SBTTResult
@@ -143,7 +144,7 @@ def fit_and_infer(
         "observed_share_per_roi": observed.mean(axis=0).tolist(),
         "fit_r_per_roi": fit_r.tolist(),
         "fit_r_median": float(np.nanmedian(fit_r)) if np.isfinite(fit_r).any() else None,
-        "best_valid_loss": _finite_or_none(getattr(model, "best_valid_loss", None)),
+        "best_valid_loss": finite_or_none(getattr(model, "best_valid_loss", None)),
         "best_epoch": getattr(model, "best_epoch", None),
         "epochs_run": len(history),
         "seconds_extract": seconds_extract,
@@ -351,11 +352,3 @@ def per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
         if m.sum() > 2 and np.std(obs[m, i]) > 0 and np.std(signal[m, i]) > 0:
             out[i] = float(np.corrcoef(obs[m, i], signal[m, i])[0, 1])
     return out
-
-
-def _finite_or_none(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None

@@ -35,7 +35,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 import time
@@ -46,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .config import SIZES, RunConfig, window_seconds
 from .core.limits import MAX_WINDOW_S
+from .core.numbers import finite_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core.observations import Observations
@@ -229,12 +229,6 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
 
 
 # --------------------------------------------------------------------------- tables
-def _number(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def trials_csv(rows: Sequence[TrialRow], names: Sequence[str]) -> str:
@@ -264,14 +258,14 @@ def _rows(grid: Any, names: Sequence[str], max_t: int) -> list[TrialRow]:
     rows = []
     for k, res in enumerate(grid):
         df = res.metrics_dataframe
-        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if _number(v) is not None]
+        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
         metrics = res.metrics or {}
         epochs = 0 if df is None else len(df)
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name or f"trial_{k}")
         error = " ".join(str(res.error).split())[:300] if res.error is not None else ""
         status = "failed" if error else ("done" if epochs >= max_t else "ended early")
         rows.append(TrialRow(trial_id, {n: res.config.get(n) for n in names}, min(losses) if losses else None,
-                             epochs, _number(metrics.get("time_total_s")), status, error))
+                             epochs, finite_or_none(metrics.get("time_total_s")), status, error))
     return rows
 
 
