@@ -6,10 +6,81 @@ import json
 import os
 import platform
 import re
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+#: smoothing (s) of the scores against the simulated truth (CASCADE protocol)
+SMOOTH_S = 0.05
+
+
+def median_r(truth: np.ndarray, estimate: np.ndarray, dt_s: float) -> float:
+    """The family's score: Pearson r per ROI against the true rates after ``SMOOTH_S`` Gaussian
+    smoothing of both, median over ROIs (``core.metrics``).
+
+    truth, estimate: (T_fine, N) on the same fine grid (any units; NaN skipped); dt_s: its bin
+    width in seconds. NaN when no ROI has a score.
+    """
+    from napari_sbtt.core.metrics import median_over_rois, pearson_r
+
+    return float(median_over_rois(pearson_r(truth, estimate, sigma_s=SMOOTH_S, dt_s=dt_s)))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MB (``ru_maxrss``; Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_avg() -> float:
+    """The 1-minute load average (NaN where the platform has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return float("nan")
+
+
+class AnonPeak:
+    """Samples RssAnon of this process (the memory it really holds, without the file pages a
+    memory-mapped movie leaves resident) every ``interval`` s in a thread; ``.peak_mb`` after the
+    ``with`` block. Linux only (elsewhere the peak stays 0)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.peak_kb = 0
+        self.interval = interval
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                        return
+        except OSError:
+            return
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "AnonPeak":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+        self._sample()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
 
 
 def machine() -> str:

@@ -38,11 +38,11 @@ import resource
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import AnonPeak
 
 FILE_NAME = "napari_sbtt_extraction_bench_{t}x{s}x{s}.tif"
 
@@ -91,40 +91,6 @@ def drop_caches() -> bool:
         return True
     except OSError:
         return False
-
-
-class AnonPeak:
-    """Samples RssAnon of this process every 20 ms in a thread; .peak_mb after stop()."""
-
-    def __init__(self) -> None:
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("RssAnon:"):
-                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                    return
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> "AnonPeak":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self._sample()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
 
 
 def vm_hwm_mb() -> float:

@@ -76,9 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, write_rows
-
-SMOOTH_S = 0.05
+from _common import machine, median_r, write_rows
 
 #: The axes of the family and their levels (see the module docstring).
 AXES: dict[str, tuple[Any, ...]] = {
@@ -234,7 +232,6 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
     """Simulate, extract, fit SBTT and OASIS, score; one table row (a dict)."""
     from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
     from napari_sbtt.core.baselines import oasis_rates
-    from napari_sbtt.core.metrics import median_over_rois, pearson_r
     from napari_sbtt.core.synth import simulate
 
     cfg = RunConfig.from_dict({**({"indicator": cell.indicator} if named else {}), **run})
@@ -268,22 +265,21 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
                        reduction_per_roi=float(1.0 / np.median(share)))
     t0 = time.perf_counter()
     base = oasis_rates(obs.values, obs.times)
-    row["oasis"] = {"r": float(median_over_rois(pearson_r(truth, base, sigma_s=SMOOTH_S, dt_s=dt))),
+    row["oasis"] = {"r": median_r(truth, base, dt),
                     "seconds": time.perf_counter() - t0}
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     res = run_on_observations(obs, config=cfg, scan=scan)
     secs = time.perf_counter() - t0
-    r_sbtt = pearson_r(truth, res.rates, sigma_s=SMOOTH_S, dt_s=dt)
     row["sbtt"] = {
-        "r": float(median_over_rois(r_sbtt)), "seconds": secs,
+        "r": median_r(truth, res.rates, dt), "seconds": secs,
         "seconds_fit": res.metrics["seconds_fit"], "seconds_infer": res.metrics["seconds_infer"],
         "epochs": res.metrics["epochs_run"], "best_epoch": res.metrics["best_epoch"], "load": load0,
         "stopped": bool(res.stopped),
     }
     ho = res.metrics.get("heldout")
     if ho:  # both SBTT estimates scored against the truth, beside the held-out tests
-        r_events = float(median_over_rois(pearson_r(truth, res.events, sigma_s=SMOOTH_S, dt_s=dt)))
+        r_events = median_r(truth, res.events, dt)
         r_net = row["sbtt"]["r"] if res.metrics["estimate"] == "network" else None
         if r_net is None:
             from napari_sbtt.api import infer_observations
@@ -291,7 +287,7 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
             meta = res.model.metadata
             net = infer_observations(res.model, obs.values, window=meta["window_bins"],
                                      overlap=meta["overlap_bins"], shifts=cfg.inference_shifts)
-            r_net = float(median_over_rois(pearson_r(truth, net, sigma_s=SMOOTH_S, dt_s=dt)))
+            r_net = median_r(truth, net, dt)
         row["sbtt"].update(estimate=res.metrics["estimate"], heldout=ho, r_network=r_net,
                            r_deconvolution=r_events)
         said = {"SBTT better": True, "OASIS better": False}.get(ho["verdict"])
