@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import numpy as np
+from _common import peak_rss_mb
 
 
 def synthetic_observations(n_rois: int, minutes: float, *, rate_hz: float = 30.0, observed: float = 1.0,
@@ -71,7 +71,7 @@ def main() -> None:
     t0 = time.perf_counter()
     obs = synthetic_observations(args.rois, args.minutes, observed=args.observed)
     t_data = time.perf_counter() - t0
-    rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_data = peak_rss_mb()
     cfg = RunConfig(epochs=args.epochs, size=args.size, max_seconds=None, device="cpu", likelihood=args.likelihood,
                     compare_oasis=not args.no_oasis)
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> None:
         "seconds_infer": round(res.metrics["seconds_infer"], 1),
         "seconds_total": round(time.perf_counter() - t0, 1),
         "peak_rss_MB_after_data": round(rss_data),
-        "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_MB": round(peak_rss_mb()),
         "fit_r_median": res.metrics["fit_r_median"],
     }
     print(json.dumps(out))
