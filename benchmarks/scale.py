@@ -34,7 +34,7 @@ process. The load average is taken before and after the row.
     python benchmarks/scale.py --quick --out /tmp/scale_quick            # 2 tiny rows, seconds
 
 A rerun with the same ``--out`` skips the rows (with the same settings) already in OUT.json,
-which is rewritten after every row (a failed row runs again). Movies go to ``--work`` (default: a folder beside OUT) and
+which is rewritten after every row (a failed row runs again). Movies go to ``--work`` (default: ``scale_movies`` in the temporary folder, outside the tree) and
 are deleted after their row unless ``--keep``; an existing complete movie folder is reused.
 ``benchmarks/scale_memory.py`` is the older, narrower measurement (synthetic observations, no
 movie, 1 epoch: the data path's memory alone).
@@ -47,6 +47,7 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--indicator", default=None, help="name the indicator (default: none, as RunConfig())")
     p.add_argument("--seed", type=int, default=0, help="seed of the recordings")
     p.add_argument("--out", required=True, help="write OUT.json and OUT.md; a rerun skips rows already there")
-    p.add_argument("--work", default=None, help="folder for the movies (default: OUT_movies beside OUT)")
+    p.add_argument("--work", default=None,
+                   help="folder for the movies (default: scale_movies in the temporary folder, e.g. /tmp)")
     p.add_argument("--keep", action="store_true", help="keep the movies after their row")
     p.add_argument("--quick", action="store_true",
                    help=f"rows {' '.join(QUICK_ROWS)} with 3 epochs: a smoke test of seconds")
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         print("oasis-deconv is not installed (pip install napari-sbtt[baselines]); the table needs it")
         return 1
     out = Path(a.out)
-    work = Path(a.work) if a.work else out.with_name(out.name + "_movies")
+    work = Path(a.work) if a.work else Path(tempfile.gettempdir()) / "scale_movies"
     key = json.dumps({"run": run}, sort_keys=True)
     path = out.with_suffix(".json")
     rows_done: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         if row.name in done:
             continue
         rows_done = [r for r in rows_done if r["row"]["name"] != row.name]  # a failed row runs again
-        folder = work / row.name.replace(":", "_")
+        folder = work / f"{row.name.replace(':', '_')}_seed{row.seed}_factor{cfg.factor}"
         load_before = load_avg()
         if (folder / "done.json").exists():
             info = json.loads((folder / "done.json").read_text())

@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", type=int, nargs="+", default=None, metavar="INDEX", help="run only these cells")
     p.add_argument("--no-indicator", action="store_true", help="name no indicator (RunConfig().indicator = None)")
     p.add_argument("--out", required=True, help="write OUT.json and OUT.md; a rerun skips cells already there")
-    p.add_argument("--work", default=None, help="folder for the cells' files (default: OUT_work beside OUT)")
+    p.add_argument("--work", default=None,
+                   help="folder for the cells' files (default: search_cells in the temporary folder, e.g. /tmp)")
     p.add_argument("--quick", action="store_true",
                    help=f"one tiny cell (10 ROIs, 12 s), W = {QUICK_BUDGET_S:g} s, {QUICK_TRIALS} trials, "
                         f"{QUICK_EPOCHS} epochs at most: a smoke test (< 2 minutes)")
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     key = json.dumps({"budget": a.budget, "trials": a.trials, "num_cpus": a.num_cpus, "named": named, "run": run,
                       "seed": a.seed, "cells": a.cells, "quick": a.quick}, sort_keys=True)
     out = Path(a.out)
-    work = Path(a.work) if a.work else out.with_name(out.name + "_work")
+    work = Path(a.work) if a.work else Path(tempfile.gettempdir()) / "search_cells"
     path = out.with_suffix(".json")
     rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     other = [r for r in rows if r.get("key") != key]
