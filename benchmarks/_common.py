@@ -28,6 +28,26 @@ def median_r(truth: np.ndarray, estimate: np.ndarray, dt_s: float) -> float:
     return float(median_over_rois(pearson_r(truth, estimate, sigma_s=SMOOTH_S, dt_s=dt_s)))
 
 
+def estimate_scores(res: Any, values: np.ndarray, truth: np.ndarray, dt_s: float,
+                    shifts: int = 1) -> tuple[float | None, float | None]:
+    """:func:`median_r` of both SBTT estimates of a calcium result ``res`` (an SBTTResult):
+    (the network's rates, the deconvolution's events), so a choice between them can be
+    re-scored from the saved row. The network's rates are inferred again from ``values``
+    (T_fine, N) when the result returned the events. (None, None) without a held-out step.
+    """
+    if not res.metrics.get("heldout") or res.events is None:
+        return None, None
+    r_events = median_r(truth, res.events, dt_s)
+    if res.metrics["estimate"] == "network":
+        return median_r(truth, res.rates, dt_s), r_events
+    from napari_sbtt.api import infer_observations
+
+    meta = res.model.metadata
+    net = infer_observations(res.model, values, window=meta["window_bins"],
+                             overlap=meta["overlap_bins"], shifts=shifts)
+    return median_r(truth, net, dt_s), r_events
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MB (``ru_maxrss``; Linux reports KiB)."""
     import resource

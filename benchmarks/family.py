@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, median_r, write_rows
+from _common import estimate_scores, machine, median_r, write_rows
 
 #: The axes of the family and their levels (see the module docstring).
 AXES: dict[str, tuple[Any, ...]] = {
@@ -279,15 +279,7 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
     }
     ho = res.metrics.get("heldout")
     if ho:  # both SBTT estimates scored against the truth, beside the held-out tests
-        r_events = median_r(truth, res.events, dt)
-        r_net = row["sbtt"]["r"] if res.metrics["estimate"] == "network" else None
-        if r_net is None:
-            from napari_sbtt.api import infer_observations
-
-            meta = res.model.metadata
-            net = infer_observations(res.model, obs.values, window=meta["window_bins"],
-                                     overlap=meta["overlap_bins"], shifts=cfg.inference_shifts)
-            r_net = median_r(truth, net, dt)
+        r_net, r_events = estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts)
         row["sbtt"].update(estimate=res.metrics["estimate"], heldout=ho, r_network=r_net,
                            r_deconvolution=r_events)
         said = {"SBTT better": True, "OASIS better": False}.get(ho["verdict"])

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import AnonPeak, load_avg, machine, median_r, peak_rss_mb, write_rows
+from _common import AnonPeak, estimate_scores, load_avg, machine, median_r, peak_rss_mb, write_rows
 
 RATE_HZ = 30.0  # sweeps per second, both scans
 SCANS = {"full": 1, "strips4": 4}  # scan name -> strips (each ROI seen in one sweep of this many)
@@ -224,6 +224,7 @@ def measure(folder: str, run: dict[str, Any]) -> dict[str, Any]:
     base = oasis_rates(obs.values, obs.times)
     t_oasis = time.perf_counter() - t1
     cap = cfg.max_seconds
+    r_net, r_events = estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts)
     return {
         "rois": int(obs.values.shape[1]), "bins": int(obs.n_bins), "bin_ms": dt * 1e3,
         "observed_share": float(np.isfinite(obs.values).mean()),
@@ -236,6 +237,7 @@ def measure(folder: str, run: dict[str, Any]) -> dict[str, Any]:
         "sbtt_r": median_r(truth, res.rates, dt), "oasis_r": median_r(truth, base, dt),
         "seconds_oasis": t_oasis, "estimate": m.get("estimate"),
         "heldout_verdict": (m.get("heldout") or {}).get("verdict"),
+        "heldout": m.get("heldout"), "r_network": r_net, "r_deconvolution": r_events,
     }
 
 
