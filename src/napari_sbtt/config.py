@@ -252,7 +252,8 @@ class RunConfig:
         "(counts) or zig (deconvolved events)", "choice", choices=LIKELIHOOD_CHOICES,
         flag="--likelihood", widget="likelihood"))
     indicator: str | None = _setting(None, Setting(
-        "calcium indicator preset: starts the calcium kernel's rise and decay, then learned per ROI "
+        "calcium indicator preset: starts the calcium kernel's rise and decay (the decay checked "
+        "against the recording's, see decay_from_data), then learned per ROI "
         f"(None: the decay estimated from the recording, see decay_from_data, and {DEFAULT_INDICATOR}'s "
         "rise)", "choice", choices=tuple(INDICATORS), optional=True,
         none_label="none named (decay from the recording)", check=_check_indicator, flag="--indicator",
@@ -290,9 +291,11 @@ class RunConfig:
         "share of an ROI's pixels that a sweep must acquire for the ROI to count as observed", "number",
         low=0.0, high=1.0, low_open=True))
     decay_from_data: bool = _setting(True, Setting(
-        "without an indicator, start the calcium decay from the recording's own samples (OASIS's "
-        "AR(1) estimate per ROI, median, bias-corrected: core.kinetics) rather than from "
-        f"{DEFAULT_INDICATOR}'s preset; learned from there either way", "bool"))
+        "estimate the calcium decay from the recording's own samples (OASIS's AR(1) estimate per "
+        "ROI, median, bias-corrected: core.kinetics): without an indicator the kernel's decay "
+        f"starts there rather than at {DEFAULT_INDICATOR}'s; a named indicator's decay is moved "
+        "toward it when the estimate rules the preset out (core.kinetics.refine_decay); learned "
+        "from there either way", "bool"))
     dff: bool = _setting(True, Setting(
         "convert each ROI's samples to dF/F with a running-percentile F0 before fitting", "bool"))
     neuropil: float | None = _setting(None, Setting(
@@ -398,20 +401,25 @@ def indicator_name(cfg: RunConfig) -> str:
 
 
 def decay_estimate_wanted(cfg: RunConfig) -> bool:
-    """Whether a new fit with ``cfg`` starts its calcium decay from the recording's own estimate:
-    calcium likelihood, no indicator named, ``decay_from_data`` on, and ``cfg.model`` not setting
-    the decay itself."""
-    return (cfg.likelihood == "calcium" and cfg.indicator is None and cfg.decay_from_data
+    """Whether a new fit with ``cfg`` estimates the recording's calcium decay to start from
+    (:func:`start_decay_s`): calcium likelihood, ``decay_from_data`` on, and ``cfg.model`` not
+    setting the decay itself."""
+    return (cfg.likelihood == "calcium" and cfg.decay_from_data
             and "calcium_decay_seconds" not in cfg.model and "calcium_decay" not in cfg.model)
 
 
 def start_decay_s(cfg: RunConfig, decay_s: float | None = None) -> float:
-    """The calcium decay time in seconds a new fit with ``cfg`` starts from: the named
-    indicator's, else ``decay_s`` (the recording's estimate, :func:`napari_sbtt.core.kinetics.
-    estimate_decay_time`) when given, else the default indicator's."""
-    if cfg.indicator is None and decay_s is not None:
-        return float(decay_s)
-    return float(get_indicator(indicator_name(cfg)).tau_decay)
+    """The calcium decay time in seconds a new fit with ``cfg`` starts from, given ``decay_s``,
+    the recording's estimate (:func:`napari_sbtt.core.kinetics.estimate_decay_time`) or None:
+    with no indicator named, the estimate (the default indicator's decay without one); with one
+    named, its preset refined by the estimate (:func:`napari_sbtt.core.kinetics.refine_decay`:
+    kept unless the estimate rules it out)."""
+    from .core.kinetics import refine_decay
+
+    preset = float(get_indicator(indicator_name(cfg)).tau_decay)
+    if decay_s is None:
+        return preset
+    return float(decay_s) if cfg.indicator is None else refine_decay(preset, decay_s)
 
 
 def window_seconds(cfg: RunConfig, bin_width: float, decay_s: float | None = None) -> float:
@@ -439,7 +447,7 @@ def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
     ``onset_delay_s`` delays it, unless ``cfg.model`` sets them itself. A new fit on
     ``n_windows`` training windows takes :func:`batch_size_for` windows per step unless
     ``cfg.model`` sets ``batch_size``. ``decay_s``, the recording's estimated decay, starts the
-    kernel's decay when no indicator is named (:func:`start_decay_s`).
+    kernel's decay when no indicator is named and refines a named one's (:func:`start_decay_s`).
     """
     overrides = dict(cfg.model) if base is not None else {**RUN_MODEL_DEFAULTS, **SIZES[cfg.size], **cfg.model}
     if base is None and n_windows is not None and "batch_size" not in cfg.model:

@@ -159,7 +159,7 @@ def fit_and_infer(
         kinetics = model.observation_model()
         metrics["tau_decay_s"] = float(np.median(kinetics["tau_decay_bins"]) * obs.grid.bin_width)
         metrics["tau_rise_s"] = float(np.median(kinetics["tau_rise_bins"]) * obs.grid.bin_width)
-        metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (no indicator named)
+        metrics["decay_estimate_s"] = decay_s  # the recording's own estimate (core.kinetics)
         from .core.units import spikes_estimate
 
         # what converts the activity to estimated spikes/s (the indicator preset's dF/F per spike)

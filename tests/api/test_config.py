@@ -94,18 +94,26 @@ def test_batch_size_follows_the_number_of_windows() -> None:
     assert adapted.batch_size == 32  # adapting keeps the model's own
 
 
-def test_the_recordings_decay_starts_a_fit_only_when_no_indicator_is_named() -> None:
+def test_the_recordings_decay_starts_an_unnamed_fit_and_refines_a_named_preset() -> None:
     from napari_sbtt.config import decay_estimate_wanted, start_decay_s
+    from napari_sbtt.core.kinetics import ESTIMATE_RATIO_RANGE
 
+    low, high = ESTIMATE_RATIO_RANGE
     assert decay_estimate_wanted(RunConfig())
-    assert not decay_estimate_wanted(RunConfig(indicator="GCaMP6s"))
+    assert decay_estimate_wanted(RunConfig(indicator="GCaMP6s"))  # to check the preset
     assert not decay_estimate_wanted(RunConfig(decay_from_data=False))
     assert not decay_estimate_wanted(RunConfig(model={"calcium_decay_seconds": 1.0}))
     assert not decay_estimate_wanted(RunConfig(likelihood="gaussian"))
     assert start_decay_s(RunConfig(), 1.7) == 1.7
-    assert start_decay_s(RunConfig(indicator="GCaMP6s"), 1.7) == 1.25  # the named preset wins
+    assert start_decay_s(RunConfig(indicator="GCaMP6s"), 1.7) == 1.25  # the estimate allows the preset
+    assert start_decay_s(RunConfig(indicator="GCaMP6s"), None) == 1.25
+    # an estimate that rules the preset out moves it to the nearest decay the estimate allows
+    assert start_decay_s(RunConfig(indicator="GCaMP6f"), 3.0) == pytest.approx(3.0 / high)
+    assert start_decay_s(RunConfig(indicator="GCaMP6f"), 0.58 * low * 0.5) == pytest.approx(0.58 * 0.5)
     assert start_decay_s(RunConfig(), None) == 0.58  # no estimate: the default indicator's
     assert resolve(RunConfig(), bin_width=0.02, decay_s=1.7).calcium_decay_seconds == 1.7
+    assert resolve(RunConfig(indicator="GCaMP6f"), bin_width=0.02,
+                   decay_s=3.0).calcium_decay_seconds == pytest.approx(3.0 / high)
     assert window_seconds(RunConfig(), 0.02, 1.7) == pytest.approx(3.4)  # 2 x the decay
 
 

@@ -68,3 +68,4 @@ def test_the_sampling_correction_is_not_extrapolated_beyond_every_4th_bin() -> N
     plain = decay_time_of_series(series, times)
     corrected = decay_time_of_series(series, times, bin_width=1 / 60)
     assert corrected == pytest.approx(plain / MAX_CORRECTED_N ** SUBSAMPLING_EXPONENT, rel=1e-6)
+

@@ -1,9 +1,12 @@
-"""The calcium decay time of a recording estimated from its own samples, for runs that name no
-indicator.
+"""The calcium decay time of a recording estimated from its own samples: where a run that names
+no indicator starts its kernel's decay, and what refines a named indicator's preset.
 
 A run that names its indicator starts the calcium kernel at the preset's kinetics and learns
-from there. Without a name the decay still has to start somewhere, and one preset fits few
-preparations: the ground truth of benchmarks/RESULTS.md spans 0.26 s (GCaMP6f, mouse V1 at
+from there; the learning hardly moves the decay (the network can lengthen a short kernel's
+transients with its rates), so a preset far from the preparation stays far: on the zebrafish
+ground truth (decay 1.3-2.4 s) a GCaMP6f fit started at 0.58 s ended at 0.45-0.50 s. So the
+preset is checked against the recording's estimate (:func:`refine_decay`). Without a name the
+decay has to start somewhere, and one preset fits few preparations: the ground truth of benchmarks/RESULTS.md spans 0.26 s (GCaMP6f, mouse V1 at
 158 Hz) to 2.35 s (GCaMP6f, zebrafish). So the start is read off the data, as OASIS does:
 
 - each ROI's observed samples are one series at its own sampling period (the median step
@@ -36,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["estimate_decay_time", "decay_time_of_series", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT", "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S"]
+__all__ = ["estimate_decay_time", "decay_time_of_series", "refine_decay", "ESTIMATE_RATIO_RANGE", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT", "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S"]
 
 #: spike-measured decay / OASIS's AR(1) decay, geometric mean over the tune sets DS09 and DS32
 OASIS_DECAY_BIAS = math.sqrt((0.5758 / 0.4447) * (0.4718 / 0.2937))
@@ -50,6 +53,28 @@ MIN_SAMPLES = 50
 MIN_DECAY_S, MAX_DECAY_S = 0.05, 5.0
 #: at most this many ROIs are used (evenly spread); the median settles long before
 MAX_ROIS = 64
+#: (lowest, highest) estimate / true decay seen where the true decay is known and settings may be
+#: chosen, rounded outward: the tune half of benchmarks/family.py (12 synthetic cells: 0.193 for 10
+#: noisy ROIs seen every 280 ms, 0.26-1.46 for the rest) and the tune ground-truth sets DS09 and
+#: DS32 at every 1st, 2nd and 4th frame (0.91-1.04) (benchmarks/RESULTS.md, "Kinetics")
+ESTIMATE_RATIO_RANGE = (0.19, 1.5)
+
+
+def refine_decay(preset_s: float, estimate_s: float | None,
+                 ratio_range: tuple[float, float] = ESTIMATE_RATIO_RANGE) -> float:
+    """A named indicator's decay (s) refined by the recording's estimate (s).
+
+    The estimate has been between ``ratio_range[0]`` and ``ratio_range[1]`` times the true decay
+    wherever that was known (:data:`ESTIMATE_RATIO_RANGE`), so the true decay is taken to lie in
+    [estimate / high, estimate / low]. A preset inside that interval is kept as it is (the
+    family's presets are exact, and the estimate is the noisier of the two there); a preset
+    outside it is moved to the interval's nearer end, the smallest change the recording demands
+    (a zebrafish GCaMP6f decays 2-4x slower than the mouse-V1 preset). None: the preset.
+    """
+    if estimate_s is None or not math.isfinite(estimate_s) or estimate_s <= 0:
+        return float(preset_s)
+    low, high = ratio_range
+    return float(min(max(preset_s, estimate_s / high), estimate_s / low))
 
 
 def estimate_decay_time(observations: np.ndarray, times: np.ndarray, *,
