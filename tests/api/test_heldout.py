@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sbtt.core.baselines import oasis_available
-from napari_sbtt.heldout import VERDICTS, compare_heldout, heldout_blocks
+from napari_sbtt.heldout import VERDICTS, HeldoutTest, auto_estimate, compare_heldout, heldout_blocks
 
 DT = 0.01
 
@@ -77,6 +77,20 @@ def test_a_network_that_knows_nothing_gives_way_to_the_deconvolution() -> None:
     fixed = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                             network_signal=lambda kept: np.zeros_like(kept), oasis=False)
     assert fixed.estimate == "network"  # no switching unless asked
+
+
+def test_auto_compares_the_two_sbtt_estimates_only() -> None:
+    # the gap test of benchmark family cell 1 (25 ROIs seen every 160 ms, nothing named): the
+    # network fills the gaps 5.6 standard errors better than the deconvolution but only 1.6
+    # better than OASIS; the truth: network r 0.797, deconvolution 0.223
+    gaps = HeldoutTest("gaps", 4668, {"network": 0.191, "deconvolution": 0.065, "oasis": 0.146},
+                       {"network - deconvolution": 0.0224, "network - oasis": 0.0278,
+                        "deconvolution - oasis": 0.0166})
+    assert auto_estimate(gaps) == "network"
+    gaps.r2["network"] = 0.100  # 1.6 standard errors ahead of the deconvolution: not enough
+    assert auto_estimate(gaps) == "deconvolution"
+    gaps.r2["network"] = 0.010  # behind
+    assert auto_estimate(gaps) == "deconvolution"
 
 
 @pytest.mark.skipif(not oasis_available(), reason="oasis-deconv is not installed")
