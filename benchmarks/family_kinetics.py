@@ -1,9 +1,15 @@
-"""The recording's decay estimate against the true decay on each family cell (no fits)."""
+"""The recording's decay estimate (core.kinetics.estimate_decay_time) against the true decay of
+each benchmark-family cell (benchmarks/family.py), without fitting anything: what the estimate's
+range ``core.kinetics.ESTIMATE_RATIO_RANGE`` was measured on (tune half).
+
+    python benchmarks/family_kinetics.py --half tune --out results/family_kinetics_tune.json
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from family import sample_cells
 
@@ -35,7 +41,7 @@ def main() -> None:
                      "ratio": None if est is None else est / true})
         print(cell.describe()["index"], cell.indicator, est, true, None if est is None else round(est / true, 3),
               flush=True)
-        json.dump(rows, open(a.out, "w"), indent=1)
+        Path(a.out).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from napari_sbtt.core.baselines import oasis_available
-from napari_sbtt.heldout import VERDICTS, HeldoutTest, auto_estimate, compare_heldout, heldout_blocks
+from napari_sbtt.heldout import (
+    VERDICTS,
+    HeldoutTest,
+    auto_estimate,
+    compare_heldout,
+    heldout_blocks,
+)
 
 DT = 0.01
 
