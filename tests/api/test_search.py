@@ -36,6 +36,25 @@ def test_every_bound_of_the_search_space_is_a_valid_run(end):
         n for n, p in SEARCH_SPACE.items() if p.perturb}
 
 
+def test_the_ray_tune_names_come_from_one_module(monkeypatch):
+    """Ray >= 2.41 has report / get_checkpoint / Checkpoint / RunConfig / CheckpointConfig in
+    ray.tune, Ray 2.9 - 2.40 only in ray.train: all five come from ray.tune only where it has all."""
+    pytest.importorskip("ray.tune")
+    import ray.train
+    import ray.tune
+
+    from napari_sbtt import search
+
+    names = ("report", "get_checkpoint", "Checkpoint", "RunConfig", "CheckpointConfig")
+    src = ray.tune if all(hasattr(ray.tune, n) for n in names) else ray.train
+    api = search._ray_api()
+    assert all(getattr(api, n) is getattr(src, n) for n in names)
+    # a Ray whose ray.tune has only some of them: ray.train's, never a mix
+    monkeypatch.delattr(ray.tune, "CheckpointConfig", raising=False)
+    api = search._ray_api()
+    assert all(getattr(api, n) is getattr(ray.train, n) for n in names)
+
+
 @pytest.fixture(scope="module")
 def ray_tune(ray_local):
     """The local Ray of tests/api/conftest.py, with Ray Tune (skipped without it)."""
