@@ -258,12 +258,17 @@ def trials_markdown(rows: Sequence[TrialRow], names: Sequence[str], best: str) -
 
 
 def _rows(grid: Any, names: Sequence[str], max_t: int) -> list[TrialRow]:
+    """A row per trial. The loss and epochs come from the trial's reports (``metrics_dataframe``,
+    read back from Ray's ``result.json``) and from its last report (``metrics``, kept in memory):
+    under Population Based Training Ray 2.41 can leave ``result.json`` short of the last reports,
+    or empty, while the last report is always there."""
     rows = []
     for k, res in enumerate(grid):
         df = res.metrics_dataframe
-        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
         metrics = res.metrics or {}
-        epochs = 0 if df is None else len(df)
+        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
+        losses += [v for v in (finite_or_none(metrics.get(m)) for m in (METRIC, "best_valid_loss")) if v is not None]
+        epochs = max(0 if df is None else len(df), int(finite_or_none(metrics.get("training_iteration")) or 0))
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name or f"trial_{k}")
         error = " ".join(str(res.error).split())[:300] if res.error is not None else ""
         status = "failed" if error else ("done" if epochs >= max_t else "ended early")

@@ -55,6 +55,22 @@ def test_the_ray_tune_names_come_from_one_module(monkeypatch):
     assert all(getattr(api, n) is getattr(ray.train, n) for n in names)
 
 
+def test_a_trial_row_falls_back_on_the_last_report():
+    """Ray 2.41's Population Based Training can leave a trial's result.json (metrics_dataframe)
+    empty; the trial's last report still gives its loss and epochs."""
+    from types import SimpleNamespace
+
+    from napari_sbtt import search
+
+    last = {"valid_loss": 2.5, "best_valid_loss": 2.4, "training_iteration": 6, "trial_id": "t0",
+            "time_total_s": 3.0}
+    res = SimpleNamespace(metrics_dataframe=None, metrics=last, path="/x/t0", error=None,
+                          config={"learning_rate": 1e-3})
+    (row,) = search._rows([res], ["learning_rate"], max_t=6)
+    assert (row.trial, row.best_loss, row.epochs, row.status) == ("t0", 2.4, 6, "done")
+    assert row.params == {"learning_rate": 1e-3} and row.seconds == 3.0
+
+
 @pytest.fixture(scope="module")
 def ray_tune(ray_local):
     """The local Ray of tests/api/conftest.py, with Ray Tune (skipped without it)."""
