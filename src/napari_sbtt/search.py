@@ -159,22 +159,25 @@ def _fmt(v: Any) -> str:
 
 
 # --------------------------------------------------------------------------- Ray's API
+#: the names a trial and the search take from Ray Tune (Ray >= 2.41) or, before, from ``ray.train``
+_TUNE_NAMES = ("report", "get_checkpoint", "Checkpoint", "RunConfig", "CheckpointConfig")
+
+
 def _ray_api() -> SimpleNamespace:
-    """The public Ray Tune names this module uses, across ray[tune] 2.9 to 2.x: newer releases have
-    ``tune.report`` / ``tune.get_checkpoint`` / ``tune.Checkpoint`` / ``tune.RunConfig``, older ones
-    the same functions in ``ray.train``."""
+    """The public Ray Tune names this module uses, across ray[tune] 2.9 to 2.x: Ray 2.41 and newer
+    have ``tune.report`` / ``tune.get_checkpoint`` / ``tune.Checkpoint`` / ``tune.RunConfig`` /
+    ``tune.CheckpointConfig``; Ray 2.9 to 2.40 have the same functions only in ``ray.train``
+    (tested with Ray 2.9.0, 2.9.3, 2.40.0, 2.41.0 and 2.60.0)."""
     from .cluster import require_ray
 
     require_ray()
     from ray import tune as rt
 
-    if hasattr(rt, "get_checkpoint") and hasattr(rt, "Checkpoint") and hasattr(rt, "RunConfig"):
+    if all(hasattr(rt, n) for n in _TUNE_NAMES):
         src = rt
-    else:  # ray 2.9 - 2.x: the same public API lives in ray.train
+    else:  # ray 2.9 - 2.40: the same public API lives in ray.train
         from ray import train as src  # type: ignore[no-redef]
-    return SimpleNamespace(tune=rt, report=src.report, get_checkpoint=src.get_checkpoint,
-                           Checkpoint=src.Checkpoint, RunConfig=src.RunConfig,
-                           CheckpointConfig=src.CheckpointConfig)
+    return SimpleNamespace(tune=rt, **{n: getattr(src, n) for n in _TUNE_NAMES})
 
 
 def _distribution(rt: Any, p: SearchParam) -> Any:
@@ -255,12 +258,17 @@ def trials_markdown(rows: Sequence[TrialRow], names: Sequence[str], best: str) -
 
 
 def _rows(grid: Any, names: Sequence[str], max_t: int) -> list[TrialRow]:
+    """A row per trial. The loss and epochs come from the trial's reports (``metrics_dataframe``,
+    read back from Ray's ``result.json``) and from its last report (``metrics``, kept in memory):
+    under Population Based Training Ray 2.41 can leave ``result.json`` short of the last reports,
+    or empty, while the last report is always there."""
     rows = []
     for k, res in enumerate(grid):
         df = res.metrics_dataframe
-        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
         metrics = res.metrics or {}
-        epochs = 0 if df is None else len(df)
+        losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
+        losses += [v for v in (finite_or_none(metrics.get(m)) for m in (METRIC, "best_valid_loss")) if v is not None]
+        epochs = max(0 if df is None else len(df), int(finite_or_none(metrics.get("training_iteration")) or 0))
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name or f"trial_{k}")
         error = " ".join(str(res.error).split())[:300] if res.error is not None else ""
         status = "failed" if error else ("done" if epochs >= max_t else "ended early")

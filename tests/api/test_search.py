@@ -36,6 +36,41 @@ def test_every_bound_of_the_search_space_is_a_valid_run(end):
         n for n, p in SEARCH_SPACE.items() if p.perturb}
 
 
+def test_the_ray_tune_names_come_from_one_module(monkeypatch):
+    """Ray >= 2.41 has report / get_checkpoint / Checkpoint / RunConfig / CheckpointConfig in
+    ray.tune, Ray 2.9 - 2.40 only in ray.train: all five come from ray.tune only where it has all."""
+    pytest.importorskip("ray.tune")
+    import ray.train
+    import ray.tune
+
+    from napari_sbtt import search
+
+    names = ("report", "get_checkpoint", "Checkpoint", "RunConfig", "CheckpointConfig")
+    src = ray.tune if all(hasattr(ray.tune, n) for n in names) else ray.train
+    api = search._ray_api()
+    assert all(getattr(api, n) is getattr(src, n) for n in names)
+    # a Ray whose ray.tune has only some of them: ray.train's, never a mix
+    monkeypatch.delattr(ray.tune, "CheckpointConfig", raising=False)
+    api = search._ray_api()
+    assert all(getattr(api, n) is getattr(ray.train, n) for n in names)
+
+
+def test_a_trial_row_falls_back_on_the_last_report():
+    """Ray 2.41's Population Based Training can leave a trial's result.json (metrics_dataframe)
+    empty; the trial's last report still gives its loss and epochs."""
+    from types import SimpleNamespace
+
+    from napari_sbtt import search
+
+    last = {"valid_loss": 2.5, "best_valid_loss": 2.4, "training_iteration": 6, "trial_id": "t0",
+            "time_total_s": 3.0}
+    res = SimpleNamespace(metrics_dataframe=None, metrics=last, path="/x/t0", error=None,
+                          config={"learning_rate": 1e-3})
+    (row,) = search._rows([res], ["learning_rate"], max_t=6)
+    assert (row.trial, row.best_loss, row.epochs, row.status) == ("t0", 2.4, 6, "done")
+    assert row.params == {"learning_rate": 1e-3} and row.seconds == 3.0
+
+
 @pytest.fixture(scope="module")
 def ray_tune(ray_local):
     """The local Ray of tests/api/conftest.py, with Ray Tune (skipped without it)."""
