@@ -224,12 +224,13 @@ def summary_csv(rows: Sequence[BatchRow]) -> str:
 
 
 def summary_markdown(rows: Sequence[BatchRow]) -> str:
-    """The rows as a Markdown table (results by folder name, seconds rounded)."""
-    head = ["recording", "status", "ROIs", "fit r", "estimate", "verdict", "held-out R²", "OASIS R²",
+    """The rows as a Markdown table (recordings by file name, results by folder name, which tells
+    apart inputs of one name such as ``s1/movie.tif`` and ``s2/movie.tif``; seconds rounded)."""
+    head = ["recording", "result", "status", "ROIs", "fit r", "estimate", "verdict", "held-out R²", "OASIS R²",
             "seconds", "error"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [Path(r.recording).name, r.status, _cell(r.n_rois), _cell(r.fit_r, ".3f"), _cell(r.estimate),
+        cells = [Path(r.recording).name, Path(r.result).name if r.result else "-", r.status, _cell(r.n_rois), _cell(r.fit_r, ".3f"), _cell(r.estimate),
                  _cell(r.verdict), _cell(r.heldout_r2, ".3f"), _cell(r.oasis_r2, ".3f"),
                  _cell(r.seconds, ".1f"), r.error.replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -144,3 +144,14 @@ def test_an_interrupted_batch_writes_its_summary_and_a_rerun_finishes(tmp_path, 
     again = batch(sessions, out, config=tiny_config(), recording_options=opts)
     assert not again.failed and again.count("done") + again.count("skipped") == 3
     assert again.count("skipped") >= 1 and all(is_result_dir(out / n) for n in ("mouse1", "mouse2", "mouse3"))
+
+
+def test_the_summary_tells_apart_recordings_of_one_name(tmp_path):
+    from napari_sbtt.batchrun import BatchRow, summary_markdown
+
+    rows = [BatchRow(str(tmp_path / f"s{i}" / "movie.tif"), str(tmp_path / "out" / f"s{i}_movie"),
+                     "failed" if i == 2 else "done", error="broken" if i == 2 else "")
+            for i in (1, 2)]
+    table = summary_markdown(rows)
+    assert "| movie.tif | s1_movie | done |" in table
+    assert "| movie.tif | s2_movie | failed |" in table
