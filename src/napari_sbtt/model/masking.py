@@ -27,6 +27,9 @@ __all__ = ["SampleValidation", "CoordinatedDropout", "PackedMask", "random_mask"
 #: float64 temporaries of this many entries, not of the whole training set)
 BLOCK_ENTRIES = 1 << 22
 
+#: how many bits of each byte value are set
+_ONES = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
+
 
 def random_mask(observed: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
     """Each observed entry with probability ``share`` (a fresh draw from ``rng``); none for 0."""
@@ -79,9 +82,10 @@ class PackedMask:
         return flat.view(bool).reshape(idx.size, t, m)
 
     def count(self) -> int:
-        """How many entries are True."""
-        return int(sum(int(np.unpackbits(self.bits[s:s + 4096]).sum(dtype=np.int64))
-                       for s in range(0, self.shape[0], 4096)))
+        """How many entries are True (counted a block of windows at a time)."""
+        step = max(1, BLOCK_ENTRIES // max(1, self.bits.shape[1]))
+        return int(sum(int(_ONES[self.bits[s:s + step]].sum(dtype=np.int64))
+                       for s in range(0, self.shape[0], step)))
 
 
 def _random_blocks(observed: Iterable[np.ndarray], share: float,

@@ -88,8 +88,7 @@ def validate_trials(data: TrainingWindows, what: str, likelihood: str, *,
         store = data
         if not np.issubdtype(store.values.dtype, np.number) or np.issubdtype(store.values.dtype, np.complexfloating):
             raise ValueError(f"{what} must hold real numbers, got dtype {store.values.dtype}")
-        if store.shape[0] == 0 or store.shape[2] == 0:
-            raise ValueError(f"{what} is empty (shape {store.shape})")
+        shape = store.shape
     else:
         try:
             arr = np.asarray(data)
@@ -100,16 +99,15 @@ def validate_trials(data: TrainingWindows, what: str, likelihood: str, *,
         if arr.ndim != 3:
             hint = " (for a single recording use data[None] or cut it into windows)" if arr.ndim == 2 else ""
             raise ValueError(f"{what} must have 3 dimensions (n_trials, T, N); got shape {arr.shape}{hint}")
-        if arr.shape[0] == 0 or arr.shape[2] == 0:
-            raise ValueError(f"{what} is empty (shape {arr.shape})")
-        if arr.shape[1] < MIN_BINS:
-            raise ValueError(f"{what} has T = {arr.shape[1]} bins per trial; need at least {MIN_BINS}. "
-                             "Use longer windows")
-        store = WindowStore.from_windows(arr)
-    n_trials, T, N = store.shape
+        shape = arr.shape
+    n_trials, T, N = shape
+    if n_trials == 0 or N == 0:
+        raise ValueError(f"{what} is empty (shape {shape})")
     if T < MIN_BINS:
         raise ValueError(f"{what} has T = {T} bins per trial; need at least {MIN_BINS}. "
                          "Use longer windows")
+    if not isinstance(data, WindowStore):
+        store = WindowStore.from_windows(arr)
     lik = make_likelihood(likelihood, N, SBTTConfig())
     empty = np.zeros(n_trials, dtype=bool)
     has_inf = False
