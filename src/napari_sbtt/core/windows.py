@@ -27,7 +27,7 @@ import math
 from typing import Iterator, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "Windows",
@@ -382,7 +382,8 @@ def merge_windows(
     return out.reshape((n_time, *rest))
 
 
-def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: int = 0) -> np.ndarray:
+def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: int = 0,
+               dtype: DTypeLike | None = None) -> np.ndarray:
     """The windows of ``values`` (T, N) that start at ``starts`` on a grid shifted by ``offset``
     bins: window i holds bins ``starts[i] - offset ... + length`` of ``values``, NaN for bins
     before 0 (the unobserved padding a shifted grid starts with) or from T on.
@@ -390,9 +391,11 @@ def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: in
     Returns (len(starts), length, N), a copy of only these windows in ``values``' dtype (float64
     for integer input): what :func:`make_windows` gives for them, without the whole recording's
     windows in memory. ``values`` may be a memory map; only the windows' bins are read.
+    ``dtype`` (a floating dtype): the copy's dtype instead, converted as the bins are copied.
     """
     arr = values
-    dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+    if dtype is None:
+        dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
     st = np.asarray(starts, dtype=np.int64) - int(offset)
     n_t = arr.shape[0]
     # integer values are converted window by window (no float64 copy of the whole recording)
@@ -503,12 +506,14 @@ class WindowStore:
     def __len__(self) -> int:
         return int(self.starts.size)
 
-    def take(self, idx: ArrayLike, columns: slice | None = None) -> np.ndarray:
+    def take(self, idx: ArrayLike, columns: slice | None = None,
+             dtype: DTypeLike | None = None) -> np.ndarray:
         """Windows ``idx`` (indices into ``starts``) as a (len(idx), length, N) copy; with
         ``columns`` (a slice of the N columns) only those columns, (len(idx), length, n_columns)
-        (a memory map reads just their bytes of each window's rows)."""
+        (a memory map reads just their bytes of each window's rows). ``dtype``: a floating dtype
+        for the copy (default :attr:`dtype`), converted as the bins are copied."""
         values = self.values if columns is None else self.values[:, columns]
-        return windows_at(values, self.starts[np.asarray(idx, dtype=np.int64)], self.length)
+        return windows_at(values, self.starts[np.asarray(idx, dtype=np.int64)], self.length, dtype=dtype)
 
     def subset(self, idx: ArrayLike) -> "WindowStore":
         """A store of windows ``idx`` of this one, in that order (same values, no copy)."""

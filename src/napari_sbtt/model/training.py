@@ -170,7 +170,7 @@ def column_blocks(store: WindowStore) -> Iterator[tuple[slice, np.ndarray]]:
         c1 = min(n_cols, c0 + width)
         if n_cols - c1 == 1:  # never leave a last column alone
             c1 = n_cols
-        block = store.take(everything, columns=slice(c0, c1)).astype(np.float64, copy=False)
+        block = store.take(everything, columns=slice(c0, c1), dtype=np.float64)
         yield slice(c0, c1), block.reshape(n * length, c1 - c0)
         c0 = c1
 
@@ -310,14 +310,18 @@ class Trainer:
         inputs = torch.empty((k, T, N), dtype=torch.bool, device=self.device)
         held = torch.empty((k, T, N), dtype=torch.bool, device=self.device)
         step = _window_step(split.windows.shape)
+        offset, scale = self.normaliser.offset, self.normaliser.scale
         for s in range(0, k, step):
-            part = split.windows.take(idx[s:s + step]).astype(np.float64, copy=False)
+            part = split.windows.take(idx[s:s + step], dtype=np.float64)
             obs = np.isfinite(part)
-            v = np.where(obs, self.normaliser.to_model(np.nan_to_num(part)), float(self.lik.fill_value))
+            # in place, the numbers of Normaliser.to_model at the observed entries (NaN stays NaN)
+            np.subtract(part, offset, out=part)
+            np.divide(part, scale, out=part)
+            np.copyto(part, float(self.lik.fill_value), where=~obs)
             h = split.held.rows(idx[s:s + step])
-            vals[s:s + step] = torch.as_tensor(v, dtype=torch.float32)
-            inputs[s:s + step] = torch.as_tensor(obs & ~h)
-            held[s:s + step] = torch.as_tensor(h)
+            vals[s:s + step] = torch.from_numpy(part)  # to float32 as torch.as_tensor(..., float32)
+            inputs[s:s + step] = torch.from_numpy(obs & ~h)
+            held[s:s + step] = torch.from_numpy(h)
         return vals, inputs, held
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
