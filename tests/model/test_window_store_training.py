@@ -93,8 +93,8 @@ def test_training_takes_a_few_windows_at_a_time(monkeypatch):
     taken: list[tuple[int, ...]] = []
     take = WindowStore.take
 
-    def spy(self, idx, columns=None):
-        out = take(self, idx, columns)
+    def spy(self, idx, columns=None, dtype=None):
+        out = take(self, idx, columns, dtype)
         taken.append(out.shape)
         return out
 
