@@ -66,6 +66,17 @@ def test_a_store_trains_as_the_array_of_its_windows(likelihood, extra):
 
 
 @pytest.mark.slow
+def test_a_memory_mapped_recording_trains_as_the_array(tmp_path):
+    x = _recording(n_t=300, n=4, seed=7)
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    wins = make_windows(x, 20, 5)
+    cfg = SBTTConfig(**TINY)
+    _same_fit(fit_trials(wins.values, likelihood="gaussian", config=cfg, seed=8),
+              fit_trials(WindowStore(mm, wins.starts, 20), likelihood="gaussian", config=cfg, seed=8))
+
+
+@pytest.mark.slow
 def test_a_subset_of_windows_given_validation_and_adapt_match_too():
     """max_windows (a subset of the starts), validation windows given as a store, and adapt."""
     x = _recording(n_t=400, n=6, seed=3)
