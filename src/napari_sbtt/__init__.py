@@ -23,6 +23,7 @@ _LAZY = {
     "observations_from_traces": "napari_sbtt.core.traces",
     "make_windows": "napari_sbtt.core.windows",
     "merge_windows": "napari_sbtt.core.windows",
+    "WindowStore": "napari_sbtt.core.windows",
     "simulate": "napari_sbtt.core.synth",
     # model (imports torch when first touched)
     "fit_trials": "napari_sbtt.model",

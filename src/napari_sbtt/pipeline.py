@@ -6,7 +6,9 @@
 widgets' fits) and scripts. Its steps, each a function here:
 
 1. windows of the recording (:func:`napari_sbtt.core.windows.choose_window`, the run's
-   ``window_s`` or the automatic rule), at most ``max_windows`` of them for training;
+   ``window_s`` or the automatic rule), at most ``max_windows`` of them for training, drawn
+   from the recording as training needs them (:func:`training_windows`, a WindowStore: no
+   (n_windows, window, N) copy of the recording);
 2. fit a new model (:func:`napari_sbtt.model.fit_trials`) with the model config
    :func:`napari_sbtt.config.resolve` gives, or adapt / apply a given one;
 3. :func:`infer_observations`: rates and expected signal on every bin, averaged over
@@ -37,6 +39,7 @@ from .result import RATE_UNITS, SBTTResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core.traces import Observations
+    from .core.windows import WindowStore
     from .heldout import HeldoutComparison
     from .model import SBTTModel
 
@@ -102,15 +105,14 @@ def fit_and_infer(
         wins = training_windows(values, window, overlap, cfg)
         if model is None:
             model = fit_trials(
-                wins.values, None, likelihood=cfg.likelihood,
-                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0],
-                               decay_s=decay_s),
+                wins, None, likelihood=cfg.likelihood,
+                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=len(wins), decay_s=decay_s),
                 progress=control,
                 seed=cfg.seed, metadata=metadata,
             )
         else:
             model = model.adapt(
-                wins.values, None, config=resolve(cfg, bin_width=obs.grid.bin_width, base=model.config),
+                wins, None, config=resolve(cfg, bin_width=obs.grid.bin_width, base=model.config),
                 progress=control, seed=cfg.seed, metadata=metadata,
             )
     t_fit = time.perf_counter() - t_fit
@@ -220,18 +222,20 @@ def model_metadata(obs: "Observations", window: int, overlap: int) -> dict[str, 
     }
 
 
-def training_windows(values: np.ndarray, window: int, overlap: int, cfg: RunConfig) -> Any:
-    """The training windows of a recording: :func:`~napari_sbtt.core.windows.make_windows` of
-    ``values`` (T_fine, N), at most ``cfg.max_windows`` of them (a subset seeded by
-    ``cfg.seed``). Returns the Windows (``values`` (n_windows, window, N), ``starts``)."""
-    from .core.windows import make_windows
+def training_windows(values: np.ndarray, window: int, overlap: int, cfg: RunConfig) -> "WindowStore":
+    """The training windows of a recording, drawn from it as they are needed: a
+    :class:`~napari_sbtt.core.windows.WindowStore` over ``values`` (T_fine, N) itself (no copy)
+    with the starts of :func:`~napari_sbtt.core.windows.window_starts` (windows of ``window``
+    bins overlapping by ``overlap``), at most ``cfg.max_windows`` of them (a subset seeded by
+    ``cfg.seed``, in time order). Its windows are those of ``make_windows(values, window,
+    overlap)`` (and that subset of them)."""
+    from .core.windows import WindowStore, window_starts
 
-    wins = make_windows(values, window, overlap)
-    if cfg.max_windows is not None and wins.values.shape[0] > cfg.max_windows:
-        pick = np.random.default_rng(cfg.seed).choice(wins.values.shape[0], cfg.max_windows, replace=False)
-        pick = np.sort(pick)
-        wins = wins._replace(values=wins.values[pick], starts=wins.starts[pick])
-    return wins
+    starts = window_starts(values.shape[0], window, overlap)
+    if cfg.max_windows is not None and starts.size > cfg.max_windows:
+        pick = np.random.default_rng(cfg.seed).choice(starts.size, cfg.max_windows, replace=False)
+        starts = starts[np.sort(pick)]
+    return WindowStore(values, starts, window)
 
 
 def check_model_rois(n_model: int, n_rois: int, *, adapt: bool, source: str = "the model") -> None:

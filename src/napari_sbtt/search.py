@@ -226,8 +226,8 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
         else:
             api.report(metrics)
 
-    fit_trials(wins.values, None, likelihood=cfg.likelihood,
-               config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=wins.values.shape[0], decay_s=decay_s),
+    fit_trials(wins, None, likelihood=cfg.likelihood,
+               config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=len(wins), decay_s=decay_s),
                seed=cfg.seed, metadata=model_metadata(obs, window, overlap), resume=resume, checkpoint=report)
 
 

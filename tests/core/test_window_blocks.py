@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_sbtt.core.windows import (
     WindowStore,
@@ -68,3 +70,36 @@ def test_window_store_takes_what_make_windows_holds(tmp_path):
         np.testing.assert_array_equal(got, wins.values)
     with pytest.raises(ValueError, match="do not fit"):
         WindowStore(x, [0, 200], 16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n_t=st.integers(1, 60), n=st.integers(1, 5), data=st.data())
+def test_window_store_windows_subsets_and_columns(n_t, n, data):
+    """take(idx, columns) is make_windows' array indexed the same way, for any starts; a subset
+    is those windows in that order; an array of windows is a store of itself (no copy)."""
+    length = data.draw(st.integers(1, n_t))
+    overlap = data.draw(st.integers(0, length - 1))
+    x = _recording(n_t, n, seed=n_t * 7 + n)
+    wins = make_windows(x, length, overlap)
+    store = WindowStore(x, wins.starts, length)
+    idx = np.array(data.draw(st.lists(st.integers(0, len(store) - 1), max_size=8)), dtype=np.int64)
+    c0 = data.draw(st.integers(0, n - 1))
+    cols = slice(c0, data.draw(st.integers(c0 + 1, n)))
+    np.testing.assert_array_equal(store.take(idx, columns=cols), wins.values[idx][:, :, cols])
+    sub = store.subset(idx)
+    assert sub.values is x and sub.shape == (idx.size, length, n)
+    np.testing.assert_array_equal(sub.take(np.arange(idx.size)), wins.values[idx])
+    own = WindowStore.from_windows(wins.values)
+    assert np.shares_memory(own.values, wins.values) and own.shape == wins.values.shape
+    np.testing.assert_array_equal(own.take(idx), wins.values[idx])
+
+
+def test_integer_values_become_float64_a_window_at_a_time():
+    x = np.arange(40, dtype=np.int16).reshape(20, 2)
+    store = WindowStore(x, [0, 5, 10], 8)
+    assert store.dtype == np.float64
+    got = store.take([2, 0])
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, make_windows(x, 8, 3).values[[2, 0]])
+    with pytest.raises(ValueError, match=r"must be \(n_windows, length, N\)"):
+        WindowStore.from_windows(x)

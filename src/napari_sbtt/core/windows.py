@@ -27,7 +27,7 @@ import math
 from typing import Iterator, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "Windows",
@@ -382,7 +382,8 @@ def merge_windows(
     return out.reshape((n_time, *rest))
 
 
-def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: int = 0) -> np.ndarray:
+def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: int = 0,
+               dtype: DTypeLike | None = None) -> np.ndarray:
     """The windows of ``values`` (T, N) that start at ``starts`` on a grid shifted by ``offset``
     bins: window i holds bins ``starts[i] - offset ... + length`` of ``values``, NaN for bins
     before 0 (the unobserved padding a shifted grid starts with) or from T on.
@@ -390,11 +391,15 @@ def windows_at(values: np.ndarray, starts: ArrayLike, length: int, *, offset: in
     Returns (len(starts), length, N), a copy of only these windows in ``values``' dtype (float64
     for integer input): what :func:`make_windows` gives for them, without the whole recording's
     windows in memory. ``values`` may be a memory map; only the windows' bins are read.
+    ``dtype`` (a floating dtype): the copy's dtype instead, converted as the bins are copied.
     """
-    arr = values if np.issubdtype(values.dtype, np.floating) else np.asarray(values, dtype=np.float64)
+    arr = values
+    if dtype is None:
+        dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
     st = np.asarray(starts, dtype=np.int64) - int(offset)
     n_t = arr.shape[0]
-    out = np.empty((st.size, int(length), *arr.shape[1:]), dtype=arr.dtype)
+    # integer values are converted window by window (no float64 copy of the whole recording)
+    out = np.empty((st.size, int(length), *arr.shape[1:]), dtype=dtype)
     for i, s0 in enumerate(st):
         lo, hi = max(0, s0), min(n_t, s0 + length)
         if lo > s0 or hi < s0 + length:
@@ -446,14 +451,18 @@ def merge_range(estimates: np.ndarray, first: int, starts: np.ndarray, weights: 
 class WindowStore:
     """Training windows drawn from one continuous recording instead of all held in memory.
 
-    ``values`` (T, N) is kept once (a numpy array or a ``np.memmap`` of a file, for recordings
-    larger than memory); window i is bins ``starts[i] ... starts[i] + length``. ``take(idx)``
-    copies just the windows asked for, (len(idx), length, N), which is what
-    ``make_windows(values, length, overlap).values[idx]`` holds. ``starts`` may be a subset of
-    :func:`window_starts` (``max_windows``).
+    ``values`` (T, N) is kept once, not copied (a numpy array or a ``np.memmap`` of a file, for
+    recordings larger than memory; data units, NaN where not observed); window i is bins
+    ``starts[i] ... starts[i] + length`` of it. ``take(idx)`` copies just the windows asked for,
+    (len(idx), length, N), which is what ``make_windows(values, length, overlap).values[idx]``
+    holds. ``starts`` may be a subset of :func:`window_starts` (``max_windows``), in any order
+    (:meth:`subset`: a train / validation split), and may repeat a start.
 
     Memory: the recording's (T, N) once, against about ``length / (length - overlap)`` copies (4/3
     for the default overlap) in one (n_windows, length, N) array for :func:`make_windows`.
+
+    Windows already cut into an array (n_windows, length, N) are a store too
+    (:meth:`from_windows`: the array seen as one recording of the windows end to end, no copy).
     """
 
     def __init__(self, values: np.ndarray, starts: ArrayLike, length: int) -> None:
@@ -462,21 +471,53 @@ class WindowStore:
         self.length = int(length)
         if self.values.ndim != 2:
             raise ValueError(f"values must be (T, N), got shape {self.values.shape}")
+        if self.starts.ndim != 1:
+            raise ValueError(f"starts must be 1-D (n_windows,), got shape {self.starts.shape}")
+        if self.length < 1:
+            raise ValueError(f"window length must be >= 1 bin, got {self.length}")
         if self.starts.size and (self.starts.min() < 0 or self.starts.max() + self.length > self.values.shape[0]):
             raise ValueError(f"windows of {self.length} bins at starts {self.starts.min()}..{self.starts.max()} "
                              f"do not fit in {self.values.shape[0]} bins")
+
+    @classmethod
+    def from_windows(cls, windows: np.ndarray) -> "WindowStore":
+        """The windows of an (n_windows, length, N) array as a store: ``take(idx)`` equals
+        ``windows[idx]`` (float64 for integer input). No copy for a C-contiguous array (its
+        (n_windows * length, N) reshape is a view)."""
+        arr = np.asarray(windows)
+        if arr.ndim != 3:
+            raise ValueError(f"windows must be (n_windows, length, N), got shape {arr.shape}")
+        n, length, n_cols = arr.shape
+        if length < 1:
+            raise ValueError(f"windows must have at least 1 bin, got shape {arr.shape}")
+        return cls(arr.reshape(n * length, n_cols), np.arange(n, dtype=np.int64) * length, length)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """(n_windows, length, N), the shape of the windows as one array."""
         return (int(self.starts.size), self.length, int(self.values.shape[1]))
 
+    @property
+    def dtype(self) -> np.dtype:
+        """dtype of :meth:`take`'s windows: the values' floating dtype, float64 for integers."""
+        dt = self.values.dtype
+        return dt if np.issubdtype(dt, np.floating) else np.dtype(np.float64)
+
     def __len__(self) -> int:
         return int(self.starts.size)
 
-    def take(self, idx: ArrayLike) -> np.ndarray:
-        """Windows ``idx`` (indices into ``starts``) as a (len(idx), length, N) copy."""
-        return windows_at(self.values, self.starts[np.asarray(idx, dtype=np.int64)], self.length)
+    def take(self, idx: ArrayLike, columns: slice | None = None,
+             dtype: DTypeLike | None = None) -> np.ndarray:
+        """Windows ``idx`` (indices into ``starts``) as a (len(idx), length, N) copy; with
+        ``columns`` (a slice of the N columns) only those columns, (len(idx), length, n_columns)
+        (a memory map reads just their bytes of each window's rows). ``dtype``: a floating dtype
+        for the copy (default :attr:`dtype`), converted as the bins are copied."""
+        values = self.values if columns is None else self.values[:, columns]
+        return windows_at(values, self.starts[np.asarray(idx, dtype=np.int64)], self.length, dtype=dtype)
+
+    def subset(self, idx: ArrayLike) -> "WindowStore":
+        """A store of windows ``idx`` of this one, in that order (same values, no copy)."""
+        return WindowStore(self.values, self.starts[np.asarray(idx, dtype=np.int64)], self.length)
 
     def blocks(self, size: int) -> Iterator[tuple[int, np.ndarray]]:
         """(first index, windows) for consecutive blocks of ``size`` windows."""

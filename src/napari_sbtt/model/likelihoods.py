@@ -99,8 +99,12 @@ class Likelihood(nn.Module):
         """Expected observation in model units, (B, T, N)."""
         return self.rates(raw)
 
-    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
-        """Initialise the readout bias (N * n_params,) from training data in model units (NaN = missing)."""
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray,
+                          columns: slice = slice(None)) -> None:
+        """Initialise the readout bias (N * n_params,) (and per-neuron parameters) from training
+        data in model units (NaN = missing), (..., n) for the n neurons ``columns`` (default: all
+        N). Each neuron's start depends on its own column only, so neurons can be initialised a
+        block at a time."""
 
     @staticmethod
     def validate_data(data: np.ndarray, what: str) -> None:
@@ -125,11 +129,13 @@ class PoissonLikelihood(Likelihood):
     def rates(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.exp(raw[..., 0])
 
-    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
-        mean = np.nanmean(target_model_units.reshape(-1, self.n_neurons), axis=0)
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray,
+                          columns: slice = slice(None)) -> None:
+        n = len(range(self.n_neurons)[columns])
+        mean = np.nanmean(target_model_units.reshape(-1, n), axis=0)
         mean = np.where(np.isfinite(mean), mean, 1.0)
         with torch.no_grad():
-            bias.copy_(torch.as_tensor(np.log(np.maximum(mean, 1e-3)), dtype=bias.dtype))
+            bias[columns].copy_(torch.as_tensor(np.log(np.maximum(mean, 1e-3)), dtype=bias.dtype))
 
     @staticmethod
     def validate_data(data: np.ndarray, what: str) -> None:
@@ -211,8 +217,9 @@ class ZIGLikelihood(Likelihood):
         logit_q, log_k, log_theta = self._params(raw)
         return torch.sigmoid(logit_q) * (self.min_event + torch.exp(log_k + log_theta))
 
-    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
-        flat = target_model_units.reshape(-1, self.n_neurons)
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray,
+                          columns: slice = slice(None)) -> None:
+        flat = target_model_units.reshape(-1, len(range(self.n_neurons)[columns]))
         obs = np.isfinite(flat)
         ev = obs & (np.nan_to_num(flat) > self.min_event)
         q = (ev.sum(0) + 1.0) / (obs.sum(0) + 2.0)
@@ -220,9 +227,9 @@ class ZIGLikelihood(Likelihood):
         with np.errstate(all="ignore"):
             m = np.nanmean(excess, axis=0)
         m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
-        b = np.stack([np.log(q / (1 - q)), np.zeros_like(q), np.log(m)], axis=1).reshape(-1)
+        b = np.stack([np.log(q / (1 - q)), np.zeros_like(q), np.log(m)], axis=1)
         with torch.no_grad():
-            bias.copy_(torch.as_tensor(b, dtype=bias.dtype))
+            bias.view(self.n_neurons, self.n_params)[columns].copy_(torch.as_tensor(b, dtype=bias.dtype))
 
     @staticmethod
     def validate_data(data: np.ndarray, what: str) -> None:
@@ -464,8 +471,10 @@ class CalciumLikelihood(Likelihood):
         norm = torch.linalg.vector_norm(self.kernel(T), dim=1)  # (N,) the jump's kernel norm
         return self.rates(raw) * (norm / self.std())
 
-    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray) -> None:
-        flat = np.asarray(target_model_units, dtype=np.float64).reshape(-1, self.n_neurons)
+    def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray,
+                          columns: slice = slice(None)) -> None:
+        n = len(range(self.n_neurons)[columns])
+        flat = np.asarray(target_model_units, dtype=np.float64).reshape(-1, n)
         if np.isfinite(flat).any():
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -474,20 +483,20 @@ class CalciumLikelihood(Likelihood):
             ok = np.isfinite(low) & np.isfinite(mean) & (mean - low > 1e-3)
             # baseline at the calcium-free level (a low percentile of the fluorescence), gain so
             # that the initial rate softplus(0) = log 2 at steady state reaches the mean
-            d = self.decay_pole().detach().double().cpu().numpy()
+            d = self.decay_pole().detach().double().cpu().numpy()[columns]
             base0 = np.where(ok, low, -0.5)
             gain0 = np.where(ok, (mean - low) * (1.0 - d) / math.log(2.0), 1.0 - d)
             with torch.no_grad():
-                self.baseline.copy_(torch.as_tensor(base0, dtype=self.baseline.dtype))
-                self.log_gain.copy_(torch.as_tensor(np.log(gain0), dtype=self.log_gain.dtype))
+                self.baseline[columns].copy_(torch.as_tensor(base0, dtype=self.baseline.dtype))
+                self.log_gain[columns].copy_(torch.as_tensor(np.log(gain0), dtype=self.log_gain.dtype))
         with torch.no_grad():
-            b = torch.zeros(self.n_neurons, self.n_params, dtype=bias.dtype)
+            b = torch.zeros(n, self.n_params, dtype=bias.dtype)
             if self.n_params > 1:
                 # initial calcium at the steady state of the initial rate softplus(0)
                 d = math.exp(-1.0 / self.decay_bins0)
                 c_ss = math.log(2.0) / (1.0 - d)
                 b[:, 1] = math.log(math.expm1(c_ss))
-            bias.copy_(b.reshape(-1))
+            bias.view(self.n_neurons, self.n_params)[columns].copy_(b)
 
     def rate_to_data(self, rates: np.ndarray, norm: Normaliser) -> np.ndarray:
         return rates * norm.scale  # a jump has no offset
@@ -515,8 +524,13 @@ def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: A
         "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")
 
 
+#: likelihoods whose data are standardised per neuron (the others: identity)
+STANDARDISED = ("gaussian", "calcium")
+
+
 def normaliser_for(name: str, train: np.ndarray) -> Normaliser:
-    """Data -> model units map for likelihood ``name`` estimated on ``train`` (NaN = missing)."""
-    if name in ("gaussian", "calcium"):
+    """Data -> model units map for likelihood ``name`` estimated on ``train`` (..., N) (NaN =
+    missing); each neuron's offset and scale come from its own column."""
+    if name in STANDARDISED:
         return Normaliser.standardise(train)
     return Normaliser.identity(train.shape[-1])

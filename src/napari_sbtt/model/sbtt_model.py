@@ -17,14 +17,17 @@ import torch
 from .checkpoint import read_checkpoint, save_model
 from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .device import resolve_device, thread_limit
-from .likelihoods import Normaliser, make_likelihood, normaliser_for
+from .likelihoods import Normaliser, make_likelihood
 from .network import NetworkOutput, SequentialAutoencoder
 from .training import (
     ProgressCallback,
     Trainer,
     TrainingState,
+    TrainingWindows,
     check_neurons_observed,
+    init_readout,
     validate_trials,
+    window_normaliser,
 )
 
 #: ``fit_trials(checkpoint=...)``: called after every epoch with its report and ``snapshot``, a
@@ -210,8 +213,11 @@ class SBTTModel:
                 "tau_decay_bins": tau_d, "tau_rise_bins": tau_r}
 
     # ------------------------------------------------------------------
-    def adapt(self, train: np.ndarray, valid: np.ndarray | None = None, **kwargs: Any) -> "SBTTModel":
+    def adapt(self, train: TrainingWindows, valid: TrainingWindows | None = None, **kwargs: Any) -> "SBTTModel":
         """Fine-tune on new data, keeping the learned dynamics (pretrain-then-adapt).
+
+        ``train`` / ``valid``: (n_trials, T, N) arrays or
+        :class:`~napari_sbtt.core.windows.WindowStore` s, as for :func:`fit_trials`.
 
         When ``train`` has another number of neurons, the read-in, readout and per-neuron
         likelihood parameters are re-learned. Keyword arguments go to :func:`fit_trials`
@@ -243,8 +249,8 @@ def _check_compatible(n_model: int, likelihood_model: str, n_neurons: int, likel
 
 # ----------------------------------------------------------------------------
 def fit_trials(
-    train: np.ndarray,
-    valid: np.ndarray | None = None,
+    train: TrainingWindows,
+    valid: TrainingWindows | None = None,
     *,
     likelihood: str = "poisson",
     config: SBTTConfig | None = None,
@@ -259,12 +265,17 @@ def fit_trials(
 
     Parameters
     ----------
-    train, valid : float arrays (n_trials, T, N), NaN where not observed
+    train, valid : float arrays (n_trials, T, N), NaN where not observed, or WindowStores
         Data units: counts per bin (poisson), dF/F or any continuous signal (gaussian,
         calcium), deconvolved event sizes >= 0 (zig). ``valid`` trials are only used for
         early stopping. Without ``valid``, ``config.valid_fraction`` of the trials are split
         off when there are at least 5 trials; otherwise early stopping uses the held-out
         samples (sample validation). All-NaN trials are dropped with a warning.
+        A :class:`~napari_sbtt.core.windows.WindowStore` (windows of T bins drawn from one
+        recording (T_rec, N), possibly a memory map) is the same trials without an
+        (n_trials, T, N) copy: training takes each batch's windows from it (statistics, masks
+        and validation a block at a time), and gives the numbers of its ``take``'s array to the
+        bit. An array is not copied either (float32 stays float32 until a batch is taken).
     likelihood : "poisson" | "gaussian" | "zig" | "calcium"
     config : SBTTConfig, optional
         Defaults to ``SBTTConfig.default_for(likelihood)`` (the benchmark-chosen settings of
@@ -304,22 +315,19 @@ def fit_trials(
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable taking an EpochReport, or None")
 
-    # float32 windows stay float32 until split: no float64 copy of the whole set besides the parts
-    train = validate_trials(train, "train", likelihood, keep_float32=True)
-    N = train.shape[-1]
+    # windows are read a block at a time from here on: no float64 copy of all of them
+    train = validate_trials(train, "train", likelihood)
+    N = train.shape[2]
     if valid is not None:
         valid = validate_trials(valid, "valid", likelihood, n_neurons=N)
-        if valid.shape[1] != train.shape[1]:
+        if valid.length != train.length:
             warnings.warn("valid trials have a different length from train trials; that is fine "
                           "but early stopping compares them at their own length", stacklevel=2)
     rng = np.random.default_rng(seed)
-    if valid is None and train.shape[0] >= 5 and config.valid_fraction > 0:
-        perm = rng.permutation(train.shape[0])
-        n_valid = max(1, int(round(config.valid_fraction * train.shape[0])))
-        valid, train = train[perm[:n_valid]], train[perm[n_valid:]]
-    train = np.asarray(train, dtype=np.float64)  # the exact values, as float64 (a no-op when they are)
-    if valid is not None:
-        valid = np.asarray(valid, dtype=np.float64)
+    if valid is None and len(train) >= 5 and config.valid_fraction > 0:
+        perm = rng.permutation(len(train))
+        n_valid = max(1, int(round(config.valid_fraction * len(train))))
+        valid, train = train.subset(perm[:n_valid]), train.subset(perm[n_valid:])
     check_neurons_observed(train)
     if init is not None:
         if init.likelihood != likelihood:
@@ -335,11 +343,11 @@ def fit_trials(
     device = resolve_device(config.device)
     with thread_limit(config.resolved_num_threads()), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        N = train.shape[-1]
-        normaliser = init.normaliser if init is not None and init.n_neurons == N else normaliser_for(likelihood, train)
+        normaliser = (init.normaliser if init is not None and init.n_neurons == N
+                      else window_normaliser(likelihood, train))
         model = SBTTModel.build(N, likelihood, config, normaliser, device="cpu")
         net = model.network
-        net.likelihood.init_readout_bias(net.readout.bias, normaliser.to_model(train))
+        init_readout(net.likelihood, net.readout.bias, normaliser, train)
         if init is not None:
             if init.n_neurons == N:
                 net.load_state_dict(init.network.state_dict())
@@ -349,7 +357,7 @@ def fit_trials(
         trainer = Trainer(net, config, normaliser, device=device, seed=seed, rng=rng, progress=progress,
                           likelihood=likelihood)
         meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
-        meta["n_train_trials"] = int(train.shape[0])
+        meta["n_train_trials"] = len(train)
         if checkpoint is not None:
             def snapshot() -> tuple[TrainingState, SBTTModel]:
                 state = trainer.training_state()
@@ -357,7 +365,7 @@ def fit_trials(
                     best = SequentialAutoencoder(N, config, make_likelihood(likelihood, N, config))
                 best.load_state_dict(state.best_network)
                 model = SBTTModel(best, likelihood, config, normaliser, history=state.history,
-                                  best_epoch=state.best_epoch, metadata={**meta, "n_bins": int(train.shape[1])},
+                                  best_epoch=state.best_epoch, metadata={**meta, "n_bins": train.length},
                                   stop_reason="checkpoint", device=device)
                 return state, model
 

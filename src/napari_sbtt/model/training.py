@@ -15,6 +15,13 @@ The loss is the mean negative log-likelihood over the scored entries (SBTT: unob
 contribute exactly nothing, in value and in gradient), plus the KL terms and, for the calcium
 likelihood, the optional sparsity prior on the rates (``rate_sparsity``).
 
+Data: the trials are windows, (n_trials, T, N) in data units, given as one array or as a
+:class:`~napari_sbtt.core.windows.WindowStore` (windows drawn from one continuous recording, kept
+once). Either way the trainer holds no copy of them: it takes each batch's windows (and the
+validation windows, 256 at a time) when it needs them and turns just those into model-unit
+tensors; the held-out entries are kept as bits per window (:class:`~.masking.PackedMask`). An
+array and a store of the same windows give the same fit to the bit.
+
 The trainer works on a network; :func:`napari_sbtt.model.fit_trials` (in :mod:`.sbtt_model`)
 checks the data, builds the network and wraps the outcome into an SBTTModel.
 """
@@ -25,19 +32,24 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import torch
 
+from ..core.windows import WindowStore
 from .config import EpochReport, SBTTConfig
-from .likelihoods import Normaliser, make_likelihood
-from .masking import BLOCK_ENTRIES, CoordinatedDropout, SampleValidation
+from .likelihoods import STANDARDISED, Likelihood, Normaliser, make_likelihood
+from .masking import BLOCK_ENTRIES, CoordinatedDropout, PackedMask, SampleValidation
 from .network import SequentialAutoencoder
 from .schedule import LearningRateSchedule
 
-__all__ = ["Trainer", "TrainOutcome", "TrainingState", "masked_loss", "validate_trials", "check_neurons_observed",
-           "MIN_BINS"]
+__all__ = ["Trainer", "TrainOutcome", "TrainingState", "TrainingWindows", "masked_loss", "validate_trials",
+           "check_neurons_observed", "column_blocks", "window_normaliser", "init_readout", "MIN_BINS"]
+
+#: training or validation windows: an (n_trials, T, N) array, or a WindowStore of windows of one
+#: recording (values (T_rec, N), windows of T bins); data units, NaN where not observed
+TrainingWindows = Union[np.ndarray, WindowStore]
 
 #: shortest trial the encoder/generator can learn from
 MIN_BINS = 3
@@ -57,55 +69,131 @@ def masked_loss(nll: torch.Tensor, score: torch.Tensor) -> tuple[torch.Tensor, t
     return total, score.sum()
 
 
-def validate_trials(data: Any, what: str, likelihood: str, *, n_neurons: int | None = None,
-                    keep_float32: bool = False) -> np.ndarray:
-    """Check one (n_trials, T, N) input and return it as float64 with all-NaN trials removed.
+def _window_step(shape: tuple[int, int, int]) -> int:
+    """Windows per block when a set of windows is read a block at a time (about BLOCK_ENTRIES
+    entries: a few float64 temporaries of that size, not of all windows)."""
+    return max(1, BLOCK_ENTRIES // max(1, shape[1] * shape[2]))
 
-    All-NaN trials carry no information: they are dropped with a warning (an error if
-    nothing is left). ``keep_float32``: a float32 input stays float32 (the checks are the same;
-    the caller converts later, a part at a time, so no float64 copy of all of it is needed).
+
+def validate_trials(data: TrainingWindows, what: str, likelihood: str, *,
+                    n_neurons: int | None = None) -> WindowStore:
+    """Check one set of windows and return them as a WindowStore, all-NaN windows left out.
+
+    ``data``: an (n_trials, T, N) array or a WindowStore, data units, NaN where not observed. No
+    copy of the values is made (an array of another dtype than float32 / float64 is converted
+    to float64 once); they are read a block of windows at a time. All-NaN trials carry no
+    information: they are dropped with a warning (an error if nothing is left).
     """
-    try:
-        arr = np.asarray(data)
-        if not (keep_float32 and arr.dtype == np.float32):
-            arr = np.asarray(arr, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} must be a numeric array (n_trials, T, N): {e}") from None
-    if arr.ndim != 3:
-        hint = " (for a single recording use data[None] or cut it into windows)" if arr.ndim == 2 else ""
-        raise ValueError(f"{what} must have 3 dimensions (n_trials, T, N); got shape {arr.shape}{hint}")
-    n_trials, T, N = arr.shape
+    if isinstance(data, WindowStore):
+        store = data
+        if not np.issubdtype(store.values.dtype, np.number) or np.issubdtype(store.values.dtype, np.complexfloating):
+            raise ValueError(f"{what} must hold real numbers, got dtype {store.values.dtype}")
+        shape = store.shape
+    else:
+        try:
+            arr = np.asarray(data)
+            if arr.dtype not in (np.float32, np.float64):
+                arr = np.asarray(arr, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{what} must be a numeric array (n_trials, T, N): {e}") from None
+        if arr.ndim != 3:
+            hint = " (for a single recording use data[None] or cut it into windows)" if arr.ndim == 2 else ""
+            raise ValueError(f"{what} must have 3 dimensions (n_trials, T, N); got shape {arr.shape}{hint}")
+        shape = arr.shape
+    n_trials, T, N = shape
     if n_trials == 0 or N == 0:
-        raise ValueError(f"{what} is empty (shape {arr.shape})")
+        raise ValueError(f"{what} is empty (shape {shape})")
     if T < MIN_BINS:
         raise ValueError(f"{what} has T = {T} bins per trial; need at least {MIN_BINS}. "
                          "Use longer windows")
-    if np.isinf(arr).any():
+    if not isinstance(data, WindowStore):
+        store = WindowStore.from_windows(arr)
+    lik = make_likelihood(likelihood, N, SBTTConfig())
+    empty = np.zeros(n_trials, dtype=bool)
+    has_inf = False
+    impossible: ValueError | None = None
+    for i0, block in store.blocks(_window_step(store.shape)):
+        has_inf = has_inf or bool(np.isinf(block).any())
+        empty[i0:i0 + block.shape[0]] = ~np.isfinite(block).reshape(block.shape[0], -1).any(axis=1)
+        if impossible is None:
+            try:
+                lik.validate_data(block, what)
+            except ValueError as e:
+                impossible = e
+    if has_inf:
         raise ValueError(f"{what} contains inf; mark unobserved entries with NaN (the only missing marker)")
     if n_neurons is not None and n_neurons != N:
         raise ValueError(f"{what} has {N} neurons but train has {n_neurons}")
-    obs = np.isfinite(arr)
-    empty = ~obs.reshape(n_trials, -1).any(axis=1)
     if empty.all():
         raise ValueError(f"{what} has no observed values at all (everything is NaN)")
     if empty.any():
         idx = np.flatnonzero(empty)
         warnings.warn(f"{what}: dropping {idx.size} trial(s) with no observed values "
                       f"(indices {idx[:10].tolist()}{'...' if idx.size > 10 else ''})", stacklevel=3)
-        arr = arr[~empty]
-    make_likelihood(likelihood, N, SBTTConfig()).validate_data(arr, what)
-    return arr
+        store = store.subset(np.flatnonzero(~empty))
+    if impossible is not None:
+        raise impossible
+    return store
 
 
-def check_neurons_observed(train: np.ndarray, what: str = "train") -> None:
-    """Raise ValueError naming the neurons that no trial observes (the model cannot learn them)."""
-    seen = np.isfinite(train).any(axis=(0, 1))
+def check_neurons_observed(train: TrainingWindows, what: str = "train") -> None:
+    """Raise ValueError naming the neurons that no trial observes (the model cannot learn them).
+
+    ``train``: (n_trials, T, N) array or WindowStore (read a block of windows at a time)."""
+    store = train if isinstance(train, WindowStore) else WindowStore.from_windows(np.asarray(train))
+    seen = np.zeros(store.shape[2], dtype=bool)
+    for _, block in store.blocks(_window_step(store.shape)):
+        seen |= np.isfinite(block).any(axis=(0, 1))
     if not seen.all():
         idx = np.flatnonzero(~seen)
         raise ValueError(
             f"neuron(s) {idx[:20].tolist()}{'...' if idx.size > 20 else ''} are never observed in "
             f"{what}; the model cannot learn them. Remove those ROIs or add trials in which they "
             "are sampled")
+
+
+def column_blocks(store: WindowStore) -> Iterator[tuple[slice, np.ndarray]]:
+    """The windows' values a block of neurons at a time: (columns, values), ``values`` float64
+    (n_trials * T, n_columns), C-contiguous, what ``windows.reshape(-1, N)[:, columns]`` holds
+    for the (n_trials, T, N) windows (rows in window order).
+
+    Per-neuron statistics of a block equal those over all neurons at once to the bit, because
+    every block has at least two columns (one column only when N = 1): numpy sums the columns of
+    an (M, k >= 2) array row by row, as it does for all N, but a single (M, 1) column pairwise.
+    A block holds about BLOCK_ENTRIES values (at least two columns of every window).
+    """
+    n, length, n_cols = store.shape
+    width = max(2, BLOCK_ENTRIES // max(1, n * length))
+    everything = np.arange(n)
+    c0 = 0
+    while c0 < n_cols:
+        c1 = min(n_cols, c0 + width)
+        if n_cols - c1 == 1:  # never leave a last column alone
+            c1 = n_cols
+        block = store.take(everything, columns=slice(c0, c1), dtype=np.float64)
+        yield slice(c0, c1), block.reshape(n * length, c1 - c0)
+        c0 = c1
+
+
+def window_normaliser(likelihood: str, train: WindowStore) -> Normaliser:
+    """:func:`~.likelihoods.normaliser_for` of all the windows of ``train``, computed a block of
+    neurons at a time (:func:`column_blocks`): the same numbers, no copy of all windows."""
+    n_cols = train.shape[2]
+    if likelihood not in STANDARDISED:
+        return Normaliser.identity(n_cols)
+    offset, scale = np.empty(n_cols), np.empty(n_cols)
+    for cols, flat in column_blocks(train):
+        part = Normaliser.standardise(flat)
+        offset[cols], scale[cols] = part.offset, part.scale
+    return Normaliser(offset, scale)
+
+
+def init_readout(likelihood: Likelihood, bias: torch.Tensor, normaliser: Normaliser, train: WindowStore) -> None:
+    """``likelihood.init_readout_bias`` from all the windows of ``train`` in model units, a block of
+    neurons at a time (:func:`column_blocks`; each neuron's start comes from its own column)."""
+    for cols, flat in column_blocks(train):
+        part = Normaliser(normaliser.offset[cols], normaliser.scale[cols])
+        likelihood.init_readout_bias(bias, part.to_model(flat), columns=cols)
 
 
 @dataclass
@@ -143,6 +231,15 @@ class TrainingState:
     schedule: dict[str, float]
     rng: dict[str, torch.Tensor]
     seconds: float = 0.0
+
+
+@dataclass
+class _Split:
+    """Windows of one role (training or validation) and their held-out entries: the encoder sees
+    the observed entries that are not held out; the held-out ones are scored."""
+
+    windows: WindowStore
+    held: PackedMask
 
 
 @dataclass
@@ -197,18 +294,35 @@ class Trainer:
         self._resumed_seconds = 0.0
 
     # ------------------------------------------------------------------ data
-    def _tensors(self, arr: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values in model units with the likelihood's fill where missing, observed mask)."""
-        vals = torch.empty(arr.shape, dtype=torch.float32, device=self.device)
-        observed = torch.empty(arr.shape, dtype=torch.bool, device=self.device)
-        step = max(1, BLOCK_ENTRIES // max(1, arr[0].size))  # float64 temporaries of a block only
-        for s in range(0, arr.shape[0], step):
-            part = arr[s:s + step]
+    def _observed_blocks(self, windows: WindowStore) -> Iterator[np.ndarray]:
+        """Observed entries (bool (k, T, N)) of consecutive blocks of windows, in order."""
+        for _, block in windows.blocks(_window_step(windows.shape)):
+            yield np.isfinite(block)
+
+    def _gather(self, split: _Split, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Windows ``idx`` of ``split`` on the device: (values in model units with the
+        likelihood's fill where missing, float32 (k, T, N); the encoder's inputs, observed and not
+        held out; the held-out entries), both bool (k, T, N). Read a block of windows at a time
+        (float64 temporaries of a block only)."""
+        _, T, N = split.windows.shape
+        k = int(idx.size)
+        vals = torch.empty((k, T, N), dtype=torch.float32, device=self.device)
+        inputs = torch.empty((k, T, N), dtype=torch.bool, device=self.device)
+        held = torch.empty((k, T, N), dtype=torch.bool, device=self.device)
+        step = _window_step(split.windows.shape)
+        offset, scale = self.normaliser.offset, self.normaliser.scale
+        for s in range(0, k, step):
+            part = split.windows.take(idx[s:s + step], dtype=np.float64)
             obs = np.isfinite(part)
-            v = np.where(obs, self.normaliser.to_model(np.nan_to_num(part)), float(self.lik.fill_value))
-            vals[s:s + step] = torch.as_tensor(v, dtype=torch.float32)
-            observed[s:s + step] = torch.as_tensor(obs)
-        return vals, observed
+            # in place, the numbers of Normaliser.to_model at the observed entries (NaN stays NaN)
+            np.subtract(part, offset, out=part)
+            np.divide(part, scale, out=part)
+            np.copyto(part, float(self.lik.fill_value), where=~obs)
+            h = split.held.rows(idx[s:s + step])
+            vals[s:s + step] = torch.from_numpy(part)  # to float32 as torch.as_tensor(..., float32)
+            inputs[s:s + step] = torch.from_numpy(obs & ~h)
+            held[s:s + step] = torch.from_numpy(h)
+        return vals, inputs, held
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=self.config.weight_decay)
@@ -222,10 +336,14 @@ class Trainer:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: np.ndarray, valid: np.ndarray | None, *,
+    def fit(self, train: TrainingWindows, valid: TrainingWindows | None, *,
             resume: TrainingState | None = None) -> TrainOutcome:
         """Train on ``train`` (n_trials, T, N), early-stopping on ``valid`` trials or, without them,
         on the held-out entries; the network ends with the best epoch's weights, in eval mode.
+
+        ``train`` / ``valid``: arrays or WindowStores (:data:`TrainingWindows`; checked by
+        :func:`validate_trials`, no all-NaN window), data units. Only a batch's windows are turned
+        into tensors at a time; an array and a store of the same windows give the same fit.
 
         ``resume``: go on from a :class:`TrainingState` of a fit of the same network sizes on the
         same data and seed (weights, optimizer moments, schedule, generators, best epoch so far);
@@ -235,15 +353,16 @@ class Trainer:
         perturbation) scales the learning rate by the ratio; its ``weight_decay``, dropout,
         coordinated dropout and KL weight apply from the next batch on."""
         config = self.config
-        self.x, observed = self._tensors(train)
-        self.held = self.sample_validation.training(observed)
-        self.inputs = observed & ~self.held
-        self.valid = None
+        train_w = train if isinstance(train, WindowStore) else WindowStore.from_windows(np.asarray(train))
+        # the held-out entries: the same draws, in the same order, as one draw for all windows
+        self.train = _Split(train_w, self.sample_validation.training_mask(self._observed_blocks(train_w),
+                                                                          train_w.shape))
+        self.valid: _Split | None = None
         if valid is not None:
-            x_va, obs_va = self._tensors(valid)
-            held_va = self.sample_validation.validation(obs_va)
-            self.valid = (x_va, obs_va & ~held_va, held_va)
-        has_heldout = bool(self.held.any())
+            valid_w = valid if isinstance(valid, WindowStore) else WindowStore.from_windows(np.asarray(valid))
+            self.valid = _Split(valid_w, self.sample_validation.validation_mask(
+                lambda: self._observed_blocks(valid_w), valid_w.shape))
+        has_heldout = self.train.held.count() > 0
         if valid is None and not has_heldout:
             warnings.warn("no validation trials and sample_validation = 0: early stopping uses the "
                           "training loss, which does not detect overfitting", stacklevel=4)
@@ -252,7 +371,7 @@ class Trainer:
         # more inputs, so it is slightly pessimistic). Without validation trials they drive early
         # stopping and are scored in a separate eval-mode pass.
         self.free_heldout = valid is not None
-        n_train, T, N = self.x.shape
+        n_train, T, N = train_w.shape
         self.batch_size = min(config.batch_size, n_train)
         self.n_batches = max(1, math.ceil(n_train / self.batch_size))
         self.kl_scale = config.kl_weight / float(T * N)
@@ -289,7 +408,7 @@ class Trainer:
                 continue
             train_loss, heldout = self._losses(sums, has_heldout)
             if self.valid is not None:
-                vloss = self._evaluate(*self.valid)
+                vloss = self._evaluate(self.valid)
             elif has_heldout:
                 vloss = heldout
             else:
@@ -387,16 +506,17 @@ class Trainer:
         net, lik, config = self.net, self.lik, self.config
         net.train()
         self._set_lr(self.schedule.epoch_start(epoch))
-        n_train = self.x.shape[0]
-        perm = torch.randperm(n_train, generator=self.shuffle).to(self.device)
+        n_train = len(self.train.windows)
+        perm = torch.randperm(n_train, generator=self.shuffle).numpy()
         # running sums stay on the device; one host sync per epoch, not per batch
-        sums = _Epoch(self.x.new_zeros(()), torch.zeros((), dtype=torch.long, device=self.device),
-                      self.x.new_zeros(()), torch.zeros((), dtype=torch.long, device=self.device))
+        sums = _Epoch(torch.zeros((), dtype=torch.float32, device=self.device),
+                      torch.zeros((), dtype=torch.long, device=self.device),
+                      torch.zeros((), dtype=torch.float32, device=self.device),
+                      torch.zeros((), dtype=torch.long, device=self.device))
         bs = self.batch_size
         for bi, s in enumerate(range(0, n_train, bs)):
             self._set_lr(self.schedule.batch(epoch, bi, self.n_batches, time.perf_counter() - self.t0))
-            idx = perm[s:s + bs]
-            xb, inb = self.x[idx], self.inputs[idx]
+            xb, inb, heldb = self._gather(self.train, perm[s:s + bs])
             enc_in, score = self.dropout(inb)
             out = net(xb, enc_in)
             nll = lik.nll(out.raw, xb)
@@ -420,7 +540,7 @@ class Trainer:
             sums.count += count
             if self.free_heldout:
                 with torch.no_grad():
-                    ht, hc = masked_loss(nll.detach(), self.held[idx])
+                    ht, hc = masked_loss(nll.detach(), heldb)
                 sums.held_total += ht
                 sums.held_count += hc
         return sums
@@ -434,19 +554,22 @@ class Trainer:
         elif self.free_heldout:
             heldout = float(sums.held_total) / h_cnt if h_cnt else float("nan")
         else:
-            heldout = self._evaluate(self.x, self.inputs, self.held)
+            heldout = self._evaluate(self.train)
         return train_loss, heldout
 
     @torch.no_grad()
-    def _evaluate(self, x: torch.Tensor, inp: torch.Tensor, score: torch.Tensor) -> float:
-        """Mean loss over the ``score`` entries in eval mode, the encoder seeing ``inp``."""
+    def _evaluate(self, split: _Split) -> float:
+        """Mean loss over the held-out entries of ``split``'s windows in eval mode, the encoder
+        seeing the other observed entries; 256 windows at a time, in order."""
         self.net.eval()
-        tot = x.new_zeros(())
+        tot = torch.zeros((), dtype=torch.float32, device=self.device)
         cnt = 0
-        for s in range(0, x.shape[0], 256):
-            o = self.net(x[s:s + 256], inp[s:s + 256])
-            nll = self.lik.nll(o.raw, x[s:s + 256])
-            t, c = masked_loss(nll, score[s:s + 256])
+        n = len(split.windows)
+        for s in range(0, n, 256):
+            x, inp, score = self._gather(split, np.arange(s, min(n, s + 256)))
+            o = self.net(x, inp)
+            nll = self.lik.nll(o.raw, x)
+            t, c = masked_loss(nll, score)
             tot += t
             cnt += c
         cnt = int(cnt)
