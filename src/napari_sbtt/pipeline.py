@@ -345,7 +345,8 @@ def infer_observations(
                 acc[a - off:hi - off] += merged[a - lo:]
             keep = first + int(np.searchsorted(starts[first:i1] + window, hi, side="right"))
             carry, first, lo = est[keep - first:], keep, hi
-    return (acc / len(done)).astype(np.float32)
+    acc /= len(done)  # in place: no second full-size float64 copy beside the caller's other arrays
+    return acc.astype(np.float32)
 
 
 def per_roi_fit(signal: np.ndarray, obs: np.ndarray) -> np.ndarray:
