@@ -39,12 +39,17 @@ from scipy.fft import irfft, next_fast_len, rfft
 
 __all__ = ["DeconvolutionResult", "sparse_deconvolve"]
 
-#: transforms of the iterations in single precision (measured: 1.2-1.4x faster, objective within
-#: ~1e-9 of itself at the same iteration; benchmarks/deconvolution_speed.py)
+#: transforms of the iterations in single precision while far from the optimum (measured: 1.2-1.4x
+#: faster, the objective within ~1e-9 of itself at the same iteration; deconvolution_speed.py)
 _FFT32 = True
 #: greedy FISTA's first step (x 1 / Lipschitz constant) and its shrink factor: 1.3 and 0.96 as in
 #: Liang, Luo & Schoenlieb 2022; 1.0, 1.3 and 1.9 measured, 1.3 the best
 _STEP_START = 1.3
+#: single precision stops the duality gap near 1e-5 of the objective: a ROI goes on in double
+#: precision once its gap is below this share of its objective
+_FFT32_UNTIL = 1e-3
+#: iterations between two duality-gap checks (a check costs about a fifth of an iteration)
+_CHECK_EVERY = 5
 _STEP_SHRINK = 0.96
 
 
@@ -107,8 +112,9 @@ def sparse_deconvolve(
         then within that share of the optimum; 0: always ``n_iter`` iterations).
     refit_baseline : re-estimate each ROI's constant baseline (the objective is minimised over it).
     chunk : ROIs solved together (memory ~ 12 x chunk x (T + L) float64; small chunks stay in
-        the CPU's cache: 8 was the fastest of 4-64 at 6000-18000 bins). Every ROI's result is the
-        same whatever ``chunk`` and ``workers``.
+        the CPU's cache: 4-8 were the fastest of 4-64 at 6000-18000 bins). Each ROI iterates and
+        stops on its own: its result does not depend on ``workers`` and, up to ~1e-15 (rounding
+        of batched transforms), on ``chunk``.
     workers : threads of the FFTs (scipy.fft ``workers``; -1: all cores).
 
     Returns
@@ -138,6 +144,8 @@ def sparse_deconvolve(
     objective = np.zeros(N)
     converged = np.zeros(N, dtype=bool)
     iters = 0
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
     for lo in range(0, N, max(1, int(chunk))):
         hi = min(N, lo + max(1, int(chunk)))
         s, f, b, obj, conv, it = _solve(y[:, lo:hi].T, k[lo:hi], b0[lo:hi], sd[lo:hi], float(sparsity),
@@ -178,13 +186,29 @@ def _solve(y: np.ndarray, k: np.ndarray, b: np.ndarray, sd: np.ndarray, z: float
     ysum = yy.sum(axis=1)
     w = 1.0 / sd ** 2
     bfix = np.asarray(b, dtype=np.float64).copy()
-    ctype = np.complex64 if fft32 else np.complex128
-    rtype = np.float32 if fft32 else np.float64
-    st = {"kf": kf.astype(ctype), "kfa": kfa.astype(ctype), "lip": lip, "lam": lam, "mf": mf, "yy": yy,
+    st = {"kf32": kf.astype(np.complex64), "kfa32": kfa.astype(np.complex64), "kf": kf, "kfa": kfa,
+          "hi": np.full(n, not fft32), "lip": lip, "lam": lam, "mf": mf, "yy": yy,
           "cnt": cnt, "ysum": ysum, "w": w, "bfix": bfix, "step": step, "first": np.full(n, np.inf)}
 
-    def transform(x: np.ndarray, spec: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        out = irfft(rfft(x.astype(rtype, copy=False), size, axis=1, workers=workers) * spec, size,
+    def transform(x: np.ndarray, spec: str, lo: int, hi: int) -> np.ndarray:
+        """Rows of x times the spectrum ``spec`` ("kf" or "kfa") of the same rows, bins lo..hi-1:
+        in double precision for the rows whose "hi" is set, in single precision for the others."""
+        double = st["hi"]
+        if double.all():
+            return irfft(rfft(x, size, axis=1, workers=workers) * st[spec], size, axis=1,
+                         workers=workers)[:, lo:hi]
+        if not double.any():
+            out = irfft(rfft(x.astype(np.float32), size, axis=1, workers=workers) * st[spec + "32"], size,
+                        axis=1, workers=workers)
+            return out[:, lo:hi].astype(np.float64)
+        res = np.empty((x.shape[0], hi - lo))
+        for part in (double, ~double):
+            res[part] = transform_rows(x[part], st[spec][part] if part is double else st[spec + "32"][part],
+                                       lo, hi)
+        return res
+
+    def transform_rows(x: np.ndarray, spectrum: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        out = irfft(rfft(x.astype(spectrum.real.dtype), size, axis=1, workers=workers) * spectrum, size,
                     axis=1, workers=workers)
         return out[:, lo:hi].astype(np.float64)
 
@@ -201,67 +225,68 @@ def _solve(y: np.ndarray, k: np.ndarray, b: np.ndarray, sd: np.ndarray, z: float
         return r
 
     out_s = np.zeros((n, P + T))
-    out_obj = np.zeros(n)
-    out_b = bfix.copy()
     converged = np.zeros(n, dtype=bool)
     rows = np.arange(n)  # the ROIs still iterating
     s = np.zeros((n, P + T))
     zs = s.copy()
-    fs = np.zeros((n, T))
-    fz = fs.copy()
-    r0 = residual(fs, baseline(fs))
-    obj = 0.5 * w * np.einsum("ij,ij->i", r0, r0)
+    r = residual(np.zeros((n, T)), baseline(np.zeros((n, T))))  # residual at s
+    rz = r.copy()  # residual at zs: the same extrapolation of two residuals (it is affine in s)
+    obj = 0.5 * w * np.einsum("ij,ij->i", r, r)
     it = 0
     for it in range(1, n_iter + 1):
         wr, lamr = st["w"], st["lam"]
-        bz = baseline(fz)
-        rz = residual(fz, bz)
-        g = transform(rz, st["kfa"], 0, P + T)
+        g = transform(rz, "kfa", 0, P + T)
         g *= wr[:, None]
-        # a dual point from the residual at zs (nu = -w rz; sum(nu) = 0 with the profiled
-        # baseline), scaled into the dual's feasible set K^T nu <= lam: it bounds the optimum
-        top = -g.min(axis=1)
-        theta = np.where(top > lamr, lamr / np.where(top > 0, top, 1.0), 1.0)
-        dual = (-theta * wr * (np.einsum("ij,ij->i", rz, st["yy"]) - bz * rz.sum(axis=1))
-                - 0.5 * theta ** 2 * wr * np.einsum("ij,ij->i", rz, rz))
+        check = it % _CHECK_EVERY == 0 or it == n_iter
+        if check:
+            # a dual point from the residual at zs (nu = -w rz; sum(nu) = 0 with the profiled
+            # baseline), scaled into the dual's feasible set K^T nu <= lam: it bounds the optimum
+            top = -g.min(axis=1)
+            theta = np.where(top > lamr, lamr / np.where(top > 0, top, 1.0), 1.0)
+            bz = np.einsum("ij,ij->i", rz, st["yy"]) - (rz.sum(axis=1) * st["bfix"] if not refit else 0.0)
+            dual = -theta * wr * bz - 0.5 * theta ** 2 * wr * np.einsum("ij,ij->i", rz, rz)
         g += lamr[:, None]
         g *= st["step"][:, None]
         np.subtract(zs, g, out=g)
         s_new = np.maximum(g, 0.0, out=g)
-        fs_new = transform(s_new, st["kf"], P, P + T)
-        b_new = baseline(fs_new)
-        r = residual(fs_new, b_new)
-        obj_new = 0.5 * wr * np.einsum("ij,ij->i", r, r) + lamr * s_new.sum(axis=1)
+        fs_new = transform(s_new, "kf", P, P + T)
+        r_new = residual(fs_new, baseline(fs_new))
+        obj_new = 0.5 * wr * np.einsum("ij,ij->i", r_new, r_new) + lamr * s_new.sum(axis=1)
         up = obj_new > obj  # went uphill: restart the momentum (O'Donoghue & Candes 2015)
         beta = np.where(up, 0.0, 1.0)[:, None]  # greedy FISTA: full momentum until a restart
         diff = np.subtract(s_new, s, out=s)
         moved = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         if it == 1:
             st["first"] = moved.copy()
-        # safeguard (Liang, Luo & Schoenlieb 2022): a step longer than the first shrinks the step size
+        # safeguard (Liang, Luo & Schoenlieb 2022): a step longer than the first shrinks the step
         st["step"] = np.where(moved >= st["first"], np.maximum(_STEP_SHRINK * st["step"], 1.0 / st["lip"]),
                               st["step"])
-        met = obj_new - dual <= tol * np.abs(obj_new)
-        done = met | (it == n_iter)
+        done = np.zeros(rows.size, dtype=bool)
+        if check:
+            met = obj_new - dual <= tol * np.abs(obj_new)
+            done = met | (it == n_iter)
+            # near the optimum, a ROI goes on in double precision
+            st["hi"] = st["hi"] | (obj_new - dual < _FFT32_UNTIL * np.abs(obj_new))
         if done.any():
             fin = rows[done]
-            out_s[fin], out_b[fin], converged[fin] = s_new[done], b_new[done], met[done]
+            out_s[fin], converged[fin] = s_new[done], met[done]
             keep = ~done
             rows = rows[keep]
             if rows.size == 0:
                 break
             st = {key: v[keep] for key, v in st.items()}
-            diff, s_new, fs, fs_new = diff[keep], s_new[keep], fs[keep], fs_new[keep]
+            diff, s_new, r, r_new = diff[keep], s_new[keep], r[keep], r_new[keep]
             beta, obj_new = beta[keep], obj_new[keep]
         zs = diff
         zs *= beta
         zs += s_new
-        fz = np.subtract(fs_new, fs, out=fs)
-        fz *= beta
-        fz += fs_new
-        s, fs, obj = s_new, fs_new, obj_new
+        rz = np.subtract(r_new, r, out=r)
+        rz *= beta
+        rz += r_new
+        s, r, obj = s_new, r_new, obj_new
     # the returned calcium, baseline and objective in float64 from the returned jumps
     fit = irfft(rfft(out_s, size, axis=1, workers=workers) * kf, size, axis=1, workers=workers)[:, P:P + T]
+    out_b = bfix
     if refit:
         own = (np.where(mf > 0, yy - fit, 0.0)).sum(axis=1) / np.maximum(cnt, 1.0)
         out_b = np.where(cnt > 0, own, bfix)
