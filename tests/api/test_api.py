@@ -239,4 +239,14 @@ def test_a_run_without_an_indicator_starts_from_the_recordings_decay(sim):
     assert res.model.config.calcium_decay_seconds == pytest.approx(est)
     named = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
                             config={"indicator": "GCaMP6s", "epochs": 1, "inference_shifts": 1, "model": small})
-    assert named.metrics["decay_estimate_s"] is None and named.model.config.calcium_decay_seconds == 1.25
+    # a named preset is checked against the same estimate and kept where the estimate allows it
+    # (core.kinetics.refine_decay; GCaMP6s's 1.25 s lies within estimate / 1.5 .. estimate / 0.19)
+    assert named.metrics["decay_estimate_s"] == pytest.approx(est)
+    assert named.model.config.calcium_decay_seconds == 1.25
+    from napari_sbtt.core.kinetics import ESTIMATE_RATIO_RANGE, refine_decay
+
+    fast = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                           config={"indicator": "GCaMP8f", "epochs": 1, "inference_shifts": 1, "model": small})
+    moved = refine_decay(0.15, est)
+    assert moved == pytest.approx(est / ESTIMATE_RATIO_RANGE[1])  # this recording rules 0.15 s out
+    assert fast.model.config.calcium_decay_seconds == pytest.approx(moved)
