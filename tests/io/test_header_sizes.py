@@ -84,3 +84,13 @@ def test_tiff_pages_claiming_a_huge_frame_are_refused_before_decoding(tmp_path: 
     p.write_bytes(bytes(data))
     with pytest.raises(ReaderError, match=r"m.tif: 'ImageLength/ImageWidth' says the image is 60000 x 60000"):
         open_movie(p)
+
+
+def test_a_truncated_tiff_is_named_as_truncated(tmp_path: Path) -> None:
+    full = tmp_path / "full.tif"
+    tifffile.imwrite(full, np.zeros((50, 64, 64), np.uint16))
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(full.read_bytes()[:5000])  # an interrupted copy
+    with pytest.raises(ReaderError, match=r"cut.tif: the file is truncated: .* 50 frames of 64x64 .* holds 5000 bytes"):
+        open_movie(cut)
+    assert open_movie(full) is not None  # the whole file reads

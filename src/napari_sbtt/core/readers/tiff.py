@@ -531,6 +531,21 @@ def _squeezed_frame_axes(series: Any, path: Any) -> tuple[int, int, int]:
     )
 
 
+def _refuse_truncated(path: Path, shape: tuple[int, ...], dtype: Any, pages: list[Any]) -> None:
+    """Raise a ReaderError naming a truncated file: fewer pages than frames, uncompressed, and the
+    file shorter than the frames its header describes (an interrupted copy or download)."""
+    first = next((pg for pg in pages if pg is not None), None)
+    if first is None or int(getattr(first, "compression", 1)) != 1:
+        return  # compressed data may be smaller than the frames; nothing to conclude
+    need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    have = path.stat().st_size
+    if have < need:
+        raise ReaderError(
+            f"{path}: the file is truncated: its header describes {shape[0]} frames of "
+            f"{'x'.join(str(int(n)) for n in shape[1:])} ({need} bytes of pixels) but the file holds "
+            f"{have} bytes; copy it again from the original (an interrupted copy or download)")
+
+
 def _refuse_mroi(path: Any, keys: dict[str, Any], roi_groups: Any) -> None:
     """One-line ReaderError for a multi-ROI (mesoscope) ScanImage file, which we cannot time or split yet."""
     if not _as_bool(keys.get("SI.hRoiManager.mroiEnable")):
@@ -671,6 +686,7 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
         memmapped = movie is not None
         if movie is None:
             if len(pages) != shape[0] or any(pg is None for pg in pages):
+                _refuse_truncated(p, shape, dtype, pages)
                 raise ReaderError(
                     f"{p}: the {shape[0]} frames are not stored one per page ({len(pages)} pages) and "
                     "the data are not contiguous, so they cannot be read lazily; re-save the movie "
