@@ -56,6 +56,14 @@ __all__ = ["tune", "SearchParam", "SEARCH_SPACE", "SCHEDULERS", "SearchOutcome",
 
 #: the metric every trial reports each epoch and the search minimises
 METRIC = "valid_loss"
+#: the reported epochs done: the schedulers' time (``time_attr``), since a trial reports at most
+#: every :data:`REPORT_EVERY_S` seconds rather than every epoch
+EPOCHS = "epochs_done"
+#: a trial reports to Ray Tune at most every this many seconds, plus at its last epoch and at
+#: Population Based Training's checkpoint epochs: each report is a round trip to the driver, and
+#: reporting every epoch made a trial's epochs ~13x slower than the same fit outside Ray on the
+#: tiny sample (2 s against 0.15 s per epoch, 2 cores, load ~4; benchmarks/RESULTS.md, "Search")
+REPORT_EVERY_S = 5.0
 #: the schedulers :func:`tune` knows
 SCHEDULERS = ("asha", "pbt")
 #: files of a trial's checkpoint folder
@@ -192,8 +200,10 @@ def _distribution(rt: Any, p: SearchParam) -> Any:
 def trial(params: dict[str, Any], observations: "Observations", base: dict[str, Any],
           checkpoint_every: int = 0, decay_s: float | None = None) -> None:
     """The body of one trial (runs in a Ray worker): fit with ``base`` + ``params`` on the
-    observations, reporting :data:`METRIC` after every epoch and a checkpoint (resumable state and
-    the best model so far) at every new best epoch and every ``checkpoint_every`` epochs.
+    observations, reporting :data:`METRIC` and :data:`EPOCHS` at most every :data:`REPORT_EVERY_S`
+    seconds, at the last epoch and every ``checkpoint_every`` epochs, with a checkpoint (resumable
+    state and the best model so far) when a new best epoch came since the last report or
+    ``checkpoint_every`` asks for one.
     ``decay_s``: the recording's decay estimate (s) the run starts from, estimated once by
     :func:`tune` (None when the run does not estimate it)."""
     from .config import resolve
@@ -213,11 +223,16 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
         with ckpt.as_directory() as d:
             resume = read_training_state(Path(d) / STATE_FILE)
 
-    def report(r: Any, snapshot: Any) -> None:
+    last = time.monotonic()
+    improved = False  # a new best epoch since the last report
+    pending: list[Any] = []  # the latest (report, snapshot) not yet sent
+
+    def send(r: Any, snapshot: Any, with_checkpoint: bool) -> None:
+        nonlocal last, improved
         metrics = {METRIC: float(r.valid_loss), "heldout_loss": float(r.heldout_loss),
-                   "train_loss": float(r.train_loss), "epoch": int(r.epoch),
+                   "train_loss": float(r.train_loss), "epoch": int(r.epoch), EPOCHS: int(r.epoch) + 1,
                    "best_valid_loss": float(r.best_valid_loss), "learning_rate": float(r.learning_rate)}
-        if r.is_best or (checkpoint_every > 0 and (r.epoch + 1) % checkpoint_every == 0):
+        if with_checkpoint:
             with tempfile.TemporaryDirectory() as d:
                 state, model = snapshot()
                 save_training_state(state, Path(d) / STATE_FILE)
@@ -225,10 +240,23 @@ def trial(params: dict[str, Any], observations: "Observations", base: dict[str, 
                 api.report(metrics, checkpoint=api.Checkpoint.from_directory(d))
         else:
             api.report(metrics)
+        last, improved = time.monotonic(), False
+        pending.clear()
+
+    def report(r: Any, snapshot: Any) -> None:
+        nonlocal improved
+        improved = improved or bool(r.is_best)
+        due = checkpoint_every > 0 and (r.epoch + 1) % checkpoint_every == 0  # PBT's exploit points
+        if due or time.monotonic() - last >= REPORT_EVERY_S:
+            send(r, snapshot, improved or due)
+        else:
+            pending[:] = [r, snapshot]
 
     fit_trials(wins, None, likelihood=cfg.likelihood,
                config=resolve(cfg, bin_width=obs.grid.bin_width, n_windows=len(wins), decay_s=decay_s),
                seed=cfg.seed, metadata=model_metadata(obs, window, overlap), resume=resume, checkpoint=report)
+    if pending:  # the last epochs, since the last report
+        send(pending[0], pending[1], improved)
 
 
 # --------------------------------------------------------------------------- tables
@@ -268,7 +296,8 @@ def _rows(grid: Any, names: Sequence[str], max_t: int) -> list[TrialRow]:
         metrics = res.metrics or {}
         losses = [] if df is None or METRIC not in df else [v for v in df[METRIC].tolist() if finite_or_none(v) is not None]
         losses += [v for v in (finite_or_none(metrics.get(m)) for m in (METRIC, "best_valid_loss")) if v is not None]
-        epochs = max(0 if df is None else len(df), int(finite_or_none(metrics.get("training_iteration")) or 0))
+        done = [] if df is None or EPOCHS not in df else [v for v in df[EPOCHS].tolist() if finite_or_none(v) is not None]
+        epochs = int(max([*done, finite_or_none(metrics.get(EPOCHS)) or 0]))
         trial_id = str(metrics.get("trial_id") or Path(str(res.path)).name or f"trial_{k}")
         error = " ".join(str(res.error).split())[:300] if res.error is not None else ""
         status = "failed" if error else ("done" if epochs >= max_t else "ended early")
@@ -377,12 +406,12 @@ def tune(
         from ray.tune.search import BasicVariantGenerator
 
         if scheduler == "asha":
-            sched = ASHAScheduler(time_attr="training_iteration", max_t=max_t,
+            sched = ASHAScheduler(time_attr=EPOCHS, max_t=max_t,
                                   grace_period=max(1, min(10, max_t // 4)), reduction_factor=3)
             every = 0
         else:
             sched = PopulationBasedTraining(
-                time_attr="training_iteration", perturbation_interval=perturbation_interval, synch=True,
+                time_attr=EPOCHS, perturbation_interval=perturbation_interval, synch=True,
                 hyperparam_mutations={n: _distribution(rt, SEARCH_SPACE[n]) for n in mutable})
             every = perturbation_interval
         trainable = rt.with_resources(

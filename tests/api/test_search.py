@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_a_trial_row_falls_back_on_the_last_report():
 
     from napari_sbtt import search
 
-    last = {"valid_loss": 2.5, "best_valid_loss": 2.4, "training_iteration": 6, "trial_id": "t0",
+    last = {"valid_loss": 2.5, "best_valid_loss": 2.4, "epochs_done": 6, "training_iteration": 2, "trial_id": "t0",
             "time_total_s": 3.0}
     res = SimpleNamespace(metrics_dataframe=None, metrics=last, path="/x/t0", error=None,
                           config={"learning_rate": 1e-3})
@@ -135,3 +136,52 @@ def test_population_based_training_resumes_from_checkpoints(tmp_path, ray_tune):
         assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs), epochs
         assert epochs[-1] == 5
     assert (tmp_path / "pbt" / "result" / "model.safetensors").is_file()
+
+
+def test_a_trial_reports_at_most_every_few_seconds_and_ends_with_its_last_epoch(monkeypatch):
+    """Each report is a round trip to Ray's driver: a trial reports when REPORT_EVERY_S has passed
+    (plus at PBT's checkpoint epochs) and once more after its last epoch, with a checkpoint when a
+    new best epoch came since the last report."""
+    from types import SimpleNamespace
+
+    from napari_sbtt import search
+
+    sent = []
+
+    class FakeApi:
+        Checkpoint = SimpleNamespace(from_directory=lambda d: ("ckpt", sorted(os.listdir(d))))
+
+        @staticmethod
+        def report(metrics, checkpoint=None):
+            sent.append((metrics[search.EPOCHS], checkpoint is not None))
+
+        @staticmethod
+        def get_checkpoint():
+            return None
+
+    clock = iter(float(t) for t in range(0, 1000, 2))  # every call: 2 s later
+    monkeypatch.setattr(search.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(search, "_ray_api", lambda: FakeApi)
+    monkeypatch.setattr(search, "REPORT_EVERY_S", 5.0)
+    reports = [SimpleNamespace(epoch=e, valid_loss=1.0 / (e + 1), heldout_loss=1.0, train_loss=1.0,
+                               best_valid_loss=1.0 / (e + 1), learning_rate=1e-3, is_best=e < 3)
+               for e in range(7)]
+
+    def fake_fit(*args, checkpoint=None, **kwargs):
+        for r in reports:
+            checkpoint(r, lambda: (SimpleNamespace(), SimpleNamespace(save=lambda p: Path(p).touch())))
+
+    monkeypatch.setattr("napari_sbtt.model.fit_trials", fake_fit)
+    from napari_sbtt.model import checkpoint as ckpt_mod
+
+    monkeypatch.setattr(ckpt_mod, "save_training_state", lambda state, p: Path(p).touch())
+    import napari_sbtt as ns
+
+    sim = ns.simulate("tiny", seed=1)
+    obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
+    search.trial({}, obs, RunConfig(epochs=7).to_dict())
+    # the clock starts at 0 and moves 2 s per epoch: reports at 6 s (epoch 3) and 12 s (epoch 6),
+    # then nothing pending; the epochs before each report are folded into it
+    epochs = [e for e, _ in sent]
+    assert epochs == sorted(epochs) and epochs[-1] == 7 and len(sent) < 7
+    assert sent[0][1] is True  # new best epochs since the start: with a checkpoint
