@@ -5,8 +5,9 @@ criterion picks them (the point of AutoLFADS). Here:
 
 - the recording is read once, in this process, and its observations reach every trial through
   Ray's object store (``tune.with_parameters``): no shared file system is needed;
-- each trial fits with the run's settings (``config``) and the trial's values of
-  :data:`SEARCH_SPACE` on top (learning rate, weight decay, dropout, coordinated dropout, KL
+- the first trial fits with the run's own settings (:func:`run_point`), so the search starts
+  from what ``napari-sbtt run`` would give; each other trial fits with the run's settings
+  (``config``) and the trial's random values of :data:`SEARCH_SPACE` on top (learning rate, weight decay, dropout, coordinated dropout, KL
   weight, model size, window length), with the same seed, so every trial holds out the same
   samples and windows;
 - the metric is the loss the fit reports every epoch and stops early on (``valid_loss`` of
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.observations import Observations
     from .result import SBTTResult
 
-__all__ = ["tune", "SearchParam", "SEARCH_SPACE", "SCHEDULERS", "SearchOutcome", "TrialRow", "config_for",
+__all__ = ["tune", "SearchParam", "SEARCH_SPACE", "SCHEDULERS", "SearchOutcome", "TrialRow", "config_for", "run_point",
            "METRIC"]
 
 #: the metric every trial reports each epoch and the search minimises
@@ -124,6 +125,27 @@ def config_for(base: RunConfig, params: Mapping[str, Any], bin_width: float,
         else:
             changes["window_s"] = min(MAX_WINDOW_S, window_seconds(base, bin_width, decay_s) * float(value))
     return base.replace(model=model, **changes)
+
+
+def run_point(base: RunConfig, names: Sequence[str], bin_width: float) -> dict[str, Any]:
+    """The searched settings' values in the run ``base`` itself (what ``napari-sbtt run`` with
+    the same settings would fit with): model fields as :func:`napari_sbtt.config.resolve` gives
+    them, the size preset, a window factor of 1; a value outside its search bounds is clipped to
+    them. :func:`tune` evaluates this point first, so a search starts from the run it is meant to
+    improve on."""
+    from .config import resolve
+
+    resolved = resolve(base, bin_width=bin_width)
+    point: dict[str, Any] = {}
+    for name in names:
+        p = SEARCH_SPACE[name]
+        if p.where == "size":
+            point[name] = base.size
+        elif p.where == "window":
+            point[name] = 1.0
+        else:
+            point[name] = float(min(max(float(getattr(resolved, name)), p.low), p.high))
+    return point
 
 
 @dataclass
@@ -422,7 +444,9 @@ def tune(
             trainable,
             param_space={n: _distribution(rt, SEARCH_SPACE[n]) for n in names},
             tune_config=rt.TuneConfig(metric=METRIC, mode="min", num_samples=trials, scheduler=sched,
-                                      search_alg=BasicVariantGenerator(random_state=cfg.seed)),
+                                      search_alg=BasicVariantGenerator(
+                                          random_state=cfg.seed,
+                                          points_to_evaluate=[run_point(cfg, names, obs.grid.bin_width)])),
             run_config=api.RunConfig(name=f"search-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage or str(out / "ray"),
                                      checkpoint_config=api.CheckpointConfig(num_to_keep=2 if scheduler == "asha" else 4), verbose=verbose),
         )

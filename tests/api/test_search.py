@@ -185,3 +185,19 @@ def test_a_trial_reports_at_most_every_few_seconds_and_ends_with_its_last_epoch(
     epochs = [e for e, _ in sent]
     assert epochs == sorted(epochs) and epochs[-1] == 7 and len(sent) < 7
     assert sent[0][1] is True  # new best epochs since the start: with a checkpoint
+
+
+def test_the_first_trial_is_the_run_itself():
+    from napari_sbtt.search import run_point
+
+    base = RunConfig()
+    point = run_point(base, list(SEARCH_SPACE), 0.02)
+    assert point["size"] == base.size and point["window_scale"] == 1.0
+    same = config_for(base, point, 0.02)
+    assert resolve(same, bin_width=0.02) == resolve(base, bin_width=0.02)  # what `run` fits with
+    assert window_seconds(same, 0.02) == pytest.approx(window_seconds(base, 0.02))
+    for name, p in SEARCH_SPACE.items():
+        if p.where == "model":
+            assert p.low <= point[name] <= p.high
+    wild = run_point(RunConfig(model={"kl_weight": 10.0}), ["kl_weight"], 0.02)
+    assert wild == {"kl_weight": SEARCH_SPACE["kl_weight"].high}  # clipped into the search's bounds
