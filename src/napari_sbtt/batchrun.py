@@ -238,6 +238,8 @@ def summary_markdown(rows: Sequence[BatchRow]) -> str:
 
 
 # --------------------------------------------------------------------------- the batch
+#: seconds a Ctrl-C waits for the stopped tasks to end before the summary is written
+CANCEL_WAIT_S = 30.0
 #: the error of a recording whose task a Ctrl-C stopped
 INTERRUPTED = "interrupted before it finished; run the batch again to finish it (complete results are skipped)"
 
@@ -375,9 +377,20 @@ def batch(
     except KeyboardInterrupt:
         # Ctrl-C: stop the recordings still running, say so in the summary, and pass the interrupt on;
         # the finished result folders stay, and a rerun skips them
-        for ref, k in pending.items():
+        for ref in pending:
             ray.cancel(ref, force=True)
-            rows[k] = BatchRow(items[k][0], dests[k], "interrupted", error=INTERRUPTED)
+        # wait until the stopped tasks have ended (a cancelled worker may take a moment to die, and
+        # one that finished meanwhile keeps its row): nothing of this batch runs on once it returns
+        ended, _ = ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)
+        for ref, k in pending.items():
+            row = None
+            if ref in ended:
+                try:
+                    row = ray.get(ref)
+                except ray.exceptions.RayError:  # cancelled, as asked
+                    row = None
+            rows[k] = row if isinstance(row, BatchRow) else BatchRow(items[k][0], dests[k], "interrupted",
+                                                                      error=INTERRUPTED)
         done_rows = [r for r in rows if r is not None]
         raise BatchInterrupted(BatchSummary(done_rows, out, list(_write_summary(out, done_rows)))) from None
     finally:
