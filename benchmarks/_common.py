@@ -175,3 +175,24 @@ def write_rows(out: str | os.PathLike, rows: list[dict[str, Any]], *, command: s
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
+
+
+def resumed_rows(out: Path, key: str, header: str, n_cols: int) -> list[dict[str, Any]]:
+    """The rows of an earlier run of a resumable table (``OUT.json`` beside ``out``) made with the
+    same settings ``key``, after printing the table's head and those rows; a run with other
+    settings, or a file that is not such a table, stops with a one-line message."""
+    path = out.with_suffix(".json")
+    try:
+        rows = json.loads(path.read_text()) if path.exists() else []
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: cannot resume from it ({e}); choose another --out or move it away") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "markdown" in r for r in rows):
+        raise SystemExit(f"{path} is not a table of this benchmark; choose another --out")
+    other = [r for r in rows if r.get("key") != key]
+    if other:
+        raise SystemExit(f"{path} holds rows run with other settings ({other[0].get('key')}); use another --out")
+    print(header)
+    print("|" + "---|" * n_cols)
+    for r in rows:
+        print(r["markdown"] + " (earlier run)")
+    return rows

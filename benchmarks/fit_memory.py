@@ -32,12 +32,10 @@ def _status_mb(key: str) -> int:
 
 
 def main() -> None:
+    from scale_memory import add_recording_options
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rois", type=int, default=500)
-    ap.add_argument("--minutes", type=float, default=30.0)
-    ap.add_argument("--observed", type=float, default=1.0, help="share of bins each ROI is seen in")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--size", default="small")
+    add_recording_options(ap, rois=500, minutes=30.0)
     ap.add_argument("--likelihood", default="gaussian")
     args = ap.parse_args()
 

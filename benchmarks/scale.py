@@ -56,7 +56,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import AnonPeak, estimate_scores, load_avg, machine, median_r, peak_rss_mb, write_rows
+from _common import (
+    AnonPeak,
+    estimate_scores,
+    load_avg,
+    machine,
+    median_r,
+    peak_rss_mb,
+    resumed_rows,
+    write_rows,
+)
 
 RATE_HZ = 30.0  # sweeps per second, both scans
 SCANS = {"full": 1, "strips4": 4}  # scan name -> strips (each ROI seen in one sweep of this many)
@@ -303,16 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     work = Path(a.work) if a.work else Path(tempfile.gettempdir()) / "scale_movies"
     key = json.dumps({"run": run}, sort_keys=True)
-    path = out.with_suffix(".json")
-    rows_done: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    other = [r for r in rows_done if r.get("key") != key]
-    if other:
-        p.error(f"{path} holds rows run with other settings ({other[0].get('key')}); use another --out")
+    rows_done = resumed_rows(out, key, HEADER, N_COLS)
     cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    print(HEADER)
-    print("|" + "---|" * N_COLS)
-    for r in rows_done:
-        print(r["markdown"] + " (earlier run)")
     done = {r["row"]["name"] for r in rows_done if not r.get("failed")}
     for row in rows:
         if row.name in done:

@@ -53,13 +53,18 @@ def synthetic_observations(n_rois: int, minutes: float, *, rate_hz: float = 30.0
                         coverage=np.isfinite(values).mean(axis=0), units="dF/F")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rois", type=int, default=200)
-    ap.add_argument("--minutes", type=float, default=5.0)
+def add_recording_options(ap: argparse.ArgumentParser, rois: int, minutes: float) -> None:
+    """The options of the synthetic recording and its fit (shared with fit_memory.py)."""
+    ap.add_argument("--rois", type=int, default=rois)
+    ap.add_argument("--minutes", type=float, default=minutes)
     ap.add_argument("--observed", type=float, default=1.0, help="share of bins each ROI is seen in")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--size", default="small")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_recording_options(ap, rois=200, minutes=5.0)
     ap.add_argument("--no-oasis", action="store_true", help="leave out the held-out comparison with OASIS")
     ap.add_argument("--likelihood", default="calcium",
                     help="gaussian: no deconvolution and no held-out step (fit and inference alone)")

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import load_avg, machine, median_r, write_rows
+from _common import load_avg, machine, median_r, resumed_rows, write_rows
 from family import Cell, quick_cells, sample_cells
 
 QUICK_BUDGET_S, QUICK_TRIALS, QUICK_EPOCHS = 20.0, 2, 30
@@ -205,16 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                       "seed": a.seed, "cells": a.cells, "quick": a.quick}, sort_keys=True)
     out = Path(a.out)
     work = Path(a.work) if a.work else Path(tempfile.gettempdir()) / "search_cells"
-    path = out.with_suffix(".json")
-    rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    other = [r for r in rows if r.get("key") != key]
-    if other:
-        p.error(f"{path} holds cells run with other settings ({other[0].get('key')}); use another --out")
+    rows = resumed_rows(out, key, HEADER, N_COLS)
     cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    print(HEADER)
-    print("|" + "---|" * N_COLS)
-    for r in rows:
-        print(r["markdown"] + " (earlier run)")
     done = {r["cell"]["index"] for r in rows if not r.get("failed")}
     for c in cells:
         if c.index in done:
