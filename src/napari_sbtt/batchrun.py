@@ -22,6 +22,7 @@ need to see the input files and ``out_dir`` under the same paths (a shared file 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -381,16 +382,12 @@ def batch(
             ray.cancel(ref, force=True)
         # wait until the stopped tasks have ended (a cancelled worker may take a moment to die, and
         # one that finished meanwhile keeps its row): nothing of this batch runs on once it returns
-        ended, _ = ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)
+        ended = set(ray.wait(list(pending), num_returns=len(pending), timeout=CANCEL_WAIT_S)[0])
         for ref, k in pending.items():
-            row = None
+            rows[k] = BatchRow(items[k][0], dests[k], "interrupted", error=INTERRUPTED)
             if ref in ended:
-                try:
-                    row = ray.get(ref)
-                except ray.exceptions.RayError:  # cancelled, as asked
-                    row = None
-            rows[k] = row if isinstance(row, BatchRow) else BatchRow(items[k][0], dests[k], "interrupted",
-                                                                      error=INTERRUPTED)
+                with contextlib.suppress(ray.exceptions.RayError):  # cancelled, as asked
+                    rows[k] = ray.get(ref)
         done_rows = [r for r in rows if r is not None]
         raise BatchInterrupted(BatchSummary(done_rows, out, list(_write_summary(out, done_rows)))) from None
     finally:

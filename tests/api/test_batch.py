@@ -155,3 +155,19 @@ def test_the_summary_tells_apart_recordings_of_one_name(tmp_path):
     table = summary_markdown(rows)
     assert "| movie.tif | s1_movie | done |" in table
     assert "| movie.tif | s2_movie | failed |" in table
+
+
+def test_a_ctrl_c_after_the_last_recording_still_writes_the_summary(tmp_path, ray_local):
+    """Nothing left to stop: the interrupt still ends in BatchInterrupted with every row."""
+    from napari_sbtt.batchrun import BatchInterrupted, batch
+
+    session = _sessions(tmp_path)[0]
+    opts = {"rois": SAMPLE / "rois.tif", "scan": SAMPLE / "scan.json"}
+
+    def ctrl_c(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as e:
+        batch([session], tmp_path / "out", config=tiny_config(), recording_options=opts, progress=ctrl_c)
+    assert [r.status for r in e.value.summary.rows] == ["done"]
+    assert (tmp_path / "out" / "batch_summary.md").exists()
