@@ -233,12 +233,6 @@ class TrainingState:
     seconds: float = 0.0
 
 
-#: a split (training or validation windows) whose tensors (values float32, two bool masks: 6
-#: bytes an entry) take at most this many bytes is made into tensors once and its batches indexed
-#: from them; a larger one is read a batch at a time from its WindowStore
-GATHER_ONCE_BYTES = 64 * 2**20
-
-
 @dataclass
 class _Split:
     """Windows of one role (training or validation) and their held-out entries: the encoder sees
@@ -297,8 +291,6 @@ class Trainer:
         #: :meth:`training_state` to save a resumable checkpoint
         self.checkpoint: Callable[[EpochReport], Any] | None = None
         self._live: tuple[int, dict[str, torch.Tensor], float, int, TrainOutcome] | None = None
-        #: splits made into tensors once (:meth:`_gather`): id -> (the split, its tensors)
-        self._gathered: dict[int, tuple[_Split, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         self._resumed_seconds = 0.0
 
     # ------------------------------------------------------------------ data
@@ -308,21 +300,6 @@ class Trainer:
             yield np.isfinite(block)
 
     def _gather(self, split: _Split, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Windows ``idx`` of ``split`` on the device, as :meth:`_gather_block` makes them. A split
-        whose tensors take at most :data:`GATHER_ONCE_BYTES` is made once, at its first use, and
-        its batches are indexed from it (the same numbers; per-batch conversion cost ~5 % of an
-        epoch on small data); a larger one a batch at a time (memory flat in its length)."""
-        hit = self._gathered.get(id(split))
-        if hit is not None and hit[0] is split:
-            rows = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
-            return hit[1][0][rows], hit[1][1][rows], hit[1][2][rows]
-        n, T, N = split.windows.shape
-        if n * T * N * 6 <= GATHER_ONCE_BYTES and np.asarray(idx).size < n:
-            self._gathered[id(split)] = (split, self._gather_block(split, np.arange(n)))
-            return self._gather(split, idx)
-        return self._gather_block(split, idx)
-
-    def _gather_block(self, split: _Split, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Windows ``idx`` of ``split`` on the device: (values in model units with the
         likelihood's fill where missing, float32 (k, T, N); the encoder's inputs, observed and not
         held out; the held-out entries), both bool (k, T, N). Read a block of windows at a time
