@@ -46,13 +46,20 @@ def test_coordinated_dropout_scores_only_what_it_hides() -> None:
     assert 0.25 < float(scored.sum()) / float(inputs.sum()) < 0.35
     off_seen, off_scored = CoordinatedDropout(0.0, torch.Generator())(inputs)
     assert torch.equal(off_seen, inputs) and torch.equal(off_scored, inputs)
-    sv = SampleValidation(0.1, np.random.default_rng(0))
-    held = sv.training(inputs)
-    assert not (held & ~inputs).any() and 0.07 < float(held.sum()) / float(inputs.sum()) < 0.13
-    assert SampleValidation(0.0, np.random.default_rng(0)).training(inputs).sum() == 0
+    obs = inputs.numpy()
+
+    def training(sv, o):  # the held-out entries of windows o, all of them unpacked
+        return sv.training_mask([o], o.shape).rows(np.arange(o.shape[0]))
+
+    def validation(sv, o):
+        return sv.validation_mask(lambda: [o], o.shape).rows(np.arange(o.shape[0]))
+
+    held = training(SampleValidation(0.1, np.random.default_rng(0)), obs)
+    assert not (held & ~obs).any() and 0.07 < float(held.sum()) / float(obs.sum()) < 0.13
+    assert training(SampleValidation(0.0, np.random.default_rng(0)), obs).sum() == 0
     # validation trials always score something: 0.2 of the entries when sample validation is off,
     # all of them when the draw leaves none
-    assert float(SampleValidation(0.0, np.random.default_rng(0)).validation(inputs).sum()) > 0
-    one = torch.zeros((1, 3, 1), dtype=torch.bool)
+    assert float(validation(SampleValidation(0.0, np.random.default_rng(0)), obs).sum()) > 0
+    one = np.zeros((1, 3, 1), dtype=bool)
     one[0, 0, 0] = True
-    assert torch.equal(SampleValidation(1e-9, np.random.default_rng(0)).validation(one), one)
+    assert np.array_equal(validation(SampleValidation(1e-9, np.random.default_rng(0)), one), one)

@@ -102,8 +102,7 @@ class SampleValidation:
     entries when the draw leaves none).
 
     :meth:`training_mask` / :meth:`validation_mask` take the observed entries a block of windows
-    at a time and keep the draw as bits; :meth:`training` / :meth:`validation` are the same draws
-    for a whole (n_trials, T, N) tensor at once.
+    at a time and keep the draw as bits.
     """
 
     def __init__(self, share: float, rng: np.random.Generator) -> None:
@@ -124,17 +123,6 @@ class SampleValidation:
         held = PackedMask.from_blocks(_random_blocks(observed(), share, self.rng), shape)
         return PackedMask.from_blocks(observed(), shape) if held.count() == 0 else held
 
-    def training(self, observed: torch.Tensor) -> torch.Tensor:
-        """The held-out entries of the training trials (on ``observed``'s device)."""
-        obs = observed.cpu().numpy()
-        mask = self.training_mask([obs], obs.shape)
-        return torch.as_tensor(mask.rows(np.arange(obs.shape[0])), device=observed.device)
-
-    def validation(self, observed: torch.Tensor) -> torch.Tensor:
-        """The scored entries of the validation trials (hidden from the encoder)."""
-        obs = observed.cpu().numpy()
-        mask = self.validation_mask(lambda: [obs], obs.shape)
-        return torch.as_tensor(mask.rows(np.arange(obs.shape[0])), device=observed.device)
 
 
 class CoordinatedDropout:
