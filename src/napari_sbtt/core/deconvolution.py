@@ -198,12 +198,9 @@ def _solve(y: np.ndarray, k: np.ndarray, b: np.ndarray, sd: np.ndarray, z: float
         in double precision for the rows whose "double" is set, in single precision for the others."""
         double = st["double"]
         if double.all():
-            return irfft(rfft(x, size, axis=1, workers=workers) * st[spec], size, axis=1,
-                         workers=workers)[:, lo:hi]
+            return transform_rows(x, st[spec], lo, hi)
         if not double.any():
-            out = irfft(rfft(x.astype(np.float32), size, axis=1, workers=workers) * st[spec + "32"], size,
-                        axis=1, workers=workers)
-            return out[:, lo:hi].astype(np.float64)
+            return transform_rows(x, st[spec + "32"], lo, hi)
         res = np.empty((x.shape[0], hi - lo))
         for part in (double, ~double):
             res[part] = transform_rows(x[part], st[spec][part] if part is double else st[spec + "32"][part],
@@ -211,9 +208,10 @@ def _solve(y: np.ndarray, k: np.ndarray, b: np.ndarray, sd: np.ndarray, z: float
         return res
 
     def transform_rows(x: np.ndarray, spectrum: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        out = irfft(rfft(x.astype(spectrum.real.dtype), size, axis=1, workers=workers) * spectrum, size,
-                    axis=1, workers=workers)
-        return out[:, lo:hi].astype(np.float64)
+        """Rows of x times ``spectrum`` in its precision (complex128 or complex64), float64 out."""
+        out = irfft(rfft(x.astype(spectrum.real.dtype, copy=False), size, axis=1, workers=workers) * spectrum,
+                    size, axis=1, workers=workers)
+        return out[:, lo:hi].astype(np.float64, copy=False)
 
     def baseline(fit: np.ndarray) -> np.ndarray:  # exact baseline for the calcium ``fit``
         if not refit:
