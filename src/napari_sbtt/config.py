@@ -463,8 +463,8 @@ def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
         overrides.setdefault("bin_width", bin_width)
         if "calcium_decay_seconds" not in overrides and (
                 cfg.indicator is not None or (base is None and "calcium_decay" not in overrides)):
-            # without an indicator, start from GCaMP6f's measured decay (0.58 s) rather than
-            # SBTTConfig's 10 bins, which would mean 0.17 s at a 59 Hz sweep rate
+            # seconds, not SBTTConfig's 10 bins (0.17 s at a 59 Hz sweep rate): the named preset
+            # checked against the recording's estimate, the estimate itself, or GCaMP6f's
             ind = get_indicator(indicator_name(cfg))
             overrides["calcium_decay_seconds"] = start_decay_s(cfg, decay_s)
             if "calcium_rise_seconds" not in overrides and "calcium_rise" not in overrides:

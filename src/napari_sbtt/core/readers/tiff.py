@@ -50,7 +50,6 @@ scanfields with fly-to lines in one page; they are refused with a message
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import threading
@@ -62,6 +61,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from ..numbers import finite_or_none
 from ..scan import ScanPattern, infer_row_mask
 from ._common import ReaderError, as_path, check_image_shape
 
@@ -308,14 +308,6 @@ def _lookup(d: dict[str, Any], exact: list[str], suffixes: tuple[str, ...] = ())
     return None
 
 
-def _as_float(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _as_bool(v: Any) -> bool | None:
     if isinstance(v, bool):
         return v
@@ -378,7 +370,7 @@ def _frame_data(pages: list[Any]) -> dict[str, np.ndarray]:
             continue
         d = parse_scanimage_text("\n".join(lines))
         for k, arr in out.items():
-            v = _as_float(d.get(k))
+            v = finite_or_none(d.get(k))
             if v is not None:
                 arr[i] = v
     return out
@@ -577,7 +569,7 @@ def _scanimage_shape(first: Any, n_pages: int, keys: dict[str, Any], path: Any) 
             f"or split it: tifffile.imwrite('ch1.tif', tifffile.imread(path)[0::{channels}])"
         )
     fastz = _as_bool(keys.get("SI.hFastZ.enable"))
-    slices = _as_float(keys.get("SI.hStackManager.actualNumSlices", keys.get("SI.hStackManager.numSlices")))
+    slices = finite_or_none(keys.get("SI.hStackManager.actualNumSlices", keys.get("SI.hStackManager.numSlices")))
     if fastz and slices is not None and slices > 1:
         raise ReaderError(
             f"{path}: ScanImage recorded fast-Z volumes of {int(slices)} planes (SI.hFastZ.enable = true, "
@@ -713,8 +705,8 @@ def _open(path: str | os.PathLike) -> tuple[Any, MovieInfo]:
 def _timing_from_keys(keys: dict[str, Any], source: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if source == "imagej":
-        finterval = _as_float(keys.get("finterval"))
-        fps = _as_float(keys.get("fps"))
+        finterval = finite_or_none(keys.get("finterval"))
+        fps = finite_or_none(keys.get("fps"))
         if finterval and finterval > 0:
             out["frame_rate_hz"] = 1.0 / finterval
         elif fps and fps > 0:
@@ -722,20 +714,20 @@ def _timing_from_keys(keys: dict[str, Any], source: str | None) -> dict[str, Any
         return out
     if source != "scanimage":
         return out
-    line = _as_float(_lookup(keys, ["SI.hRoiManager.linePeriod"], ("lineperiod", "scanlineperiod")))
+    line = finite_or_none(_lookup(keys, ["SI.hRoiManager.linePeriod"], ("lineperiod", "scanlineperiod")))
     if line is None:
-        ms = _as_float(keys.get("state.acq.msPerLine"))
+        ms = finite_or_none(keys.get("state.acq.msPerLine"))
         line = ms / 1000.0 if ms is not None else None
-    period = _as_float(_lookup(keys, ["SI.hRoiManager.scanFramePeriod"], ("scanframeperiod",)))
-    rate = _as_float(_lookup(keys, ["SI.hRoiManager.scanFrameRate", "state.acq.frameRate"], ("scanframerate",)))
+    period = finite_or_none(_lookup(keys, ["SI.hRoiManager.scanFramePeriod"], ("scanframeperiod",)))
+    rate = finite_or_none(_lookup(keys, ["SI.hRoiManager.scanFrameRate", "state.acq.frameRate"], ("scanframerate",)))
     if period is not None and period > 0:
         out["frame_rate_hz"] = 1.0 / period
     elif rate is not None and rate > 0:
         out["frame_rate_hz"] = rate
-    lpf = _as_float(_lookup(keys, ["SI.hRoiManager.linesPerFrame", "state.acq.linesPerFrame"], ("linesperframe",)))
+    lpf = finite_or_none(_lookup(keys, ["SI.hRoiManager.linesPerFrame", "state.acq.linesPerFrame"], ("linesperframe",)))
     bidi = _as_bool(_lookup(keys, ["SI.hScan2D.bidirectional", "state.acq.bidirectionalScan"],
                             ("bidirectional", "bidirectionalscan")))
-    fly = _as_float(_lookup(keys, ["SI.hScan2D.flybackTimePerFrame"], ("flybacktimeperframe",)))
+    fly = finite_or_none(_lookup(keys, ["SI.hScan2D.flybackTimePerFrame"], ("flybacktimeperframe",)))
     if line is not None and line > 0:
         out["line_period_s"] = line
     if lpf is not None and lpf > 0:
