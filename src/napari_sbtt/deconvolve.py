@@ -154,9 +154,10 @@ def deconvolve_traces(
     frame_period : seconds per frame (all traces on regular grids), or
     times : frame times in seconds: one array for all traces or one per trace (regular up to
         jitter; a NaN time drops that frame).
-    indicator : calcium indicator preset (starts the kernel's rise and decay, then learned; and
-        gives the dF/F per spike for the spikes/s estimate); None starts from GCaMP6f's kinetics
-        and gives no spikes/s.
+    indicator : calcium indicator preset (sets the kernel's rise and decay, the decay checked
+        against the traces' own estimate; and gives the dF/F per spike for the spikes/s
+        estimate); None takes the decay from the traces' estimate and GCaMP6f's rise, and gives
+        no spikes/s.
     config : RunConfig or dict: seed, epochs, max_seconds, model overrides, window_s (None picks
         max(1 s, 2 x the indicator's decay, 16 frames)), max_windows (default 2048 random
         windows), estimate, compare_oasis... Its

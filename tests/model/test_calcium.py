@@ -325,3 +325,19 @@ def test_rate_sparsity_changes_the_fit_and_is_validated() -> None:
     assert any(not np.allclose(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="rate_sparsity"):
         SBTTConfig(rate_sparsity=-1.0)
+
+
+def test_kinetics_lr_scale_zero_keeps_the_start_and_one_learns() -> None:
+    """kinetics_lr_scale = 0 keeps the kernel's decay and rise where they start while the other
+    weights train; the default (1) moves them like every weight; a negative scale is refused."""
+    frozen, _ = _tiny_calcium_model(kinetics_lr_scale=0.0)
+    learned, _ = _tiny_calcium_model()
+    fa, la = frozen.state_arrays(), learned.state_arrays()
+    decay = next(k for k in fa if k.endswith("log_tau_decay"))
+    rise = next(k for k in fa if k.endswith("log_tau_rise"))
+    np.testing.assert_allclose(fa[decay], math.log(12.0), rtol=1e-6)
+    np.testing.assert_allclose(fa[rise], math.log(1.5), rtol=1e-6)
+    assert not np.allclose(la[decay], math.log(12.0))
+    assert any(not np.allclose(fa[k], la[k]) for k in fa if "log_tau" not in k)
+    with pytest.raises(ValueError, match="kinetics_lr_scale"):
+        SBTTConfig(kinetics_lr_scale=-0.5)

@@ -1,11 +1,11 @@
 """The calcium decay time of a recording estimated from its own samples: where a run that names
 no indicator starts its kernel's decay, and what refines a named indicator's preset.
 
-A run that names its indicator starts the calcium kernel at the preset's kinetics and learns
-from there; the learning hardly moves the decay (the network can lengthen a short kernel's
-transients with its rates), so a preset far from the preparation stays far: on the zebrafish
-ground truth (decay 1.3-2.4 s) a GCaMP6f fit started at 0.58 s ended at 0.45-0.50 s. So the
-preset is checked against the recording's estimate (:func:`refine_decay`). Without a name the
+A run that names its indicator starts the calcium kernel at the preset's kinetics; when the
+kernel was learned, a preset far from the preparation stayed far (the network can lengthen a
+short kernel's transients with its rates): on the zebrafish ground truth (decay 1.3-2.4 s) a
+GCaMP6f fit started at 0.58 s ended at 0.45-0.50 s. So the preset is checked against the
+recording's estimate (:func:`refine_decay`). Without a name the
 decay has to start somewhere, and one preset fits few preparations: the ground truth of benchmarks/RESULTS.md spans 0.26 s (GCaMP6f, mouse V1 at
 158 Hz) to 2.35 s (GCaMP6f, zebrafish). So the start is read off the data, as OASIS does:
 
@@ -29,7 +29,8 @@ decay has to start somewhere, and one preset fits few preparations: the ground t
   comes);
 - the result is clipped to [:data:`MIN_DECAY_S`, :data:`MAX_DECAY_S`].
 
-The network then learns the kernel from this start like from a preset.
+The kernel keeps this decay (like a preset's) while the network learns
+(``config.RUN_MODEL_DEFAULTS``: ``kinetics_lr_scale`` 0).
 """
 
 from __future__ import annotations

@@ -129,6 +129,9 @@ class SBTTConfig:
     """if set with bin_width, overrides calcium_delay: onset delay in seconds (>= 0)"""
     bin_width: float | None = None
     """width of one time bin in seconds (converts the calcium_*_seconds fields to bins)"""
+    kinetics_lr_scale: float = 1.0
+    """calcium likelihood: learning rate of the kernel's time constants (decay and rise) as a
+    share of learning_rate (0 = keep them where they start; 1 = learned like every weight)"""
     rate_sparsity: float = 0.0
     """calcium likelihood: weight z of a sparsity (exponential) prior on the rates during training,
     as in sparse non-negative deconvolution: each bin's fluorescence jump s costs
@@ -174,7 +177,7 @@ class SBTTConfig:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number > 0, got {v!r}")
         for name in ("weight_decay", "grad_clip", "kl_weight", "zig_min_event", "calcium_delay",
-                     "rate_sparsity"):
+                     "rate_sparsity", "kinetics_lr_scale"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"SBTTConfig.{name} must be a number >= 0, got {v!r}")

@@ -325,12 +325,23 @@ class Trainer:
         return vals, inputs, held
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.net.parameters(), lr=lr, weight_decay=self.config.weight_decay)
+        """AdamW over the network; the calcium kernel's time constants in a group of their own
+        whose learning rate is ``kinetics_lr_scale`` times the rest (``lr_scale`` in the group)."""
+        kinetics = {id(p) for name, p in self.lik.named_parameters() if name.startswith("log_tau_")}
+        scale = float(getattr(self.config, "kinetics_lr_scale", 1.0))
+        if scale == 1.0:
+            kinetics = set()
+        rest = [p for p in self.net.parameters() if id(p) not in kinetics]
+        kin = [p for p in self.net.parameters() if id(p) in kinetics]
+        groups: list[dict] = [{"params": rest, "lr_scale": 1.0}]
+        if kin and scale != 1.0:  # one group as before when the kinetics learn like the rest
+            groups.append({"params": kin, "lr_scale": scale, "lr": lr * scale})
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=self.config.weight_decay)
 
     def _set_lr(self, value: float | None) -> None:
         if value is not None:
             for g in self.opt.param_groups:
-                g["lr"] = value
+                g["lr"] = value * g.get("lr_scale", 1.0)
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
