@@ -83,3 +83,22 @@ def test_a_trace_with_a_gap_in_its_frame_times_and_no_indicator():
                             config={"epochs": 1, "model": TINY, "inference_shifts": 1})
     assert res.metrics["decay_estimate_s"] is not None  # started from the traces' own decay
     assert [r.shape for r in res.rates] == [(int(keep.sum()),), (700,)]
+
+
+def test_the_kernel_keeps_its_start_kinetics_unless_asked_to_learn_them():
+    """The run path keeps the kernel's decay and rise where they start (the named preset checked
+    against the traces' estimate); kinetics_lr_scale = 1 in the model overrides learns them."""
+    from napari_sbtt.config import RunConfig, start_decay_s
+    from napari_sbtt.core.kinetics import refine_decay
+
+    _, dff = _neurons(lengths=(900, 700), seed=4)
+    base = {"epochs": 2, "inference_shifts": 1, "seed": 0}
+    kept = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config={**base, "model": TINY})
+    est = kept.metrics["decay_estimate_s"]
+    start = refine_decay(get_indicator("GCaMP6s").tau_decay, est)
+    assert start == pytest.approx(start_decay_s(RunConfig(indicator="GCaMP6s"), est))
+    assert kept.metrics["tau_decay_s"] == pytest.approx(start, rel=1e-5)
+    assert kept.metrics["tau_rise_s"] == pytest.approx(get_indicator("GCaMP6s").tau_rise, rel=1e-5)
+    learned = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s",
+                                config={**base, "model": {**TINY, "kinetics_lr_scale": 1.0}})
+    assert learned.metrics["tau_decay_s"] != pytest.approx(start, rel=1e-4)
