@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         run.setdefault("epochs", 5)
     cmd = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     header = ("| data set | half | k | frame Hz | recordings / neurons | SBTT r (rec / neuron) | "
-              "OASIS every k-th r | OASIS all frames r | margin (same / all frames) | learned decay / rise | "
+              "OASIS every k-th r | OASIS all frames r | margin (same / all frames) | kernel decay / rise (start -> end of fit) | "
               "held-out verdict | s | epochs | load |")
     print(header)
     print("|" + "---|" * 14)

@@ -259,7 +259,7 @@ class RunConfig:
         "(counts) or zig (deconvolved events)", "choice", choices=LIKELIHOOD_CHOICES,
         flag="--likelihood", widget="likelihood"))
     indicator: str | None = _setting(None, Setting(
-        "calcium indicator preset: starts the calcium kernel's rise and decay (the decay checked "
+        "calcium indicator preset: sets the calcium kernel's rise and decay (the decay checked "
         "against the recording's, see decay_from_data), kept there while the network learns "
         f"(None: the decay estimated from the recording, see decay_from_data, and {DEFAULT_INDICATOR}'s "
         "rise)", "choice", choices=tuple(INDICATORS), optional=True,
@@ -301,8 +301,8 @@ class RunConfig:
         "estimate the calcium decay from the recording's own samples (OASIS's AR(1) estimate per "
         "ROI, median, bias-corrected: core.kinetics): without an indicator the kernel's decay "
         f"starts there rather than at {DEFAULT_INDICATOR}'s; a named indicator's decay is moved "
-        "toward it when the estimate rules the preset out (core.kinetics.refine_decay); learned "
-        "from there either way", "bool"))
+        "toward it when the estimate rules the preset out (core.kinetics.refine_decay); kept there "
+        "while the network learns, either way", "bool"))
     dff: bool = _setting(True, Setting(
         "convert each ROI's samples to dF/F with a running-percentile F0 before fitting", "bool"))
     neuropil: float | None = _setting(None, Setting(
