@@ -1,0 +1,78 @@
+"""Why a benchmark-family cell scores r ~ 0: the true rates' rhythm against the network's.
+
+Runs one cell of ``benchmarks/family.py`` (nothing named, the library's defaults, as in the
+family's ``--no-indicator`` table) and prints, for the network's rates:
+
+- the median over ROIs of Pearson r against the true rates (50 ms smoothing) at lags of
+  -20..20 bins, and the best lag;
+- r per ROI against the true calcium;
+- the frequency where the population mean's power spectrum peaks, for the truth and the
+  network, beside each ROI's own sampling rate (its Nyquist rate is half of it);
+- the held-out gap test of the fit (R² of the network, the events and OASIS).
+
+    python benchmarks/family_cell_rhythm.py --cell 15      # about a minute on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+from _common import median_r
+from family import sample_cells
+
+
+def peak_hz(x: np.ndarray, dt: float) -> float:
+    """Frequency (Hz) of the largest non-zero bin of the power spectrum of ``x`` (T,)."""
+    f = np.fft.rfftfreq(x.size, dt)
+    p = np.abs(np.fft.rfft(x - x.mean())) ** 2
+    return float(f[1 + int(np.argmax(p[1:]))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", type=int, default=15, help="family cell index (default 15)")
+    a = ap.parse_args(argv)
+    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
+    from napari_sbtt.core.synth import simulate
+
+    cells = [c for c in sample_cells() if c.index == a.cell]
+    if not cells:
+        ap.error(f"--cell {a.cell}: no such cell (see family.py --list)")
+    cell, cfg = cells[0], RunConfig()
+    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
+    cols = obs.roi_ids - 1
+    truth, calcium = sim.truth.rates[:, cols], sim.truth.calcium[:, cols]
+    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
+    dt = obs.grid.bin_width
+    net = res.rates
+    if res.metrics.get("estimate") != "network":
+        from napari_sbtt.api import infer_observations
+
+        meta = res.model.metadata
+        net = infer_observations(res.model, obs.values, window=meta["window_bins"],
+                                 overlap=meta["overlap_bins"], shifts=cfg.inference_shifts)
+    lags = []
+    for lag in range(-20, 21, 2):
+        x, y = (truth[lag:], net[:len(net) - lag]) if lag >= 0 else (truth[:lag], net[-lag:])
+        lags.append((lag, median_r(x, y, dt)))
+    best = max(lags, key=lambda t: t[1])
+    per_roi_sampling = 1.0 / (dt / np.isfinite(obs.values).mean())
+    r_cal = np.nanmedian([np.corrcoef(net[:, i], calcium[:, i])[0, 1] for i in range(net.shape[1])])
+    print(f"cell {cell.index}: {cell.latent}, {cell.indicator}, {cell.scan}, {cell.n_rois} ROIs, "
+          f"{cell.duration_s:.0f} s, bin {dt * 1e3:.0f} ms")
+    print(f"network vs true rates: r {dict(lags)[0]:.3f} at lag 0, best {best[1]:.3f} at "
+          f"{best[0] * dt * 1e3:+.0f} ms; r vs true calcium (per ROI, median) {r_cal:.3f}")
+    print(f"spectral peak of the population mean: truth {peak_hz(truth.mean(1), dt):.2f} Hz, "
+          f"network {peak_hz(net.mean(1), dt):.2f} Hz; each ROI sampled at {per_roi_sampling:.2f} Hz "
+          f"(Nyquist {per_roi_sampling / 2:.2f} Hz)")
+    gaps = res.metrics["heldout"]["gaps"]
+    print("held-out gaps R²: " + ", ".join(f"{k} {v:.3f}" for k, v in gaps["r2"].items())
+          + f"; estimate returned: {res.metrics['estimate']}; verdict: {res.metrics['heldout']['verdict']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
