@@ -37,15 +37,19 @@ def estimate_scores(res: Any, values: np.ndarray, truth: np.ndarray, dt_s: float
     """
     if not res.metrics.get("heldout") or res.events is None:
         return None, None
-    r_events = median_r(truth, res.events, dt_s)
-    if res.metrics["estimate"] == "network":
-        return median_r(truth, res.rates, dt_s), r_events
+    return median_r(truth, network_rates(res, values, shifts), dt_s), median_r(truth, res.events, dt_s)
+
+
+def network_rates(res: Any, values: np.ndarray, shifts: int = 1) -> np.ndarray:
+    """The network's (T_fine, N) rates of an SBTTResult ``res``: ``res.rates`` when the result
+    returned them, else inferred again from ``values`` (T_fine, N) with the fit's windows."""
+    if res.metrics.get("estimate", "network") == "network":
+        return res.rates
     from napari_sbtt.api import infer_observations
 
     meta = res.model.metadata
-    net = infer_observations(res.model, values, window=meta["window_bins"],
-                             overlap=meta["overlap_bins"], shifts=shifts)
-    return median_r(truth, net, dt_s), r_events
+    return infer_observations(res.model, values, window=meta["window_bins"],
+                              overlap=meta["overlap_bins"], shifts=shifts)
 
 
 def peak_rss_mb() -> float:

@@ -19,7 +19,7 @@ import argparse
 import sys
 
 import numpy as np
-from _common import median_r
+from _common import median_r, network_rates
 from family import sample_cells
 
 
@@ -47,19 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     truth, calcium = sim.truth.rates[:, cols], sim.truth.calcium[:, cols]
     res = run_on_observations(obs, config=cfg, scan=sim.pattern)
     dt = obs.grid.bin_width
-    net = res.rates
-    if res.metrics.get("estimate") != "network":
-        from napari_sbtt.api import infer_observations
-
-        meta = res.model.metadata
-        net = infer_observations(res.model, obs.values, window=meta["window_bins"],
-                                 overlap=meta["overlap_bins"], shifts=cfg.inference_shifts)
+    net = network_rates(res, obs.values, cfg.inference_shifts)
     lags = []
     for lag in range(-20, 21, 2):
         x, y = (truth[lag:], net[:len(net) - lag]) if lag >= 0 else (truth[:lag], net[-lag:])
         lags.append((lag, median_r(x, y, dt)))
     best = max(lags, key=lambda t: t[1])
-    per_roi_sampling = 1.0 / (dt / np.isfinite(obs.values).mean())
+    per_roi_sampling = np.isfinite(obs.values).mean() / dt  # samples per second per ROI
     r_cal = np.nanmedian([np.corrcoef(net[:, i], calcium[:, i])[0, 1] for i in range(net.shape[1])])
     print(f"cell {cell.index}: {cell.latent}, {cell.indicator}, {cell.scan}, {cell.n_rois} ROIs, "
           f"{cell.duration_s:.0f} s, bin {dt * 1e3:.0f} ms")

@@ -325,17 +325,17 @@ class Trainer:
         return vals, inputs, held
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
-        """AdamW over the network; the calcium kernel's time constants in a group of their own
-        whose learning rate is ``kinetics_lr_scale`` times the rest (``lr_scale`` in the group)."""
-        kinetics = {id(p) for name, p in self.lik.named_parameters() if name.startswith("log_tau_")}
-        scale = float(getattr(self.config, "kinetics_lr_scale", 1.0))
-        if scale == 1.0:
-            kinetics = set()
-        rest = [p for p in self.net.parameters() if id(p) not in kinetics]
-        kin = [p for p in self.net.parameters() if id(p) in kinetics]
-        groups: list[dict] = [{"params": rest, "lr_scale": 1.0}]
-        if kin and scale != 1.0:  # one group as before when the kinetics learn like the rest
-            groups.append({"params": kin, "lr_scale": scale, "lr": lr * scale})
+        """AdamW over the network. Unless ``kinetics_lr_scale`` is 1, the calcium kernel's time
+        constants form a second group whose learning rate is that share of the rest (``lr_scale``,
+        which :meth:`_set_lr` applies)."""
+        scale = float(self.config.kinetics_lr_scale)
+        kinetics = ({id(p) for name, p in self.lik.named_parameters() if name.startswith("log_tau_")}
+                    if scale != 1.0 else set())
+        groups: list[dict[str, Any]] = [
+            {"params": [p for p in self.net.parameters() if id(p) not in kinetics], "lr_scale": 1.0}]
+        if kinetics:
+            groups.append({"params": [p for p in self.net.parameters() if id(p) in kinetics],
+                           "lr_scale": scale, "lr": lr * scale})
         return torch.optim.AdamW(groups, lr=lr, weight_decay=self.config.weight_decay)
 
     def _set_lr(self, value: float | None) -> None:
