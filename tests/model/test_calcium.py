@@ -341,3 +341,16 @@ def test_kinetics_lr_scale_zero_keeps_the_start_and_one_learns() -> None:
     assert any(not np.allclose(fa[k], la[k]) for k in fa if "log_tau" not in k)
     with pytest.raises(ValueError, match="kinetics_lr_scale"):
         SBTTConfig(kinetics_lr_scale=-0.5)
+
+
+def test_rise_lr_scale_learns_the_rise_while_the_decay_stays() -> None:
+    """rise_lr_scale gives the rise its own learning-rate share: 1 with kinetics_lr_scale 0
+    learns the rise and keeps the decay where it starts; a negative share is refused."""
+    model, _ = _tiny_calcium_model(kinetics_lr_scale=0.0, rise_lr_scale=1.0)
+    state = model.state_arrays()
+    decay = next(k for k in state if k.endswith("log_tau_decay"))
+    rise = next(k for k in state if k.endswith("log_tau_rise"))
+    np.testing.assert_allclose(state[decay], math.log(12.0), rtol=1e-6)
+    assert not np.allclose(state[rise], math.log(1.5))
+    with pytest.raises(ValueError, match="rise_lr_scale"):
+        SBTTConfig(rise_lr_scale=-0.5)

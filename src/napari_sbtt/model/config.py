@@ -132,6 +132,10 @@ class SBTTConfig:
     kinetics_lr_scale: float = 1.0
     """calcium likelihood: learning rate of the kernel's time constants (decay and rise) as a
     share of learning_rate (0 = keep them where they start; 1 = learned like every weight)"""
+    rise_lr_scale: float | None = None
+    """calcium likelihood: learning rate of the kernel's rise time constant alone, as a share of
+    learning_rate (None = kinetics_lr_scale, the decay's); lets a fit keep a decay estimated
+    from the recording while it learns a rise nothing measured"""
     rate_sparsity: float = 0.0
     """calcium likelihood: weight z of a sparsity (exponential) prior on the rates during training,
     as in sparse non-negative deconvolution: each bin's fluorescence jump s costs
@@ -186,6 +190,9 @@ class SBTTConfig:
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
                                   or not math.isfinite(v) or v <= 0):
                 raise ValueError(f"SBTTConfig.{name} must be None or a finite number > 0, got {v!r}")
+        v = self.rise_lr_scale
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"SBTTConfig.rise_lr_scale must be None or a number >= 0, got {v!r}")
         if self.lr_schedule not in ("plateau", "cosine"):
             raise ValueError(f"SBTTConfig.lr_schedule must be 'plateau' or 'cosine', got {self.lr_schedule!r}")
         if self.calcium_kernel not in ("ar", "double_exponential"):

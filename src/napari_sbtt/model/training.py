@@ -325,18 +325,20 @@ class Trainer:
         return vals, inputs, held
 
     def _optimiser(self, lr: float) -> torch.optim.Optimizer:
-        """AdamW over the network. Unless ``kinetics_lr_scale`` is 1, the calcium kernel's time
-        constants form a second group whose learning rate is that share of the rest (``lr_scale``,
-        which :meth:`_set_lr` applies)."""
-        scale = float(self.config.kinetics_lr_scale)
-        kinetics = ({id(p) for name, p in self.lik.named_parameters() if name.startswith("log_tau_")}
-                    if scale != 1.0 else set())
-        groups: list[dict[str, Any]] = [
-            {"params": [p for p in self.net.parameters() if id(p) not in kinetics], "lr_scale": 1.0}]
-        if kinetics:
-            groups.append({"params": [p for p in self.net.parameters() if id(p) in kinetics],
-                           "lr_scale": scale, "lr": lr * scale})
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=self.config.weight_decay)
+        """AdamW over the network. The calcium kernel's decay takes ``kinetics_lr_scale`` of the
+        learning rate and its rise ``rise_lr_scale`` (None: the decay's); each share other than 1
+        is a group of its own whose ``lr_scale`` :meth:`_set_lr` applies."""
+        kinetics = float(self.config.kinetics_lr_scale)
+        rise = self.config.rise_lr_scale
+        share = {"log_tau_decay": kinetics, "log_tau_rise": kinetics if rise is None else float(rise)}
+        scale_of = {id(p): share[name.rsplit(".", 1)[-1]] for name, p in self.lik.named_parameters()
+                    if name.rsplit(".", 1)[-1] in share}
+        groups: dict[float, list[torch.nn.Parameter]] = {1.0: []}
+        for p in self.net.parameters():
+            groups.setdefault(scale_of.get(id(p), 1.0), []).append(p)
+        return torch.optim.AdamW(
+            [{"params": ps, "lr_scale": s, "lr": lr * s} for s, ps in groups.items() if ps or s == 1.0],
+            lr=lr, weight_decay=self.config.weight_decay)
 
     def _set_lr(self, value: float | None) -> None:
         if value is not None:
