@@ -7,7 +7,10 @@ Two cases, each with the data and settings the library uses by default:
   config (calcium likelihood, double-exponential kernel, 32-unit controller, batch 8,
   1 torch thread);
 - poisson: the SBTT demo protocol's Lorenz data at bandwidth 5 with
-  ``SBTTConfig.default_for("poisson")`` (no controller, batch 128, 1 torch thread).
+  ``SBTTConfig.default_for("poisson")`` (no controller, batch 128, 1 torch thread);
+- large (not in the default ``--cases``): the scale table's largest row in shape, 500 ROIs x
+  30 min in 1.16 s windows with the batch the run takes for that many windows; noise values,
+  timed only (``--cases large --impl fused``, for a GPU against the CPU).
 
 Two implementations of the recurrent parts (``SequentialAutoencoder.fused_unroll``):
 ``fused`` (one autograd node each, hand-written backward; the library default) and
@@ -103,8 +106,32 @@ def poisson_case(device: str, bandwidth: int = 5) -> dict[str, Any]:
             "valid_rates": data.valid_rates}
 
 
+def large_case(device: str, n_rois: int = 500, minutes: float = 30.0) -> dict[str, Any]:
+    """The scale table's largest row in shape (500 ROIs x 30 min at the default recording's
+    59 Hz bins, 1.16 s windows, each ROI seen in 1 bin of 4): the run's model config for that
+    many windows. The values are noise: this case times an epoch, it is not scored."""
+    from napari_sbtt.api import RunConfig, model_config, run_window_s
+    from napari_sbtt.config import batch_size_for
+    from napari_sbtt.core.windows import choose_window
+
+    bw = 1.0 / 59.0
+    n_time = int(minutes * 60 / bw)
+    cfg = RunConfig.coerce({"seed": 0, "device": device, "indicator": "GCaMP6f"})
+    window, overlap = choose_window(bw, window_s=run_window_s(cfg, bw),
+                                    overlap_fraction=cfg.overlap_fraction, n_time=n_time)
+    n_windows = max(1, (n_time - overlap) // (window - overlap))
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(n_windows, window, n_rois)).astype(np.float32)
+    seen = (np.arange(window)[None, :, None] + np.arange(n_rois)[None, None, :]
+            + rng.integers(0, 4, size=(n_windows, 1, 1))) % 4 == 0
+    values[~np.broadcast_to(seen, values.shape)] = np.nan
+    return {"name": "large", "likelihood": "calcium", "train": values, "valid": None,
+            "all": values, "config": model_config(cfg, bw).replace(batch_size=batch_size_for(n_windows))}
+
+
 CASES: dict[str, Callable[[str], dict[str, Any]]] = {"calcium": calcium_case,
-                                                     "poisson": poisson_case}
+                                                     "poisson": poisson_case,
+                                                     "large": large_case}
 
 
 def short_fit(case: dict[str, Any], epochs: int) -> tuple[Any, list[float]]:
