@@ -49,3 +49,24 @@ def test_oasis_rates_fill_the_grid_and_reject_bad_shapes() -> None:
     assert np.isnan(oasis_events(few, times[:50])).all()
     with pytest.raises(ValueError, match="T_fine, N"):
         oasis_events(obs[:, 0], times)
+
+
+def test_oasis_gives_the_same_answer_twice_and_leaves_the_global_generator() -> None:
+    """OASIS draws from NumPy's global generator when its AR(1) root leaves (0, 1), which a
+    drifting trace reaches; each call must still give one answer, and the caller's global
+    random stream must go on as if OASIS had not run."""
+    from napari_sbtt.core.baselines import oasis_decay_time
+    from napari_sbtt.core.kinetics import estimate_decay_time
+
+    rng = np.random.default_rng(1)
+    walks = [np.cumsum(rng.normal(size=100)) * 0.1 + rng.normal(size=100) for _ in range(6)]
+    np.random.seed(123)
+    expected = np.random.random(3)
+    np.random.seed(123)
+    first = [oasis_decay_time(w, 0.1) for w in walks]
+    assert np.array_equal(np.random.random(3), expected)
+    np.random.seed(7)  # another global state: the same answers
+    assert [oasis_decay_time(w, 0.1) for w in walks] == first
+    obs = np.stack(walks, axis=1)
+    times = np.arange(100) * 0.1
+    assert estimate_decay_time(obs, times) == estimate_decay_time(obs, times)

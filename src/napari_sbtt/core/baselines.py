@@ -6,11 +6,19 @@ samples taken as a regularly sampled trace at that ROI's own sampling rate, with
 an AR(1) calcium model whose decay and noise it estimates itself. Its spike
 estimates are then turned into a rate (events per second) and interpolated onto
 the fine grid, so it can be scored against the same ground truth as SBTT.
+
+OASIS draws from NumPy's global random generator when its AR(1) estimate falls outside (0, 1)
+(it then puts the root near 0.95 or 0.15 plus a small normal draw), which short or drifting
+traces reach. Each call here runs it on a generator seeded the same way and puts the caller's
+global state back afterwards, so the same trace always gives the same answer (and so the same
+recording the same decay estimate and fit) and the user's own random stream is left as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -26,12 +34,28 @@ def oasis_available() -> bool:
     return True
 
 
+#: seed of NumPy's global generator while OASIS runs (module docstring)
+OASIS_SEED = 0
+
+
+@contextlib.contextmanager
+def _fixed_global_random_state(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded with ``seed`` inside, the caller's state restored after
+    (not thread-safe: the global generator is shared by every thread)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _oasis(y: np.ndarray, rate_hz: float, tau_d: float | None
            ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """OASIS AR(1) on one regularly sampled trace: (spikes (T,), calcium (T,), baseline, g)."""
     from oasis.functions import deconvolve
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _fixed_global_random_state(OASIS_SEED):
         warnings.simplefilter("ignore")
         if tau_d is not None:
             c, s, b, g, _ = deconvolve(y.astype(np.float64), tau_d=tau_d, framerate=rate_hz, penalty=1)
