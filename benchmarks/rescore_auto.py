@@ -30,7 +30,7 @@ def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
     if not ho or s.get("r_network") is None:
         return None
     gaps = HeldoutTest(**{k: ho["gaps"][k] for k in ("kind", "n_samples", "r2", "se")})
-    now = auto_estimate(gaps)
+    now = auto_estimate(gaps, int(row["cell"]["n_rois"]))
     r = s["r_network"] if now == "network" else s["r_deconvolution"]
     return {"cell": row["cell"]["index"], "then": s["estimate"], "now": now, "r": r,
             "oasis": row["oasis"]["r"], "margin": r - row["oasis"]["r"]}

@@ -327,7 +327,8 @@ class RunConfig:
         "calcium likelihood: which estimate becomes the rates: network (the autoencoder's "
         "population-informed rates), deconvolution (the events: each ROI's samples deconvolved under "
         "the learned calcium model) or auto (the network when it fills held-out gaps better than the "
-        "events, else the events; napari_sbtt.heldout)", "choice",
+        "events, the events when they fill them better, and where the test cannot tell, the network "
+        "for 20 ROIs or more; napari_sbtt.heldout)", "choice",
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(
         "score the estimates and OASIS on held-out samples and gaps (needs oasis-deconv for OASIS); "

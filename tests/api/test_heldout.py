@@ -7,6 +7,7 @@ import pytest
 
 from napari_sbtt.core.baselines import oasis_available
 from napari_sbtt.heldout import (
+    MIN_POPULATION_ROIS,
     VERDICTS,
     HeldoutTest,
     auto_estimate,
@@ -92,11 +93,15 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
     gaps = HeldoutTest("gaps", 4668, {"network": 0.191, "deconvolution": 0.065, "oasis": 0.146},
                        {"network - deconvolution": 0.0224, "network - oasis": 0.0278,
                         "deconvolution - oasis": 0.0166})
-    assert auto_estimate(gaps) == "network"
-    gaps.r2["network"] = 0.100  # 1.6 standard errors ahead of the deconvolution: not enough
-    assert auto_estimate(gaps) == "deconvolution"
-    gaps.r2["network"] = 0.010  # behind
-    assert auto_estimate(gaps) == "deconvolution"
+    assert auto_estimate(gaps, 25) == "network"
+    assert auto_estimate(gaps, 5) == "network"  # a clear lead wins whatever the population
+    gaps.r2["network"] = 0.100  # 1.6 standard errors ahead: the test cannot tell them apart,
+    assert auto_estimate(gaps, 25) == "network"  # so a population keeps the network
+    assert auto_estimate(gaps, MIN_POPULATION_ROIS - 1) == "deconvolution"  # and a handful the events
+    gaps.r2["network"] = 0.030  # 1.6 standard errors behind: still undecided
+    assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "network"
+    gaps.r2["network"] = 0.010  # 2.5 behind: the events, whatever the population
+    assert auto_estimate(gaps, 200) == "deconvolution"
 
 
 @pytest.mark.skipif(not oasis_available(), reason="oasis-deconv is not installed")
