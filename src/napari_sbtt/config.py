@@ -262,7 +262,9 @@ class RunConfig:
         "calcium indicator preset: sets the calcium kernel's rise and decay (the decay checked "
         "against the recording's, see decay_from_data), kept there while the network learns "
         f"(None: the decay estimated from the recording, see decay_from_data, and {DEFAULT_INDICATOR}'s "
-        "rise)", "choice", choices=tuple(INDICATORS), optional=True,
+        f"{get_indicator(DEFAULT_INDICATOR).tau_rise * 1e3:.0f} ms rise, which no recording at "
+        "30-160 Hz pins down: name a faster indicator such as "
+        "GCaMP8m, or a fit of it loses up to 0.14 r, benchmarks/RESULTS.md)", "choice", choices=tuple(INDICATORS), optional=True,
         none_label="none named (decay from the recording)", check=_check_indicator, flag="--indicator",
         widget="indicator"))
     onset_delay_s: float = _setting(0.0, Setting(
