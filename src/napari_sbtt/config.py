@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from .core.indicators import INDICATORS, get_indicator
 from .core.limits import MAX_FACTOR, MAX_ONSET_DELAY_S, MAX_WINDOW_S
+from .heldout import MIN_POPULATION_ROIS
 from .model.config import SBTTConfig
 
 __all__ = [
@@ -330,7 +331,7 @@ class RunConfig:
         "population-informed rates), deconvolution (the events: each ROI's samples deconvolved under "
         "the learned calcium model) or auto (the network when it fills held-out gaps better than the "
         "events, the events when they fill them better, and where the test cannot tell, the network "
-        "for 20 ROIs or more; napari_sbtt.heldout)", "choice",
+        f"for {MIN_POPULATION_ROIS} ROIs or more and the events for fewer; napari_sbtt.heldout)", "choice",
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(
         "score the estimates and OASIS on held-out samples and gaps (needs oasis-deconv for OASIS); "

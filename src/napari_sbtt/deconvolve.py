@@ -233,7 +233,8 @@ def deconvolve_traces(
     grid_times = np.arange(longest) * bin_s
     comparison = compare_heldout(_Stacked(model, len(z)), stacked, grid_times, network_signal=infer,
                                  estimate=estimate, seed=cfg.seed, oasis=cfg.compare_oasis,
-                                 max_seconds=None)  # separate traces stacked from t = 0: test all
+                                 max_seconds=None,  # separate traces stacked from t = 0: test all
+                                 population=1)  # the network sees one trace at a time
     chosen = comparison.estimate
     if chosen == "deconvolution":
         rates_z, signal_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)

@@ -102,6 +102,10 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
     assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "network"
     gaps.r2["network"] = 0.010  # 2.5 behind: the events, whatever the population
     assert auto_estimate(gaps, 200) == "deconvolution"
+    # a gap test that scored nothing decides nothing: the events, whatever the population
+    assert auto_estimate(HeldoutTest("gaps", 0, {}, {}), 200) == "deconvolution"
+    assert auto_estimate(HeldoutTest("gaps", 10, {"network": 0.2, "deconvolution": 0.1},
+                                     {"network - deconvolution": float("inf")}), 200) == "deconvolution"
 
 
 @pytest.mark.skipif(not oasis_available(), reason="oasis-deconv is not installed")
