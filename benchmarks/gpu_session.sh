@@ -11,7 +11,7 @@
 # numbers) may travel in .whl/; they are installed into /tmp/site first.
 set -u
 OUT=${OUT:-/tmp/gpu_session}
-J=/tmp/gpu_session_json   # the JSON rows; packed into one file at the end ($OUT brings back 8)
+J=/tmp/gpu_session_json   # the JSON rows; packed into one file after each step ($OUT brings back 8)
 rm -rf "$J"   # a rerun on the same machine starts clean (the demo refuses an existing folder)
 mkdir -p "$OUT" "$J"
 LOG="$OUT/session.log"

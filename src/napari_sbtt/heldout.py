@@ -81,11 +81,15 @@ class HeldoutTest:
     r2: dict[str, float]
     se: dict[str, float]
 
+    def se_between(self, a: str, b: str) -> float:
+        """Standard error of the R^2 difference of a and b (either order); inf when not scored."""
+        return self.se.get(f"{a} - {b}", self.se.get(f"{b} - {a}", np.inf))
+
     def lead(self, a: str, b: str) -> float:
         """(R^2 of a - R^2 of b) in standard errors; 0 when either is missing."""
         if a not in self.r2 or b not in self.r2:
             return 0.0
-        se = self.se.get(f"{a} - {b}", self.se.get(f"{b} - {a}", np.inf))
+        se = self.se_between(a, b)
         d = self.r2[a] - self.r2[b]
         return float(d / se) if np.isfinite(se) and se > 0 else 0.0
 
@@ -231,8 +235,8 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     deconvolution but not OASIS clearly it returned events far from the truth: benchmarks/RESULTS.md,
     "Which estimate".)
     """
-    se = gaps.se.get("network - deconvolution", gaps.se.get("deconvolution - network", np.inf))
-    if gaps.n_samples == 0 or not {"network", "deconvolution"} <= set(gaps.r2) or not np.isfinite(se):
+    if (gaps.n_samples == 0 or not {"network", "deconvolution"} <= set(gaps.r2)
+            or not np.isfinite(gaps.se_between("network", "deconvolution"))):
         return "deconvolution"
     lead = gaps.lead("network", "deconvolution")
     if lead > 2.0:

@@ -331,14 +331,12 @@ class Trainer:
         kinetics = float(self.config.kinetics_lr_scale)
         rise = self.config.rise_lr_scale
         share = {"log_tau_decay": kinetics, "log_tau_rise": kinetics if rise is None else float(rise)}
-        scale_of = {id(p): share[name.rsplit(".", 1)[-1]] for name, p in self.lik.named_parameters()
-                    if name.rsplit(".", 1)[-1] in share}
-        groups: dict[float, list[torch.nn.Parameter]] = {1.0: []}
+        scale_of = {id(p): share[name] for name, p in self.lik.named_parameters() if name in share}
+        groups: dict[float, list[torch.nn.Parameter]] = {1.0: []}  # the network's group first
         for p in self.net.parameters():
             groups.setdefault(scale_of.get(id(p), 1.0), []).append(p)
-        return torch.optim.AdamW(
-            [{"params": ps, "lr_scale": s, "lr": lr * s} for s, ps in groups.items() if ps or s == 1.0],
-            lr=lr, weight_decay=self.config.weight_decay)
+        return torch.optim.AdamW([{"params": ps, "lr_scale": s, "lr": lr * s} for s, ps in groups.items()],
+                                 lr=lr, weight_decay=self.config.weight_decay)
 
     def _set_lr(self, value: float | None) -> None:
         if value is not None:
