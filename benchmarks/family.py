@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import estimate_scores, machine, median_r, write_rows
+from _common import SMOOTH_S, estimate_scores, machine, median_r, write_rows
 
 #: The axes of the family and their levels (see the module docstring).
 AXES: dict[str, tuple[Any, ...]] = {
@@ -228,7 +228,53 @@ def quick_cells(seed: int = 0) -> list[Cell]:
 
 
 # ----------------------------------------------------------------------------- one cell
-def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str, Any]:
+def _z(x: np.ndarray) -> np.ndarray:
+    """Each column less its mean, over its standard deviation."""
+    return (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-12)
+
+
+def blend_scores(res: Any, values: np.ndarray, times: np.ndarray, truth: np.ndarray, dt: float,
+                 cfg: Any) -> dict[str, Any]:
+    """Diagnostics for mixing the two SBTT estimates: the weight w of the network in
+    ``w * network + (1 - w) * events`` that best predicts each held-out test's samples
+    (least squares over the held-out fluorescence, clipped to [0, 1]; per test and per ROI), and the
+    family score of fixed and fitted mixtures."""
+    from _common import network_rates
+
+    from napari_sbtt.core.metrics import gaussian_smooth
+    from napari_sbtt.heldout import deconvolve_with_model, heldout_blocks
+    from napari_sbtt.pipeline import infer_observations
+
+    meta = res.model.metadata
+    net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
+    ev = np.asarray(res.events, dtype=np.float64)
+    out: dict[str, Any] = {"std_events_over_network": float(np.nanmedian(ev.std(axis=0) / np.maximum(net.std(axis=0), 1e-12)))}
+    for w in (0.25, 0.5, 0.75, 0.9):
+        out[f"r_w{w:g}"] = median_r(truth, w * net + (1 - w) * ev, dt)
+    out["r_zmean"] = median_r(truth, _z(net) + _z(ev), dt)
+    sn, se_ = gaussian_smooth(net, SMOOTH_S, dt), gaussian_smooth(ev, SMOOTH_S, dt)
+    for w in (0.5, 0.75):
+        out[f"r_zsmooth_w{w:g}"] = median_r(truth, w * _z(sn) + (1 - w) * _z(se_), dt)
+    observed = np.isfinite(values)
+    for kind, gap in (("samples", 0.0), ("gaps", 0.5)):
+        held = heldout_blocks(observed, times, 0.1, cfg.seed, gap_s=gap) > 0
+        kept = np.where(held, np.nan, values)
+        c_net = infer_observations(res.model, kept, window=meta["window_bins"], overlap=meta["overlap_bins"],
+                                   output="signal").astype(np.float64)
+        c_ev = deconvolve_with_model(res.model, kept)[1]
+        ok = held & np.isfinite(c_net) & np.isfinite(c_ev)
+        d = np.where(ok, c_net - c_ev, 0.0)
+        e = np.where(ok, values - c_ev, 0.0)
+        w = float(np.clip((d * e).sum() / max((d * d).sum(), 1e-300), 0, 1))
+        w_roi = np.clip((d * e).sum(axis=0) / np.maximum((d * d).sum(axis=0), 1e-300), 0, 1)
+        out[f"w_{kind}"] = w
+        out[f"r_stack_{kind}"] = median_r(truth, w * net + (1 - w) * ev, dt)
+        out[f"r_stack_roi_{kind}"] = median_r(truth, w_roi[None, :] * net + (1 - w_roi[None, :]) * ev, dt)
+        out[f"w_roi_median_{kind}"] = float(np.median(w_roi))
+    return out
+
+
+def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True, extras: bool = False) -> dict[str, Any]:
     """Simulate, extract, fit SBTT and OASIS, score; one table row (a dict)."""
     from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
     from napari_sbtt.core.baselines import oasis_rates
@@ -285,6 +331,8 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True) -> dict[str
         said = {"SBTT better": True, "OASIS better": False}.get(ho["verdict"])
         row["sbtt"]["heldout_verdict_right"] = (None if said is None
                                                 else said == (row["sbtt"]["r"] >= row["oasis"]["r"]))
+    if extras and ho:
+        row["sbtt"]["blends"] = blend_scores(res, obs.values, obs.times, truth, dt, cfg)
     row["sbtt"].update({k: res.metrics.get(k) for k in ("decay_estimate_s", "tau_decay_s", "tau_rise_s")})
     row["margin"] = row["sbtt"]["r"] - row["oasis"]["r"]
     row["seconds_total"] = time.perf_counter() - t_all
@@ -377,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md; a rerun skips cells already there")
     p.add_argument("--only", type=int, nargs="+", default=None, metavar="INDEX",
                    help="run only these cell indices (e.g. to validate the runner on a few cells)")
+    p.add_argument("--extras", action="store_true",
+                   help="also score mixtures of the two SBTT estimates (diagnostics; costs a network pass "
+                        "and two deconvolutions per cell)")
     p.add_argument("--list", action="store_true", help="print the cells and exit (no fits)")
     p.add_argument("--quick", action="store_true", help="2 tiny cells (10 ROIs, 12 s), 3 epochs: a smoke test")
     a = p.parse_args(argv)
@@ -434,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cells:
         if c.index in done:
             continue
-        row = run_cell(c, run, named=named)
+        row = run_cell(c, run, named=named, extras=a.extras)
         row.update(key=key, variant="indicator named" if named else "no indicator", run=run,
                    command=cmd, machine=machine())
         row["markdown"] = markdown(row)
