@@ -29,22 +29,27 @@ def median_r(truth: np.ndarray, estimate: np.ndarray, dt_s: float) -> float:
 
 
 def estimate_scores(res: Any, values: np.ndarray, truth: np.ndarray, dt_s: float,
-                    shifts: int = 1) -> tuple[float | None, float | None]:
-    """:func:`median_r` of both SBTT estimates of a calcium result ``res`` (an SBTTResult):
-    (the network's rates, the deconvolution's events), so a choice between them can be
-    re-scored from the saved row. The network's rates are inferred again from ``values``
-    (T_fine, N) when the result returned the events. (None, None) without a held-out step.
+                    shifts: int = 1) -> tuple[float | None, float | None, float | None]:
+    """:func:`median_r` of the SBTT estimates of a calcium result ``res`` (an SBTTResult):
+    (the network's rates, the deconvolution's events, the two combined:
+    :func:`napari_sbtt.heldout.combine_estimates`), so a choice between them can be re-scored
+    from the saved row. The network's rates are inferred again from ``values`` (T_fine, N) when
+    the result returned another estimate. (None, None, None) without a held-out step.
     """
     if not res.metrics.get("heldout") or res.events is None:
-        return None, None
-    return median_r(truth, network_rates(res, values, shifts), dt_s), median_r(truth, res.events, dt_s)
+        return None, None, None
+    from napari_sbtt.heldout import combine_estimates
+
+    net = network_rates(res, values, shifts)
+    return (median_r(truth, net, dt_s), median_r(truth, res.events, dt_s),
+            median_r(truth, combine_estimates(net, res.events), dt_s))
 
 
 def network_rates(res: Any, values: np.ndarray, shifts: int = 1) -> np.ndarray:
     """The network's (T_fine, N) rates of an SBTTResult ``res``: ``res.rates`` when the result
     returned them, else inferred again from ``values`` (T_fine, N) with the fit's windows."""
     if res.metrics.get("estimate", "network") == "network":
-        return res.rates
+        return res.rates  # other estimates: inferred again
     from napari_sbtt.api import infer_observations
 
     meta = res.model.metadata

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .config import RunConfig
 from .core.numbers import finite_or_none
+from .heldout import verdict_test
 
 __all__ = ["batch", "BatchRow", "BatchSummary", "BatchInterrupted", "run_one", "result_names", "SUMMARY_NAME",
            "RECORDING_OPTIONS"]
@@ -131,7 +132,7 @@ def row_from_metrics(recording: str, result: str, status: str, metrics: Mapping[
     """A summary row from a result's ``metrics`` (fresh, or read back from result.json)."""
     held = metrics.get("heldout") or {}
     estimate = metrics.get("estimate")
-    test = held.get("gaps" if estimate == "network" else "samples") or {}
+    test = held.get(verdict_test(str(estimate))) or {}
     r2 = test.get("r2") or {}
     return BatchRow(
         recording=recording, result=result, status=status,

@@ -168,7 +168,8 @@ def deconvolve_traces(
         thread (it also receives the reports).
     estimate : "deconvolution" (default: each trace deconvolved under the calcium model learned
         across all traces; separately recorded neurons share no population activity for the
-        network to draw on), "network" (the shared model's rates) or "auto" (see
+        network to draw on), "network" (the shared model's rates), "combined" (3/4 of the
+        network's rates and 1/4 of the events) or "auto" (see
         :func:`napari_sbtt.heldout.compare_heldout`).
 
     Returns
@@ -176,7 +177,7 @@ def deconvolve_traces(
     TraceDeconvolution
     """
     from .core.indicators import get_indicator
-    from .heldout import compare_heldout, deconvolve_with_model
+    from .heldout import combine_estimates, compare_heldout, deconvolve_with_model
     from .model import fit_trials
 
     cfg = RunConfig.coerce(config)
@@ -241,6 +242,9 @@ def deconvolve_traces(
     else:
         rates_z = infer(stacked, "rates", cfg.inference_shifts)
         signal_z = infer(stacked, "signal", cfg.inference_shifts)
+        if chosen == "combined":
+            events_z, fitted_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
+            rates_z, signal_z = combine_estimates(rates_z, events_z), combine_estimates(signal_z, fitted_z)
     t_inf = time.perf_counter() - t0
     control.report(StageReport("infer", 1, 1, comparison.summary()))
 

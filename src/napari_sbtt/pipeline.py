@@ -264,7 +264,7 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     signal, events, OASIS's rates in the result's units when OASIS predicts the held-out samples
     better, else None).
     """
-    from .heldout import compare_heldout, deconvolve_with_model
+    from .heldout import combine_estimates, compare_heldout, deconvolve_with_model
 
     events, fitted = deconvolve_with_model(model, values)
     comparison = None
@@ -275,6 +275,9 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     chosen = comparison.estimate if comparison is not None else cfg.estimate
     if chosen == "deconvolution":
         rates, signal = events.astype(np.float32), fitted.astype(np.float32)
+    elif chosen == "combined":
+        rates = combine_estimates(rates, events).astype(np.float32)
+        signal = combine_estimates(signal, fitted).astype(np.float32)
     oasis_est = None
     if comparison is not None and comparison.verdict == "OASIS better":
         from .core.baselines import oasis_rates

@@ -187,13 +187,13 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
     from napari_sbtt.heldout import VERDICTS
 
     m = calcium_result.metrics
-    assert m["estimate"] in ("network", "deconvolution")  # "auto", the default, chose one
+    assert m["estimate"] in ("combined", "deconvolution")  # "auto", the default, chose one
     assert calcium_result.events.shape == calcium_result.rates.shape
     assert (calcium_result.events >= 0).all()
     ho = m["heldout"]
     assert ho["estimate"] == m["estimate"] and ho["verdict"] in VERDICTS
     assert ho["samples"]["n_samples"] > 0 and ho["gaps"]["n_samples"] > 0
-    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution"}
+    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution", "combined"}
     if ho["verdict"] == "OASIS better":  # OASIS's estimate rides along, in the rates' units
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:
@@ -224,6 +224,20 @@ def test_estimate_can_be_the_deconvolution(sim, calcium_result):
     assert res.metrics["estimate"] == "deconvolution" and res.metrics["heldout"] is None
     with pytest.raises(ValueError, match="estimate"):
         RunConfig(estimate="best")
+
+
+@pytest.mark.slow
+def test_estimate_can_be_the_network_and_the_events_combined(sim, calcium_result):
+    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT
+
+    obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
+    cfg = {"compare_oasis": False, "inference_shifts": 1}
+    net = ns.run_on_observations(obs, model=calcium_result.model, config={**cfg, "estimate": "network"})
+    both = ns.run_on_observations(obs, model=calcium_result.model, config={**cfg, "estimate": "combined"})
+    w = COMBINED_NETWORK_WEIGHT
+    np.testing.assert_allclose(both.rates, w * net.rates + (1 - w) * net.events, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(both.events, net.events)
+    assert both.metrics["estimate"] == "combined" and both.metrics["heldout"] is None
 
 
 def test_a_run_without_an_indicator_starts_from_the_recordings_decay(sim):

@@ -7,12 +7,15 @@ import pytest
 
 from napari_sbtt.core.baselines import oasis_available
 from napari_sbtt.heldout import (
+    COMBINED_NETWORK_WEIGHT,
     MIN_POPULATION_ROIS,
     VERDICTS,
     HeldoutTest,
     auto_estimate,
+    combine_estimates,
     compare_heldout,
     heldout_blocks,
+    verdict_test,
 )
 
 DT = 0.01
@@ -68,8 +71,8 @@ def test_a_network_that_knows_the_population_fills_gaps_and_is_kept() -> None:
     res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                           network_signal=lambda kept: clean, estimate="auto", oasis=False,
                           gap_s=0.3)
-    assert res.estimate == "network" and res.verdict == "not compared"
-    assert res.gaps.r2["network"] > res.gaps.r2["deconvolution"]
+    assert res.estimate == "combined" and res.verdict == "not compared"
+    assert res.gaps.r2["network"] > res.gaps.r2["combined"] > res.gaps.r2["deconvolution"]
     assert res.gaps.lead("network", "deconvolution") > 2.0
     assert res.samples.n_samples > 1000 and res.sbtt_beats_oasis is None
 
@@ -93,13 +96,13 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
     gaps = HeldoutTest("gaps", 4668, {"network": 0.191, "deconvolution": 0.065, "oasis": 0.146},
                        {"network - deconvolution": 0.0224, "network - oasis": 0.0278,
                         "deconvolution - oasis": 0.0166})
-    assert auto_estimate(gaps, 25) == "network"
-    assert auto_estimate(gaps, 5) == "network"  # a clear lead wins whatever the population
+    assert auto_estimate(gaps, 25) == "combined"  # the network's lead: 3/4 network, 1/4 events
+    assert auto_estimate(gaps, 5) == "combined"  # a clear lead wins whatever the population
     gaps.r2["network"] = 0.100  # 1.6 standard errors ahead: the test cannot tell them apart,
-    assert auto_estimate(gaps, 25) == "network"  # so a population keeps the network
+    assert auto_estimate(gaps, 25) == "combined"  # so a population keeps the network's share
     assert auto_estimate(gaps, MIN_POPULATION_ROIS - 1) == "deconvolution"  # and a handful the events
     gaps.r2["network"] = 0.030  # 1.6 standard errors behind: still undecided
-    assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "network"
+    assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "combined"
     gaps.r2["network"] = 0.010  # 2.5 behind: the events, whatever the population
     assert auto_estimate(gaps, 200) == "deconvolution"
     # a gap test that scored nothing decides nothing: the events, whatever the population
@@ -108,13 +111,38 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
                                      {"network - deconvolution": float("inf")}), 200) == "deconvolution"
 
 
+def test_the_combined_estimate_mixes_the_network_and_the_events() -> None:
+    net = np.array([[1.0, np.nan], [2.0, 4.0]])
+    ev = np.array([[0.0, 1.0], [6.0, 0.0]])
+    w = COMBINED_NETWORK_WEIGHT
+    out = combine_estimates(net, ev)
+    np.testing.assert_allclose(out, [[w, np.nan], [2 * w + 6 * (1 - w), 4 * w]])
+    np.testing.assert_array_equal(combine_estimates(net, ev, 1.0), net)
+    with pytest.raises(ValueError, match="weight"):
+        combine_estimates(net, ev, 1.5)
+    with pytest.raises(ValueError, match="one shape"):
+        combine_estimates(net, ev[:1])
+    assert verdict_test("combined") == verdict_test("network") == "gaps" and verdict_test("deconvolution") == "samples"
+
+
+def test_a_combined_result_is_judged_on_the_gaps_against_the_combined_prediction() -> None:
+    values, clean = _recording(seed=4, shared=True)
+    res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                          network_signal=lambda kept: clean, estimate="combined", oasis=False)
+    assert res.estimate == "combined"
+    for test in (res.samples, res.gaps):  # scored beside the two it mixes
+        assert {"network", "deconvolution", "combined"} <= set(test.r2)
+        assert np.isfinite(test.se_between("combined", "network"))
+    assert "(combined)" in res.summary() and f"{res.gaps.r2['combined']:.3f}" in res.summary()
+
+
 @pytest.mark.skipif(not oasis_available(), reason="oasis-deconv is not installed")
 def test_oasis_is_scored_on_the_same_held_out_samples() -> None:
     values, clean = _recording(seed=2, shared=True)
     res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                           network_signal=lambda kept: clean)
     for test in (res.samples, res.gaps):
-        assert set(test.r2) == {"network", "deconvolution", "oasis"}
+        assert set(test.r2) == {"network", "deconvolution", "combined", "oasis"}
     assert res.verdict == "SBTT better" and res.sbtt_beats_oasis is True
     assert "OASIS" in res.summary() and res.to_dict()["sbtt_beats_oasis"] is True
     worse = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
