@@ -1,6 +1,6 @@
 """Held-out samples: how well each estimate predicts samples it never saw.
 
-After a calcium model is fitted there are two SBTT estimates of each ROI's activity:
+After a calcium model is fitted there are three SBTT estimates of each ROI's activity:
 
 - ``"network"``: the sequential autoencoder's rates (:meth:`SBTTModel.predict`): a smooth
   firing-rate estimate that shares what the population does and fills a sparse scan's gaps from
@@ -18,7 +18,7 @@ After a calcium model is fitted there are two SBTT estimates of each ROI's activ
   half (benchmarks/RESULTS.md, "The network and the events combined").
 
 :func:`compare_heldout` runs two tests, each on a seeded random tenth of the observed samples,
-computing both estimates from the remaining samples and scoring how well each predicts the held-out
+computing the estimates from the remaining samples and scoring how well each predicts the held-out
 ones through the fitted calcium model; OASIS, the baseline users have today, is scored the same way
 on the same kept samples (``core.baselines.oasis_forecast``: its AR(1) model's value at a held-out
 time given the samples before it):
@@ -65,9 +65,10 @@ __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate
 ESTIMATES = ("network", "deconvolution", "combined")
 #: the network's share of the ``"combined"`` estimate (the events have the rest). Chosen on the
 #: benchmark family's tune half (seed 1, even cells, both with the indicator named and without):
-#: of the shares 0.25 / 0.5 / 0.75 / 0.9, 0.75 gave the best median margin over OASIS (+0.274 and
-#: +0.301, against +0.240 and +0.298 for the network alone) with no cell below -0.02 (the
-#: network alone: -0.149 and -0.141); benchmarks/RESULTS.md, "The network and the events combined"
+#: of the shares 0.25 / 0.5 / 0.75 / 0.9, 0.75 gave the best median margin over OASIS with no
+#: cell below -0.02 (named / nothing named: +0.297 / +0.301, worst -0.006 / +0.015; the network
+#: alone +0.284 / +0.298, worst -0.149 / -0.141); benchmarks/RESULTS.md, "The network and the
+#: events combined"
 COMBINED_NETWORK_WEIGHT = 0.75
 #: what :attr:`HeldoutComparison.verdict` may say
 VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
@@ -272,8 +273,8 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     nothing: the events, as before. ``n_rois`` is the population the network sees together (1 for
     traces it fits one at a time, as :func:`napari_sbtt.deconvolve_traces` does).
 
-    Only SBTT's two estimates are compared: OASIS's score decides the verdict, not which of them
-    is returned. (An earlier rule also asked the network to beat OASIS by two standard errors; on
+    Only the network and the deconvolution are compared: OASIS's score decides the verdict, not
+    which estimate is returned. (An earlier rule also asked the network to beat OASIS by two standard errors; on
     the benchmark family's tune half it changed no choice, and where the network beat the
     deconvolution but not OASIS clearly it returned events far from the truth: benchmarks/RESULTS.md,
     "Which estimate".)
