@@ -238,7 +238,9 @@ def blend_scores(res: Any, values: np.ndarray, times: np.ndarray, truth: np.ndar
     """Diagnostics for mixing the two SBTT estimates: the weight w of the network in
     ``w * network + (1 - w) * events`` that best predicts each held-out test's samples
     (least squares over the held-out fluorescence, clipped to [0, 1]; per test and per ROI), and the
-    family score of fixed and fitted mixtures."""
+    family score of fixed and fitted mixtures. The held-out samples are drawn over the whole
+    recording (the library's tests use the middle 5 minutes of a longer one, so for cells over
+    5 minutes the weights are not exactly those a library test would fit)."""
     from _common import network_rates
 
     from napari_sbtt.core.metrics import gaussian_smooth
@@ -266,7 +268,9 @@ def blend_scores(res: Any, values: np.ndarray, times: np.ndarray, truth: np.ndar
         d = np.where(ok, c_net - c_ev, 0.0)
         e = np.where(ok, values - c_ev, 0.0)
         w = float(np.clip((d * e).sum() / max((d * d).sum(), 1e-300), 0, 1))
-        w_roi = np.clip((d * e).sum(axis=0) / np.maximum((d * d).sum(axis=0), 1e-300), 0, 1)
+        dd = (d * d).sum(axis=0)
+        # an ROI with nothing held out (or no difference there) takes the overall weight
+        w_roi = np.where(dd > 0, np.clip((d * e).sum(axis=0) / np.where(dd > 0, dd, 1.0), 0, 1), w)
         out[f"w_{kind}"] = w
         out[f"r_stack_{kind}"] = median_r(truth, w * net + (1 - w) * ev, dt)
         out[f"r_stack_roi_{kind}"] = median_r(truth, w_roi[None, :] * net + (1 - w_roi[None, :]) * ev, dt)
@@ -341,7 +345,7 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True, extras: boo
 
 # ----------------------------------------------------------------------------- table
 HEADER = ("| cell | half | latent | indicator | scan | k per ROI | sweep ms | nu | ROIs | s | "
-          "SBTT r | OASIS r | margin | estimate (network / deconvolution r) | held-out verdict | "
+          "SBTT r | OASIS r | margin | estimate (network / deconvolution / combined r) | held-out verdict | "
           "fit s | epochs | cell s | load |")
 N_COLS = 19
 
@@ -362,7 +366,9 @@ def markdown(row: dict[str, Any]) -> str:
 def _estimate_cell(s: dict[str, Any]) -> str:
     if "estimate" not in s:
         return "-"
-    return f"{s['estimate']} ({s['r_network']:.3f} / {s['r_deconvolution']:.3f})"
+    both = s.get("r_combined")
+    return (f"{s['estimate']} ({s['r_network']:.3f} / {s['r_deconvolution']:.3f}"
+            + (f" / {both:.3f})" if both is not None else ")"))
 
 
 def _verdict_cell(s: dict[str, Any]) -> str:

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("rows", nargs="+", help="family.py OUT.json files")
     a = ap.parse_args(argv)
     for path in a.rows:
-        rows = [r for r in (rescore(x) for x in json.loads(Path(path).read_text())) if r]
+        raw = json.loads(Path(path).read_text())
+        rows = [r for r in (rescore(x) for x in raw) if r]
         print(f"\n{path}\n\n| cell | estimate then | estimate now | SBTT r | OASIS r | margin |\n|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['cell']} | {r['then']} | {r['now']} | {r['r']:.3f} | {r['oasis']:.3f} | {r['margin']:+.3f} |")
@@ -63,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if m.size:
             print(f"\n{m.size} cells: median margin {np.median(m):+.3f}, worst {m.min():+.3f}, "
                   f"{int((m < -0.02).sum())} below -0.02")
+        if len(rows) < len(raw):
+            print(f"({len(raw) - len(rows)} of {len(raw)} rows left out: no held-out step, or the estimate "
+                  "the rule returns now was not scored in them)")
     return 0
 
 

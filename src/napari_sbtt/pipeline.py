@@ -15,7 +15,8 @@ widgets' fits) and scripts. Its steps, each a function here:
    ``inference_shifts`` shifted window grids;
 4. :func:`choose_estimate` (calcium likelihood): score the network, the deconvolution under the
    learned calcium model and OASIS on held-out samples (:mod:`napari_sbtt.heldout`) and keep the
-   estimate ``estimate`` asks for ("auto": the one that predicts them better);
+   estimate ``estimate`` asks for ("auto": :func:`napari_sbtt.heldout.auto_estimate`, the events
+   or the network and the events combined, by the gap test);
 5. metrics and the result.
 
 torch is imported only when a model is fitted or applied.

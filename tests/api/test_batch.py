@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_sbtt.batchrun import RECORDING_OPTIONS, result_names, run_one
+from napari_sbtt.batchrun import RECORDING_OPTIONS, result_names, row_from_metrics, run_one
 from napari_sbtt.cli import main
 from napari_sbtt.cluster import RAY_MISSING, require_ray
 from napari_sbtt.result import is_result_dir, load_result
@@ -38,6 +38,17 @@ def test_result_names_are_unique_and_stable():
     assert names == ["s1_plane0", "s2_plane0", "x_m", "y_m", "z_m", "k"]
     assert result_names(["/a/m.tif", "/a/m.tiff"]) == ["a_m", "a_m_2"]
     assert "rois" in RECORDING_OPTIONS
+
+
+def test_a_summary_row_reads_each_estimates_own_test():
+    held = {"verdict": "SBTT better",
+            "samples": {"r2": {"network": 0.1, "deconvolution": 0.5, "combined": 0.3, "oasis": 0.4}},
+            "gaps": {"r2": {"network": 0.6, "deconvolution": 0.2, "combined": 0.55, "oasis": 0.25}}}
+    rows = {e: row_from_metrics("rec", "out", "done", {"heldout": held, "estimate": e}, 1.0)
+            for e in ("combined", "network", "deconvolution")}
+    assert (rows["combined"].heldout_r2, rows["combined"].oasis_r2) == (0.55, 0.25)  # the gap test
+    assert rows["network"].heldout_r2 == 0.6
+    assert (rows["deconvolution"].heldout_r2, rows["deconvolution"].oasis_r2) == (0.5, 0.4)  # the samples
 
 
 def test_without_ray_the_error_says_how_to_install(monkeypatch):

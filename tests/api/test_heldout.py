@@ -145,6 +145,9 @@ def test_oasis_is_scored_on_the_same_held_out_samples() -> None:
         assert set(test.r2) == {"network", "deconvolution", "combined", "oasis"}
     assert res.verdict == "SBTT better" and res.sbtt_beats_oasis is True
     assert "OASIS" in res.summary() and res.to_dict()["sbtt_beats_oasis"] is True
+    both = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
+                           network_signal=lambda kept: clean, estimate="combined")
+    assert both.gaps.lead("combined", "oasis") > 2.0 and both.verdict == "SBTT better"  # judged on the gaps
     worse = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                             network_signal=lambda kept: np.zeros_like(kept))
     assert worse.verdict == "OASIS better" and "OASIS's estimate" in worse.summary()

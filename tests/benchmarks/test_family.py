@@ -189,3 +189,19 @@ def test_groundtruth_benchmark_runs_deconvolve_traces_quickly(tmp_path: Path) ->
     row = rows[0]
     assert row["metrics"]["estimate"] == "deconvolution" and row["n_recordings"] > 0
     assert -1.0 <= row["sbtt_r_rec"] <= 1.0 and row["half"] in ("tune", "report")
+
+
+def test_rescoring_reads_the_combined_estimates_r_where_a_row_scored_it() -> None:
+    rescore = _load("rescore_auto")
+    gaps = {"kind": "gaps", "n_samples": 500, "r2": {"network": 0.30, "deconvolution": 0.05},
+            "se": {"network - deconvolution": 0.02}}  # the network leads by 12.5 SE: "combined"
+
+    def row(**sbtt: float) -> dict:
+        return {"cell": {"index": 3, "n_rois": 50}, "oasis": {"r": 0.4},
+                "sbtt": {"heldout": {"gaps": gaps}, "estimate": "network", "r_network": 0.8,
+                         "r_deconvolution": 0.5, **sbtt}}
+
+    new = rescore.rescore(row(r_combined=0.7))
+    assert new["now"] == "combined" and new["r"] == 0.7 and new["margin"] == pytest.approx(0.3)
+    assert rescore.rescore(row(blends={"r_w0.75": 0.65, "r_w0.5": 0.1}))["r"] == 0.65  # --extras rows
+    assert rescore.rescore(row()) is None  # the estimate the rule returns now was never scored
