@@ -205,3 +205,13 @@ def test_rescoring_reads_the_combined_estimates_r_where_a_row_scored_it() -> Non
     assert new["now"] == "combined" and new["r"] == 0.7 and new["margin"] == pytest.approx(0.3)
     assert rescore.rescore(row(blends={"r_w0.75": 0.65, "r_w0.5": 0.1}))["r"] == 0.65  # --extras rows
     assert rescore.rescore(row()) is None  # the estimate the rule returns now was never scored
+
+
+def test_the_sparsity_probe_refuses_report_cells(capsys) -> None:
+    probe = _load("family_events_sparsity")
+    with pytest.raises(SystemExit):
+        probe.main(["--seed", "0", "--cell", "15"])
+    assert "report cell" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        probe.main(["--seed", "0", "--cell", "99"])
+    assert "no such cell" in capsys.readouterr().err
