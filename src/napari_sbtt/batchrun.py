@@ -37,8 +37,7 @@ from .core.numbers import finite_or_none
 from .heldout import verdict_test
 
 __all__ = ["batch", "BatchRow", "BatchSummary", "BatchInterrupted", "run_one", "row_from_metrics", "result_names",
-           "SUMMARY_NAME",
-           "RECORDING_OPTIONS"]
+           "SUMMARY_NAME", "RECORDING_OPTIONS"]
 
 #: the summary files in the output folder (``.csv`` and ``.md``)
 SUMMARY_NAME = "batch_summary"

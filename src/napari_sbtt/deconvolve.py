@@ -177,7 +177,7 @@ def deconvolve_traces(
     TraceDeconvolution
     """
     from .core.indicators import get_indicator
-    from .heldout import combine_estimates, compare_heldout, deconvolve_with_model
+    from .heldout import compare_heldout, deconvolve_with_model, select_estimate
     from .model import fit_trials
 
     cfg = RunConfig.coerce(config)
@@ -237,14 +237,15 @@ def deconvolve_traces(
                                  max_seconds=None,  # separate traces stacked from t = 0: test all
                                  population=1)  # the network sees one trace at a time
     chosen = comparison.estimate
-    if chosen == "deconvolution":
-        rates_z, signal_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
-    else:
-        rates_z = infer(stacked, "rates", cfg.inference_shifts)
-        signal_z = infer(stacked, "signal", cfg.inference_shifts)
-        if chosen == "combined":
-            events_z, fitted_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
-            rates_z, signal_z = combine_estimates(rates_z, events_z), combine_estimates(signal_z, fitted_z)
+    # only what the chosen estimate uses is computed
+    net_rates = net_signal = events_z = fitted_z = None
+    if chosen != "deconvolution":
+        net_rates = infer(stacked, "rates", cfg.inference_shifts)
+        net_signal = infer(stacked, "signal", cfg.inference_shifts)
+    if chosen != "network":
+        events_z, fitted_z = deconvolve_with_model(_Stacked(model, len(z)), stacked)
+    rates_z = select_estimate(chosen, net_rates, events_z)
+    signal_z = select_estimate(chosen, net_signal, fitted_z)
     t_inf = time.perf_counter() - t0
     control.report(StageReport("infer", 1, 1, comparison.summary()))
 

@@ -59,7 +59,7 @@ import numpy as np
 from .core.deconvolution import sparse_deconvolve
 
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
-           "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
+           "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
            "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT"]
 
 #: the SBTT estimates
@@ -102,6 +102,19 @@ def combine_estimates(network: np.ndarray, events: np.ndarray,
     if network.shape != events.shape:
         raise ValueError(f"network {network.shape} and events {events.shape} must have one shape")
     return weight * network + (1.0 - weight) * events
+
+
+def select_estimate(estimate: str, network: np.ndarray | None, events: np.ndarray | None) -> np.ndarray:
+    """The arrays of ``estimate`` ("network", "deconvolution" or "combined") from the network's
+    and the deconvolution's (rates, or their fluorescence predictions): the one place an estimate's
+    name becomes arrays. The one an estimate does not use may be None (not computed)."""
+    if estimate == "network" and network is not None:
+        return network
+    if estimate == "deconvolution" and events is not None:
+        return events
+    if estimate == "combined" and network is not None and events is not None:
+        return combine_estimates(network, events)
+    raise ValueError(f"the {estimate!r} estimate needs arrays that were not given (one of {ESTIMATES})")
 
 
 @dataclass

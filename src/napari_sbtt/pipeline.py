@@ -265,7 +265,7 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     signal, events, OASIS's rates in the result's units when OASIS predicts the held-out samples
     better, else None).
     """
-    from .heldout import combine_estimates, compare_heldout, deconvolve_with_model
+    from .heldout import compare_heldout, deconvolve_with_model, select_estimate
 
     events, fitted = deconvolve_with_model(model, values)
     comparison = None
@@ -274,11 +274,8 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
         comparison = compare_heldout(model, values, obs.times, network_signal=net_signal,
                                      estimate=cfg.estimate, seed=cfg.seed, oasis=cfg.compare_oasis)
     chosen = comparison.estimate if comparison is not None else cfg.estimate
-    if chosen == "deconvolution":
-        rates, signal = events.astype(np.float32), fitted.astype(np.float32)
-    elif chosen == "combined":
-        rates = combine_estimates(rates, events).astype(np.float32)
-        signal = combine_estimates(signal, fitted).astype(np.float32)
+    rates = np.asarray(select_estimate(chosen, rates, events), dtype=np.float32)
+    signal = np.asarray(select_estimate(chosen, signal, fitted), dtype=np.float32)
     oasis_est = None
     if comparison is not None and comparison.verdict == "OASIS better":
         from .core.baselines import oasis_rates

@@ -15,6 +15,7 @@ from napari_sbtt.heldout import (
     combine_estimates,
     compare_heldout,
     heldout_blocks,
+    select_estimate,
     verdict_test,
 )
 
@@ -123,6 +124,12 @@ def test_the_combined_estimate_mixes_the_network_and_the_events() -> None:
     with pytest.raises(ValueError, match="one shape"):
         combine_estimates(net, ev[:1])
     assert verdict_test("combined") == verdict_test("network") == "gaps" and verdict_test("deconvolution") == "samples"
+    assert select_estimate("network", net, None) is net and select_estimate("deconvolution", None, ev) is ev
+    np.testing.assert_array_equal(select_estimate("combined", net, ev), out)
+    with pytest.raises(ValueError, match="'combined' estimate needs"):
+        select_estimate("combined", net, None)
+    with pytest.raises(ValueError, match="'best' estimate"):
+        select_estimate("best", net, ev)
 
 
 def test_a_combined_result_is_judged_on_the_gaps_against_the_combined_prediction() -> None:
