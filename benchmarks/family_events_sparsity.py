@@ -1,12 +1,17 @@
-"""The events' r against the truth under several sparsity weights, on one tune cell of the
-benchmark family (a probe for choosing the deconvolution's sparsity; report cells are refused).
+"""The events' r against the truth under several sparsity weights, on tune cells of the benchmark
+family, beside what held-out samples say of each weight (a probe for choosing the deconvolution's
+sparsity from the recording; report cells are refused).
 
-One SBTT fit with the library's defaults, then the events deconvolved under the learned calcium
-model (``heldout.deconvolve_with_model``) for each sparsity weight, scored as the family scores
-(:func:`_common.median_r`); OASIS and the estimate the library returned beside them. Prints one
-JSON line.
+Per cell: one SBTT fit with the library's defaults; then, for each sparsity weight, the events
+deconvolved under the learned calcium model (``heldout.deconvolve_with_model``) scored as the
+family scores (:func:`_common.median_r`), the combined estimate with those events, and the
+held-out R^2 of the deconvolution on the library's two held-out tests (a tenth of the samples,
+single samples and 0.5 s gaps, drawn as ``heldout.compare_heldout`` draws them, over the whole
+recording): could the recording itself say which weight is best? Also the r of the events when
+each ROI takes the weight its own held-out samples prefer. OASIS and the estimate the library
+returned beside them. Prints one JSON line per cell.
 
-    python benchmarks/family_events_sparsity.py --seed 0 --cell 16 [--named]
+    python benchmarks/family_events_sparsity.py --seed 0 --cell 16 [--cell 18 ...] [--named]
 """
 
 from __future__ import annotations
@@ -16,46 +21,76 @@ import json
 import sys
 
 import numpy as np
-from _common import median_r
+from _common import median_r, network_rates
 
 SPARSITIES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def probe_cell(cell, named: bool) -> dict:
+    """The probe's row for one tune cell (module docstring)."""
+    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
+    from napari_sbtt.core.baselines import oasis_rates
+    from napari_sbtt.core.synth import simulate
+    from napari_sbtt.heldout import combine_estimates, deconvolve_with_model, heldout_blocks
+
+    cfg = RunConfig.from_dict({"indicator": cell.indicator} if named else {})
+    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
+    truth = sim.truth.rates[:, obs.roi_ids - 1]
+    dt = obs.grid.bin_width
+    out = {"cell": cell.describe(), "named": named,
+           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
+    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
+    values = obs.values.astype(np.float64)
+    net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
+    observed = np.isfinite(values)
+    helds = {kind: heldout_blocks(observed, obs.times, 0.1, cfg.seed, gap_s=g) > 0
+             for kind, g in (("samples", 0.0), ("gaps", 0.5))}
+    err_roi = {kind: [] for kind in helds}
+    events_by_s = []
+    for s in SPARSITIES:
+        events, _ = deconvolve_with_model(res.model, values, sparsity=s)
+        events_by_s.append(events)
+        row = {"events": median_r(truth, events, dt),
+               "combined": median_r(truth, combine_estimates(net, events), dt)}
+        for kind, held in helds.items():
+            fit = deconvolve_with_model(res.model, np.where(held, np.nan, values), sparsity=s)[1]
+            e = np.where(held, (fit - values) ** 2, 0.0)
+            err_roi[kind].append(e.sum(axis=0))
+            mean = np.nanmean(np.where(held, np.nan, values), axis=0)
+            denom = float(np.where(held, (values - mean) ** 2, 0.0).sum())
+            row[f"r2_{kind}"] = 1.0 - float(e.sum()) / denom
+        out[f"sparsity_{s:g}"] = row
+    for kind in helds:
+        pick = np.argmin(np.stack(err_roi[kind]), axis=0)  # (N,) per ROI
+        ev = np.stack(events_by_s)[pick, :, np.arange(pick.size)].T
+        out[f"per_roi_{kind}"] = {"events": median_r(truth, ev, dt),
+                                  "combined": median_r(truth, combine_estimates(net, ev), dt),
+                                  "picks": np.bincount(pick, minlength=len(SPARSITIES)).tolist()}
+    out.update(network=median_r(truth, net, dt), returned=median_r(truth, res.rates, dt),
+               estimate=res.metrics["estimate"])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0, help="seed of the family")
-    p.add_argument("--cell", type=int, required=True, help="index of a tune (even) cell")
+    p.add_argument("--cell", type=int, action="append", required=True,
+                   help="index of a tune (even) cell; repeat for more")
     p.add_argument("--named", action="store_true", help="name the cell's indicator")
     a = p.parse_args(argv)
     import family
 
-    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
-    from napari_sbtt.core.baselines import oasis_rates
-    from napari_sbtt.core.synth import simulate
-    from napari_sbtt.heldout import deconvolve_with_model
-
-    cells = [c for c in family.sample_cells(24, a.seed) if c.index == a.cell]
-    if not cells:
-        p.error(f"--cell {a.cell}: no such cell in family seed {a.seed} (see family.py --list)")
-    cell = cells[0]
-    if cell.half != "tune":
-        p.error(f"--cell {a.cell} is a report cell; probe tune cells only (even indices)")
-    cfg = RunConfig.from_dict({"indicator": cell.indicator} if a.named else {})
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
-    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
-    truth = sim.truth.rates[:, obs.roi_ids - 1]
-    dt = obs.grid.bin_width
-    out = {"cell": cell.describe(), "named": a.named,
-           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
-    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
-    values = obs.values.astype(np.float64)
-    for s in SPARSITIES:
-        events, _ = deconvolve_with_model(res.model, values, sparsity=s)
-        out[f"events_sparsity_{s:g}"] = median_r(truth, events, dt)
-    out.update(returned=median_r(truth, res.rates, dt), estimate=res.metrics["estimate"],
-               command="python " + " ".join(["benchmarks/family_events_sparsity.py",
-                                             *(argv if argv is not None else sys.argv[1:])]))
-    print(json.dumps(out))
+    by_index = {c.index: c for c in family.sample_cells(24, a.seed)}
+    for i in a.cell:
+        if i not in by_index:
+            p.error(f"--cell {i}: no such cell in family seed {a.seed} (see family.py --list)")
+        if by_index[i].half != "tune":
+            p.error(f"--cell {i} is a report cell; probe tune cells only (even indices)")
+    command = "python " + " ".join(["benchmarks/family_events_sparsity.py",
+                                    *(argv if argv is not None else sys.argv[1:])])
+    for i in a.cell:
+        print(json.dumps({**probe_cell(by_index[i], a.named), "command": command}), flush=True)
     return 0
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "batch_size_for",
     "start_decay_s",
     "decay_estimate_wanted",
+    "learns_kinetics",
     "window_seconds",
     "settings",
     "SIZES",
@@ -312,8 +313,9 @@ class RunConfig:
         "neuropil coefficient (e.g. 0.7) to subtract an annulus signal (traces: the file's neuropil "
         "traces); None: no neuropil correction", "number", low=0.0, high=2.0, optional=True))
     window_s: float | None = _setting(None, Setting(
-        "window length for chopping the recording into training windows (None: max(1 s, 2 x the "
-        "indicator's decay, 16 bins), core.windows.auto_window_s)", "number", low=0.0,
+        "window length for chopping the recording into training windows (None: max(1 s, 16 bins), "
+        "and at least 2 x the calcium decay when the model learns the kernel's kinetics: "
+        "core.windows.auto_window_s)", "number", low=0.0,
         high=MAX_WINDOW_S, low_open=True, optional=True, units="s"))
     max_windows: int | None = _setting(None, Setting(
         "train on at most this many windows (a seeded random subset; None: all)", "int", low=1,
@@ -436,13 +438,21 @@ def start_decay_s(cfg: RunConfig, decay_s: float | None = None) -> float:
 
 def window_seconds(cfg: RunConfig, bin_width: float, decay_s: float | None = None) -> float:
     """The window length in seconds of a run: ``cfg.window_s`` or the automatic rule
-    (:func:`napari_sbtt.core.windows.auto_window_s`) with the start decay (:func:`start_decay_s`)."""
+    (:func:`napari_sbtt.core.windows.auto_window_s`): 1 s (at least 16 bins), two decays of the
+    start kernel (:func:`start_decay_s`) when the fit learns the kernel's kinetics
+    (:func:`learns_kinetics`)."""
     from .core.windows import auto_window_s
 
     if cfg.window_s is not None:
         return float(cfg.window_s)
-    tau = start_decay_s(cfg, decay_s) if cfg.likelihood == "calcium" else None
+    tau = start_decay_s(cfg, decay_s) if cfg.likelihood == "calcium" and learns_kinetics(cfg) else None
     return auto_window_s(bin_width, tau)
+
+
+def learns_kinetics(cfg: RunConfig) -> bool:
+    """Whether a new fit with ``cfg`` learns the calcium kernel's kinetics (the model setting
+    ``kinetics_lr_scale`` > 0; :data:`RUN_MODEL_DEFAULTS` keeps them where they start)."""
+    return float({**RUN_MODEL_DEFAULTS, **cfg.model}.get("kinetics_lr_scale", 1.0)) > 0.0
 
 
 def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,

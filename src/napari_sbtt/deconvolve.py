@@ -159,7 +159,7 @@ def deconvolve_traces(
         estimate); None takes the decay from the traces' estimate and GCaMP6f's rise, and gives
         no spikes/s.
     config : RunConfig or dict: seed, epochs, max_seconds, model overrides, window_s (None picks
-        max(1 s, 2 x the indicator's decay, 16 frames)), max_windows (default 2048 random
+        max(1 s, 16 frames), and two decays when the kinetics learn: config.window_seconds), max_windows (default 2048 random
         windows), estimate, compare_oasis... Its
         likelihood must be "calcium" and its indicator is replaced by ``indicator`` when given.
     progress : as for :func:`napari_sbtt.run_on_stack` (StageReport / EpochReport; returning

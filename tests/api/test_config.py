@@ -13,6 +13,7 @@ from napari_sbtt.config import (
     RunConfig,
     SettingError,
     batch_size_for,
+    learns_kinetics,
     resolve,
     settings,
     window_seconds,
@@ -77,9 +78,16 @@ def test_setting_errors_in_python_and_in_flag_words() -> None:
         RunConfig(size="huge")
 
 
-def test_window_seconds_follows_the_indicator() -> None:
+def test_window_seconds_is_one_second_unless_the_kinetics_learn() -> None:
     assert window_seconds(RunConfig(window_s=2.5), 0.01) == 2.5
-    assert window_seconds(RunConfig(indicator="GCaMP6s"), 0.01) > window_seconds(RunConfig(), 0.01)
+    # the kernel kept where it starts (the default): 1 s whatever the indicator, 16 bins at least
+    assert window_seconds(RunConfig(indicator="GCaMP6s"), 0.01) == window_seconds(RunConfig(), 0.01) == 1.0
+    assert window_seconds(RunConfig(indicator="GCaMP6s"), 0.5) == 8.0
+    # a fit that learns the decay gets two decays to see one in
+    learning = RunConfig(indicator="GCaMP6s", model={"kinetics_lr_scale": 1.0})
+    assert learns_kinetics(learning) and not learns_kinetics(RunConfig())
+    assert window_seconds(learning, 0.01) == pytest.approx(2.5)
+    assert window_seconds(RunConfig(likelihood="poisson", model={"kinetics_lr_scale": 1.0}), 0.01) == 1.0
 
 
 def test_batch_size_follows_the_number_of_windows() -> None:
@@ -114,7 +122,8 @@ def test_the_recordings_decay_starts_an_unnamed_fit_and_refines_a_named_preset()
     assert resolve(RunConfig(), bin_width=0.02, decay_s=1.7).calcium_decay_seconds == 1.7
     assert resolve(RunConfig(indicator="GCaMP6f"), bin_width=0.02,
                    decay_s=3.0).calcium_decay_seconds == pytest.approx(3.0 / high)
-    assert window_seconds(RunConfig(), 0.02, 1.7) == pytest.approx(3.4)  # 2 x the decay
+    assert window_seconds(RunConfig(), 0.02, 1.7) == 1.0  # the kernel is kept: 1 s
+    assert window_seconds(RunConfig(model={"kinetics_lr_scale": 0.5}), 0.02, 1.7) == pytest.approx(3.4)
 
 
 def test_an_onset_delay_needs_the_calcium_likelihood() -> None:

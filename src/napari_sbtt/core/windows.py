@@ -532,10 +532,15 @@ MIN_WINDOW_BINS = 16
 def auto_window_s(bin_s: float, tau_decay_s: float | None = None) -> float:
     """The window length (seconds) a recording gets when none is asked for.
 
-    ``max(1 s, 2 x the calcium decay, 16 bins)``: long enough for a transient to decay inside a
-    window (so the kernel's decay can be learned) and for the encoder to see a few samples of a
-    slow recording (a 1 Hz plane gets 16 s windows), and 1 s otherwise, the window the benchmarks
-    chose for 15-60 Hz scans.
+    ``max(1 s, 16 bins)``, or ``max(1 s, 2 x tau_decay_s, 16 bins)`` when a decay is given: 1 s is
+    the window the benchmarks chose for 15-60 Hz scans, 16 bins let the encoder see a few samples
+    of a slow recording (a 1 Hz plane gets 16 s windows), and a window of two decays lets a
+    transient decay inside it, which a fit that *learns* the kernel's decay needs
+    (:func:`napari_sbtt.config.window_seconds` passes the decay only then). A kernel kept where it
+    starts (the default) does not: each window's calcium at its start is inferred, and on the
+    benchmark family's tune halves windows of two decays cost the network the rhythm of slow-indicator
+    recordings (a 2 Hz limit cycle under GCaMP6f kept at 0.58 s: r 0.10 with 1.16 s windows, 0.65
+    with 1 s; benchmarks/RESULTS.md, "Windows of one second").
     """
     if not (math.isfinite(bin_s) and bin_s > 0):
         raise ValueError(f"bin_s must be a positive duration in seconds, got {bin_s}")
