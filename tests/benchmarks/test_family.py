@@ -215,3 +215,6 @@ def test_the_sparsity_probe_refuses_report_cells(capsys) -> None:
     with pytest.raises(SystemExit):
         probe.main(["--seed", "0", "--cell", "99"])
     assert "no such cell" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # checked before any fit, wherever the report cell is listed
+        probe.main(["--seed", "0", "--cell", "0", "--cell", "15"])
+    assert "report cell" in capsys.readouterr().err
