@@ -46,6 +46,11 @@ def probe_cell(cell, named: bool) -> dict:
     observed = np.isfinite(values)
     helds = {kind: heldout_blocks(observed, obs.times, 0.1, cfg.seed, gap_s=g) > 0
              for kind, g in (("samples", 0.0), ("gaps", 0.5))}
+    # each test's R^2 denominator: the held-out samples' spread about each ROI's kept mean
+    denoms = {}
+    for kind, held in helds.items():
+        mean = np.nanmean(np.where(held, np.nan, values), axis=0)
+        denoms[kind] = float(np.where(held, (values - mean) ** 2, 0.0).sum())
     err_roi = {kind: [] for kind in helds}
     events_by_s = []
     for s in SPARSITIES:
@@ -57,9 +62,7 @@ def probe_cell(cell, named: bool) -> dict:
             fit = deconvolve_with_model(res.model, np.where(held, np.nan, values), sparsity=s)[1]
             e = np.where(held, (fit - values) ** 2, 0.0)
             err_roi[kind].append(e.sum(axis=0))
-            mean = np.nanmean(np.where(held, np.nan, values), axis=0)
-            denom = float(np.where(held, (values - mean) ** 2, 0.0).sum())
-            row[f"r2_{kind}"] = 1.0 - float(e.sum()) / denom
+            row[f"r2_{kind}"] = 1.0 - float(e.sum()) / denoms[kind]
         out[f"sparsity_{s:g}"] = row
     for kind in helds:
         pick = np.argmin(np.stack(err_roi[kind]), axis=0)  # (N,) per ROI

@@ -452,7 +452,8 @@ def window_seconds(cfg: RunConfig, bin_width: float, decay_s: float | None = Non
 def learns_kinetics(cfg: RunConfig) -> bool:
     """Whether a new fit with ``cfg`` learns the calcium kernel's kinetics (the model setting
     ``kinetics_lr_scale`` > 0; :data:`RUN_MODEL_DEFAULTS` keeps them where they start)."""
-    return float({**RUN_MODEL_DEFAULTS, **cfg.model}.get("kinetics_lr_scale", 1.0)) > 0.0
+    scale = {**RUN_MODEL_DEFAULTS, **cfg.model}.get("kinetics_lr_scale", SBTTConfig.kinetics_lr_scale)
+    return float(scale) > 0.0
 
 
 def resolve(cfg: RunConfig, *, bin_width: float, base: SBTTConfig | None = None,
