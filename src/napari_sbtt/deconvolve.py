@@ -167,8 +167,9 @@ def deconvolve_traces(
     control : a :class:`~napari_sbtt.core.progress.RunControl` to stop the fit from another
         thread (it also receives the reports).
     estimate : "deconvolution" (default: each trace deconvolved under the calcium model learned
-        across all traces; separately recorded neurons share no population activity for the
-        network to draw on), "network" (the shared model's rates), "combined" (3/4 of the
+        across all traces, a jump between two kept frames spread over the frames between them
+        as the kernel allows: ``core.deconvolution.spread_over_gaps``; separately recorded
+        neurons share no population activity for the network to draw on), "network" (the shared model's rates), "combined" (3/4 of the
         network's rates and 1/4 of the events) or "auto" (see
         :func:`napari_sbtt.heldout.compare_heldout`).
 

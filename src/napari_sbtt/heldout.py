@@ -8,7 +8,8 @@ After a calcium model is fitted there are three SBTT estimates of each ROI's act
 - ``"deconvolution"``: the events of each ROI's own samples deconvolved under the calcium model
   the fit learned (kernel, gain, baseline, noise:
   :func:`napari_sbtt.core.deconvolution.sparse_deconvolve`): spike-like, as precise in time as an
-  ROI's own samples allow (the result's ``events``);
+  ROI's own samples allow (each jump spread over the gap before the sample that saw it:
+  :func:`napari_sbtt.core.deconvolution.spread_over_gaps`; the result's ``events``);
 - ``"combined"``: :data:`COMBINED_NETWORK_WEIGHT` (3/4) of the network's rates plus 1/4 of the
   events (:func:`combine_estimates`). Both are jumps in the same units (the learned kernel's), so
   the mixture is one too, and its fluorescence is the same mixture of the two predictions. The
@@ -56,7 +57,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .core.deconvolution import sparse_deconvolve
+from .core.deconvolution import sparse_deconvolve, spread_over_gaps
 
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
            "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
@@ -221,17 +222,23 @@ def heldout_blocks(observed: np.ndarray, times: np.ndarray, share: float, seed: 
     return blocks
 
 
-def deconvolve_with_model(model: Any, values: np.ndarray, *, sparsity: float = 0.5
+def deconvolve_with_model(model: Any, values: np.ndarray, *, sparsity: float = 0.5, spread: bool = True
                           ) -> tuple[np.ndarray, np.ndarray]:
     """The ``"deconvolution"`` estimate: (events (T, N), fitted fluorescence (T, N)), data units.
 
     ``model``: anything with the :meth:`~napari_sbtt.model.SBTTModel.observation_model` of a
-    calcium model for N ROIs.
+    calcium model for N ROIs; ``values`` (T, N), NaN where an ROI was not sampled. The events are
+    the deconvolution's jumps spread over the gaps between each ROI's samples as far as the
+    samples can place them (:func:`~napari_sbtt.core.deconvolution.spread_over_gaps`; ``spread``
+    False: the jumps as the solver placed them); the fitted fluorescence is the solver's (the
+    model's value of every bin given the samples).
     """
     om = model.observation_model()
     res = sparse_deconvolve(values, om["kernel"], baseline=om["baseline"], noise_sd=om["noise_sd"],
                             sparsity=sparsity)
-    return res.jumps, res.fitted
+    if not spread:
+        return res.jumps, res.fitted
+    return spread_over_gaps(res.jumps, np.isfinite(values), om["kernel"]), res.fitted
 
 
 def _run_test(kind: str, values: np.ndarray, times: np.ndarray, blocks: np.ndarray,
@@ -360,7 +367,7 @@ def compare_heldout(
         blocks = heldout_blocks(observed, times, share, seed, gap_s=g)
         predict: dict[str, Callable[[np.ndarray], np.ndarray]] = {
             "network": network_signal,
-            "deconvolution": lambda kept: deconvolve_with_model(model, kept, sparsity=sparsity)[1],
+            "deconvolution": lambda kept: deconvolve_with_model(model, kept, sparsity=sparsity, spread=False)[1],
         }
         if oasis:
             from .core.baselines import oasis_available, oasis_forecast

@@ -73,7 +73,8 @@ class SBTTResult:
     stopped : True when training was stopped early and the best model so far was used.
     signal : float32 (T_fine, N) the model's expected observation (fluorescence for calcium).
     events : calcium likelihood: float32 (T_fine, N) each ROI's samples deconvolved under the
-        learned calcium model (spike-like events, in the units of ``rates``); else None.
+        learned calcium model (spike-like events, in the units of ``rates``; each spread over
+        the gap before the sample that saw it: ``core.deconvolution.spread_over_gaps``); else None.
     oasis_rates : float32 (T_fine, N) OASIS's estimate in the units of ``rates``, present when
         OASIS predicted the held-out samples better (``metrics["heldout"]``); else None.
     """

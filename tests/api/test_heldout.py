@@ -14,6 +14,7 @@ from napari_sbtt.heldout import (
     auto_estimate,
     combine_estimates,
     compare_heldout,
+    deconvolve_with_model,
     heldout_blocks,
     select_estimate,
     verdict_test,
@@ -47,6 +48,20 @@ def _recording(T: int = 4000, n: int = 4, sd: float = 0.05, seed: int = 0, share
         spikes = np.repeat(spikes[:, :1], n, axis=1)
     clean = np.stack([np.convolve(spikes[:, i], _kernel())[:T] for i in range(n)], axis=1)
     return clean + sd * rng.standard_normal((T, n)), clean
+
+
+def test_the_events_are_the_solvers_jumps_spread_over_each_gap() -> None:
+    from napari_sbtt.core.deconvolution import spread_over_gaps
+
+    y, _ = _recording()
+    y[np.arange(y.shape[0]) % 6 != 0] = np.nan  # every 6th bin sampled
+    model = _KnownModel(y.shape[1], 0.05)
+    raw, fitted_raw = deconvolve_with_model(model, y, spread=False)
+    events, fitted = deconvolve_with_model(model, y)
+    np.testing.assert_array_equal(fitted, fitted_raw)  # the fluorescence is the solver's
+    np.testing.assert_array_equal(events, spread_over_gaps(raw, np.isfinite(y), _kernel()))
+    assert not np.array_equal(events, raw)
+    np.testing.assert_allclose(events.sum(axis=0), raw.sum(axis=0))
 
 
 def test_heldout_blocks_hold_out_a_seeded_share_in_runs() -> None:
