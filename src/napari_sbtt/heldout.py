@@ -9,7 +9,8 @@ After a calcium model is fitted there are three SBTT estimates of each ROI's act
   the fit learned (kernel, gain, baseline, noise:
   :func:`napari_sbtt.core.deconvolution.sparse_deconvolve`): spike-like, as precise in time as an
   ROI's own samples allow (each jump spread over the gap before the sample that saw it:
-  :func:`napari_sbtt.core.deconvolution.spread_over_gaps`; the result's ``events``);
+  :func:`napari_sbtt.core.deconvolution.spread_over_gaps`; the result's ``events``;
+  :func:`napari_sbtt.deconvolve_traces` keeps the jumps where the solver put them);
 - ``"combined"``: :data:`COMBINED_NETWORK_WEIGHT` (3/4) of the network's rates plus 1/4 of the
   events (:func:`combine_estimates`). Both are jumps in the same units (the learned kernel's), so
   the mixture is one too, and its fluorescence is the same mixture of the two predictions. The

@@ -35,7 +35,9 @@ where the kernel is largest at that sample (just before it, or the kernel's rise
 a gap, spread over the gap's bins in proportion to how strongly a jump in each bin would show at
 the sample that closes the gap (the kernel there; even for a slow indicator, near the sample for
 a fast one). On the benchmark family's tune half this brought the events' r closer to the true
-rates than the jumps as placed (benchmarks/RESULTS.md, "The events' timing within a gap").
+rates than the jumps as placed; on real jGCaMP8s traces kept every 4th frame (122 Hz: gaps of two
+rise times, where the samples' rise does place a jump) it cost r, so ``deconvolve_traces`` keeps
+the jumps as placed (benchmarks/RESULTS.md, "The events' timing within a gap").
 
 numpy only. Units: ``values`` in any unit (dF/F); ``kernels`` in values per unit jump; the
 returned jumps are in the units of ``values`` per bin (the fluorescence a bin's activity adds,
