@@ -76,7 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import SMOOTH_S, estimate_scores, machine, median_r, write_rows
+from _common import SMOOTH_S, estimate_scores, machine, median_r, network_rates, write_rows
 
 #: The axes of the family and their levels (see the module docstring).
 AXES: dict[str, tuple[Any, ...]] = {
@@ -395,6 +395,53 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
             line += f"; {failed} failed (the library refused the recording; see 'failed' in OUT.json)"
         out.append(line)
     return out
+
+
+def probe_fit(cell: Cell, named: bool) -> dict[str, Any]:
+    """One fit of a probe's cell with the library's defaults (the indicator named or not):
+    a dict of ``cfg`` (RunConfig), ``obs`` (Observations), ``truth`` (T_fine, N rates), ``dt``
+    (bin width, s), ``res`` (the SBTTResult), ``values`` (float64 samples, NaN unobserved),
+    ``net`` (the network's float64 rates) and ``row`` (the probe row so far: cell, named and
+    OASIS's r)."""
+    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
+    from napari_sbtt.core.baselines import oasis_rates
+    from napari_sbtt.core.synth import simulate
+
+    cfg = RunConfig.from_dict({"indicator": cell.indicator} if named else {})
+    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
+    truth = sim.truth.rates[:, obs.roi_ids - 1]
+    dt = obs.grid.bin_width
+    row = {"cell": cell.describe(), "named": named,
+           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
+    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
+    values = obs.values.astype(np.float64)
+    net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
+    return {"cfg": cfg, "obs": obs, "truth": truth, "dt": dt, "res": res, "values": values,
+            "net": net, "row": row}
+
+
+def run_tune_probe(argv: list[str] | None, script: str, description: str,
+                   probe_cell: "Any") -> int:
+    """The command line of a probe on tune cells (``benchmarks/family_events_*.py``): ``--seed``,
+    ``--cell`` repeated (every one checked to be a tune cell before any fit), ``--named``; prints
+    ``probe_cell(cell, named)`` as one JSON line per cell, with the command."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--seed", type=int, default=0, help="seed of the family")
+    p.add_argument("--cell", type=int, action="append", required=True,
+                   help="index of a tune (even) cell; repeat for more")
+    p.add_argument("--named", action="store_true", help="name the cell's indicator")
+    a = p.parse_args(argv)
+    by_index = {c.index: c for c in sample_cells(24, a.seed)}
+    for i in a.cell:
+        if i not in by_index:
+            p.error(f"--cell {i}: no such cell in family seed {a.seed} (see family.py --list)")
+        if by_index[i].half != "tune":
+            p.error(f"--cell {i} is a report cell; probe tune cells only (even indices)")
+    command = "python " + " ".join([script, *(argv if argv is not None else sys.argv[1:])])
+    for i in a.cell:
+        print(json.dumps({**probe_cell(by_index[i], a.named), "command": command}), flush=True)
+    return 0
 
 
 def settings_key(named: bool, run: dict[str, Any], seed: int, n_cells: int, quick: bool) -> str:

@@ -16,33 +16,23 @@ returned beside them. Prints one JSON line per cell.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import numpy as np
-from _common import median_r, network_rates
+from _common import median_r
 
 SPARSITIES = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 def probe_cell(cell, named: bool) -> dict:
     """The probe's row for one tune cell (module docstring)."""
-    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
-    from napari_sbtt.core.baselines import oasis_rates
-    from napari_sbtt.core.synth import simulate
+    import family
+
     from napari_sbtt.heldout import combine_estimates, deconvolve_with_model, heldout_blocks
 
-    cfg = RunConfig.from_dict({"indicator": cell.indicator} if named else {})
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
-    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
-    truth = sim.truth.rates[:, obs.roi_ids - 1]
-    dt = obs.grid.bin_width
-    out = {"cell": cell.describe(), "named": named,
-           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
-    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
-    values = obs.values.astype(np.float64)
-    net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
+    fit = family.probe_fit(cell, named)
+    cfg, obs, res, values, net, truth, dt, out = (
+        fit[k] for k in ("cfg", "obs", "res", "values", "net", "truth", "dt", "row"))
     observed = np.isfinite(values)
     helds = {kind: heldout_blocks(observed, obs.times, 0.1, cfg.seed, gap_s=g) > 0
              for kind, g in (("samples", 0.0), ("gaps", 0.5))}
@@ -76,25 +66,9 @@ def probe_cell(cell, named: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0, help="seed of the family")
-    p.add_argument("--cell", type=int, action="append", required=True,
-                   help="index of a tune (even) cell; repeat for more")
-    p.add_argument("--named", action="store_true", help="name the cell's indicator")
-    a = p.parse_args(argv)
     import family
 
-    by_index = {c.index: c for c in family.sample_cells(24, a.seed)}
-    for i in a.cell:
-        if i not in by_index:
-            p.error(f"--cell {i}: no such cell in family seed {a.seed} (see family.py --list)")
-        if by_index[i].half != "tune":
-            p.error(f"--cell {i} is a report cell; probe tune cells only (even indices)")
-    command = "python " + " ".join(["benchmarks/family_events_sparsity.py",
-                                    *(argv if argv is not None else sys.argv[1:])])
-    for i in a.cell:
-        print(json.dumps({**probe_cell(by_index[i], a.named), "command": command}), flush=True)
-    return 0
+    return family.run_tune_probe(argv, "benchmarks/family_events_sparsity.py", __doc__.split("\n")[0], probe_cell)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,10 @@ network and the estimate the library returned. Prints one JSON line per cell.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import numpy as np
-from _common import median_r, network_rates
+from _common import median_r
 
 
 def spread_gaps(jumps: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -96,23 +94,14 @@ def smooth_interval(jumps: np.ndarray, observed: np.ndarray, shape: str) -> np.n
 
 def probe_cell(cell, named: bool) -> dict:
     """The probe's row for one tune cell (module docstring)."""
-    from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
-    from napari_sbtt.core.baselines import oasis_rates
+    import family
+
     from napari_sbtt.core.deconvolution import spread_over_gaps
-    from napari_sbtt.core.synth import simulate
     from napari_sbtt.heldout import combine_estimates, deconvolve_with_model
 
-    cfg = RunConfig.from_dict({"indicator": cell.indicator} if named else {})
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
-    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
-    truth = sim.truth.rates[:, obs.roi_ids - 1]
-    dt = obs.grid.bin_width
-    out = {"cell": cell.describe(), "named": named,
-           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
-    res = run_on_observations(obs, config=cfg, scan=sim.pattern)
-    values = obs.values.astype(np.float64)
+    fit = family.probe_fit(cell, named)
+    res, values, net, truth, dt, out = (fit[k] for k in ("res", "values", "net", "truth", "dt", "row"))
     observed = np.isfinite(values)
-    net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
     events, _ = deconvolve_with_model(res.model, values, spread=False)
     kernel = res.model.observation_model()["kernel"]
     variants = {"raw": events, "gap": spread_gaps(events, observed),
@@ -131,25 +120,9 @@ def probe_cell(cell, named: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0, help="seed of the family")
-    p.add_argument("--cell", type=int, action="append", required=True,
-                   help="index of a tune (even) cell; repeat for more")
-    p.add_argument("--named", action="store_true", help="name the cell's indicator")
-    a = p.parse_args(argv)
     import family
 
-    by_index = {c.index: c for c in family.sample_cells(24, a.seed)}
-    for i in a.cell:
-        if i not in by_index:
-            p.error(f"--cell {i}: no such cell in family seed {a.seed} (see family.py --list)")
-        if by_index[i].half != "tune":
-            p.error(f"--cell {i} is a report cell; probe tune cells only (even indices)")
-    command = "python " + " ".join(["benchmarks/family_events_timing.py",
-                                    *(argv if argv is not None else sys.argv[1:])])
-    for i in a.cell:
-        print(json.dumps({**probe_cell(by_index[i], a.named), "command": command}), flush=True)
-    return 0
+    return family.run_tune_probe(argv, "benchmarks/family_events_timing.py", __doc__.split("\n")[0], probe_cell)
 
 
 if __name__ == "__main__":

@@ -207,8 +207,9 @@ def test_rescoring_reads_the_combined_estimates_r_where_a_row_scored_it() -> Non
     assert rescore.rescore(row()) is None  # the estimate the rule returns now was never scored
 
 
-def test_the_sparsity_probe_refuses_report_cells(capsys) -> None:
-    probe = _load("family_events_sparsity")
+@pytest.mark.parametrize("script", ["family_events_sparsity", "family_events_timing"])
+def test_the_probes_refuse_report_cells(capsys, script: str) -> None:
+    probe = _load(script)
     with pytest.raises(SystemExit):
         probe.main(["--seed", "0", "--cell", "15"])
     assert "report cell" in capsys.readouterr().err
@@ -218,3 +219,15 @@ def test_the_sparsity_probe_refuses_report_cells(capsys) -> None:
     with pytest.raises(SystemExit):  # checked before any fit, wherever the report cell is listed
         probe.main(["--seed", "0", "--cell", "0", "--cell", "15"])
     assert "report cell" in capsys.readouterr().err
+
+
+def test_the_ground_truth_timing_probe_refuses_report_sets_and_skips_without_data(capsys, tmp_path) -> None:
+    probe = _load("groundtruth_events_timing")
+    assert probe.main(["--gt-dir", str(tmp_path / "absent"), "--dataset", "DS06-GCaMP6f-zf-aDp"]) == 0
+    assert "no ground truth" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        probe.main(["--gt-dir", str(tmp_path), "--dataset", "DS06-GCaMP6f-zf-aDp"])
+    assert "tune sets only" in capsys.readouterr().err
+    y = np.array([0.0, 1.0, 3.0, np.nan, 2.0, 5.0])
+    z = probe.standardised(y)
+    assert np.isnan(z[3]) and np.nanmedian(z) == pytest.approx(0.0)
