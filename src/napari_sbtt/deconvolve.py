@@ -168,8 +168,8 @@ def deconvolve_traces(
         thread (it also receives the reports).
     estimate : "deconvolution" (default: each trace deconvolved under the calcium model learned
         across all traces, the jumps where the solver placed them; separately recorded neurons
-        share no population activity for the network to draw on), "network" (the shared model's rates), "combined" (3/4 of the
-        network's rates and 1/4 of the events) or "auto" (see
+        share no population activity for the network to draw on), "network" (the shared
+        model's rates), "combined" (3/4 of the network's rates and 1/4 of the events) or "auto" (see
         :func:`napari_sbtt.heldout.compare_heldout`).
 
     Returns
