@@ -34,19 +34,12 @@ from _common import median_r
 
 
 def spread_gaps(jumps: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """(T, N) jumps -> each ROI's jumps summed per gap between its samples and spread evenly."""
-    out = np.zeros_like(jumps, dtype=np.float64)
-    n_t = jumps.shape[0]
-    for i in range(jumps.shape[1]):
-        idx = np.flatnonzero(observed[:, i])
-        if idx.size == 0:
-            out[:, i] = jumps[:, i]
-            continue
-        gap = np.searchsorted(idx, np.arange(n_t), side="left")  # idx[g-1] < t <= idx[g]
-        sums = np.bincount(gap, weights=np.nan_to_num(jumps[:, i]), minlength=idx.size + 1)
-        counts = np.bincount(gap, minlength=idx.size + 1)
-        out[:, i] = sums[gap] / counts[gap]
-    return out
+    """(T, N) jumps -> each ROI's jumps summed per gap between its samples and spread evenly:
+    :func:`napari_sbtt.core.deconvolution.spread_over_gaps` under a flat kernel as long as the
+    recording (the solver puts no jump after an ROI's last sample, which no sample would see)."""
+    from napari_sbtt.core.deconvolution import spread_over_gaps
+
+    return spread_over_gaps(jumps, observed, np.ones(jumps.shape[0]))
 
 
 def spread_gaps_kernel(jumps: np.ndarray, observed: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """The events' timing within a gap, on the real ground-truth tune sets: from one fit of
-``deconvolve_traces`` (library defaults, nothing named), the r of the same fit's jumps as the
-solver placed them (``as_placed``) and spread over the gap before the frame that saw each
-(``spread``: ``core.deconvolution.spread_over_gaps``), beside the estimate the library returned
-(``returned``; it was computed with the spread when this probe first ran, as placed since) and
-OASIS on the same frames (a probe; report sets are refused).
+``deconvolve_traces`` (library defaults, nothing named), the r of the jumps as the solver placed
+them (``as_placed``: what ``deconvolve_traces`` returns) and of the same jumps spread over the
+gap before the frame that saw each (``spread``: ``core.deconvolution.spread_over_gaps`` under
+the learned kernel; the spread is linear, so each trace's scale does not matter), beside OASIS
+on the same frames (a probe; report sets are refused). When this probe first ran, the library
+returned the spread and the probe re-deconvolved the traces for the jumps as placed; the rows in
+``results/2026-12-06g/gt_events_timing_tune.jsonl`` carry that run's keys.
 
     python benchmarks/groundtruth_events_timing.py --gt-dir ../shared/groundtruth --dataset DS32-GCaMP8s-m-V1 --k 4
 
@@ -22,45 +24,24 @@ import numpy as np
 from groundtruth_spikes import TUNE_SETS, load_dataset, r_smoothed, subsample
 
 
-class _Tiled:
-    """An N = 1 calcium model's observation model repeated for n traces."""
-
-    def __init__(self, model, n: int) -> None:
-        self.model, self.n = model, n
-
-    def observation_model(self) -> dict[str, np.ndarray]:
-        return {k: np.repeat(v, self.n, axis=0) for k, v in self.model.observation_model().items()}
-
-
-def standardised(y: np.ndarray) -> np.ndarray:
-    """The trace as ``deconvolve_traces`` standardises it (median baseline, noise sd from frame
-    differences); the probe re-deconvolves the same values."""
-    v = y[np.isfinite(y)]
-    sd = max(1.4826 * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0), 0.1 * float(np.std(v)), 1e-9)
-    return (y - float(np.median(v))) / sd
-
-
 def probe(name: str, k: int, gt_dir: Path, seed: int) -> dict:
     from napari_sbtt.core.baselines import oasis_rates
+    from napari_sbtt.core.deconvolution import spread_over_gaps
     from napari_sbtt.deconvolve import deconvolve_traces
-    from napari_sbtt.heldout import deconvolve_with_model
 
     recs = load_dataset(gt_dir / name)
     rng = np.random.default_rng(seed)  # the frames groundtruth_spikes.py keeps
     obs = [subsample(r["dff"], k, rng) for r in recs]
     res = deconvolve_traces(obs, times=[r["t"] for r in recs], config={"seed": seed})
-    z = [standardised(o) for o in obs]
-    stacked = np.full((max(v.size for v in z), len(z)), np.nan)
-    for i, v in enumerate(z):
-        stacked[: v.size, i] = v
-    raw, _ = deconvolve_with_model(_Tiled(res.model, len(z)), stacked, spread=False)
-    spread, _ = deconvolve_with_model(_Tiled(res.model, len(z)), stacked)
+    if res.metrics["estimate"] != "deconvolution":
+        raise RuntimeError(f"{name} k = {k}: deconvolve_traces returned {res.metrics['estimate']!r}, "
+                           "not the jumps this probe spreads")
+    kernel = res.model.observation_model()["kernel"]  # (1, L): one kernel for every trace
     rows = []
-    for i, (r, o) in enumerate(zip(recs, obs, strict=True)):
-        n = r["dff"].size
-        rows.append({"returned": r_smoothed(r["spikes"], res.rates[i], r["dt"]),
-                     "spread": r_smoothed(r["spikes"], spread[:n, i], r["dt"]),
-                     "as_placed": r_smoothed(r["spikes"], raw[:n, i], r["dt"]),
+    for r, o, placed in zip(recs, obs, res.rates, strict=True):
+        spread = spread_over_gaps(placed[:, None], np.isfinite(o)[:, None], kernel)[:, 0]
+        rows.append({"spread": r_smoothed(r["spikes"], spread, r["dt"]),
+                     "as_placed": r_smoothed(r["spikes"], placed, r["dt"]),
                      "oasis": r_smoothed(r["spikes"], oasis_rates(o[:, None], r["t"])[:, 0], r["dt"]),
                      "neuron": r["neuron"]})
 
@@ -73,7 +54,7 @@ def probe(name: str, k: int, gt_dir: Path, seed: int) -> dict:
 
     return {"dataset": name, "k": k, "estimate": res.metrics["estimate"],
             "epochs": res.metrics["epochs_run"], **{key: med(key) for key in
-                                                     ("returned", "spread", "as_placed", "oasis")}}
+                                                     ("spread", "as_placed", "oasis")}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,8 @@ def test_every_gap_keeps_its_sum_and_the_tail_is_left(T: int, n: int, L: int, sh
         for gi in np.unique(g[g >= 0]):
             np.testing.assert_allclose(out[g == gi, i].sum(), jumps[g == gi, i].sum(), atol=1e-12)
         np.testing.assert_array_equal(out[g < 0, i], jumps[g < 0, i])  # after the last sample
+    # linear: a trace's scale (deconvolve_traces standardises each trace) does not matter
+    np.testing.assert_allclose(spread_over_gaps(3.5 * jumps, observed, kern), 3.5 * out, rtol=1e-12)
     # jumps that were not moved stay where they were on a fully sampled ROI
     np.testing.assert_array_equal(spread_over_gaps(jumps, np.ones((T, n), bool), kern), jumps)
 
