@@ -29,20 +29,19 @@ def median_r(truth: np.ndarray, estimate: np.ndarray, dt_s: float) -> float:
 
 
 def estimate_scores(res: Any, values: np.ndarray, truth: np.ndarray, dt_s: float,
-                    shifts: int = 1) -> tuple[float | None, float | None, float | None]:
-    """:func:`median_r` of the SBTT estimates of a calcium result ``res`` (an SBTTResult):
-    (the network's rates, the deconvolution's events, the two combined:
-    :func:`napari_sbtt.heldout.combine_estimates`), so a choice between them can be re-scored
-    from the saved row. The network's rates are inferred again from ``values`` (T_fine, N) when
-    the result returned another estimate. (None, None, None) without a held-out step.
+                    shifts: int = 1) -> dict[str, float]:
+    """:func:`median_r` of every SBTT estimate of a calcium result ``res`` (an SBTTResult), keyed
+    ``r_<estimate>`` for each of :data:`napari_sbtt.heldout.ESTIMATES` (the network's rates, the
+    events, and their mixtures: :func:`napari_sbtt.heldout.select_estimate`), so a choice between
+    them can be re-scored from the saved row. The network's rates are inferred again from
+    ``values`` (T_fine, N) when the result returned another estimate. {} without a held-out step.
     """
     if not res.metrics.get("heldout") or res.events is None:
-        return None, None, None
-    from napari_sbtt.heldout import combine_estimates
+        return {}
+    from napari_sbtt.heldout import ESTIMATES, select_estimate
 
     net = network_rates(res, values, shifts)
-    return (median_r(truth, net, dt_s), median_r(truth, res.events, dt_s),
-            median_r(truth, combine_estimates(net, res.events), dt_s))
+    return {f"r_{e}": median_r(truth, select_estimate(e, net, res.events), dt_s) for e in ESTIMATES}
 
 
 def network_rates(res: Any, values: np.ndarray, shifts: int = 1) -> np.ndarray:

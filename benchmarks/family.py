@@ -329,9 +329,8 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True, extras: boo
     }
     ho = res.metrics.get("heldout")
     if ho:  # both SBTT estimates scored against the truth, beside the held-out tests
-        r_net, r_events, r_both = estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts)
-        row["sbtt"].update(estimate=res.metrics["estimate"], heldout=ho, r_network=r_net,
-                           r_deconvolution=r_events, r_combined=r_both)
+        row["sbtt"].update(estimate=res.metrics["estimate"], heldout=ho,
+                           **estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts))
         said = {"SBTT better": True, "OASIS better": False}.get(ho["verdict"])
         row["sbtt"]["heldout_verdict_right"] = (None if said is None
                                                 else said == (row["sbtt"]["r"] >= row["oasis"]["r"]))

@@ -1,9 +1,9 @@
 """Re-score saved benchmark-family rows (benchmarks/family.py OUT.json) under the library's
 current ``estimate="auto"`` rule (:func:`napari_sbtt.heldout.auto_estimate`).
 
-Each row holds the SBTT estimates' r against the truth (``r_network``, ``r_deconvolution``, and
-``r_combined`` in rows written since the combined estimate; rows run with ``family.py --extras``
-have it as ``blends["r_w0.75"]``) and the held-out tests the rule reads, so the estimate the rule
+Each row holds the SBTT estimates' r against the truth (``r_network``, ``r_deconvolution``,
+``r_combined`` in rows written since the combined estimate, ``r_events_combined`` since that one;
+rows run with ``family.py --extras`` have the mixtures as ``blends["r_w0.75"]`` and ``["r_w0.25"]``) and the held-out tests the rule reads, so the estimate the rule
 returns, and the margin over OASIS, follow from the saved fit without fitting again (exact for
 the same fit: the rule reads only the held-out tests). A row whose chosen estimate was not scored
 is left out.
@@ -22,19 +22,24 @@ from typing import Any
 import numpy as np
 
 
-def combined_r(sbtt: dict[str, Any]) -> float | None:
-    """The combined estimate's r of a row's ``sbtt`` part, or None when the row did not score it."""
-    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT
+def estimate_r(sbtt: dict[str, Any], estimate: str) -> float | None:
+    """The r of ``estimate`` (one of :data:`napari_sbtt.heldout.ESTIMATES`) in a row's ``sbtt``
+    part, or None when the row did not score it (a mixture is read from ``family.py --extras``
+    blends at its weight where the row predates it)."""
+    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT, EVENTS_COMBINED_NETWORK_WEIGHT
 
-    if sbtt.get("r_combined") is not None:
-        return float(sbtt["r_combined"])
-    mixed = (sbtt.get("blends") or {}).get(f"r_w{COMBINED_NETWORK_WEIGHT:g}")
+    if sbtt.get(f"r_{estimate}") is not None:
+        return float(sbtt[f"r_{estimate}"])
+    weight = {"combined": COMBINED_NETWORK_WEIGHT, "events_combined": EVENTS_COMBINED_NETWORK_WEIGHT}.get(estimate)
+    mixed = None if weight is None else (sbtt.get("blends") or {}).get(f"r_w{weight:g}")
     return None if mixed is None else float(mixed)
 
 
 def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
-    """(cell, estimate then, estimate now, SBTT r now, OASIS r, margin now) of one row; None for
-    a row without a held-out step (refused recording, non-calcium run)."""
+    """(cell, ROIs, estimate then, estimate now, SBTT r now, OASIS r, margin now, and the gap test
+    that decided it: the network's lead over the events in standard errors and whether it was
+    undecided, within two) of one row; None for a row without a held-out step (refused
+    recording, non-calcium run)."""
     from napari_sbtt.heldout import HeldoutTest, auto_estimate
 
     s = row.get("sbtt") or {}
@@ -43,11 +48,13 @@ def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
         return None
     gaps = HeldoutTest(**{k: ho["gaps"][k] for k in ("kind", "n_samples", "r2", "se")})
     now = auto_estimate(gaps, int(row["cell"]["n_rois"]))
-    r = {"network": s["r_network"], "deconvolution": s["r_deconvolution"], "combined": combined_r(s)}[now]
+    r = estimate_r(s, now)
     if r is None:
         return None
-    return {"cell": row["cell"]["index"], "then": s["estimate"], "now": now, "r": r,
-            "oasis": row["oasis"]["r"], "margin": r - row["oasis"]["r"]}
+    lead = gaps.lead("network", "deconvolution")
+    return {"cell": row["cell"]["index"], "n_rois": int(row["cell"]["n_rois"]), "then": s["estimate"],
+            "now": now, "r": r, "oasis": row["oasis"]["r"], "margin": r - row["oasis"]["r"],
+            "lead": lead, "undecided": bool(abs(lead) <= 2.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     for path in a.rows:
         raw = json.loads(Path(path).read_text())
         rows = [r for r in (rescore(x) for x in raw) if r]
-        print(f"\n{path}\n\n| cell | estimate then | estimate now | SBTT r | OASIS r | margin |\n|---|---|---|---|---|---|")
+        print(f"\n{path}\n\n| cell | ROIs | gap test: network - events (SE) | estimate then | estimate now "
+              "| SBTT r | OASIS r | margin |\n|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['cell']} | {r['then']} | {r['now']} | {r['r']:.3f} | {r['oasis']:.3f} | {r['margin']:+.3f} |")
+            lead = f"{r['lead']:+.2f}" + (" (undecided)" if r["undecided"] else "")
+            print(f"| {r['cell']} | {r['n_rois']} | {lead} | {r['then']} | {r['now']} | {r['r']:.3f} "
+                  f"| {r['oasis']:.3f} | {r['margin']:+.3f} |")
         m = np.array([r["margin"] for r in rows])
         if m.size:
             print(f"\n{m.size} cells: median margin {np.median(m):+.3f}, worst {m.min():+.3f}, "

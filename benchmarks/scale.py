@@ -233,7 +233,6 @@ def measure(folder: str, run: dict[str, Any]) -> dict[str, Any]:
     base = oasis_rates(obs.values, obs.times)
     t_oasis = time.perf_counter() - t1
     cap = cfg.max_seconds
-    r_net, r_events, r_both = estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts)
     return {
         "rois": int(obs.values.shape[1]), "bins": int(obs.n_bins), "bin_ms": dt * 1e3,
         "observed_share": float(np.isfinite(obs.values).mean()),
@@ -246,7 +245,7 @@ def measure(folder: str, run: dict[str, Any]) -> dict[str, Any]:
         "sbtt_r": median_r(truth, res.rates, dt), "oasis_r": median_r(truth, base, dt),
         "seconds_oasis": t_oasis, "estimate": m.get("estimate"),
         "heldout_verdict": (m.get("heldout") or {}).get("verdict"),
-        "heldout": m.get("heldout"), "r_network": r_net, "r_deconvolution": r_events, "r_combined": r_both,
+        "heldout": m.get("heldout"), **estimate_scores(res, obs.values, truth, dt, cfg.inference_shifts),
     }
 
 

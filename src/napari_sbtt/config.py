@@ -51,7 +51,7 @@ __all__ = [
 DEFAULT_INDICATOR = "GCaMP6f"
 
 #: what RunConfig.estimate may say (see napari_sbtt.heldout)
-ESTIMATE_CHOICES = ("auto", "combined", "network", "deconvolution")
+ESTIMATE_CHOICES = ("auto", "combined", "network", "deconvolution", "events_combined")
 
 #: likelihoods in the order the front ends offer them (the default first)
 LIKELIHOOD_CHOICES = ("calcium", "gaussian", "poisson", "zig")
@@ -331,10 +331,11 @@ class RunConfig:
     estimate: str = _setting("auto", Setting(
         "calcium likelihood: which estimate becomes the rates: network (the autoencoder's "
         "population-informed rates), deconvolution (the events: each ROI's samples deconvolved under "
-        "the learned calcium model), combined (3/4 network, 1/4 events) or auto (combined when the "
-        "network fills held-out gaps better than the events, the events when they fill them better, "
-        f"and where the test cannot tell, combined for {MIN_POPULATION_ROIS} ROIs or more and the "
-        "events for fewer; napari_sbtt.heldout)", "choice",
+        "the learned calcium model), combined (3/4 network, 1/4 events), events_combined (1/4 "
+        "network, 3/4 events) or auto (combined when the network fills held-out gaps better than "
+        "the events, the events when they fill them better, and where the test cannot tell, "
+        f"combined for {MIN_POPULATION_ROIS} ROIs or more and events_combined for fewer; "
+        "napari_sbtt.heldout)", "choice",
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(
         "score the estimates and OASIS on held-out samples and gaps (needs oasis-deconv for OASIS); "

@@ -169,8 +169,8 @@ def deconvolve_traces(
     estimate : "deconvolution" (default: each trace deconvolved under the calcium model learned
         across all traces, the jumps where the solver placed them; separately recorded neurons
         share no population activity for the network to draw on), "network" (the shared
-        model's rates), "combined" (3/4 of the network's rates and 1/4 of the events) or "auto" (see
-        :func:`napari_sbtt.heldout.compare_heldout`).
+        model's rates), "combined" (3/4 of the network's rates and 1/4 of the events),
+        "events_combined" (1/4 and 3/4) or "auto" (see :func:`napari_sbtt.heldout.compare_heldout`).
 
     Returns
     -------

@@ -187,13 +187,13 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
     from napari_sbtt.heldout import VERDICTS
 
     m = calcium_result.metrics
-    assert m["estimate"] in ("combined", "deconvolution")  # "auto", the default, chose one
+    assert m["estimate"] in ("combined", "deconvolution", "events_combined")  # "auto", the default, chose one
     assert calcium_result.events.shape == calcium_result.rates.shape
     assert (calcium_result.events >= 0).all()
     ho = m["heldout"]
     assert ho["estimate"] == m["estimate"] and ho["verdict"] in VERDICTS
     assert ho["samples"]["n_samples"] > 0 and ho["gaps"]["n_samples"] > 0
-    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution", "combined"}
+    assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution", "combined", "events_combined"}
     if ho["verdict"] == "OASIS better":  # OASIS's estimate rides along, in the rates' units
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:

@@ -97,7 +97,7 @@ def test_batch_three_recordings_one_broken_then_rerun_skips(tmp_path, capsys, ra
     assert "broken.tif" in bad and "\n" not in bad and bad in text
     for r in (rows[0], rows[2]):
         assert -1 <= float(r["fit_r"]) <= 1 and float(r["seconds"]) > 0 and r["error"] == ""
-        assert r["estimate"] in ("combined", "deconvolution") and r["verdict"]
+        assert r["estimate"] in ("combined", "deconvolution", "events_combined") and r["verdict"]
     assert "| mouse1.tif | mouse1 | done |" in (out / "batch_summary.md").read_text()
     before = {n: (out / n / "arrays.npz").stat().st_mtime_ns for n in ("mouse1", "mouse2")}
 

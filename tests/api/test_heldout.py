@@ -8,6 +8,7 @@ import pytest
 from napari_sbtt.core.baselines import oasis_available
 from napari_sbtt.heldout import (
     COMBINED_NETWORK_WEIGHT,
+    EVENTS_COMBINED_NETWORK_WEIGHT,
     MIN_POPULATION_ROIS,
     VERDICTS,
     HeldoutTest,
@@ -116,7 +117,8 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
     assert auto_estimate(gaps, 5) == "combined"  # a clear lead wins whatever the population
     gaps.r2["network"] = 0.100  # 1.6 standard errors ahead: the test cannot tell them apart,
     assert auto_estimate(gaps, 25) == "combined"  # so a population keeps the network's share
-    assert auto_estimate(gaps, MIN_POPULATION_ROIS - 1) == "deconvolution"  # and a handful the events
+    # and a handful the events, with a quarter of the network's rates
+    assert auto_estimate(gaps, MIN_POPULATION_ROIS - 1) == "events_combined"
     gaps.r2["network"] = 0.030  # 1.6 standard errors behind: still undecided
     assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "combined"
     gaps.r2["network"] = 0.010  # 2.5 behind: the events, whatever the population
@@ -133,12 +135,19 @@ def test_the_combined_estimate_mixes_the_network_and_the_events() -> None:
     w = COMBINED_NETWORK_WEIGHT
     out = combine_estimates(net, ev)
     np.testing.assert_allclose(out, [[w, np.nan], [2 * w + 6 * (1 - w), 4 * w]])
+    mirror = select_estimate("events_combined", net, ev)  # the events-led mixture
+    v = EVENTS_COMBINED_NETWORK_WEIGHT
+    assert v < 0.5 < w
+    np.testing.assert_allclose(mirror, [[v, np.nan], [2 * v + 6 * (1 - v), 4 * v]])
+    with pytest.raises(ValueError, match="needs arrays"):
+        select_estimate("events_combined", None, ev)
     np.testing.assert_array_equal(combine_estimates(net, ev, 1.0), net)
     with pytest.raises(ValueError, match="weight"):
         combine_estimates(net, ev, 1.5)
     with pytest.raises(ValueError, match="one shape"):
         combine_estimates(net, ev[:1])
-    assert verdict_test("combined") == verdict_test("network") == "gaps" and verdict_test("deconvolution") == "samples"
+    assert verdict_test("combined") == verdict_test("network") == verdict_test("events_combined") == "gaps"
+    assert verdict_test("deconvolution") == "samples"
     assert select_estimate("network", net, None) is net and select_estimate("deconvolution", None, ev) is ev
     np.testing.assert_array_equal(select_estimate("combined", net, ev), out)
     with pytest.raises(ValueError, match="'combined' estimate needs"):
@@ -164,7 +173,7 @@ def test_oasis_is_scored_on_the_same_held_out_samples() -> None:
     res = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,
                           network_signal=lambda kept: clean)
     for test in (res.samples, res.gaps):
-        assert set(test.r2) == {"network", "deconvolution", "combined", "oasis"}
+        assert set(test.r2) == {"network", "deconvolution", "combined", "events_combined", "oasis"}
     assert res.verdict == "SBTT better" and res.sbtt_beats_oasis is True
     assert "OASIS" in res.summary() and res.to_dict()["sbtt_beats_oasis"] is True
     both = compare_heldout(_KnownModel(4, 0.05), values, np.arange(values.shape[0]) * DT,

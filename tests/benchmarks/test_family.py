@@ -203,11 +203,17 @@ def test_rescoring_reads_the_combined_estimates_r_where_a_row_scored_it() -> Non
 
     new = rescore.rescore(row(r_combined=0.7))
     assert new["now"] == "combined" and new["r"] == 0.7 and new["margin"] == pytest.approx(0.3)
+    assert new["lead"] == pytest.approx(12.5) and not new["undecided"] and new["n_rois"] == 50
     assert rescore.rescore(row(blends={"r_w0.75": 0.65, "r_w0.5": 0.1}))["r"] == 0.65  # --extras rows
     assert rescore.rescore(row()) is None  # the estimate the rule returns now was never scored
+    gaps["r2"]["network"] = 0.07  # 1 SE ahead: undecided, and 10 ROIs get the events-led mixture
+    small = row(r_combined=0.7, blends={"r_w0.25": 0.6})
+    small["cell"]["n_rois"] = 10
+    new = rescore.rescore(small)
+    assert new["now"] == "events_combined" and new["r"] == 0.6 and new["undecided"]
 
 
-@pytest.mark.parametrize("script", ["family_events_sparsity", "family_events_timing"])
+@pytest.mark.parametrize("script", ["family_events_sparsity", "family_events_timing", "family_decay_heldout"])
 def test_the_probes_refuse_report_cells(capsys, script: str) -> None:
     probe = _load(script)
     with pytest.raises(SystemExit):

@@ -1,0 +1,98 @@
+"""Which calcium decay predicts a recording's held-out samples best, on tune cells of the
+benchmark family (a probe; report cells are refused; no network is fitted).
+
+Without a named indicator the library starts the kernel at the recording's AR(1) decay estimate
+(:func:`napari_sbtt.core.kinetics.estimate_decay_time`). On pulse-driven GCaMP6s cells that
+estimate came out 0.44-0.48 s against a true 1.25 s, and the cells fell below OASIS. This probe
+asks whether the samples themselves can choose the decay: for each candidate decay on a
+geometric grid, the sparse deconvolution (:func:`napari_sbtt.core.deconvolution.sparse_deconvolve`,
+the indicator's rise, unit amplitude) is fitted with about 10 % of each ROI's samples held out,
+in single samples (the sample test) and in 0.5 s runs (the gap test, as the library's held-out
+step), and scored by its R^2 on them. Per cell: the true decay, the AR(1) estimate and the
+decay each test picks. At most ``--max-rois`` ROIs and the first ``--max-seconds`` of each
+recording are used (the estimate is a median over ROIs).
+
+    python benchmarks/family_decay_heldout.py --seed 5 --cell 2 [--cell 8 ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import numpy as np
+
+#: candidate decays, seconds (a factor sqrt(2) apart)
+CANDIDATES_S = tuple(float(x) for x in 0.1 * np.sqrt(2.0) ** np.arange(11))
+
+
+def noise_sd_of(values: np.ndarray) -> np.ndarray:
+    """(N,) robust noise sd of each ROI from the differences of consecutive observed samples
+    (1.4826 x MAD / sqrt 2), floored at 1e-6."""
+    out = np.empty(values.shape[1])
+    for i in range(values.shape[1]):
+        v = values[np.isfinite(values[:, i]), i]
+        d = np.diff(v)
+        out[i] = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0) if d.size > 2 else 1.0
+    return np.maximum(out, 1e-6)
+
+
+def heldout_r2(values: np.ndarray, times: np.ndarray, kernel: np.ndarray, noise_sd: np.ndarray,
+               gap_s: float, seed: int = 0) -> float:
+    """R^2 of the sparse deconvolution under ``kernel`` (L,) on the held-out samples of
+    ``values`` (T, N) (10 % of each ROI's samples, in runs of ``gap_s`` seconds)."""
+    from napari_sbtt.core.deconvolution import sparse_deconvolve
+    from napari_sbtt.heldout import heldout_blocks
+
+    held = heldout_blocks(np.isfinite(values), times, 0.1, seed, gap_s=gap_s) > 0
+    kept = np.where(held, np.nan, values)
+    base = np.nanpercentile(kept, 10, axis=0)
+    fit = sparse_deconvolve(kept, kernel, baseline=base, noise_sd=noise_sd).fitted
+    ok = held & np.isfinite(fit)
+    mean = np.nanmean(kept, axis=0)
+    resid = np.where(ok, values - fit, 0.0)
+    total = np.where(ok, values - mean[None, :], 0.0)
+    return float(1.0 - (resid ** 2).sum() / max((total ** 2).sum(), 1e-300))
+
+
+def probe_cell(cell: Any, named: bool, *, max_rois: int = 32, max_seconds: float = 180.0) -> dict[str, Any]:
+    """The probe row of one tune cell: true decay, AR(1) estimate, each candidate's held-out R^2
+    in both tests and the decay each picks. ``named`` only labels the row (nothing is fitted)."""
+    from napari_sbtt.api import RunConfig, observations_for_stack
+    from napari_sbtt.config import DEFAULT_INDICATOR
+    from napari_sbtt.core.indicators import get_indicator
+    from napari_sbtt.core.kinetics import estimate_decay_time
+    from napari_sbtt.core.synth import simulate
+
+    cfg = RunConfig()
+    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
+    dt = float(obs.grid.bin_width)
+    n_t = min(obs.values.shape[0], int(round(max_seconds / dt)))
+    cols = np.linspace(0, obs.values.shape[1] - 1, min(max_rois, obs.values.shape[1])).round().astype(int)
+    values = obs.values[:n_t, cols].astype(np.float64)
+    times = np.asarray(obs.times[:n_t], dtype=np.float64)
+    rise = get_indicator(DEFAULT_INDICATOR)
+    sd = noise_sd_of(values)
+    row: dict[str, Any] = {"cell": cell.describe(), "named": named,
+                           "true_decay_s": float(get_indicator(cell.indicator).decay),
+                           "ar1_estimate_s": estimate_decay_time(obs.values, obs.times, bin_width=dt)}
+    for kind, gap in (("samples", 0.0), ("gaps", 0.5)):
+        r2 = {}
+        for tau in CANDIDATES_S:
+            ind = dataclasses.replace(rise, tau_decay=tau, tau_decay2=None, decay2_fraction=0.0, amplitude=1.0)
+            r2[f"{tau:.3f}"] = heldout_r2(values, times, ind.kernel(dt), sd, gap)
+        row[f"r2_{kind}"] = r2
+        row[f"pick_{kind}_s"] = float(max(r2, key=r2.get))
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    from family import run_tune_probe
+
+    return run_tune_probe(argv, "family_decay_heldout.py", __doc__.splitlines()[0], probe_cell)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
