@@ -16,7 +16,7 @@ widgets' fits) and scripts. Its steps, each a function here:
 4. :func:`choose_estimate` (calcium likelihood): score the network, the deconvolution under the
    learned calcium model and OASIS on held-out samples (:mod:`napari_sbtt.heldout`) and keep the
    estimate ``estimate`` asks for ("auto": :func:`napari_sbtt.heldout.auto_estimate`, the events
-   or the network and the events combined, by the gap test);
+   or a mixture of the network and the events, by the gap test and the number of ROIs);
 5. metrics and the result.
 
 torch is imported only when a model is fitted or applied.
