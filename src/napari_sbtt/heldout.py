@@ -1,6 +1,6 @@
 """Held-out samples: how well each estimate predicts samples it never saw.
 
-After a calcium model is fitted there are three SBTT estimates of each ROI's activity:
+After a calcium model is fitted there are four SBTT estimates of each ROI's activity:
 
 - ``"network"``: the sequential autoencoder's rates (:meth:`SBTTModel.predict`): a smooth
   firing-rate estimate that shares what the population does and fills a sparse scan's gaps from
