@@ -227,9 +227,10 @@ def test_the_probes_refuse_report_cells(capsys, script: str) -> None:
     assert "report cell" in capsys.readouterr().err
 
 
-def test_the_ground_truth_timing_probe_refuses_report_sets_and_skips_without_data(capsys, tmp_path) -> None:
-    probe = _load("groundtruth_events_timing")
-    assert probe.main(["--gt-dir", str(tmp_path / "absent"), "--dataset", "DS06-GCaMP6f-zf-aDp"]) == 0
+@pytest.mark.parametrize("script", ["groundtruth_events_timing", "groundtruth_decay_heldout"])
+def test_the_ground_truth_probes_refuse_report_sets_and_skip_without_data(capsys, tmp_path, script: str) -> None:
+    probe = _load(script)
+    assert probe.main(["--gt-dir", str(tmp_path / "absent"), "--dataset", "DS09-GCaMP6f-m-V1"]) == 0
     assert "no ground truth" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         probe.main(["--gt-dir", str(tmp_path), "--dataset", "DS06-GCaMP6f-zf-aDp"])
