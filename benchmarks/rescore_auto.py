@@ -3,10 +3,11 @@ current ``estimate="auto"`` rule (:func:`napari_sbtt.heldout.auto_estimate`).
 
 Each row holds the SBTT estimates' r against the truth (``r_network``, ``r_deconvolution``,
 ``r_combined`` in rows written since the combined estimate, ``r_events_combined`` since that one;
-rows run with ``family.py --extras`` have the mixtures as ``blends["r_w0.75"]`` and ``["r_w0.25"]``) and the held-out tests the rule reads, so the estimate the rule
-returns, and the margin over OASIS, follow from the saved fit without fitting again (exact for
-the same fit: the rule reads only the held-out tests). A row whose chosen estimate was not scored
-is left out.
+rows run with ``family.py --extras`` have the mixtures as ``blends["r_w0.75"]`` and
+``blends["r_w0.25"]``) and the held-out tests the rule reads, so the estimate the rule returns,
+and the margin over OASIS, follow from the saved fit without fitting again (exact for the same
+fit: the rule reads only the held-out tests). A row whose chosen estimate was not scored is left
+out.
 
     python benchmarks/rescore_auto.py results/2026-12-06/family_report.json [more.json ...]
 """
@@ -38,7 +39,7 @@ def estimate_r(sbtt: dict[str, Any], estimate: str) -> float | None:
 def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
     """(cell, ROIs, estimate then, estimate now, SBTT r now, OASIS r, margin now, and the gap test
     that decided it: the network's lead over the events in standard errors and whether it was
-    undecided, within two) of one row; None for a row without a held-out step (refused
+    undecided, within two standard errors of a test that scored) of one row; None for a row without a held-out step (refused
     recording, non-calcium run)."""
     from napari_sbtt.heldout import HeldoutTest, auto_estimate
 
@@ -54,7 +55,8 @@ def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
     lead = gaps.lead("network", "deconvolution")
     return {"cell": row["cell"]["index"], "n_rois": int(row["cell"]["n_rois"]), "then": s["estimate"],
             "now": now, "r": r, "oasis": row["oasis"]["r"], "margin": r - row["oasis"]["r"],
-            "lead": lead, "undecided": bool(abs(lead) <= 2.0)}
+            "lead": lead, "undecided": bool(abs(lead) <= 2.0
+                                            and np.isfinite(gaps.se_between("network", "deconvolution")))}
 
 
 def main(argv: list[str] | None = None) -> int:
