@@ -334,7 +334,8 @@ class RunConfig:
         "the learned calcium model), combined (3/4 network, 1/4 events), events_combined (1/4 "
         "network, 3/4 events) or auto (combined when the network fills held-out gaps better than "
         "the events, the events when they fill them better, and where the test cannot tell, "
-        f"combined for {MIN_POPULATION_ROIS} ROIs or more and events_combined for fewer; "
+        f"combined for {MIN_POPULATION_ROIS} ROIs or more, events_combined for fewer and the events "
+        "for a single ROI; "
         "napari_sbtt.heldout)", "choice",
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(

@@ -140,7 +140,7 @@ class HeldoutTest:
     ----------
     kind : "samples" or "gaps".
     n_samples : held-out samples scored.
-    r2 : estimate -> held-out R^2 ("network", "deconvolution", "combined", "oasis" when OASIS ran).
+    r2 : estimate -> held-out R^2 (each of :data:`ESTIMATES`; "oasis" when OASIS ran).
     se : "a - b" -> standard error of the R^2 difference a - b.
     """
 
@@ -298,7 +298,7 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     gaps better than the deconvolution by more than two standard errors, "deconvolution" when it
     fills them worse by more than two; in between, where the test cannot tell them apart,
     "combined" for a population of at least :data:`MIN_POPULATION_ROIS` ROIs and
-    "events_combined" (1/4 network, 3/4 events) for fewer. Where this rule once returned the network's rates it now returns
+    "events_combined" (1/4 network, 3/4 events) for fewer (the events for a single trace). Where this rule once returned the network's rates it now returns
     the combined estimate: on the tune half it kept the network's median margin over OASIS and
     lifted its worst cell (see :data:`COMBINED_NETWORK_WEIGHT`). Chosen on the benchmark family's tune half (three runs):
     of the cells the test left undecided, the network was the better estimate in every one with
@@ -306,7 +306,8 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     (where the network stayed near r 0), so fewer than 20 ROIs got the events. On more tune halves
     (seeds 0-8 and 11) the events-led mixture did better still there: the network's quarter added what
     the population knew where it knew something (up to +0.13 r) and cost at most 0.011 where it
-    knew nothing (benchmarks/RESULTS.md, "Small populations"). Replacing the old rule (the events whenever the network
+    knew nothing (benchmarks/RESULTS.md, "Small populations"). A single trace (``n_rois`` 1: traces
+    fitted one at a time, no population at all) keeps the events: nothing was measured there. Replacing the old rule (the events whenever the network
     did not lead by two) with this one raised the tune half's median margin over OASIS from
     +0.07-0.15 to +0.22-0.25, its worst cell unchanged or better (benchmarks/RESULTS.md,
     "Undecided gap tests"). A gap test that scored nothing (no gaps, or no standard error) decides
@@ -327,7 +328,9 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
         return "combined"
     if lead < -2.0:
         return "deconvolution"
-    return "combined" if n_rois >= MIN_POPULATION_ROIS else "events_combined"
+    if n_rois >= MIN_POPULATION_ROIS:
+        return "combined"
+    return "events_combined" if n_rois > 1 else "deconvolution"
 
 
 def compare_heldout(

@@ -42,11 +42,14 @@ def test_result_names_are_unique_and_stable():
 
 def test_a_summary_row_reads_each_estimates_own_test():
     held = {"verdict": "SBTT better",
-            "samples": {"r2": {"network": 0.1, "deconvolution": 0.5, "combined": 0.3, "oasis": 0.4}},
-            "gaps": {"r2": {"network": 0.6, "deconvolution": 0.2, "combined": 0.55, "oasis": 0.25}}}
+            "samples": {"r2": {"network": 0.1, "deconvolution": 0.5, "combined": 0.3, "events_combined": 0.45,
+                               "oasis": 0.4}},
+            "gaps": {"r2": {"network": 0.6, "deconvolution": 0.2, "combined": 0.55, "events_combined": 0.3,
+                            "oasis": 0.25}}}
     rows = {e: row_from_metrics("rec", "out", "done", {"heldout": held, "estimate": e}, 1.0)
-            for e in ("combined", "network", "deconvolution")}
+            for e in ("combined", "network", "deconvolution", "events_combined")}
     assert (rows["combined"].heldout_r2, rows["combined"].oasis_r2) == (0.55, 0.25)  # the gap test
+    assert rows["events_combined"].heldout_r2 == 0.3  # the gap test too
     assert rows["network"].heldout_r2 == 0.6
     assert (rows["deconvolution"].heldout_r2, rows["deconvolution"].oasis_r2) == (0.5, 0.4)  # the samples
 

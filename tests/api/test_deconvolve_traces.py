@@ -106,14 +106,14 @@ def test_the_kernel_keeps_its_start_kinetics_unless_asked_to_learn_them():
 
 @pytest.mark.slow
 def test_the_combined_estimate_mixes_the_network_and_the_events_of_each_trace():
-    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT
+    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT, EVENTS_COMBINED_NETWORK_WEIGHT
 
     _, dff = _neurons(lengths=(600, 500), seed=3)
     cfg = {"epochs": 2, "model": TINY, "seed": 0, "compare_oasis": False, "inference_shifts": 1}
     runs = {e: deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg, estimate=e)
-            for e in ("network", "deconvolution", "combined")}
-    w = COMBINED_NETWORK_WEIGHT
-    assert runs["combined"].metrics["estimate"] == "combined"
-    for net, ev, both in zip(runs["network"].rates, runs["deconvolution"].rates, runs["combined"].rates,
-                             strict=True):
-        np.testing.assert_allclose(both, w * net + (1 - w) * ev, rtol=1e-4, atol=1e-6)
+            for e in ("network", "deconvolution", "combined", "events_combined")}
+    for name, w in (("combined", COMBINED_NETWORK_WEIGHT), ("events_combined", EVENTS_COMBINED_NETWORK_WEIGHT)):
+        assert runs[name].metrics["estimate"] == name
+        for net, ev, both in zip(runs["network"].rates, runs["deconvolution"].rates, runs[name].rates,
+                                 strict=True):
+            np.testing.assert_allclose(both, w * net + (1 - w) * ev, rtol=1e-4, atol=1e-6)

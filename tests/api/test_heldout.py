@@ -119,6 +119,8 @@ def test_auto_compares_the_two_sbtt_estimates_only() -> None:
     assert auto_estimate(gaps, 25) == "combined"  # so a population keeps the network's share
     # and a handful the events, with a quarter of the network's rates
     assert auto_estimate(gaps, MIN_POPULATION_ROIS - 1) == "events_combined"
+    assert auto_estimate(gaps, 2) == "events_combined"
+    assert auto_estimate(gaps, 1) == "deconvolution"  # one trace on its own: no population at all
     gaps.r2["network"] = 0.030  # 1.6 standard errors behind: still undecided
     assert auto_estimate(gaps, MIN_POPULATION_ROIS) == "combined"
     gaps.r2["network"] = 0.010  # 2.5 behind: the events, whatever the population

@@ -235,3 +235,29 @@ def test_the_ground_truth_probes_refuse_report_sets_and_skip_without_data(capsys
     with pytest.raises(SystemExit):
         probe.main(["--gt-dir", str(tmp_path), "--dataset", "DS06-GCaMP6f-zf-aDp"])
     assert "tune sets only" in capsys.readouterr().err
+
+
+def test_the_decay_probe_scores_the_true_decay_above_far_ones() -> None:
+    probe = _load("family_decay_heldout")
+    from napari_sbtt.core.indicators import get_indicator
+
+    rng = np.random.default_rng(0)
+    dt, n_t, n = 0.02, 6000, 6
+    kernel = get_indicator("GCaMP6f").kernel(dt)  # 0.58 s decay
+    spikes = (rng.random((n_t, n)) < 0.02).astype(float)
+    calcium = np.stack([np.convolve(spikes[:, i], kernel)[:n_t] for i in range(n)], axis=1)
+    values = calcium + 0.02 * rng.standard_normal((n_t, n))
+    values[1::2] = np.nan  # every second bin sampled
+    times = np.arange(n_t) * dt
+    sd = probe.noise_sd_of(values)
+    assert np.all(sd > 0) and np.all(np.isfinite(sd))
+
+    def r2(tau: float) -> float:
+        import dataclasses
+
+        ind = dataclasses.replace(get_indicator("GCaMP6f"), tau_decay=tau, amplitude=1.0)
+        return probe.heldout_r2(values, times, ind.kernel(dt), sd, 0.0)
+
+    true = r2(0.58)
+    assert true > r2(0.1) and true > r2(3.2) and 0.5 < true <= 1.0
+
