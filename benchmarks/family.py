@@ -344,8 +344,8 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True, extras: boo
 
 # ----------------------------------------------------------------------------- table
 HEADER = ("| cell | half | latent | indicator | scan | k per ROI | sweep ms | nu | ROIs | s | "
-          "SBTT r | OASIS r | margin | estimate (network / deconvolution / combined r) | held-out verdict | "
-          "fit s | epochs | cell s | load |")
+          "SBTT r | OASIS r | margin | estimate (network / deconvolution / combined / events_combined r) | "
+          "held-out verdict | fit s | epochs | cell s | load |")
 N_COLS = 19
 
 
@@ -365,9 +365,9 @@ def markdown(row: dict[str, Any]) -> str:
 def _estimate_cell(s: dict[str, Any]) -> str:
     if "estimate" not in s:
         return "-"
-    both = s.get("r_combined")
+    mixtures = [s[k] for k in ("r_combined", "r_events_combined") if s.get(k) is not None]
     return (f"{s['estimate']} ({s['r_network']:.3f} / {s['r_deconvolution']:.3f}"
-            + (f" / {both:.3f})" if both is not None else ")"))
+            + "".join(f" / {r:.3f}" for r in mixtures) + ")")
 
 
 def _verdict_cell(s: dict[str, Any]) -> str:

@@ -261,3 +261,18 @@ def test_the_decay_probe_scores_the_true_decay_above_far_ones() -> None:
     true = r2(0.58)
     assert true > r2(0.1) and true > r2(3.2) and 0.5 < true <= 1.0
 
+
+def test_the_table_shows_every_estimates_r_a_row_scored() -> None:
+    family = _load("family")
+    cell = {"index": 19, "half": "report", "latent": "sparse", "indicator": "GCaMP8f", "scan": "interleaved",
+            "reduction": 16, "sweep_ms": 5.0, "nu": 8.0}
+    sbtt = {"r": 0.4, "estimate": "events_combined", "r_network": 0.5, "r_deconvolution": 0.3,
+            "r_combined": 0.45, "r_events_combined": 0.4, "heldout": {"verdict": "no clear difference"},
+            "seconds_fit": 10.0, "epochs": 5, "load": 1.0}
+    row = {"cell": cell, "true": {"reduction_per_roi": 16.0, "n_rois": 10, "duration_s": 120.0},
+           "sbtt": sbtt, "oasis": {"r": 0.3}, "margin": 0.1, "seconds_total": 12.0}
+    line = family.markdown(row)
+    assert "| events_combined (0.500 / 0.300 / 0.450 / 0.400) |" in line
+    assert line.count("|") == family.N_COLS + 1
+    del sbtt["r_events_combined"]  # a row written before the events-led mixture
+    assert "| events_combined (0.500 / 0.300 / 0.450) |" in family.markdown(row)
