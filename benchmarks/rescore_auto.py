@@ -27,11 +27,11 @@ def estimate_r(sbtt: dict[str, Any], estimate: str) -> float | None:
     """The r of ``estimate`` (one of :data:`napari_sbtt.heldout.ESTIMATES`) in a row's ``sbtt``
     part, or None when the row did not score it (a mixture is read from ``family.py --extras``
     blends at its weight where the row predates it)."""
-    from napari_sbtt.heldout import COMBINED_NETWORK_WEIGHT, EVENTS_COMBINED_NETWORK_WEIGHT
+    from napari_sbtt.heldout import MIXTURE_WEIGHTS
 
     if sbtt.get(f"r_{estimate}") is not None:
         return float(sbtt[f"r_{estimate}"])
-    weight = {"combined": COMBINED_NETWORK_WEIGHT, "events_combined": EVENTS_COMBINED_NETWORK_WEIGHT}.get(estimate)
+    weight = MIXTURE_WEIGHTS.get(estimate)
     mixed = None if weight is None else (sbtt.get("blends") or {}).get(f"r_w{weight:g}")
     return None if mixed is None else float(mixed)
 

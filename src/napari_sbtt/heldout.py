@@ -65,7 +65,8 @@ from .core.deconvolution import sparse_deconvolve, spread_over_gaps
 
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
            "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
-           "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT", "EVENTS_COMBINED_NETWORK_WEIGHT"]
+           "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT", "EVENTS_COMBINED_NETWORK_WEIGHT",
+           "MIXTURE_WEIGHTS"]
 
 #: the SBTT estimates
 ESTIMATES = ("network", "deconvolution", "combined", "events_combined")
@@ -84,6 +85,8 @@ COMBINED_NETWORK_WEIGHT = 0.75
 #: gave the best median gain over the events (+0.023 r) and the smallest worst loss (-0.011;
 #: 0.5: +0.008 / -0.039; 0.75: -0.023 / -0.101) (benchmarks/RESULTS.md, "Small populations")
 EVENTS_COMBINED_NETWORK_WEIGHT = 0.25
+#: the mixtures among :data:`ESTIMATES`: name -> the network's share (the events have the rest)
+MIXTURE_WEIGHTS = {"combined": COMBINED_NETWORK_WEIGHT, "events_combined": EVENTS_COMBINED_NETWORK_WEIGHT}
 #: what :attr:`HeldoutComparison.verdict` may say
 VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
 #: the tests of a longer recording run on its middle this many seconds: the verdict's standard
@@ -125,10 +128,8 @@ def select_estimate(estimate: str, network: np.ndarray | None, events: np.ndarra
         return network
     if estimate == "deconvolution" and events is not None:
         return events
-    if estimate == "combined" and network is not None and events is not None:
-        return combine_estimates(network, events)
-    if estimate == "events_combined" and network is not None and events is not None:
-        return combine_estimates(network, events, EVENTS_COMBINED_NETWORK_WEIGHT)
+    if estimate in MIXTURE_WEIGHTS and network is not None and events is not None:
+        return combine_estimates(network, events, MIXTURE_WEIGHTS[estimate])
     raise ValueError(f"the {estimate!r} estimate needs arrays that were not given (one of {ESTIMATES})")
 
 
@@ -261,9 +262,8 @@ def _run_test(kind: str, values: np.ndarray, times: np.ndarray, blocks: np.ndarr
     kept = np.where(held, np.nan, values)
     preds = {k: np.asarray(f(kept), dtype=np.float64) for k, f in predict.items()}
     if "network" in preds and "deconvolution" in preds:
-        preds["combined"] = combine_estimates(preds["network"], preds["deconvolution"])
-        preds["events_combined"] = combine_estimates(preds["network"], preds["deconvolution"],
-                                                     EVENTS_COMBINED_NETWORK_WEIGHT)
+        for name in MIXTURE_WEIGHTS:
+            preds[name] = select_estimate(name, preds["network"], preds["deconvolution"])
     scored = held.copy()
     for p in preds.values():
         scored &= np.isfinite(p)
@@ -298,16 +298,18 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     gaps better than the deconvolution by more than two standard errors, "deconvolution" when it
     fills them worse by more than two; in between, where the test cannot tell them apart,
     "combined" for a population of at least :data:`MIN_POPULATION_ROIS` ROIs and
-    "events_combined" (1/4 network, 3/4 events) for fewer (the events for a single trace). Where this rule once returned the network's rates it now returns
-    the combined estimate: on the tune half it kept the network's median margin over OASIS and
-    lifted its worst cell (see :data:`COMBINED_NETWORK_WEIGHT`). Chosen on the benchmark family's tune half (three runs):
+    "events_combined" (1/4 network, 3/4 events) for fewer (the events for a single trace). Where
+    this rule once returned the network's rates it now returns the combined estimate: on the tune
+    half it kept the network's median margin over OASIS and lifted its worst cell (see
+    :data:`COMBINED_NETWORK_WEIGHT`). Chosen on the benchmark family's tune half (three runs):
     of the cells the test left undecided, the network was the better estimate in every one with
     25-50 ROIs (r 0.47-0.64 against the events' 0.28-0.42) and the events in every one with 10
     (where the network stayed near r 0), so fewer than 20 ROIs got the events. On more tune halves
-    (seeds 0-8 and 11) the events-led mixture did better still there: the network's quarter added what
-    the population knew where it knew something (up to +0.13 r) and cost at most 0.011 where it
-    knew nothing (benchmarks/RESULTS.md, "Small populations"). A single trace (``n_rois`` 1: traces
-    fitted one at a time, no population at all) keeps the events: nothing was measured there. Replacing the old rule (the events whenever the network
+    (seeds 0-8 and 11) the events-led mixture did better still there: the network's quarter added
+    what the population knew where it knew something (up to +0.13 r) and cost at most 0.011 where
+    it knew nothing (benchmarks/RESULTS.md, "Small populations"). A single trace (``n_rois`` 1:
+    traces fitted one at a time, no population at all) keeps the events: nothing was measured
+    there. Replacing the old rule (the events whenever the network
     did not lead by two) with this one raised the tune half's median margin over OASIS from
     +0.07-0.15 to +0.22-0.25, its worst cell unchanged or better (benchmarks/RESULTS.md,
     "Undecided gap tests"). A gap test that scored nothing (no gaps, or no standard error) decides
