@@ -38,29 +38,38 @@ def noise_sd_of(values: np.ndarray) -> np.ndarray:
     return np.maximum(out, 1e-6)
 
 
-def heldout_r2(values: np.ndarray, times: np.ndarray, kernel: np.ndarray, noise_sd: np.ndarray,
-               gap_s: float, seed: int = 0) -> float:
-    """R^2 of the sparse deconvolution under ``kernel`` (L,) on the held-out samples of
-    ``values`` (T, N) (10 % of each ROI's samples, in runs of ``gap_s`` seconds)."""
+def decay_scores(values: np.ndarray, times: np.ndarray, dt: float, gap_s: float,
+                 candidates: tuple[float, ...] = CANDIDATES_S, seed: int = 0) -> dict[str, float]:
+    """Held-out R^2 of the sparse deconvolution under each candidate decay (s; GCaMP6f's rise,
+    unit amplitude), keyed ``f"{decay:.3f}"``: ``values`` (T, N) on a grid of ``dt`` seconds, NaN
+    where not sampled, with one draw of 10 % of each ROI's samples held out (runs of ``gap_s``
+    seconds; single samples when 0) for every candidate; the noise sd from all the samples
+    (:func:`noise_sd_of`)."""
+    from napari_sbtt.config import DEFAULT_INDICATOR
     from napari_sbtt.core.deconvolution import sparse_deconvolve
+    from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.heldout import heldout_blocks
 
     held = heldout_blocks(np.isfinite(values), times, 0.1, seed, gap_s=gap_s) > 0
     kept = np.where(held, np.nan, values)
     base = np.nanpercentile(kept, 10, axis=0)
-    fit = sparse_deconvolve(kept, kernel, baseline=base, noise_sd=noise_sd).fitted
-    ok = held & np.isfinite(fit)
-    mean = np.nanmean(kept, axis=0)
-    resid = np.where(ok, values - fit, 0.0)
-    total = np.where(ok, values - mean[None, :], 0.0)
-    return float(1.0 - (resid ** 2).sum() / max((total ** 2).sum(), 1e-300))
+    sd = noise_sd_of(values)
+    total = (np.where(held, values - np.nanmean(kept, axis=0)[None, :], 0.0) ** 2)
+    rise = get_indicator(DEFAULT_INDICATOR)
+    out = {}
+    for tau in candidates:
+        ind = dataclasses.replace(rise, tau_decay=tau, tau_decay2=None, decay2_fraction=0.0, amplitude=1.0)
+        fit = sparse_deconvolve(kept, ind.kernel(dt), baseline=base, noise_sd=sd).fitted
+        ok = held & np.isfinite(fit)
+        resid = np.where(ok, values - fit, 0.0)
+        out[f"{tau:.3f}"] = float(1.0 - (resid ** 2).sum() / max(np.where(ok, total, 0.0).sum(), 1e-300))
+    return out
 
 
 def probe_cell(cell: Any, named: bool, *, max_rois: int = 32, max_seconds: float = 180.0) -> dict[str, Any]:
     """The probe row of one tune cell: true decay, AR(1) estimate, each candidate's held-out R^2
     in both tests and the decay each picks. ``named`` only labels the row (nothing is fitted)."""
     from napari_sbtt.api import RunConfig, observations_for_stack
-    from napari_sbtt.config import DEFAULT_INDICATOR
     from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import estimate_decay_time
     from napari_sbtt.core.synth import simulate
@@ -73,16 +82,11 @@ def probe_cell(cell: Any, named: bool, *, max_rois: int = 32, max_seconds: float
     cols = np.linspace(0, obs.values.shape[1] - 1, min(max_rois, obs.values.shape[1])).round().astype(int)
     values = obs.values[:n_t, cols].astype(np.float64)
     times = np.asarray(obs.times[:n_t], dtype=np.float64)
-    rise = get_indicator(DEFAULT_INDICATOR)
-    sd = noise_sd_of(values)
     row: dict[str, Any] = {"cell": cell.describe(), "named": named,
                            "true_decay_s": float(get_indicator(cell.indicator).decay),
                            "ar1_estimate_s": estimate_decay_time(obs.values, obs.times, bin_width=dt)}
     for kind, gap in (("samples", 0.0), ("gaps", 0.5)):
-        r2 = {}
-        for tau in CANDIDATES_S:
-            ind = dataclasses.replace(rise, tau_decay=tau, tau_decay2=None, decay2_fraction=0.0, amplitude=1.0)
-            r2[f"{tau:.3f}"] = heldout_r2(values, times, ind.kernel(dt), sd, gap)
+        r2 = decay_scores(values, times, dt, gap)
         row[f"r2_{kind}"] = r2
         row[f"pick_{kind}_s"] = float(max(r2, key=r2.get))
     return row

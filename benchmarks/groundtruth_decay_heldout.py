@@ -19,14 +19,13 @@ Prints one JSON line per data set and k.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from family_decay_heldout import CANDIDATES_S, heldout_r2, noise_sd_of
+from family_decay_heldout import decay_scores
 from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
 
 #: decay measured from the spikes (s), median over recordings (benchmarks/measure_indicators.py;
@@ -35,8 +34,6 @@ SPIKE_DECAY_S = {"DS09-GCaMP6f-m-V1": 0.5758, "DS32-GCaMP8s-m-V1": 0.4718}
 
 
 def probe(name: str, k: int, gt_dir: Path, seed: int, max_recordings: int, max_seconds: float) -> dict[str, Any]:
-    from napari_sbtt.config import DEFAULT_INDICATOR
-    from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import decay_time_of_series
 
     recs = load_dataset(gt_dir / name)
@@ -50,13 +47,7 @@ def probe(name: str, k: int, gt_dir: Path, seed: int, max_recordings: int, max_s
     for j, i in enumerate(pick):
         o = obs[i][:n_t]
         grid[:o.size, j] = o
-    times = np.arange(n_t) * dt
-    sd = noise_sd_of(grid)
-    rise = get_indicator(DEFAULT_INDICATOR)
-    r2 = {}
-    for tau in CANDIDATES_S:
-        ind = dataclasses.replace(rise, tau_decay=tau, tau_decay2=None, decay2_fraction=0.0, amplitude=1.0)
-        r2[f"{tau:.3f}"] = heldout_r2(grid, times, ind.kernel(dt), sd, 0.0)
+    r2 = decay_scores(grid, np.arange(n_t) * dt, dt, 0.0)
     return {"dataset": name, "k": k, "frame_hz": 1.0 / dt, "recordings": int(pick.size),
             "spike_decay_s": SPIKE_DECAY_S.get(name), "ar1_estimate_s": ar1,
             "pick_samples_s": float(max(r2, key=r2.get)), "r2_samples": r2}

@@ -252,14 +252,9 @@ def test_the_decay_probe_scores_the_true_decay_above_far_ones() -> None:
     sd = probe.noise_sd_of(values)
     assert np.all(sd > 0) and np.all(np.isfinite(sd))
 
-    def r2(tau: float) -> float:
-        import dataclasses
-
-        ind = dataclasses.replace(get_indicator("GCaMP6f"), tau_decay=tau, amplitude=1.0)
-        return probe.heldout_r2(values, times, ind.kernel(dt), sd, 0.0)
-
-    true = r2(0.58)
-    assert true > r2(0.1) and true > r2(3.2) and 0.5 < true <= 1.0
+    r2 = probe.decay_scores(values, times, dt, 0.0, candidates=(0.1, 0.58, 3.2))
+    true = r2["0.580"]
+    assert true > r2["0.100"] and true > r2["3.200"] and 0.5 < true <= 1.0
 
 
 def test_the_table_shows_every_estimates_r_a_row_scored() -> None:
