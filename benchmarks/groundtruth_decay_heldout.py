@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from family_decay_heldout import decay_scores
-from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
+from groundtruth_spikes import TUNE_SETS, load_dataset, refuse_report_sets, subsample
 
 #: decay measured from the spikes (s), median over recordings (benchmarks/measure_indicators.py;
 #: the values core.kinetics.OASIS_DECAY_BIAS is built from)
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=180.0)
     a = p.parse_args(argv)
     names = a.dataset or list(TUNE_SETS)
-    for n in names:
-        if n not in TUNE_SETS:
-            p.error(f"--dataset {n}: probe the tune sets only ({', '.join(TUNE_SETS)})")
+    refuse_report_sets(p, names)
     if not a.gt_dir.is_dir():
         print(f"no ground truth at {a.gt_dir}: nothing to probe")
         return 0

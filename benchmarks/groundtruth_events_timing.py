@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from groundtruth_spikes import TUNE_SETS, load_dataset, r_smoothed, subsample
+from groundtruth_spikes import load_dataset, r_smoothed, refuse_report_sets, subsample
 
 
 def probe(name: str, k: int, gt_dir: Path, seed: int) -> dict:
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if not gt.is_dir():
         print(f"no ground truth at {gt}; nothing to do")
         return 0
-    for d in a.dataset:
-        if d not in TUNE_SETS:
-            p.error(f"--dataset {d}: probe the tune sets only ({', '.join(TUNE_SETS)})")
+    refuse_report_sets(p, a.dataset)
     command = "python " + " ".join(["benchmarks/groundtruth_events_timing.py",
                                     *(argv if argv is not None else sys.argv[1:])])
     for d in a.dataset:

@@ -82,6 +82,13 @@ def r_smoothed(spikes: np.ndarray, rate: np.ndarray, dt: float) -> float:
 TUNE_SETS = ("DS09-GCaMP6f-m-V1", "DS32-GCaMP8s-m-V1")
 
 
+def refuse_report_sets(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    """A probe's check that every ``--dataset`` it was given is a tune set (exits otherwise)."""
+    for n in names:
+        if n not in TUNE_SETS:
+            parser.error(f"--dataset {n}: probe the tune sets only ({', '.join(TUNE_SETS)})")
+
+
 def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *, seed: int,
                 run: dict[str, Any]) -> dict[str, Any]:
     """SBTT through the public ``napari_sbtt.deconvolve_traces`` (library defaults plus ``run``)
