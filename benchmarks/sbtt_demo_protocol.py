@@ -87,7 +87,9 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpu"
 
 
-def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = False) -> list[dict]:
+def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = False,
+        fit_seed: int | None = None) -> list[dict]:
+    fit_seed = seed if fit_seed is None else fit_seed
     data = make_lorenz_spiking(seed=seed)
     base = SBTTConfig(**DEFAULTS) if preset else SBTTConfig.default_for("poisson")
     cfg = base.replace(**overrides) if overrides else base
@@ -99,7 +101,7 @@ def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = Fal
         valid = mask_bandwidth(data.valid_counts, b, seed + 200 + b)
         load_start = load1()
         t0 = time.perf_counter()
-        model = fit_trials(train, valid, likelihood="poisson", seed=seed,
+        model = fit_trials(train, valid, likelihood="poisson", seed=fit_seed,
                            config=cfg if (preset or overrides) else None)  # None: the defaults
         seconds = time.perf_counter() - t0
         pred = model.predict(valid)
@@ -108,7 +110,8 @@ def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = Fal
         pub = PUBLISHED_R2.get(b, float("nan"))
         row = dict(bandwidth=b, r2=r2, published=pub, seconds=seconds, epochs=len(model.history),
                    best_epoch=model.best_epoch, stop_reason=model.stop_reason, machine=machine(),
-                   load_start=load_start, load_end=load1(), seed=seed, config=cfg.to_dict())
+                   load_start=load_start, load_end=load1(), seed=seed, fit_seed=fit_seed,
+                   config=cfg.to_dict())
         rows.append(row)
         print(f"| {b} | {r2:.3f} | {pub:.3f} | {r2 - pub:+.3f} | {seconds:.0f} | "
               f"{len(model.history)} ({model.best_epoch}) | {load_start:.1f}/{row['load_end']:.1f} | "
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bandwidths", type=int, nargs="+", default=[29, 25, 20, 15, 10, 5, 3, 2])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fit-seed", type=int, default=None,
+                    help="the fit's own seed (weights, batches); default: --seed (the data set's)")
     ap.add_argument("--out", type=Path, default=None, help="write results (.json, or .md table rows)")
     ap.add_argument("--preset", action="store_true",
                     help="the old benchmark-only preset (110 s) instead of fit_trials' defaults")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     for kv in args.set:
         k, _, v = kv.partition("=")
         overrides[k] = json.loads(v) if v not in ("None",) else None
-    rows = run(args.bandwidths, args.seed, overrides, preset=args.preset)
+    rows = run(args.bandwidths, args.seed, overrides, preset=args.preset, fit_seed=args.fit_seed)
     if args.out is not None:
         if args.out.suffix == ".md":
             lines = [f"| {r['bandwidth']} | {r['r2']:.3f} | {r['published']:.3f} | "
