@@ -1,0 +1,90 @@
+"""Protocol 1 (Lorenz spikes, ``benchmarks/sbtt_demo_protocol.py``): two fits of
+``fit_trials(likelihood="poisson")`` with the library's defaults, run at the same time in two
+threads (one core each, one torch thread per fit, the 90 s budget each), and the R^2 of each
+fit, of the one with the lower validation loss, and of the two fits' rates averaged (a
+two-member ensemble). A probe for a library change, not a library feature: refuses the report
+seed 0.
+
+    python benchmarks/protocol_ensemble_probe.py --seed 2 --bandwidths 29 5 2 --out probe.jsonl
+
+The second fit's seed is 1000 + the data set's seed (the first fit's, as in
+``sbtt_demo_protocol.py``). Both fits draw dropout from torch's one global generator, so two
+fits run together do not repeat bit for bit; the probe measures what concurrency and averaging
+give, not a repeatable number per fit. Prints one JSON line per bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import r2_score
+
+from napari_sbtt.core.lorenz_protocol import make_lorenz_spiking, mask_bandwidth
+from napari_sbtt.model import fit_trials
+
+#: the data set protocol 1 reports on (benchmarks/RESULTS.md); choices are made on the others
+REPORT_SEED = 0
+
+
+def probe(seed: int, bandwidth: int) -> dict:
+    data = make_lorenz_spiking(seed=seed)
+    # the same masks as benchmarks/sbtt_demo_protocol.py
+    train = mask_bandwidth(data.train_counts, bandwidth, seed + 100 + bandwidth)
+    valid = mask_bandwidth(data.valid_counts, bandwidth, seed + 200 + bandwidth)
+    fit_seeds = (seed, 1000 + seed)
+    models: dict[int, object] = {}
+
+    def fit(fit_seed: int) -> None:
+        models[fit_seed] = fit_trials(train, valid, likelihood="poisson", seed=fit_seed)
+
+    load_start = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=fit, args=(s,)) for s in fit_seeds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    if len(models) != len(fit_seeds):
+        raise RuntimeError("a fit failed; see the traceback above")
+    n = data.valid_rates.shape[-1]
+    truth = data.valid_rates.reshape(-1, n)
+    pred = {s: models[s].predict(valid).reshape(-1, n) for s in fit_seeds}
+    r2 = {s: float(r2_score(truth, p)) for s, p in pred.items()}
+    loss = {s: float(models[s].best_valid_loss) for s in fit_seeds}
+    chosen = min(loss, key=loss.get)
+    return {"seed": seed, "bandwidth": bandwidth, "r2": {str(s): v for s, v in r2.items()},
+            "valid_loss": {str(s): v for s, v in loss.items()},
+            "epochs": {str(s): len(models[s].history) for s in fit_seeds},
+            "best_by_valid": r2[chosen],
+            "ensemble": float(r2_score(truth, np.mean([pred[s] for s in fit_seeds], axis=0))),
+            "seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, required=True, help="a tune data set (not 0, the report seed)")
+    ap.add_argument("--bandwidths", type=int, nargs="+", default=[29, 5, 2])
+    ap.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
+    args = ap.parse_args(argv)
+    if args.seed == REPORT_SEED:
+        ap.error(f"--seed {REPORT_SEED} is the report data set; choose on another seed")
+    for b in args.bandwidths:
+        row = probe(args.seed, b)
+        line = json.dumps(row)
+        print(line, flush=True)
+        if args.out is not None:
+            with open(args.out, "a") as f:
+                f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
