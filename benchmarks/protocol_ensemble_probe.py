@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import r2_score
+from sbtt_demo_protocol import protocol_inputs, protocol_r2
 
-from napari_sbtt.core.lorenz_protocol import make_lorenz_spiking, mask_bandwidth
+from napari_sbtt.core.lorenz_protocol import make_lorenz_spiking
 from napari_sbtt.model import fit_trials
 
 #: the data set protocol 1 reports on (benchmarks/RESULTS.md); choices are made on the others
@@ -35,9 +35,7 @@ REPORT_SEED = 0
 
 def probe(seed: int, bandwidth: int) -> dict:
     data = make_lorenz_spiking(seed=seed)
-    # the same masks as benchmarks/sbtt_demo_protocol.py
-    train = mask_bandwidth(data.train_counts, bandwidth, seed + 100 + bandwidth)
-    valid = mask_bandwidth(data.valid_counts, bandwidth, seed + 200 + bandwidth)
+    train, valid = protocol_inputs(data, bandwidth, seed)  # the masks sbtt_demo_protocol.py uses
     fit_seeds = (seed, 1000 + seed)
     models: dict[int, object] = {}
 
@@ -54,17 +52,15 @@ def probe(seed: int, bandwidth: int) -> dict:
     seconds = time.perf_counter() - t0
     if len(models) != len(fit_seeds):
         raise RuntimeError("a fit failed; see the traceback above")
-    n = data.valid_rates.shape[-1]
-    truth = data.valid_rates.reshape(-1, n)
-    pred = {s: models[s].predict(valid).reshape(-1, n) for s in fit_seeds}
-    r2 = {s: float(r2_score(truth, p)) for s, p in pred.items()}
+    pred = {s: models[s].predict(valid) for s in fit_seeds}
+    r2 = {s: protocol_r2(data, p) for s, p in pred.items()}
     loss = {s: float(models[s].best_valid_loss) for s in fit_seeds}
     chosen = min(loss, key=loss.get)
     return {"seed": seed, "bandwidth": bandwidth, "r2": {str(s): v for s, v in r2.items()},
             "valid_loss": {str(s): v for s, v in loss.items()},
             "epochs": {str(s): len(models[s].history) for s in fit_seeds},
             "best_by_valid": r2[chosen],
-            "ensemble": float(r2_score(truth, np.mean([pred[s] for s in fit_seeds], axis=0))),
+            "ensemble": protocol_r2(data, np.mean([pred[s] for s in fit_seeds], axis=0)),
             "seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0]}
 
 

@@ -55,9 +55,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from sklearn.metrics import r2_score
 
-from napari_sbtt.core.lorenz_protocol import PUBLISHED_R2, make_lorenz_spiking, mask_bandwidth
+from napari_sbtt.core.lorenz_protocol import (
+    PUBLISHED_R2,
+    LorenzSpikingDataset,
+    make_lorenz_spiking,
+    mask_bandwidth,
+)
 from napari_sbtt.model import SBTTConfig, fit_trials
 
 #: Named preset for protocol 1 ("protocol-1 preset"); it differs from the library's SBTTConfig
@@ -87,6 +93,20 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpu"
 
 
+def protocol_inputs(data: LorenzSpikingDataset, bandwidth: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Protocol 1's (train, valid) inputs: ``bandwidth`` of the 29 neurons kept per bin, NaN
+    elsewhere, masks drawn from the data set's ``seed`` (the same masks for every model scored)."""
+    return (mask_bandwidth(data.train_counts, bandwidth, seed + 100 + bandwidth),
+            mask_bandwidth(data.valid_counts, bandwidth, seed + 200 + bandwidth))
+
+
+def protocol_r2(data: LorenzSpikingDataset, predicted: np.ndarray) -> float:
+    """R^2 (sklearn, uniform over neurons) of ``predicted`` (n_valid, T, N) expected counts per
+    bin against the validation trials' true rates, over every neuron-bin."""
+    n = data.valid_rates.shape[-1]
+    return float(r2_score(data.valid_rates.reshape(-1, n), np.asarray(predicted).reshape(-1, n)))
+
+
 def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = False,
         fit_seed: int | None = None) -> list[dict]:
     fit_seed = seed if fit_seed is None else fit_seed
@@ -97,16 +117,13 @@ def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = Fal
     print("| b | R² | published | Δ | seconds | epochs (best) | load (start/end) | machine |")
     print("|---|---|---|---|---|---|---|---|")
     for b in bandwidths:
-        train = mask_bandwidth(data.train_counts, b, seed + 100 + b)
-        valid = mask_bandwidth(data.valid_counts, b, seed + 200 + b)
+        train, valid = protocol_inputs(data, b, seed)
         load_start = load1()
         t0 = time.perf_counter()
         model = fit_trials(train, valid, likelihood="poisson", seed=fit_seed,
                            config=cfg if (preset or overrides) else None)  # None: the defaults
         seconds = time.perf_counter() - t0
-        pred = model.predict(valid)
-        n = data.valid_rates.shape[-1]
-        r2 = float(r2_score(data.valid_rates.reshape(-1, n), pred.reshape(-1, n)))
+        r2 = protocol_r2(data, model.predict(valid))
         pub = PUBLISHED_R2.get(b, float("nan"))
         row = dict(bandwidth=b, r2=r2, published=pub, seconds=seconds, epochs=len(model.history),
                    best_epoch=model.best_epoch, stop_reason=model.stop_reason, machine=machine(),

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import r2_score
+from sbtt_demo_protocol import protocol_inputs, protocol_r2
 from torch import nn
 
-from napari_sbtt.core.lorenz_protocol import make_lorenz_spiking, mask_bandwidth
+from napari_sbtt.core.lorenz_protocol import make_lorenz_spiking
 
 #: the demo's settings (hparams.yaml of every bandwidth)
 HIDDEN, DROPOUT, LEARNING_RATE, WEIGHT_DECAY, BATCH, EPOCHS = 50, 0.1, 1e-3, 1e-4, 64, 1000
@@ -113,15 +113,12 @@ def run(bandwidths: list[int], seed: int, epochs: int) -> list[dict]:
     data = make_lorenz_spiking(seed=seed)
     rows = []
     for b in bandwidths:
-        # the same masks as benchmarks/sbtt_demo_protocol.py
-        train = mask_bandwidth(data.train_counts, b, seed + 100 + b)
-        valid = mask_bandwidth(data.valid_counts, b, seed + 200 + b)
+        train, valid = protocol_inputs(data, b, seed)  # the masks sbtt_demo_protocol.py uses
         load_start = os.getloadavg()[0]
         model, rec = fit_reference(train, valid, epochs=epochs, seed=seed)
         with torch.no_grad():
             pred = model(torch.tensor(valid, dtype=torch.float32)).exp().numpy()
-        n = data.valid_rates.shape[-1]
-        r2 = float(r2_score(data.valid_rates.reshape(-1, n), pred.reshape(-1, n)))
+        r2 = protocol_r2(data, pred)
         row = dict(bandwidth=b, seed=seed, r2=r2, load_start=load_start,
                    load_end=os.getloadavg()[0], **rec)
         rows.append(row)
