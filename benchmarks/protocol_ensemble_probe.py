@@ -11,9 +11,12 @@ seed 0.
 what a one-core machine could do in the same 90 s.
 
 The second fit's seed is 1000 + the data set's seed (the first fit's, as in
-``sbtt_demo_protocol.py``). Both fits draw dropout from torch's one global generator, so two
-fits run together do not repeat bit for bit; the probe measures what concurrency and averaging
-give, not a repeatable number per fit. Prints one JSON line per bandwidth.
+``sbtt_demo_protocol.py``). Both fits draw from torch's one global generator (and each fit's
+``fork_rng`` restores it when that fit ends, under the other's feet), and the first to end resets
+the thread limit, so two fits run together do not repeat bit for bit; the probe measures what
+concurrency and averaging give, not a repeatable number per fit. Each fit's validation loss is
+scored on its own held-out share of the validation samples (drawn from its seed), so the two
+losses behind ``best_by_valid`` are not measured on the same entries. Prints one JSON line per bandwidth.
 """
 
 from __future__ import annotations
