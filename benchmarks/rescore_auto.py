@@ -41,7 +41,7 @@ def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
     that decided it: the network's lead over the events in standard errors and whether it was
     undecided, within two standard errors of a test that scored) of one row; None for a row without a held-out step (refused
     recording, non-calcium run)."""
-    from napari_sbtt.heldout import HeldoutTest, auto_estimate
+    from napari_sbtt.heldout import DECISIVE_LEAD_SE, HeldoutTest, auto_estimate, gap_test_lead
 
     s = row.get("sbtt") or {}
     ho = s.get("heldout")
@@ -52,11 +52,11 @@ def rescore(row: dict[str, Any]) -> dict[str, Any] | None:
     r = estimate_r(s, now)
     if r is None:
         return None
-    lead = gaps.lead("network", "deconvolution")
+    lead = gap_test_lead(gaps)
     return {"cell": row["cell"]["index"], "n_rois": int(row["cell"]["n_rois"]), "then": s["estimate"],
             "now": now, "r": r, "oasis": row["oasis"]["r"], "margin": r - row["oasis"]["r"],
-            "lead": lead, "undecided": bool(abs(lead) <= 2.0
-                                            and np.isfinite(gaps.se_between("network", "deconvolution")))}
+            "lead": float("nan") if lead is None else lead,
+            "undecided": lead is not None and abs(lead) <= DECISIVE_LEAD_SE}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from .core.indicators import INDICATORS, get_indicator
 from .core.limits import MAX_FACTOR, MAX_ONSET_DELAY_S, MAX_WINDOW_S
-from .heldout import MIN_POPULATION_ROIS
+from .heldout import ESTIMATES, MIN_POPULATION_ROIS
 from .model.config import SBTTConfig
 
 __all__ = [
@@ -50,8 +50,9 @@ __all__ = [
 #: indicator whose kinetics start the calcium model when RunConfig.indicator is None
 DEFAULT_INDICATOR = "GCaMP6f"
 
-#: what RunConfig.estimate may say (see napari_sbtt.heldout)
-ESTIMATE_CHOICES = ("auto", "combined", "network", "deconvolution", "events_combined")
+#: what RunConfig.estimate may say (see napari_sbtt.heldout): "auto", then the estimate it returns
+#: for a population ("combined"), then the rest of heldout.ESTIMATES
+ESTIMATE_CHOICES = ("auto", "combined", *(e for e in ESTIMATES if e != "combined"))
 
 #: likelihoods in the order the front ends offer them (the default first)
 LIKELIHOOD_CHOICES = ("calcium", "gaussian", "poisson", "zig")

@@ -66,10 +66,8 @@ from .core.deconvolution import sparse_deconvolve, spread_over_gaps
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
            "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
            "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT", "EVENTS_COMBINED_NETWORK_WEIGHT",
-           "MIXTURE_WEIGHTS"]
+           "MIXTURE_WEIGHTS", "DECISIVE_LEAD_SE", "gap_test_lead"]
 
-#: the SBTT estimates
-ESTIMATES = ("network", "deconvolution", "combined", "events_combined")
 #: the network's share of the ``"combined"`` estimate (the events have the rest). Chosen on the
 #: benchmark family's tune half (seed 1, even cells, both with the indicator named and without):
 #: of the shares 0.25 / 0.5 / 0.75 / 0.9, 0.75 gave the best median margin over OASIS with no
@@ -85,8 +83,14 @@ COMBINED_NETWORK_WEIGHT = 0.75
 #: gave the best median gain over the events (+0.023 r) and the smallest worst loss (-0.011;
 #: 0.5: +0.008 / -0.039; 0.75: -0.023 / -0.101) (benchmarks/RESULTS.md, "Small populations")
 EVENTS_COMBINED_NETWORK_WEIGHT = 0.25
-#: the mixtures among :data:`ESTIMATES`: name -> the network's share (the events have the rest)
+#: the mixtures of the network's rates and the events: name -> the network's share (the events
+#: have the rest)
 MIXTURE_WEIGHTS = {"combined": COMBINED_NETWORK_WEIGHT, "events_combined": EVENTS_COMBINED_NETWORK_WEIGHT}
+#: the SBTT estimates: the network's rates, the events, and their mixtures
+ESTIMATES = ("network", "deconvolution", *MIXTURE_WEIGHTS)
+#: the network must fill the gap test's gaps better (or worse) than the deconvolution by more than
+#: this many standard errors for the test to decide between them (:func:`gap_test_lead`)
+DECISIVE_LEAD_SE = 2.0
 #: what :attr:`HeldoutComparison.verdict` may say
 VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
 #: the tests of a longer recording run on its middle this many seconds: the verdict's standard
@@ -94,7 +98,7 @@ VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared"
 #: tests (two deconvolutions and a network pass per test) grows with ROIs x time
 MAX_EXCERPT_S = 300.0
 #: the test each estimate's verdict is taken on
-_TEST_OF = {"network": "gaps", "deconvolution": "samples", "combined": "gaps", "events_combined": "gaps"}
+_TEST_OF = {"network": "gaps", "deconvolution": "samples", **dict.fromkeys(MIXTURE_WEIGHTS, "gaps")}
 
 
 def verdict_test(estimate: str) -> str:
@@ -291,6 +295,17 @@ def _run_test(kind: str, values: np.ndarray, times: np.ndarray, blocks: np.ndarr
 MIN_POPULATION_ROIS = 20
 
 
+def gap_test_lead(gaps: HeldoutTest) -> float | None:
+    """How much better the network fills the gap test's gaps than the deconvolution, in standard
+    errors of the R^2 difference (negative: worse); None when the test scored nothing to compare
+    (no held-out gaps, either estimate missing, or no standard error). :func:`auto_estimate`
+    decides beyond :data:`DECISIVE_LEAD_SE` either way."""
+    if (gaps.n_samples == 0 or not {"network", "deconvolution"} <= set(gaps.r2)
+            or not np.isfinite(gaps.se_between("network", "deconvolution"))):
+        return None
+    return gaps.lead("network", "deconvolution")
+
+
 def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     """The estimate ``estimate="auto"`` returns, from the gap test on ``n_rois`` ROIs.
 
@@ -322,13 +337,12 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     deconvolution but not OASIS clearly it returned events far from the truth: benchmarks/RESULTS.md,
     "Which estimate".)
     """
-    if (gaps.n_samples == 0 or not {"network", "deconvolution"} <= set(gaps.r2)
-            or not np.isfinite(gaps.se_between("network", "deconvolution"))):
+    lead = gap_test_lead(gaps)
+    if lead is None:
         return "deconvolution"
-    lead = gaps.lead("network", "deconvolution")
-    if lead > 2.0:
+    if lead > DECISIVE_LEAD_SE:
         return "combined"
-    if lead < -2.0:
+    if lead < -DECISIVE_LEAD_SE:
         return "deconvolution"
     if n_rois >= MIN_POPULATION_ROIS:
         return "combined"
