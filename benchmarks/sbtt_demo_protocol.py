@@ -114,7 +114,7 @@ def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = Fal
     base = SBTTConfig(**DEFAULTS) if preset else SBTTConfig.default_for("poisson")
     cfg = base.replace(**overrides) if overrides else base
     rows = []
-    print("| b | R² | published | Δ | seconds | epochs (best) | load (start/end) | machine |")
+    print("| b | R² | published | Δ | seconds | epochs (best) per network | load (start/end) | machine |")
     print("|---|---|---|---|---|---|---|---|")
     for b in bandwidths:
         train, valid = protocol_inputs(data, b, seed)
@@ -128,10 +128,12 @@ def run(bandwidths: list[int], seed: int, overrides: dict, *, preset: bool = Fal
         row = dict(bandwidth=b, r2=r2, published=pub, seconds=seconds, epochs=len(model.history),
                    best_epoch=model.best_epoch, stop_reason=model.stop_reason, machine=machine(),
                    load_start=load_start, load_end=load1(), seed=seed, fit_seed=fit_seed,
-                   config=cfg.to_dict())
+                   config=cfg.to_dict(), model_config=model.config.to_dict(),
+                   ensemble=model.metadata.get("ensemble"))
         rows.append(row)
-        print(f"| {b} | {r2:.3f} | {pub:.3f} | {r2 - pub:+.3f} | {seconds:.0f} | "
-              f"{len(model.history)} ({model.best_epoch}) | {load_start:.1f}/{row['load_end']:.1f} | "
+        epochs = (f"{len(model.history)} ({model.best_epoch})" if row["ensemble"] is None else " + ".join(
+            f"{n} ({e})" for n, e in zip(row["ensemble"]["member_epochs"], row["ensemble"]["member_best_epochs"], strict=True)))
+        print(f"| {b} | {r2:.3f} | {pub:.3f} | {r2 - pub:+.3f} | {seconds:.0f} | {epochs} | {load_start:.1f}/{row['load_end']:.1f} | "
               f"{row['machine']} |", flush=True)
     return rows
 

@@ -260,4 +260,9 @@ def test_fit_trials_without_a_config_uses_the_likelihoods_benchmark_defaults():
     counts = rng.poisson(1.0, size=(10, 20, 4)).astype(float)
     model = fit_trials(counts, likelihood="poisson", seed=0,
                        progress=lambda r: r.epoch >= 1)  # two epochs are enough to see the config
-    assert model.config == poisson
+    # one network per idle core (at most two), merged into one network that many times as wide
+    from napari_sbtt.model.ensemble import auto_members, merged_config
+
+    k = model.metadata.get("ensemble", {}).get("members", 1)
+    assert k == auto_members(poisson, torch.device("cpu"))
+    assert model.config == (merged_config(poisson, k) if k > 1 else poisson)

@@ -22,6 +22,8 @@ LIKELIHOODS = ("poisson", "gaussian", "zig", "calcium")
 
 #: the most units any layer may have (a GRU of 8192 units already holds 0.8 GB of weights)
 MAX_UNITS = 8192
+#: the most networks an ensemble may train at once (one thread each)
+MAX_ENSEMBLE = 16
 UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
                "controller_size", "inferred_input_size")
 
@@ -95,6 +97,12 @@ class SBTTConfig:
     """"auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ..."""
     num_threads: int = 0
     """CPU threads for torch during fit/predict; 0 = torch's default capped to the physical cores"""
+    ensemble_size: int = 1
+    """networks trained at once, one per thread, from different seeds and merged into one
+    network of that many times the width whose output is their average (the mean log-rate for
+    spike counts; model.ensemble); 0 = auto: as many as the CPU's physical cores hold at
+    num_threads each, at most 2, and 1 on a GPU. Pays only where cores would idle: two trained
+    one after the other with half the budget each lose to one (benchmarks/RESULTS.md)"""
 
     # --- likelihood-specific ---
     gaussian_min_std: float = 1e-3
@@ -161,7 +169,7 @@ class SBTTConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SBTTConfig.{name} must be a positive integer, got {v!r}")
         ints_nonneg = ("controller_size", "patience", "lr_patience", "max_divergence_retries",
-                       "num_threads", "lr_warmup_epochs")
+                       "num_threads", "lr_warmup_epochs", "ensemble_size")
         for name in ints_nonneg:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -171,6 +179,9 @@ class SBTTConfig:
             if v > MAX_UNITS:
                 raise ValueError(f"SBTTConfig.{name} must be an integer <= {MAX_UNITS} (units of the network), "
                                  f"got {v!r}")
+        if self.ensemble_size > MAX_ENSEMBLE:
+            raise ValueError(f"SBTTConfig.ensemble_size must be an integer from 0 to {MAX_ENSEMBLE} "
+                             f"(networks trained at once), got {self.ensemble_size!r}")
         for name in ("dropout", "coordinated_dropout", "sample_validation", "valid_fraction"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
@@ -292,12 +303,15 @@ class SBTTConfig:
 #: of 64 on CPU), a 3-d factor bottleneck, no coordinated dropout (with an initial-condition-only
 #: generator the network cannot copy its input, and scoring every observed entry gives ~3x more
 #: gradient signal per step), batch 128 at learning rate 1e-2 with a 5-epoch warm-up and a cosine
-#: decay that ends at the 90 s budget (a cap the caller can lift), one torch thread.
+#: decay that ends at the 90 s budget (a cap the caller can lift), one torch thread, and one
+#: network per idle core, at most two, averaged (ensemble_size 0; RESULTS.md "Issue 14, tenth
+#: session": +0.005 to +0.009 R^2 at 29 of 29 channels, +0.02 to +0.03 at 5, +0.04 to +0.09 at 2
+#: on the protocol's tune seeds).
 LIKELIHOOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "poisson": dict(
         readin_size=32, encoder_size=32, generator_size=32, ic_size=32, factor_size=3,
         coordinated_dropout=0.0, learning_rate=1e-2, batch_size=128, lr_schedule="cosine",
-        lr_warmup_epochs=5, patience=40, max_seconds=90.0, num_threads=1,
+        lr_warmup_epochs=5, patience=40, max_seconds=90.0, num_threads=1, ensemble_size=0,
     ),
 }
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from .config import SBTTConfig
 from .likelihoods import Likelihood
-from .unroll import controller_unroll, gru_sequence
+from .unroll import controller_unroll, dropout_noise, gru_sequence
 
 __all__ = ["SequentialAutoencoder", "NetworkOutput", "DYNAMICS_PREFIXES"]
 
@@ -42,6 +42,11 @@ class SequentialAutoencoder(nn.Module):
     #: faster on a CPU); False records them op by op as autograd does (the reference, kept for
     #: benchmarks and checks)
     fused_unroll: bool = True
+
+    #: where dropout masks and the variational samples are drawn from in training: None is
+    #: torch's default generator (nn.Dropout's); a network trained beside others in threads
+    #: (:mod:`.ensemble`) gets a generator of its own, so that its fit repeats per seed
+    noise: torch.Generator | None = None
 
     def __init__(self, n_neurons: int, config: SBTTConfig, likelihood: Likelihood) -> None:
         super().__init__()
@@ -74,28 +79,40 @@ class SequentialAutoencoder(nn.Module):
         x = self.readin(x)
         # enc_out (B, T, 2E); h_n (2, B, E)
         enc_out, h_n = gru_sequence(self.encoder, x) if self.fused_unroll else self.encoder(x)
-        h = self.drop(torch.cat([h_n[0], h_n[1]], dim=-1))
+        h = self._drop(torch.cat([h_n[0], h_n[1]], dim=-1))
         ic_params = self.ic_map(h)
         kl = values.new_zeros(())
         if self.config.variational_ic:
             mean, logvar = ic_params.chunk(2, dim=-1)
             logvar = logvar.clamp(-10.0, 10.0)
-            ic = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+            ic = mean + torch.exp(0.5 * logvar) * self._normal(mean) if self.training else mean
             kl = kl + 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
         else:
             ic = ic_params
-        g0 = torch.tanh(self.ic_to_gen(self.drop(ic)))
+        g0 = torch.tanh(self.ic_to_gen(self._drop(ic)))
         if self.use_controller:
-            states, factors, kl_co = self._unroll_with_controller(g0, self.drop(enc_out))
+            states, factors, kl_co = self._unroll_with_controller(g0, self._drop(enc_out))
             kl = kl + kl_co
         else:
             zeros = values.new_zeros(B, T, 1)
             h0 = g0.unsqueeze(0).contiguous()
             states, _ = (gru_sequence(self.generator, zeros, h0) if self.fused_unroll
                          else self.generator(zeros, h0))
-            factors = self.factor_map(self.drop(states))
+            factors = self.factor_map(self._drop(states))
         raw = self.readout(factors).view(B, T, N, self.likelihood.n_params)
         return NetworkOutput(raw=raw, factors=factors, kl=kl)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout of ``x`` (nn.Dropout's, or the same distribution drawn from ``noise``)."""
+        if self.noise is None or not self.training or self.drop.p == 0.0:
+            return self.drop(x)
+        return x * dropout_noise(x, self.drop.p, self.noise)
+
+    def _normal(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal draws shaped like ``like`` (from ``noise`` when set)."""
+        if self.noise is None:
+            return torch.randn_like(like)
+        return torch.randn(like.shape, dtype=like.dtype, device=like.device, generator=self.noise)
 
     def _unroll_with_controller(self, g: torch.Tensor, enc_out: torch.Tensor
                                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,7 +120,7 @@ class SequentialAutoencoder(nn.Module):
         initial generator state g (B, G) and the (dropped-out) encoder outputs (B, T, 2E)."""
         if self.fused_unroll:
             return controller_unroll(enc_out, g, self.controller, self.co_map, self.gen_cell,
-                                     self.factor_map, self.drop.p, self.training)
+                                     self.factor_map, self.drop.p, self.training, generator=self.noise)
         return self._unroll_stepwise(g, enc_out)
 
     def _unroll_stepwise(self, g: torch.Tensor, enc_out: torch.Tensor
@@ -117,12 +134,12 @@ class SequentialAutoencoder(nn.Module):
         kl = enc_out.new_zeros(())
         for t in range(T):
             con = self.controller(torch.cat([enc_out[:, t], f], dim=-1), con)
-            mean, logvar = self.co_map(self.drop(con)).chunk(2, dim=-1)
+            mean, logvar = self.co_map(self._drop(con)).chunk(2, dim=-1)
             logvar = logvar.clamp(-10.0, 10.0)
-            u = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+            u = mean + torch.exp(0.5 * logvar) * self._normal(mean) if self.training else mean
             kl = kl + 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1).mean()
             g = self.gen_cell(u, g)
-            f = self.factor_map(self.drop(g))
+            f = self.factor_map(self._drop(g))
             states.append(g)
             factors.append(f)
         return torch.stack(states, 1), torch.stack(factors, 1), kl

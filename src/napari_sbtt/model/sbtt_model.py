@@ -17,6 +17,7 @@ import torch
 from .checkpoint import read_checkpoint, save_model
 from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .device import resolve_device, thread_limit
+from .ensemble import auto_members, merge_networks, merged_config, run_members
 from .likelihoods import Normaliser, make_likelihood
 from .network import NetworkOutput, SequentialAutoencoder
 from .training import (
@@ -303,6 +304,17 @@ def fit_trials(
     Returns
     -------
     SBTTModel holding the weights of the best validation epoch.
+
+    With ``config.ensemble_size`` other than 1 (0, auto, is the "poisson" default: one network
+    per idle CPU core, at most two) and no ``init``, ``resume`` or ``checkpoint``, that many
+    networks of seeds ``seed + j * MEMBER_SEED_STEP`` train at once, one per thread, on the
+    same windows and held-out samples, each to its own best validation epoch, and are merged
+    into one network of that many times the width whose raw output is their mean
+    (:mod:`.ensemble`). The model's ``config`` is the merged one (``ensemble_size`` 1), its
+    ``history``, ``best_epoch`` and ``progress`` reports are the first member's (the reports of a
+    member still running once it ends), and ``metadata["ensemble"]`` lists every member's seed,
+    epochs, best epoch, best validation loss and stop reason. A stop asked for through
+    ``progress`` ends every member after its current epoch.
     """
     if init is not None and config is None:
         config = init.config
@@ -341,10 +353,19 @@ def fit_trials(
                              "keep the init model's sizes when adapting")
 
     device = resolve_device(config.device)
+    members = auto_members(config, device) if (init is None and resume is None and checkpoint is None) else 1
+    if members == 1 and config.ensemble_size > 1:
+        raise ValueError(f"config.ensemble_size = {config.ensemble_size} cannot be combined with init, resume "
+                         "or checkpoint (a fit of one network); set ensemble_size to 1 (or 0: auto)")
     with thread_limit(config.resolved_num_threads()), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         normaliser = (init.normaliser if init is not None and init.n_neurons == N
                       else window_normaliser(likelihood, train))
+        meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
+        meta["n_train_trials"] = len(train)
+        if members > 1:
+            return _fit_ensemble(members, train, valid, likelihood, config, normaliser, progress, seed, rng,
+                                 meta, device)
         model = SBTTModel.build(N, likelihood, config, normaliser, device="cpu")
         net = model.network
         init_readout(net.likelihood, net.readout.bias, normaliser, train)
@@ -356,8 +377,6 @@ def fit_trials(
         net.to(device)
         trainer = Trainer(net, config, normaliser, device=device, seed=seed, rng=rng, progress=progress,
                           likelihood=likelihood)
-        meta = dict(init.metadata) if (init is not None and metadata is None) else dict(metadata or {})
-        meta["n_train_trials"] = len(train)
         if checkpoint is not None:
             def snapshot() -> tuple[TrainingState, SBTTModel]:
                 state = trainer.training_state()
@@ -375,6 +394,66 @@ def fit_trials(
         return SBTTModel(net, likelihood, config, normaliser, history=outcome.history,
                          best_epoch=outcome.best_epoch, metadata=meta, stop_reason=outcome.stop_reason,
                          device=device)
+
+
+#: seeds of an ensemble's members: member j draws from ``seed + j * MEMBER_SEED_STEP`` (member 0
+#: from the fit's own seed); far apart so that members never share the shuffling or mask streams
+#: (``seed + 1``, ``seed + 2``) of another
+MEMBER_SEED_STEP = 7919
+
+
+def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTConfig,
+                  normaliser: Normaliser, progress: ProgressCallback | None, seed: int,
+                  rng: np.random.Generator, meta: dict[str, Any], device: torch.device) -> SBTTModel:
+    """``k`` networks trained at once, one per thread (:mod:`.ensemble`), merged into one model.
+
+    Every member sees the same training and validation windows and the same held-out samples (a
+    copy of ``rng`` each), so their validation losses measure one thing; each draws its weights,
+    shuffling, coordinated-dropout masks and dropout from its own seed, so a CPU fit repeats per
+    ``seed``. Called inside fit_trials' thread limit and forked generator."""
+    import copy
+
+    from ..core.progress import asks_to_stop
+
+    N = train.shape[2]
+    n_threads = config.resolved_num_threads()
+    trainers = []
+    for j in range(k):
+        s = seed + j * MEMBER_SEED_STEP
+        torch.manual_seed(s)
+        net = SequentialAutoencoder(N, config, make_likelihood(likelihood, N, config))
+        init_readout(net.likelihood, net.readout.bias, normaliser, train)
+        net.to(device)
+        net.noise = torch.Generator(device=device).manual_seed(s + 3)
+        trainers.append(Trainer(net, config, normaliser, device=device, seed=s, rng=copy.deepcopy(rng),
+                                likelihood=likelihood))
+
+    def fit_one(trainer: Trainer) -> Callable[[ProgressCallback], Any]:
+        def run(member_progress: ProgressCallback) -> Any:
+            # this thread's own torch thread count; fit_trials' limit restores the caller's after all end
+            torch.set_num_threads(n_threads)
+            trainer.progress = member_progress
+            return trainer.fit(train, valid)
+        return run
+
+    outcomes = run_members([fit_one(t) for t in trainers], progress, asks_to_stop)
+    nets = [t.net for t in trainers]
+    for net in nets:
+        net.noise = None
+    merged = merge_networks(nets, config, likelihood)
+    reasons = [o.stop_reason for o in outcomes]
+    reason = next((r for r in ("callback", "diverged") if r in reasons), reasons[0])
+    meta["n_bins"] = outcomes[0].n_bins
+    meta["ensemble"] = {
+        "members": k,
+        "member_seeds": [seed + j * MEMBER_SEED_STEP for j in range(k)],
+        "member_epochs": [len(o.history) for o in outcomes],
+        "member_best_epochs": [int(o.best_epoch) for o in outcomes],
+        "member_best_valid_loss": [min(r.best_valid_loss for r in o.history) for o in outcomes],
+        "member_stop_reasons": reasons,
+    }
+    return SBTTModel(merged, likelihood, merged_config(config, k), normaliser, history=outcomes[0].history,
+                     best_epoch=outcomes[0].best_epoch, metadata=meta, stop_reason=reason, device=device)
 
 
 def load_model(path: str | os.PathLike, *, device: str | None = None,

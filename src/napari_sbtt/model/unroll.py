@@ -51,11 +51,11 @@ LOGVAR_LIMIT = 10.0
 FUSED_GRU_MAX_BATCH_UNITS = 1024
 
 
-def dropout_noise(like: Tensor, p: float) -> Tensor:
+def dropout_noise(like: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
     """The scaled mask that ``nn.Dropout(p)`` multiplies a tensor shaped like ``like`` with in
-    training on the CPU: Bernoulli(1 - p) / (1 - p), drawn from the default generator exactly
-    as ATen's dropout draws it."""
-    return torch.empty_like(like).bernoulli_(1.0 - p).div_(1.0 - p)
+    training on the CPU: Bernoulli(1 - p) / (1 - p), drawn from ``generator`` (None: the
+    default generator, exactly as ATen's dropout draws it)."""
+    return torch.empty_like(like).bernoulli_(1.0 - p, generator=generator).div_(1.0 - p)
 
 
 # ----------------------------------------------------------------------------
@@ -113,11 +113,13 @@ def _flat(a: Tensor) -> Tensor:
 # controller + generator unroll
 
 def draw_noise(B: int, T: int, sizes: tuple[int, int, int], p: float, training: bool,
-               like: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+               like: Tensor, generator: torch.Generator | None = None
+               ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """Per-bin random draws of the unroll, in the order the op-by-op unroll makes them: dropout
     of the controller state (B, C), the inferred-input noise (B, I), dropout of the generator
     state (B, G). Returns stacks (T, B, C), (T, B, I), (T, B, G); None where nothing is drawn
-    (eval mode, or dropout 0)."""
+    (eval mode, or dropout 0). ``generator``: where the draws come from (None: torch's default
+    generator)."""
     if not training:
         return None, None, None
     C, I, G = sizes  # noqa: E741 - controller, inferred-input and generator sizes
@@ -129,10 +131,10 @@ def draw_noise(B: int, T: int, sizes: tuple[int, int, int], p: float, training: 
     g_like = like.new_empty(B, G)
     for _ in range(T):
         if drop:
-            m1.append(dropout_noise(c_like, p))
-        eps.append(torch.randn(B, I, dtype=like.dtype, device=like.device))
+            m1.append(dropout_noise(c_like, p, generator))
+        eps.append(torch.randn(B, I, dtype=like.dtype, device=like.device, generator=generator))
         if drop:
-            m2.append(dropout_noise(g_like, p))
+            m2.append(dropout_noise(g_like, p, generator))
     return ((torch.stack(m1) if drop else None), torch.stack(eps),
             (torch.stack(m2) if drop else None))
 
@@ -284,8 +286,8 @@ class _ControllerUnroll(torch.autograd.Function):
 
 def controller_unroll(e: Tensor, g0: Tensor, controller: nn.GRUCell, co_map: nn.Linear,
                       gen_cell: nn.GRUCell, factor_map: nn.Linear, dropout: float, training: bool,
-                      noise: tuple[Tensor | None, Tensor | None, Tensor | None] | None = None
-                      ) -> tuple[Tensor, Tensor, Tensor]:
+                      noise: tuple[Tensor | None, Tensor | None, Tensor | None] | None = None,
+                      generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Run controller and generator over T bins.
 
     e: (B, T, D) the (dropped-out) encoder outputs the controller reads; g0: (B, G) the
@@ -297,12 +299,13 @@ def controller_unroll(e: Tensor, g0: Tensor, controller: nn.GRUCell, co_map: nn.
     and bins and averaged over trials (a scalar).
 
     ``noise``: the random draws to use, as :func:`draw_noise` returns them, instead of drawing
-    them here (``dropout`` and ``training`` are then ignored).
+    them here (``dropout`` and ``training`` are then ignored); ``generator``: where they are drawn
+    from otherwise (None: torch's default generator).
     """
     B, T, _ = e.shape
     sizes = (controller.hidden_size, co_map.out_features // 2, gen_cell.hidden_size)
     if noise is None:
-        noise = draw_noise(B, T, sizes, float(dropout), training, e)
+        noise = draw_noise(B, T, sizes, float(dropout), training, e, generator)
     m1, eps, m2 = noise
     params = [controller.weight_ih, controller.weight_hh, controller.bias_ih, controller.bias_hh,
               co_map.weight, co_map.bias, gen_cell.weight_ih, gen_cell.weight_hh,

@@ -1,0 +1,254 @@
+"""Several networks trained side by side and merged into one.
+
+Why: the spiking defaults train with one torch thread (small GRUs gain nothing from more), so a
+fit leaves every other CPU core idle. Two networks of different seeds trained at once in two
+threads reach about 1.7x the epochs of one in the same wall time, and the average of their
+outputs beats either one (benchmarks/RESULTS.md, "Issue 14, tenth session": the Lorenz
+protocol's tune seeds). Trained one after the other with half the budget each they do not pay,
+so an ensemble is only used where a core would otherwise idle (:func:`auto_members`).
+
+After training the members are merged exactly into one :class:`~.network.SequentialAutoencoder`
+of k times the width (:func:`merge_networks`): every layer's weights are placed block-diagonally
+(gate by gate and direction by direction in the GRUs; means before log-variances in the
+variational maps), the read-in rows stacked (all members read the same input) and the readout
+halves side by side at 1/k weight with the biases averaged. Its raw output is the members' mean
+raw output (for spike counts the mean log-rate: the geometric mean of the rates), so the model,
+``predict``, checkpoints and every caller stay as they are.
+
+Shapes: k members; sizes as in :class:`~.config.SBTTConfig`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from .config import UNIT_FIELDS, EpochReport, SBTTConfig, default_num_threads
+from .likelihoods import make_likelihood
+from .network import SequentialAutoencoder
+
+__all__ = ["MAX_AUTO_MEMBERS", "auto_members", "merged_config", "merge_networks", "run_members"]
+
+#: the most members ``ensemble_size = 0`` picks (two is what was measured; RESULTS.md)
+MAX_AUTO_MEMBERS = 2
+
+
+def auto_members(config: SBTTConfig, device: torch.device) -> int:
+    """Members to train for ``config.ensemble_size``: the number itself when > 0, else (auto)
+    one per ``resolved_num_threads()`` threads on the CPU's cores, at most
+    :data:`MAX_AUTO_MEMBERS`, and 1 on a GPU or when the merged network would exceed
+    :data:`~.config.MAX_UNITS` units in a layer."""
+    if config.ensemble_size > 0:
+        return int(config.ensemble_size)
+    if device.type != "cpu":
+        return 1
+    k = max(1, min(MAX_AUTO_MEMBERS, default_num_threads() // max(1, config.resolved_num_threads())))
+    while k > 1:
+        try:
+            merged_config(config, k)
+            break
+        except ValueError:
+            k -= 1
+    return k
+
+
+def merged_config(config: SBTTConfig, k: int) -> SBTTConfig:
+    """The configuration of ``k`` members of ``config`` merged: every layer ``k`` times as wide,
+    ``ensemble_size = 1`` (it is one network now). Raises ValueError past ``MAX_UNITS``."""
+    return config.replace(ensemble_size=1, **{f: getattr(config, f) * k for f in UNIT_FIELDS})
+
+
+# ----------------------------------------------------------------------------
+# merging
+
+def _blocks(size: int, k: int) -> list[np.ndarray]:
+    """Member j's units of a layer of ``size`` units per member: j * size + [0, size)."""
+    return [j * size + np.arange(size) for j in range(k)]
+
+
+def _gated(units: list[np.ndarray], total: int, gates: int) -> list[np.ndarray]:
+    """Rows of a GRU weight: each member's units repeated in every gate block of ``total``."""
+    return [np.concatenate([g * total + u for g in range(gates)]) for u in units]
+
+
+def _place(dst: torch.Tensor, srcs: Sequence[torch.Tensor], rows: Sequence[np.ndarray],
+           cols: Sequence[np.ndarray] | None = None) -> None:
+    """Copy every member's tensor into its rows (and columns) of ``dst`` (zeros elsewhere)."""
+    dst.zero_()
+    for j, src in enumerate(srcs):
+        r = torch.as_tensor(rows[j])
+        if cols is None:
+            dst[r] = src
+        else:
+            dst[r[:, None], torch.as_tensor(cols[j])[None, :]] = src
+
+
+def _place_gru(dst: torch.nn.Module, members: Sequence[torch.nn.Module], hidden: list[np.ndarray],
+               inputs: list[np.ndarray] | None, suffixes: Sequence[str]) -> None:
+    """Block-diagonal GRU (or GRUCell) weights: member j's units ``hidden[j]`` in every gate,
+    reading its inputs ``inputs[j]`` (None: every member reads the whole input)."""
+    total = sum(len(h) for h in hidden)
+    rows = _gated(hidden, total, 3)
+    for sfx in suffixes:
+        _place(getattr(dst, "weight_ih" + sfx), [getattr(m, "weight_ih" + sfx) for m in members], rows,
+               inputs if inputs is not None else [np.arange(getattr(dst, "weight_ih" + sfx).shape[1])] * len(members))
+        _place(getattr(dst, "weight_hh" + sfx), [getattr(m, "weight_hh" + sfx) for m in members], rows, hidden)
+        _place(getattr(dst, "bias_ih" + sfx), [getattr(m, "bias_ih" + sfx) for m in members], rows)
+        _place(getattr(dst, "bias_hh" + sfx), [getattr(m, "bias_hh" + sfx) for m in members], rows)
+
+
+def _mean_logvar(size: int, k: int) -> list[np.ndarray]:
+    """Outputs of a map to [mean, log-variance] of ``size`` each per member, merged: all
+    members' means first, then all log-variances (what ``chunk(2)`` splits)."""
+    return [np.concatenate([j * size + np.arange(size), k * size + j * size + np.arange(size)])
+            for j in range(k)]
+
+
+@torch.no_grad()
+def merge_networks(members: Sequence[SequentialAutoencoder], config: SBTTConfig, likelihood: str
+                   ) -> SequentialAutoencoder:
+    """One network whose raw output, factors aside, is the mean of ``members``' raw outputs.
+
+    ``members``: k >= 1 trained networks of the same sizes, likelihood and number of neurons N;
+    ``config``: their (shared) configuration; ``likelihood``: its name. Returns a network of ``merged_config(config, k)``
+    on the members' device, in eval mode. Its factors are the members' factors side by side
+    ((B, T, k F)) and its KL the members' sum; the likelihood's own per-neuron parameters (the
+    Gaussian noise, the calcium kernel and baseline; spike counts have none) are the members'
+    mean, so only outputs that depend on the raw output alone are the exact average.
+    """
+    k = len(members)
+    if k < 1:
+        raise ValueError("merge_networks needs at least one network")
+    first = members[0]
+    N, lik = first.n_neurons, first.likelihood
+    for m in members[1:]:
+        if (m.n_neurons != N or type(m.likelihood) is not type(lik)
+                or any(getattr(m.config, f) != getattr(first.config, f) for f in UNIT_FIELDS)
+                or m.config.variational_ic != first.config.variational_ic):
+            raise ValueError("merge_networks needs networks of the same sizes, likelihood and neurons")
+    c = config
+    mc = merged_config(c, k)
+    new_lik = make_likelihood(likelihood, N, mc)
+    device = next(first.parameters()).device
+    net = SequentialAutoencoder(N, mc, new_lik).to(device)
+    net.fused_unroll = first.fused_unroll
+
+    R, E, I, G, Fs = c.readin_size, c.encoder_size, c.ic_size, c.generator_size, c.factor_size  # noqa: E741
+    readin = _blocks(R, k)
+    enc = _blocks(E, k)
+    gen = _blocks(G, k)
+    fac = _blocks(Fs, k)
+    # encoder outputs and final states: [forward (k E), backward (k E)]
+    enc_out = [np.concatenate([e, k * E + e]) for e in enc]
+
+    _place(net.readin.weight, [m.readin.weight for m in members], readin)
+    _place(net.readin.bias, [m.readin.bias for m in members], readin)
+    _place_gru(net.encoder, [m.encoder for m in members], enc, readin, ("_l0", "_l0_reverse"))
+    ic = _mean_logvar(I, k) if c.variational_ic else _blocks(I, k)
+    _place(net.ic_map.weight, [m.ic_map.weight for m in members], ic, enc_out)
+    _place(net.ic_map.bias, [m.ic_map.bias for m in members], ic)
+    _place(net.ic_to_gen.weight, [m.ic_to_gen.weight for m in members], gen, _blocks(I, k))
+    _place(net.ic_to_gen.bias, [m.ic_to_gen.bias for m in members], gen)
+    if c.controller_size > 0:
+        C, U = c.controller_size, c.inferred_input_size
+        # the controller reads [encoder outputs (2 k E), previous factors (k F)]
+        con_in = [np.concatenate([e, 2 * k * E + f]) for e, f in zip(enc_out, fac, strict=True)]
+        _place_gru(net.controller, [m.controller for m in members], _blocks(C, k), con_in, ("",))
+        co = _mean_logvar(U, k)
+        _place(net.co_map.weight, [m.co_map.weight for m in members], co, _blocks(C, k))
+        _place(net.co_map.bias, [m.co_map.bias for m in members], co)
+        _place_gru(net.gen_cell, [m.gen_cell for m in members], gen, _blocks(U, k), ("",))
+    else:
+        _place_gru(net.generator, [m.generator for m in members], gen, None, ("_l0",))
+    _place(net.factor_map.weight, [m.factor_map.weight for m in members], fac, gen)
+    _place(net.factor_map.bias, [m.factor_map.bias for m in members], fac)
+    # readout: every member's factors to every output, at 1/k weight; biases averaged
+    net.readout.weight.copy_(torch.cat([m.readout.weight for m in members], dim=1) / k)
+    net.readout.bias.copy_(torch.stack([m.readout.bias for m in members]).mean(0))
+    lik_state = {name: torch.stack([m.likelihood.state_dict()[name].to(torch.float64)
+                                    for m in members]).mean(0).to(t.dtype)
+                 for name, t in lik.state_dict().items()}
+    new_lik.load_state_dict(lik_state)
+    net.eval()
+    return net
+
+
+# ----------------------------------------------------------------------------
+# training side by side
+
+@dataclass
+class _Done:
+    member: int
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
+                progress: Callable[[EpochReport], Any] | None,
+                asks_to_stop: Callable[[Any], bool]) -> list[Any]:
+    """Run every ``fits[j](progress_j)`` in a thread of its own and return their results in order.
+
+    Each fit calls its ``progress_j(report)`` after every epoch; the answer is True once a stop
+    was asked for. The caller's ``progress`` is called in the calling thread only (a GUI's
+    callback stays on its thread), with the reports of one member, the first, until it ends, then
+    those of one still running; when it asks to stop (``asks_to_stop`` of
+    its answer, or StopTraining), every member stops after its current epoch, keeping its best
+    weights. An error in one member stops the others and is raised here.
+    """
+    from ..core.progress import StopTraining
+
+    stop = threading.Event()
+    reports: queue.Queue[tuple[int, EpochReport] | _Done] = queue.Queue()
+
+    def member_progress(j: int) -> Callable[[EpochReport], bool]:
+        def report(r: EpochReport) -> bool:
+            reports.put((j, r))
+            return stop.is_set()
+        return report
+
+    def work(j: int) -> None:
+        try:
+            reports.put(_Done(j, outcome=fits[j](member_progress(j))))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            stop.set()
+            reports.put(_Done(j, error=exc))
+
+    threads = [threading.Thread(target=work, args=(j,), name=f"sbtt-member-{j}", daemon=True)
+               for j in range(len(fits))]
+    for t in threads:
+        t.start()
+    results: dict[int, _Done] = {}
+    leader = 0
+    try:
+        while len(results) < len(fits):
+            item = reports.get()
+            if isinstance(item, _Done):
+                results[item.member] = item
+                continue
+            j, r = item
+            if leader in results:
+                leader = j
+            if progress is None or stop.is_set() or j != leader:
+                continue
+            try:
+                answer = progress(r)
+            except StopTraining:
+                answer = True
+            if asks_to_stop(answer):
+                stop.set()
+    except BaseException:
+        stop.set()  # Ctrl-C or an error in the caller's callback: end the members, then raise
+        for t in threads:
+            t.join()
+        raise
+    for t in threads:
+        t.join()
+    for j in range(len(fits)):
+        if results[j].error is not None:
+            raise results[j].error
+    return [results[j].outcome for j in range(len(fits))]
