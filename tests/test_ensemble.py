@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from napari_sbtt.model import SBTTConfig, fit_trials, load_model
-from napari_sbtt.model.config import MAX_UNITS
-from napari_sbtt.model.ensemble import MAX_AUTO_MEMBERS, auto_members, merge_networks, merged_config
+from napari_sbtt.model.config import MAX_AUTO_MEMBERS, MAX_UNITS
+from napari_sbtt.model.ensemble import auto_members, member_threads, merge_networks, merged_config
 from napari_sbtt.model.likelihoods import make_likelihood
 from napari_sbtt.model.network import SequentialAutoencoder
 
@@ -190,3 +190,54 @@ def test_own_noise_generator_repeats_dropout_draws() -> None:
     torch.testing.assert_close(outs[0][0], outs[1][0])
     torch.testing.assert_close(outs[0][1], outs[1][1])
     assert not torch.equal(outs[0][0], outs[0][1])
+
+
+def test_member_threads_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_sbtt.model.config as cfg
+
+    monkeypatch.setattr(cfg, "default_num_threads", lambda: 8)
+    assert member_threads(SBTTConfig(num_threads=0), 2) == 4
+    assert member_threads(SBTTConfig(num_threads=0), 16) == 1
+    assert member_threads(SBTTConfig(num_threads=3), 2) == 3  # asked for: as asked
+
+
+def test_too_wide_an_ensemble_is_refused_before_training() -> None:
+    wide = _config(encoder_size=MAX_UNITS // 2 + 1)
+    with pytest.raises(ValueError, match="ensemble_size = 2 .* encoder_size"):
+        fit_trials(_counts(), likelihood="poisson", config=wide, progress=lambda r: pytest.fail("trained"))
+
+
+def test_merged_validation_loss_is_reported() -> None:
+    model = fit_trials(_counts(), likelihood="poisson", config=_config(), seed=0)
+    info = model.metadata["ensemble"]
+    assert np.isfinite(info["merged_valid_loss"]) and info["failed_member_seeds"] == []
+    assert model.best_valid_loss == info["member_best_valid_loss"][0]
+
+
+def test_a_member_without_a_usable_epoch_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import napari_sbtt.model.sbtt_model as sm
+
+    real_fit, lock, calls = sm.Trainer.fit, threading.Lock(), []
+
+    def fit(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        with lock:
+            calls.append(1)
+            first = len(calls) == 1
+        if first:
+            raise FloatingPointError("training produced no finite validation loss")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(sm.Trainer, "fit", fit)
+    with pytest.warns(UserWarning, match="1 of the 2 networks"):
+        model = fit_trials(_counts(), likelihood="poisson", config=_config(), seed=0)
+    assert model.metadata["ensemble"]["members"] == 1 and len(model.metadata["ensemble"]["failed_member_seeds"]) == 1
+    assert model.config.encoder_size == SMALL["encoder_size"]
+
+    def never(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise FloatingPointError("training produced no finite validation loss")
+
+    monkeypatch.setattr(sm.Trainer, "fit", never)
+    with pytest.raises(FloatingPointError, match="no finite validation loss"):
+        fit_trials(_counts(), likelihood="poisson", config=_config(), seed=0)

@@ -24,6 +24,9 @@ LIKELIHOODS = ("poisson", "gaussian", "zig", "calcium")
 MAX_UNITS = 8192
 #: the most networks an ensemble may train at once (one thread each)
 MAX_ENSEMBLE = 16
+#: the most networks ``ensemble_size = 0`` (auto) trains at once (two is what was measured:
+#: benchmarks/RESULTS.md, "Issue 14, tenth session")
+MAX_AUTO_MEMBERS = 2
 UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
                "controller_size", "inferred_input_size")
 
@@ -100,9 +103,10 @@ class SBTTConfig:
     ensemble_size: int = 1
     """networks trained at once, one per thread, from different seeds and merged into one
     network of that many times the width whose output is their average (the mean log-rate for
-    spike counts; model.ensemble); 0 = auto: as many as the CPU's physical cores hold at
-    num_threads each, at most 2, and 1 on a GPU. Pays only where cores would idle: two trained
-    one after the other with half the budget each lose to one (benchmarks/RESULTS.md)"""
+    spike counts; model.ensemble); 0 = auto: as many as the machine's physical cores hold at
+    num_threads each (counted, not checked for other work), at most MAX_AUTO_MEMBERS, and 1 on a
+    GPU, so a fit's numbers depend on the core count. Pays only where cores would idle: two
+    trained one after the other with half the budget each lose to one (benchmarks/RESULTS.md)"""
 
     # --- likelihood-specific ---
     gaussian_min_std: float = 1e-3
@@ -304,7 +308,7 @@ class SBTTConfig:
 #: generator the network cannot copy its input, and scoring every observed entry gives ~3x more
 #: gradient signal per step), batch 128 at learning rate 1e-2 with a 5-epoch warm-up and a cosine
 #: decay that ends at the 90 s budget (a cap the caller can lift), one torch thread, and one
-#: network per idle core, at most two, averaged (ensemble_size 0; RESULTS.md "Issue 14, tenth
+#: network per core, at most MAX_AUTO_MEMBERS, merged (ensemble_size 0; RESULTS.md "Issue 14, tenth
 #: session": +0.005 to +0.009 R^2 at 29 of 29 channels, +0.02 to +0.03 at 5, +0.04 to +0.09 at 2
 #: on the protocol's tune seeds).
 LIKELIHOOD_DEFAULTS: dict[str, dict[str, Any]] = {

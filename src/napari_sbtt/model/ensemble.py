@@ -28,23 +28,39 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .config import UNIT_FIELDS, EpochReport, SBTTConfig, default_num_threads
+from .config import (
+    MAX_AUTO_MEMBERS,
+    MAX_UNITS,
+    UNIT_FIELDS,
+    EpochReport,
+    SBTTConfig,
+    default_num_threads,
+)
 from .likelihoods import make_likelihood
 from .network import SequentialAutoencoder
 
-__all__ = ["MAX_AUTO_MEMBERS", "auto_members", "merged_config", "merge_networks", "run_members"]
-
-#: the most members ``ensemble_size = 0`` picks (two is what was measured; RESULTS.md)
-MAX_AUTO_MEMBERS = 2
+__all__ = ["auto_members", "member_threads", "merged_config", "merge_networks",
+           "run_members"]
 
 
 def auto_members(config: SBTTConfig, device: torch.device) -> int:
-    """Members to train for ``config.ensemble_size``: the number itself when > 0, else (auto)
-    one per ``resolved_num_threads()`` threads on the CPU's cores, at most
-    :data:`MAX_AUTO_MEMBERS`, and 1 on a GPU or when the merged network would exceed
-    :data:`~.config.MAX_UNITS` units in a layer."""
+    """Members to train for ``config.ensemble_size``: the number itself when > 0 (ValueError
+    naming ``ensemble_size`` when the merged network would exceed :data:`~.config.MAX_UNITS`
+    units in a layer), else (auto) one per ``resolved_num_threads()`` threads on the machine's
+    physical cores (counted, not checked for other work), at most :data:`MAX_AUTO_MEMBERS`, and
+    1 on a GPU or where the merged network would be too wide."""
     if config.ensemble_size > 0:
-        return int(config.ensemble_size)
+        k = int(config.ensemble_size)
+        if k > 1:
+            try:
+                merged_config(config, k)
+            except ValueError:
+                widest = max(UNIT_FIELDS, key=lambda f: getattr(config, f))
+                raise ValueError(
+                    f"SBTTConfig.ensemble_size = {k} merges {k} networks into one whose {widest} would be "
+                    f"{k * getattr(config, widest)} units, over the limit of {MAX_UNITS}; lower ensemble_size "
+                    f"or {widest}") from None
+        return k
     if device.type != "cpu":
         return 1
     k = max(1, min(MAX_AUTO_MEMBERS, default_num_threads() // max(1, config.resolved_num_threads())))
@@ -55,6 +71,14 @@ def auto_members(config: SBTTConfig, device: torch.device) -> int:
         except ValueError:
             k -= 1
     return k
+
+
+def member_threads(config: SBTTConfig, k: int) -> int:
+    """Torch threads of each of ``k`` members: ``num_threads`` when set, else the physical
+    cores shared out (at least 1), so that k members never run more threads than cores."""
+    if config.num_threads > 0:
+        return int(config.num_threads)
+    return max(1, config.resolved_num_threads() // max(1, k))
 
 
 def merged_config(config: SBTTConfig, k: int) -> SBTTConfig:
@@ -170,9 +194,9 @@ def merge_networks(members: Sequence[SequentialAutoencoder], config: SBTTConfig,
     # readout: every member's factors to every output, at 1/k weight; biases averaged
     net.readout.weight.copy_(torch.cat([m.readout.weight for m in members], dim=1) / k)
     net.readout.bias.copy_(torch.stack([m.readout.bias for m in members]).mean(0))
-    lik_state = {name: torch.stack([m.likelihood.state_dict()[name].to(torch.float64)
-                                    for m in members]).mean(0).to(t.dtype)
-                 for name, t in lik.state_dict().items()}
+    lik_state = {name: torch.stack([m.likelihood.state_dict()[name].detach().cpu().to(torch.float64)
+                                    for m in members]).mean(0).to(device=t.device, dtype=t.dtype)
+                 for name, t in lik.state_dict().items()}  # on the CPU: MPS has no float64
     new_lik.load_state_dict(lik_state)
     net.eval()
     return net
@@ -196,7 +220,8 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
     Each fit calls its ``progress_j(report)`` after every epoch; the answer is True once a stop
     was asked for. The caller's ``progress`` is called in the calling thread only (a GUI's
     callback stays on its thread), with the reports of one member, the first, until it ends, then
-    those of one still running; when it asks to stop (``asks_to_stop`` of
+    those of one still running whose epoch is past the last one passed on (epochs never go
+    back); when it asks to stop (``asks_to_stop`` of
     its answer, or StopTraining), every member stops after its current epoch, keeping its best
     weights. An error in one member stops the others and is raised here.
     """
@@ -223,18 +248,22 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
     for t in threads:
         t.start()
     results: dict[int, _Done] = {}
-    leader = 0
+    leader, last_epoch = 0, -1
     try:
         while len(results) < len(fits):
-            item = reports.get()
+            try:
+                item = reports.get(timeout=0.5)  # wakes up for Ctrl-C where a blocked get would not
+            except queue.Empty:
+                continue
             if isinstance(item, _Done):
                 results[item.member] = item
                 continue
             j, r = item
             if leader in results:
                 leader = j
-            if progress is None or stop.is_set() or j != leader:
+            if progress is None or stop.is_set() or j != leader or r.epoch <= last_epoch:
                 continue
+            last_epoch = r.epoch
             try:
                 answer = progress(r)
             except StopTraining:

@@ -17,7 +17,7 @@ import torch
 from .checkpoint import read_checkpoint, save_model
 from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .device import resolve_device, thread_limit
-from .ensemble import auto_members, merge_networks, merged_config, run_members
+from .ensemble import auto_members, member_threads, merge_networks, merged_config, run_members
 from .likelihoods import Normaliser, make_likelihood
 from .network import NetworkOutput, SequentialAutoencoder
 from .training import (
@@ -286,7 +286,8 @@ def fit_trials(
         Called after every epoch. Returning True or "stop", or raising StopTraining, ends
         training; the best weights so far are kept.
     seed : int
-        Seeds weights, masks, shuffling and dropout; fits on CPU are deterministic per seed.
+        Seeds weights, masks, shuffling and dropout; fits on CPU are deterministic per seed (and
+        per number of networks: ``ensemble_size`` 0, auto, counts the machine's cores).
     init : SBTTModel, optional
         Start from this model's weights. With the same N everything is kept; with another N
         only the dynamics (encoder core, initial condition, generator, controller, factors)
@@ -311,10 +312,12 @@ def fit_trials(
     same windows and held-out samples, each to its own best validation epoch, and are merged
     into one network of that many times the width whose raw output is their mean
     (:mod:`.ensemble`). The model's ``config`` is the merged one (``ensemble_size`` 1), its
-    ``history``, ``best_epoch`` and ``progress`` reports are the first member's (the reports of a
-    member still running once it ends), and ``metadata["ensemble"]`` lists every member's seed,
-    epochs, best epoch, best validation loss and stop reason. A stop asked for through
-    ``progress`` ends every member after its current epoch.
+    ``history``, ``best_epoch`` and ``best_valid_loss`` are the first member's, ``progress``
+    gets the first member's reports (then those of a member still running, epochs never going
+    back), and ``metadata["ensemble"]`` lists every member's seed, epochs, best epoch, best
+    validation loss and stop reason, and the merged network's own validation loss
+    (``merged_valid_loss``). A stop asked for through ``progress`` ends every member after its
+    current epoch; a member that finds no usable epoch is left out with a warning.
     """
     if init is not None and config is None:
         config = init.config
@@ -408,21 +411,31 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
     """``k`` networks trained at once, one per thread (:mod:`.ensemble`), merged into one model.
 
     Every member sees the same training and validation windows and the same held-out samples (a
-    copy of ``rng`` each), so their validation losses measure one thing; each draws its weights,
-    shuffling, coordinated-dropout masks and dropout from its own seed, so a CPU fit repeats per
-    ``seed``. Called inside fit_trials' thread limit and forked generator."""
+    copy of ``rng`` each) and starts from the same data-driven readout and likelihood parameters,
+    so their validation losses measure one thing; each draws its weights, shuffling,
+    coordinated-dropout masks and dropout from its own seed, so a CPU fit repeats per ``seed``.
+    A member whose fit fails (no finite validation loss) is left out with a warning; the fit
+    fails only when every member does. Called inside fit_trials' thread limit and forked
+    generator."""
     import copy
 
     from ..core.progress import asks_to_stop
 
     N = train.shape[2]
-    n_threads = config.resolved_num_threads()
+    n_threads = member_threads(config, k)
+    seeds = [seed + j * MEMBER_SEED_STEP for j in range(k)]
     trainers = []
-    for j in range(k):
-        s = seed + j * MEMBER_SEED_STEP
+    for j, s in enumerate(seeds):
         torch.manual_seed(s)
         net = SequentialAutoencoder(N, config, make_likelihood(likelihood, N, config))
-        init_readout(net.likelihood, net.readout.bias, normaliser, train)
+        if j == 0:
+            init_readout(net.likelihood, net.readout.bias, normaliser, train)
+            start = {"bias": net.readout.bias.detach().clone(),
+                     "likelihood": {n: v.clone() for n, v in net.likelihood.state_dict().items()}}
+        else:  # the same data-driven start, without reading every window again
+            with torch.no_grad():
+                net.readout.bias.copy_(start["bias"])
+            net.likelihood.load_state_dict(start["likelihood"])
         net.to(device)
         net.noise = torch.Generator(device=device).manual_seed(s + 3)
         trainers.append(Trainer(net, config, normaliser, device=device, seed=s, rng=copy.deepcopy(rng),
@@ -433,27 +446,41 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
             # this thread's own torch thread count; fit_trials' limit restores the caller's after all end
             torch.set_num_threads(n_threads)
             trainer.progress = member_progress
-            return trainer.fit(train, valid)
+            try:
+                return trainer.fit(train, valid)
+            except FloatingPointError as exc:  # this member found no usable epoch: the others go on
+                return exc
         return run
 
     outcomes = run_members([fit_one(t) for t in trainers], progress, asks_to_stop)
-    nets = [t.net for t in trainers]
+    done = [j for j, o in enumerate(outcomes) if not isinstance(o, FloatingPointError)]
+    if not done:
+        raise outcomes[0]
+    if len(done) < k:
+        failed = next(o for o in outcomes if isinstance(o, FloatingPointError))
+        warnings.warn(f"{k - len(done)} of the {k} networks of this fit found no usable epoch ({failed}); "
+                      f"the model merges the other {len(done)}", stacklevel=3)
+    nets = [trainers[j].net for j in done]
     for net in nets:
         net.noise = None
     merged = merge_networks(nets, config, likelihood)
-    reasons = [o.stop_reason for o in outcomes]
+    lead = outcomes[done[0]]
+    reasons = [outcomes[j].stop_reason for j in done]
     reason = next((r for r in ("callback", "diverged") if r in reasons), reasons[0])
-    meta["n_bins"] = outcomes[0].n_bins
+    meta["n_bins"] = lead.n_bins
     meta["ensemble"] = {
-        "members": k,
-        "member_seeds": [seed + j * MEMBER_SEED_STEP for j in range(k)],
-        "member_epochs": [len(o.history) for o in outcomes],
-        "member_best_epochs": [int(o.best_epoch) for o in outcomes],
-        "member_best_valid_loss": [min(r.best_valid_loss for r in o.history) for o in outcomes],
+        "members": len(done),
+        "member_seeds": [seeds[j] for j in done],
+        "member_epochs": [len(outcomes[j].history) for j in done],
+        "member_best_epochs": [int(outcomes[j].best_epoch) for j in done],
+        "member_best_valid_loss": [min(r.best_valid_loss for r in outcomes[j].history) for j in done],
         "member_stop_reasons": reasons,
+        "failed_member_seeds": [seeds[j] for j in range(k) if j not in done],
+        # the merged network's own early-stopping loss, on the members' held-out entries
+        "merged_valid_loss": float(trainers[done[0]].validation_loss(merged)),
     }
-    return SBTTModel(merged, likelihood, merged_config(config, k), normaliser, history=outcomes[0].history,
-                     best_epoch=outcomes[0].best_epoch, metadata=meta, stop_reason=reason, device=device)
+    return SBTTModel(merged, likelihood, merged_config(config, len(done)), normaliser, history=lead.history,
+                     best_epoch=lead.best_epoch, metadata=meta, stop_reason=reason, device=device)
 
 
 def load_model(path: str | os.PathLike, *, device: str | None = None,

@@ -215,7 +215,9 @@ class TrainingState:
     ``optimizer``: the AdamW state dict (moments, steps, param groups); ``epoch``: epochs done;
     ``schedule``: the learning-rate schedule's peak and last decay epoch, with the
     ``learning_rate`` of the config they belong to; ``rng``: the states of the shuffling, the
-    coordinated-dropout and torch's global (dropout) generators, as uint8 tensors. Written and
+    coordinated-dropout and torch's global (dropout) generators, as uint8 tensors (a network
+    with a dropout generator of its own, ``network.noise``, is trained only by ensembles, which
+    never resume). Written and
     read without pickle by :func:`~napari_sbtt.model.checkpoint.save_training_state` /
     :func:`~napari_sbtt.model.checkpoint.read_training_state`.
     """
@@ -262,8 +264,9 @@ class Trainer:
     normaliser : data units -> model units.
     device : where the network and the data live.
     seed : seeds the shuffling (CPU generator, ``seed + 1``) and the coordinated-dropout masks
-        (a generator on the device, ``seed + 2``); with ``rng`` (the held-out entries) and
-        torch's global generator (dropout) a CPU fit is deterministic.
+        (a generator on the device, ``seed + 2``); with ``rng`` (the held-out entries) and the
+        network's dropout generator (``network.noise``, or torch's global one when None) a CPU
+        fit is deterministic.
     rng : the numpy generator of the held-out entries.
     progress : called after every epoch with the EpochReport; an answer of True or "stop" (a
         :class:`~napari_sbtt.core.progress.RunControl` answers whether a stop was asked for) or
@@ -567,6 +570,19 @@ class Trainer:
         else:
             heldout = self._evaluate(self.train)
         return train_loss, heldout
+
+    def validation_loss(self, network: SequentialAutoencoder) -> float:
+        """The early-stopping loss of another ``network`` (same N and likelihood; e.g. an
+        ensemble's merged network) on this fit's data: the validation trials' held-out entries,
+        or without validation trials the training trials' held-out entries, in eval mode.
+        Available once :meth:`fit` has run; NaN when there is nothing held out."""
+        split = self.valid if self.valid is not None else self.train
+        own, lik = self.net, self.lik
+        self.net, self.lik = network, network.likelihood
+        try:
+            return self._evaluate(split)
+        finally:
+            self.net, self.lik = own, lik
 
     @torch.no_grad()
     def _evaluate(self, split: _Split) -> float:
