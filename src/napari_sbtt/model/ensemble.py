@@ -5,7 +5,8 @@ fit leaves every other CPU core idle. Two networks of different seeds trained at
 threads reach about 1.7x the epochs of one in the same wall time, and the average of their
 outputs beats either one (benchmarks/RESULTS.md, "Issue 14, tenth session": the Lorenz
 protocol's tune seeds). Trained one after the other with half the budget each they do not pay,
-so an ensemble is only used where a core would otherwise idle (:func:`auto_members`).
+so auto (:func:`auto_members`) trains one per core the fit's threads leave free (cores counted,
+not checked for other work).
 
 After training the members are merged exactly into one :class:`~.network.SequentialAutoencoder`
 of k times the width (:func:`merge_networks`): every layer's weights are placed block-diagonally

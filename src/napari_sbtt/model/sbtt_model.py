@@ -307,7 +307,7 @@ def fit_trials(
     SBTTModel holding the weights of the best validation epoch.
 
     With ``config.ensemble_size`` other than 1 (0, auto, is the "poisson" default: one network
-    per idle CPU core, at most two) and no ``init``, ``resume`` or ``checkpoint``, that many
+    per physical CPU core, at most ``MAX_AUTO_MEMBERS``) and no ``init``, ``resume`` or ``checkpoint``, that many
     networks of seeds ``seed + j * MEMBER_SEED_STEP`` train at once, one per thread, on the
     same windows and held-out samples, each to its own best validation epoch, and are merged
     into one network of that many times the width whose raw output is their mean
