@@ -50,28 +50,20 @@ def auto_members(config: SBTTConfig, device: torch.device) -> int:
     units in a layer), else (auto) one per ``resolved_num_threads()`` threads on the machine's
     physical cores (counted, not checked for other work), at most :data:`MAX_AUTO_MEMBERS`, and
     1 on a GPU or where the merged network would be too wide."""
+    widest = max(UNIT_FIELDS, key=lambda f: getattr(config, f))
+    most = max(1, MAX_UNITS // getattr(config, widest))  # members whose merged layers fit MAX_UNITS
     if config.ensemble_size > 0:
         k = int(config.ensemble_size)
-        if k > 1:
-            try:
-                merged_config(config, k)
-            except ValueError:
-                widest = max(UNIT_FIELDS, key=lambda f: getattr(config, f))
-                raise ValueError(
-                    f"SBTTConfig.ensemble_size = {k} merges {k} networks into one whose {widest} would be "
-                    f"{k * getattr(config, widest)} units, over the limit of {MAX_UNITS}; lower ensemble_size "
-                    f"or {widest}") from None
+        if k > most:
+            raise ValueError(
+                f"SBTTConfig.ensemble_size = {k} merges {k} networks into one whose {widest} would be "
+                f"{k * getattr(config, widest)} units, over the limit of {MAX_UNITS}; lower ensemble_size "
+                f"or {widest}")
         return k
     if device.type != "cpu":
         return 1
-    k = max(1, min(MAX_AUTO_MEMBERS, default_num_threads() // max(1, config.resolved_num_threads())))
-    while k > 1:
-        try:
-            merged_config(config, k)
-            break
-        except ValueError:
-            k -= 1
-    return k
+    return max(1, min(MAX_AUTO_MEMBERS, most,
+                      default_num_threads() // max(1, config.resolved_num_threads())))
 
 
 def member_threads(config: SBTTConfig, k: int) -> int:
@@ -114,14 +106,13 @@ def _place(dst: torch.Tensor, srcs: Sequence[torch.Tensor], rows: Sequence[np.nd
 
 
 def _place_gru(dst: torch.nn.Module, members: Sequence[torch.nn.Module], hidden: list[np.ndarray],
-               inputs: list[np.ndarray] | None, suffixes: Sequence[str]) -> None:
+               inputs: list[np.ndarray], suffixes: Sequence[str]) -> None:
     """Block-diagonal GRU (or GRUCell) weights: member j's units ``hidden[j]`` in every gate,
-    reading its inputs ``inputs[j]`` (None: every member reads the whole input)."""
+    reading its inputs ``inputs[j]``."""
     total = sum(len(h) for h in hidden)
     rows = _gated(hidden, total, 3)
     for sfx in suffixes:
-        _place(getattr(dst, "weight_ih" + sfx), [getattr(m, "weight_ih" + sfx) for m in members], rows,
-               inputs if inputs is not None else [np.arange(getattr(dst, "weight_ih" + sfx).shape[1])] * len(members))
+        _place(getattr(dst, "weight_ih" + sfx), [getattr(m, "weight_ih" + sfx) for m in members], rows, inputs)
         _place(getattr(dst, "weight_hh" + sfx), [getattr(m, "weight_hh" + sfx) for m in members], rows, hidden)
         _place(getattr(dst, "bias_ih" + sfx), [getattr(m, "bias_ih" + sfx) for m in members], rows)
         _place(getattr(dst, "bias_hh" + sfx), [getattr(m, "bias_hh" + sfx) for m in members], rows)
@@ -189,7 +180,8 @@ def merge_networks(members: Sequence[SequentialAutoencoder], config: SBTTConfig,
         _place(net.co_map.bias, [m.co_map.bias for m in members], co)
         _place_gru(net.gen_cell, [m.gen_cell for m in members], gen, _blocks(U, k), ("",))
     else:
-        _place_gru(net.generator, [m.generator for m in members], gen, None, ("_l0",))
+        # the generator's one input is zeros, read by every member
+        _place_gru(net.generator, [m.generator for m in members], gen, [np.arange(1)] * k, ("_l0",))
     _place(net.factor_map.weight, [m.factor_map.weight for m in members], fac, gen)
     _place(net.factor_map.bias, [m.factor_map.bias for m in members], fac)
     # readout: every member's factors to every output, at 1/k weight; biases averaged

@@ -576,26 +576,22 @@ class Trainer:
         ensemble's merged network) on this fit's data: the validation trials' held-out entries,
         or without validation trials the training trials' held-out entries, in eval mode.
         Available once :meth:`fit` has run; NaN when there is nothing held out."""
-        split = self.valid if self.valid is not None else self.train
-        own, lik = self.net, self.lik
-        self.net, self.lik = network, network.likelihood
-        try:
-            return self._evaluate(split)
-        finally:
-            self.net, self.lik = own, lik
+        return self._evaluate(self.valid if self.valid is not None else self.train, network)
 
     @torch.no_grad()
-    def _evaluate(self, split: _Split) -> float:
+    def _evaluate(self, split: _Split, network: SequentialAutoencoder | None = None) -> float:
         """Mean loss over the held-out entries of ``split``'s windows in eval mode, the encoder
-        seeing the other observed entries; 256 windows at a time, in order."""
-        self.net.eval()
+        seeing the other observed entries; 256 windows at a time, in order. ``network``: the one
+        to score (default: the fitted one; another must have the same likelihood)."""
+        net = self.net if network is None else network
+        net.eval()
         tot = torch.zeros((), dtype=torch.float32, device=self.device)
         cnt = 0
         n = len(split.windows)
         for s in range(0, n, 256):
             x, inp, score = self._gather(split, np.arange(s, min(n, s + 256)))
-            o = self.net(x, inp)
-            nll = self.lik.nll(o.raw, x)
+            o = net(x, inp)
+            nll = net.likelihood.nll(o.raw, x)
             t, c = masked_loss(nll, score)
             tot += t
             cnt += c
