@@ -11,6 +11,7 @@ from napari_sbtt.model.config import MAX_AUTO_MEMBERS, MAX_UNITS
 from napari_sbtt.model.ensemble import auto_members, member_threads, merge_networks, merged_config
 from napari_sbtt.model.likelihoods import make_likelihood
 from napari_sbtt.model.network import SequentialAutoencoder
+from napari_sbtt.model.sbtt_model import MEMBER_SEED_STEP
 
 SMALL = dict(readin_size=6, encoder_size=5, generator_size=7, factor_size=3, ic_size=4,
              inferred_input_size=2)
@@ -235,9 +236,40 @@ def test_a_member_without_a_usable_epoch_is_left_out(monkeypatch: pytest.MonkeyP
     assert model.metadata["ensemble"]["members"] == 1 and len(model.metadata["ensemble"]["failed_member_seeds"]) == 1
     assert model.config.encoder_size == SMALL["encoder_size"]
 
-    def never(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        raise FloatingPointError("training produced no finite validation loss")
+    # every member, the child process's too, without a usable epoch: the fit fails
+    diverging = _config(learning_rate=1e30, max_divergence_retries=0, grad_clip=0.0)
+    with pytest.raises(FloatingPointError, match="no usable epoch"):
+        fit_trials(_counts(), likelihood="poisson", config=diverging, seed=0)
 
-    monkeypatch.setattr(sm.Trainer, "fit", never)
-    with pytest.raises(FloatingPointError, match="no finite validation loss"):
-        fit_trials(_counts(), likelihood="poisson", config=_config(), seed=0)
+
+def test_a_member_whose_process_fails_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_sbtt.model.member_process as mp
+
+    monkeypatch.setattr(mp.sys, "executable", "/nonexistent/python3")
+    with pytest.warns(UserWarning, match="could not start a process"):
+        model = fit_trials(_counts(), likelihood="poisson", config=_config(), seed=0)
+    info = model.metadata["ensemble"]
+    assert info["members"] == 1 and info["failed_member_seeds"] == [MEMBER_SEED_STEP]
+    assert model.config.encoder_size == SMALL["encoder_size"]  # the first network alone
+    assert np.all(np.isfinite(model.predict(_counts())))
+
+
+def test_member_process_ends_when_its_parent_goes() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "napari_sbtt.model.member_process"], input=b"",
+                          capture_output=True, timeout=120)
+    assert done.returncode == 3 and done.stdout == b""
+
+
+def test_members_end_at_the_fits_deadline() -> None:
+    """Both networks stop on the same wall clock; the child's budget excludes its start-up."""
+    import time
+
+    t = time.perf_counter()
+    model = fit_trials(_counts(), likelihood="poisson", config=_config(max_epochs=100000, patience=100000, max_seconds=6.0),
+                        seed=0)
+    took = time.perf_counter() - t
+    assert model.metadata["ensemble"]["member_stop_reasons"] == ["time_budget", "time_budget"]
+    assert took < 6.0 + 5.0

@@ -43,7 +43,7 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     stdin = sys.stdin.buffer
 
-    from napari_sbtt.isolated import read_frame, write_frame
+    from napari_sbtt.core.frames import read_frame, write_frame
 
     ok, job = read_frame(stdin)
     if not ok:

@@ -30,20 +30,19 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import pickle
 import queue
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import weakref
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from .config import RunConfig
 from .core.atomic import atomic_path
+from .core.frames import STOP_BYTE, read_frame, write_frame
 from .core.progress import ProgressCallback, RunAborted, RunControl, StageReport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,10 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
 
 __all__ = ["run_isolated", "ModelFile", "IsolatedRunError", "RunAborted"]
-
-_HEADER = struct.Struct("<Q")
-STOP_BYTE = b"S"
-
 
 class IsolatedRunError(RuntimeError):
     """The child process failed with an exception that cannot be re-raised here as its own type.
@@ -68,38 +63,6 @@ class IsolatedRunError(RuntimeError):
         super().__init__(message)
         self.remote_type = remote_type
         self.remote_traceback = remote_traceback
-
-
-# --------------------------------------------------------------------------- frames
-def write_frame(stream: IO[bytes], obj: Any) -> None:
-    """Pickle ``obj`` and write it as one length-prefixed frame; flushes."""
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
-    stream.flush()
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes | None:
-    chunks = []
-    while n > 0:
-        chunk = stream.read(n)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def read_frame(stream: IO[bytes]) -> tuple[bool, Any]:
-    """Read one frame; ``(False, None)`` at end of stream."""
-    head = _read_exact(stream, _HEADER.size)
-    if head is None:
-        return False, None
-    (n,) = _HEADER.unpack(head)
-    data = _read_exact(stream, n)
-    if data is None:
-        return False, None
-    return True, pickle.loads(data)  # noqa: S301 - our own child process, see the module docstring
 
 
 # --------------------------------------------------------------------------- the model on disk

@@ -19,6 +19,7 @@ from .config import LIKELIHOODS, EpochReport, SBTTConfig
 from .device import resolve_device, thread_limit
 from .ensemble import auto_members, member_threads, merge_networks, merged_config, run_members
 from .likelihoods import Normaliser, make_likelihood
+from .member_process import MemberProcessError, train_in_process
 from .network import NetworkOutput, SequentialAutoencoder
 from .training import (
     ProgressCallback,
@@ -408,23 +409,28 @@ MEMBER_SEED_STEP = 7919
 def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTConfig,
                   normaliser: Normaliser, progress: ProgressCallback | None, seed: int,
                   rng: np.random.Generator, meta: dict[str, Any], device: torch.device) -> SBTTModel:
-    """``k`` networks trained at once, one per thread (:mod:`.ensemble`), merged into one model.
+    """``k`` networks trained at once, merged into one model (:mod:`.ensemble`): the first in a
+    thread of this process, each other one in a child process of its own (:mod:`.member_process`).
 
     Every member sees the same training and validation windows and the same held-out samples (a
     copy of ``rng`` each) and starts from the same data-driven readout and likelihood parameters,
     so their validation losses measure one thing; each draws its weights, shuffling,
     coordinated-dropout masks and dropout from its own seed, so a CPU fit repeats per ``seed``.
-    A member whose fit fails (no finite validation loss) is left out with a warning; the fit
-    fails only when every member does. Called inside fit_trials' thread limit and forked
+    A member whose fit fails (no finite validation loss, or its process failed) is left out with
+    a warning; the fit fails only when every member does. A fit with ``max_seconds`` ends every
+    member at the same wall-clock time (a child's budget is what is left once its process has
+    started). Called inside fit_trials' thread limit and forked
     generator."""
     import copy
+    import time
 
     from ..core.progress import asks_to_stop
 
     N = train.shape[2]
     n_threads = member_threads(config, k)
     seeds = [seed + j * MEMBER_SEED_STEP for j in range(k)]
-    trainers = []
+    deadline = None if config.max_seconds is None else time.time() + float(config.max_seconds)
+    nets = []
     for j, s in enumerate(seeds):
         torch.manual_seed(s)
         net = SequentialAutoencoder(N, config, make_likelihood(likelihood, N, config))
@@ -436,34 +442,52 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
             with torch.no_grad():
                 net.readout.bias.copy_(start["bias"])
             net.likelihood.load_state_dict(start["likelihood"])
-        net.to(device)
-        net.noise = torch.Generator(device=device).manual_seed(s + 3)
-        trainers.append(Trainer(net, config, normaliser, device=device, seed=s, rng=copy.deepcopy(rng),
-                                likelihood=likelihood))
+        nets.append(net)
+    # member 0 trains in this process (a thread of it), the others each in a child process of
+    # their own (model.member_process): a fit's Python loop would otherwise share one interpreter
+    nets[0].to(device)
+    nets[0].noise = torch.Generator(device=device).manual_seed(seeds[0] + 3)
+    trainer = Trainer(nets[0], config, normaliser, device=device, seed=seeds[0], rng=copy.deepcopy(rng),
+                      likelihood=likelihood)
 
-    def fit_one(trainer: Trainer) -> Callable[[ProgressCallback], Any]:
+    def fit_here(member_progress: ProgressCallback) -> Any:
+        # this thread's torch thread count; fit_trials' limit restores the caller's after all end
+        torch.set_num_threads(n_threads)
+        trainer.progress = member_progress
+        try:
+            return trainer.fit(train, valid)
+        except FloatingPointError as exc:  # this member found no usable epoch: the others go on
+            return exc
+
+    def fit_child(j: int) -> Callable[[ProgressCallback], Any]:
+        job = {"weights": {n: v.detach().cpu().numpy() for n, v in nets[j].state_dict().items()},
+               "config": config.to_dict(), "likelihood": likelihood, "n_neurons": N, "normaliser": normaliser,
+               "device": str(device), "seed": seeds[j], "noise_seed": seeds[j] + 3, "rng": copy.deepcopy(rng),
+               "train": train, "valid": valid, "threads": n_threads, "deadline": deadline}
+
         def run(member_progress: ProgressCallback) -> Any:
-            # this thread's own torch thread count; fit_trials' limit restores the caller's after all end
-            torch.set_num_threads(n_threads)
-            trainer.progress = member_progress
             try:
-                return trainer.fit(train, valid)
-            except FloatingPointError as exc:  # this member found no usable epoch: the others go on
+                weights, outcome = train_in_process(job, member_progress)
+            except (FloatingPointError, MemberProcessError) as exc:  # left out; the others go on
                 return exc
+            nets[j].load_state_dict({n: torch.from_numpy(v) for n, v in weights.items()})
+            nets[j].to(device).eval()
+            return outcome
         return run
 
-    outcomes = run_members([fit_one(t) for t in trainers], progress, asks_to_stop)
-    done = [j for j, o in enumerate(outcomes) if not isinstance(o, FloatingPointError)]
+    outcomes = run_members([fit_here] + [fit_child(j) for j in range(1, k)], progress, asks_to_stop)
+    failures = (FloatingPointError, MemberProcessError)
+    done = [j for j, o in enumerate(outcomes) if not isinstance(o, failures)]
     if not done:
         raise outcomes[0]
     if len(done) < k:
-        failed = next(o for o in outcomes if isinstance(o, FloatingPointError))
-        warnings.warn(f"{k - len(done)} of the {k} networks of this fit found no usable epoch ({failed}); "
-                      f"the model merges the other {len(done)}", stacklevel=3)
-    nets = [trainers[j].net for j in done]
-    for net in nets:
+        failed = next(o for o in outcomes if isinstance(o, failures))
+        warnings.warn(f"{k - len(done)} of the {k} networks of this fit found no usable epoch or failed "
+                      f"({str(failed).splitlines()[0]}); the model merges the other {len(done)}", stacklevel=3)
+    members = [nets[j] for j in done]
+    for net in members:
         net.noise = None
-    merged = merge_networks(nets, config, likelihood)
+    merged = merge_networks(members, config, likelihood)
     lead = outcomes[done[0]]
     reasons = [outcomes[j].stop_reason for j in done]
     reason = next((r for r in ("callback", "diverged") if r in reasons), reasons[0])
@@ -477,7 +501,7 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         "member_stop_reasons": reasons,
         "failed_member_seeds": [seeds[j] for j in range(k) if j not in done],
         # the merged network's own early-stopping loss, on the members' held-out entries
-        "merged_valid_loss": float(trainers[done[0]].validation_loss(merged)),
+        "merged_valid_loss": float(trainer.validation_loss(merged)),
     }
     return SBTTModel(merged, likelihood, merged_config(config, len(done)), normaliser, history=lead.history,
                      best_epoch=lead.best_epoch, metadata=meta, stop_reason=reason, device=device)

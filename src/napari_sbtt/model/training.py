@@ -294,6 +294,9 @@ class Trainer:
         #: :meth:`training_state` to save a resumable checkpoint
         self.checkpoint: Callable[[EpochReport], Any] | None = None
         self._live: tuple[int, dict[str, torch.Tensor], float, int, TrainOutcome] | None = None
+        #: the training and validation windows with their held-out entries, once :meth:`fit` starts
+        self.train: _Split | None = None
+        self.valid: _Split | None = None
         self._resumed_seconds = 0.0
 
     # ------------------------------------------------------------------ data
@@ -575,8 +578,9 @@ class Trainer:
         """The early-stopping loss of another ``network`` (same N and likelihood; e.g. an
         ensemble's merged network) on this fit's data: the validation trials' held-out entries,
         or without validation trials the training trials' held-out entries, in eval mode.
-        Available once :meth:`fit` has run; NaN when there is nothing held out."""
-        return self._evaluate(self.valid if self.valid is not None else self.train, network)
+        Available once :meth:`fit` has started; NaN before, or when there is nothing held out."""
+        split = self.valid if self.valid is not None else self.train
+        return float("nan") if split is None else self._evaluate(split, network)
 
     @torch.no_grad()
     def _evaluate(self, split: _Split, network: SequentialAutoencoder | None = None) -> float:

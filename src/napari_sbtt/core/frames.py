@@ -1,0 +1,52 @@
+"""Length-prefixed pickle frames between two processes of this package (never a user's file).
+
+Used between a process and a child it started itself from the same installation
+(:mod:`napari_sbtt.isolated` and its ``python -m napari_sbtt._child``; an ensemble's members,
+:mod:`napari_sbtt.model.member_process`): a frame is an 8-byte little-endian length, then a
+pickle of that many bytes. Nothing read from a user's file ever goes through here: unpickling
+runs code, so a stream is only ever one this package's own child or parent wrote.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import IO, Any
+
+__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE"]
+
+_HEADER = struct.Struct("<Q")
+#: the single byte a parent writes to a child's stdin to ask its fit to stop after this epoch
+STOP_BYTE = b"S"
+
+
+def write_frame(stream: IO[bytes], obj: Any) -> None:
+    """Pickle ``obj`` and write it as one length-prefixed frame; flushes."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def read_exact(stream: IO[bytes], n: int) -> bytes | None:
+    """Exactly ``n`` bytes from ``stream``, or None when it ends first."""
+    chunks = []
+    while n > 0:
+        chunk = stream.read(n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(stream: IO[bytes]) -> tuple[bool, Any]:
+    """Read one frame; ``(False, None)`` at end of stream."""
+    head = read_exact(stream, _HEADER.size)
+    if head is None:
+        return False, None
+    (n,) = _HEADER.unpack(head)
+    data = read_exact(stream, n)
+    if data is None:
+        return False, None
+    return True, pickle.loads(data)  # noqa: S301 - our own parent or child process, see the module notes
