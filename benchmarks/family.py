@@ -326,6 +326,8 @@ def run_cell(cell: Cell, run: dict[str, Any], *, named: bool = True, extras: boo
         "seconds_fit": res.metrics["seconds_fit"], "seconds_infer": res.metrics["seconds_infer"],
         "epochs": res.metrics["epochs_run"], "best_epoch": res.metrics["best_epoch"], "load": load0,
         "stopped": bool(res.stopped),
+        # the networks trained and merged (ensemble_size), each one's epochs and seconds; None: one
+        "ensemble": getattr(res.model, "metadata", {}).get("ensemble"),
     }
     ho = res.metrics.get("heldout")
     if ho:  # both SBTT estimates scored against the truth, beside the held-out tests

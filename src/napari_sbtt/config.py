@@ -41,6 +41,7 @@ __all__ = [
     "settings",
     "SIZES",
     "RUN_MODEL_DEFAULTS",
+    "TRACES_MODEL_DEFAULTS",
     "DEFAULT_INDICATOR",
     "ESTIMATE_CHOICES",
     "LIKELIHOOD_CHOICES",
@@ -82,11 +83,26 @@ SIZES: dict[str, dict[str, int]] = {
 #: DS09, nothing named, every 2nd / 4th frame: 0.57 -> 0.20 s and 0.53 -> 0.32 s against a true
 #: 0.58 s, r 0.686 / 0.669; kept: 0.797 / 0.759; DS32 unchanged within 0.005; benchmarks/RESULTS.md,
 #: "Kinetics kept where they start").
+#: Two networks (``ensemble_size`` 0, auto: one per physical core, at most two, one on a GPU) were
+#: chosen on the family's seed-1 tune half (RESULTS.md, "Issue 14, tenth session": returned r
+#: median +0.021 named / +0.017 nothing named over one network, 16 of 20 runs gain, worst -0.017)
+#: once the second network trained in a process of its own (eleventh session: no longer 1.5x the
+#: wall time of one).
 RUN_MODEL_DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "controller_size": 32,
     "num_threads": 1,
     "kinetics_lr_scale": 0.0,
+    "ensemble_size": 0,
+}
+
+#: what :func:`napari_sbtt.deconvolve_traces` changes in :data:`RUN_MODEL_DEFAULTS` (``RunConfig.model``
+#: overrides it): one network. It returns the traces' events (the deconvolution under the learned
+#: observation model) by default, and a second network left those numbers level on the
+#: ground-truth tune sets (DS09 / DS32, every 2nd and 4th frame: within 0.005 r; RESULTS.md,
+#: "Issue 14, tenth session") while taking the second core.
+TRACES_MODEL_DEFAULTS: dict[str, Any] = {
+    "ensemble_size": 1,
 }
 
 #: bounds of the batch-size rule (:func:`batch_size_for`): windows per optimiser step

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .config import RunConfig, decay_estimate_wanted, resolve, window_seconds
+from .config import TRACES_MODEL_DEFAULTS, RunConfig, decay_estimate_wanted, resolve, window_seconds
 from .core.progress import ProgressCallback, RunControl, StageReport
 from .core.units import dff_jump_per_spike, spikes_per_second
 from .core.windows import choose_window, make_windows
@@ -162,6 +162,8 @@ def deconvolve_traces(
         max(1 s, 16 frames), and two decays when the kinetics learn: config.window_seconds), max_windows (default 2048 random
         windows), estimate, compare_oasis... Its
         likelihood must be "calcium" and its indicator is replaced by ``indicator`` when given.
+        One network is trained (``config.TRACES_MODEL_DEFAULTS``) unless ``model`` sets
+        ``ensemble_size``.
     progress : as for :func:`napari_sbtt.run_on_stack` (StageReport / EpochReport; returning
         True stops training and keeps the best model so far).
     control : a :class:`~napari_sbtt.core.progress.RunControl` to stop the fit from another
@@ -181,6 +183,7 @@ def deconvolve_traces(
     from .model import fit_trials
 
     cfg = RunConfig.coerce(config)
+    cfg = cfg.replace(model={**TRACES_MODEL_DEFAULTS, **cfg.model})
     if indicator is not None:
         get_indicator(indicator)  # a clear error for an unknown name
         cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})

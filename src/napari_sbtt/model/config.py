@@ -27,6 +27,10 @@ MAX_ENSEMBLE = 16
 #: the most networks ``ensemble_size = 0`` (auto) trains at once (two is what was measured:
 #: benchmarks/RESULTS.md, "Issue 14, tenth session")
 MAX_AUTO_MEMBERS = 2
+#: auto (``ensemble_size = 0``) trains one network when the training and validation windows'
+#: values take more bytes than this: every member after the first gets its own copy of them in
+#: its process (model.member_process)
+MAX_AUTO_COPY_BYTES = 1 << 30
 UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
                "controller_size", "inferred_input_size")
 
@@ -101,12 +105,14 @@ class SBTTConfig:
     num_threads: int = 0
     """CPU threads for torch during fit/predict; 0 = torch's default capped to the physical cores"""
     ensemble_size: int = 1
-    """networks trained at once, one per thread, from different seeds and merged into one
-    network of that many times the width whose output is their average (the mean log-rate for
-    spike counts; model.ensemble); 0 = auto: as many as the machine's physical cores hold at
-    num_threads each (counted, not checked for other work), at most MAX_AUTO_MEMBERS, and 1 on a
-    GPU, so a fit's numbers depend on the core count. Pays only where cores would idle: two
-    trained one after the other with half the budget each lose to one (benchmarks/RESULTS.md)"""
+    """networks trained at once from different seeds (the first in this process, each other in a
+    child process of its own, with a copy of the windows) and merged into one network of that
+    many times the width whose output is their average (the mean log-rate for spike counts;
+    model.ensemble); 0 = auto: as many as the machine's physical cores hold at num_threads each
+    (counted, not checked for other work), at most MAX_AUTO_MEMBERS, and 1 on a GPU or for
+    windows over MAX_AUTO_COPY_BYTES, so a fit's numbers depend on the core count. Pays only
+    where cores would idle: two trained one after the other with half the budget each lose to
+    one (benchmarks/RESULTS.md)"""
 
     # --- likelihood-specific ---
     gaussian_min_std: float = 1e-3

@@ -1,12 +1,15 @@
 """Several networks trained side by side and merged into one.
 
-Why: the spiking defaults train with one torch thread (small GRUs gain nothing from more), so a
-fit leaves every other CPU core idle. Two networks of different seeds trained at once in two
-threads reach about 1.7x the epochs of one in the same wall time, and the average of their
-outputs beats either one (benchmarks/RESULTS.md, "Issue 14, tenth session": the Lorenz
-protocol's tune seeds). Trained one after the other with half the budget each they do not pay,
-so auto (:func:`auto_members`) trains one per core the fit's threads leave free (cores counted,
-not checked for other work).
+Why: the default fits train with one torch thread (small GRUs gain nothing from more), so a
+fit leaves every other CPU core idle. Two networks of different seeds trained at once reach
+about twice the epochs of one in the same wall time, and the average of their outputs beats
+either one (benchmarks/RESULTS.md, "Issue 14, tenth session": the Lorenz protocol's tune seeds
+and a calcium family's tune half). Trained one after the other with half the budget each they
+do not pay, so auto (:func:`auto_members`) trains one per core the fit's threads leave free
+(cores counted, not checked for other work). :func:`run_members` runs them side by side: the
+first in a thread of the caller's process, each other one in a child process of its own
+(:mod:`.member_process`; in threads of one process their Python loops shared one interpreter,
+which made a calcium fit's epochs 1.1-3x slower).
 
 After training the members are merged exactly into one :class:`~.network.SequentialAutoencoder`
 of k times the width (:func:`merge_networks`): every layer's weights are placed block-diagonally
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from .config import (
+    MAX_AUTO_COPY_BYTES,
     MAX_AUTO_MEMBERS,
     MAX_UNITS,
     UNIT_FIELDS,
@@ -44,12 +48,14 @@ __all__ = ["auto_members", "member_threads", "merged_config", "merge_networks",
            "run_members"]
 
 
-def auto_members(config: SBTTConfig, device: torch.device) -> int:
+def auto_members(config: SBTTConfig, device: torch.device, data_bytes: int = 0) -> int:
     """Members to train for ``config.ensemble_size``: the number itself when > 0 (ValueError
     naming ``ensemble_size`` when the merged network would exceed :data:`~.config.MAX_UNITS`
     units in a layer), else (auto) one per ``resolved_num_threads()`` threads on the machine's
     physical cores (counted, not checked for other work), at most :data:`MAX_AUTO_MEMBERS`, and
-    1 on a GPU or where the merged network would be too wide."""
+    1 on a GPU, where the merged network would be too wide, or where the windows' values
+    (``data_bytes``, train and validation) exceed :data:`~.config.MAX_AUTO_COPY_BYTES` (each
+    further member holds a copy of them)."""
     widest = max(UNIT_FIELDS, key=lambda f: getattr(config, f))
     most = max(1, MAX_UNITS // getattr(config, widest))  # members whose merged layers fit MAX_UNITS
     if config.ensemble_size > 0:
@@ -60,7 +66,7 @@ def auto_members(config: SBTTConfig, device: torch.device) -> int:
                 f"{k * getattr(config, widest)} units, over the limit of {MAX_UNITS}; lower ensemble_size "
                 f"or {widest}")
         return k
-    if device.type != "cpu":
+    if device.type != "cpu" or data_bytes > MAX_AUTO_COPY_BYTES:
         return 1
     return max(1, min(MAX_AUTO_MEMBERS, most,
                       default_num_threads() // max(1, config.resolved_num_threads())))
@@ -208,7 +214,8 @@ class _Done:
 def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
                 progress: Callable[[EpochReport], Any] | None,
                 asks_to_stop: Callable[[Any], bool]) -> list[Any]:
-    """Run every ``fits[j](progress_j)`` in a thread of its own and return their results in order.
+    """Run every ``fits[j](progress_j)`` in a thread of its own and return their results in order
+    (a fit may drive a child process from its thread, :mod:`.member_process`).
 
     Each fit calls its ``progress_j(report)`` after every epoch; the answer is True once a stop
     was asked for. The caller's ``progress`` is called in the calling thread only (a GUI's

@@ -309,14 +309,14 @@ def fit_trials(
 
     With ``config.ensemble_size`` other than 1 (0, auto, is the "poisson" default: one network
     per physical CPU core, at most ``MAX_AUTO_MEMBERS``) and no ``init``, ``resume`` or ``checkpoint``, that many
-    networks of seeds ``seed + j * MEMBER_SEED_STEP`` train at once, one per thread, on the
-    same windows and held-out samples, each to its own best validation epoch, and are merged
+    networks of seeds ``seed + j * MEMBER_SEED_STEP`` train at once (the first in this process,
+    the others each in a child process of its own), on the same windows and held-out samples, each to its own best validation epoch, and are merged
     into one network of that many times the width whose raw output is their mean
     (:mod:`.ensemble`). The model's ``config`` is the merged one (``ensemble_size`` 1), its
     ``history``, ``best_epoch`` and ``best_valid_loss`` are the first member's, ``progress``
     gets the first member's reports (then those of a member still running, epochs never going
     back), and ``metadata["ensemble"]`` lists every member's seed, epochs, best epoch, best
-    validation loss and stop reason, and the merged network's own validation loss
+    validation loss, seconds of training and stop reason, and the merged network's own validation loss
     (``merged_valid_loss``). A stop asked for through ``progress`` ends every member after its
     current epoch; a member that finds no usable epoch is left out with a warning.
     """
@@ -357,7 +357,9 @@ def fit_trials(
                              "keep the init model's sizes when adapting")
 
     device = resolve_device(config.device)
-    members = auto_members(config, device) if (init is None and resume is None and checkpoint is None) else 1
+    data_bytes = train.values.nbytes + (0 if valid is None else valid.values.nbytes)
+    members = (auto_members(config, device, data_bytes) if (init is None and resume is None and checkpoint is None)
+               else 1)
     if members == 1 and config.ensemble_size > 1:
         raise ValueError(f"config.ensemble_size = {config.ensemble_size} cannot be combined with init, resume "
                          "or checkpoint (a fit of one network); set ensemble_size to 1 (or 0: auto)")
@@ -498,6 +500,8 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         "member_epochs": [len(outcomes[j].history) for j in done],
         "member_best_epochs": [int(outcomes[j].best_epoch) for j in done],
         "member_best_valid_loss": [min(r.best_valid_loss for r in outcomes[j].history) for j in done],
+        # seconds each member trained (its last epoch's clock; the processes' start-up excluded)
+        "member_seconds": [float(outcomes[j].history[-1].seconds) for j in done],
         "member_stop_reasons": reasons,
         "failed_member_seeds": [seeds[j] for j in range(k) if j not in done],
         # the merged network's own early-stopping loss, on the members' held-out entries
