@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_sbtt.model import SBTTConfig, fit_trials, load_model
-from napari_sbtt.model.config import MAX_AUTO_MEMBERS, MAX_UNITS
+from napari_sbtt.model.config import MAX_AUTO_COPY_BYTES, MAX_AUTO_MEMBERS, MAX_UNITS
 from napari_sbtt.model.ensemble import auto_members, member_threads, merge_networks, merged_config
 from napari_sbtt.model.likelihoods import make_likelihood
 from napari_sbtt.model.network import SequentialAutoencoder
@@ -84,6 +84,9 @@ def test_auto_members(monkeypatch: pytest.MonkeyPatch) -> None:
     assert auto_members(one_thread, gpu) == 1
     assert auto_members(one_thread.replace(num_threads=16), cpu) == 1
     assert auto_members(one_thread.replace(ensemble_size=3), cpu) == 3  # asked for: as asked
+    # windows too large to copy into a second process: one network, unless asked for
+    assert auto_members(one_thread, cpu, data_bytes=MAX_AUTO_COPY_BYTES + 1) == 1
+    assert auto_members(one_thread.replace(ensemble_size=2), cpu, data_bytes=MAX_AUTO_COPY_BYTES + 1) == 2
     wide = one_thread.replace(encoder_size=MAX_UNITS // 2 + 1)
     assert auto_members(wide, cpu) == 1  # two would not fit MAX_UNITS
     monkeypatch.setattr(ens, "default_num_threads", lambda: 1)
@@ -273,3 +276,28 @@ def test_members_end_at_the_fits_deadline() -> None:
     took = time.perf_counter() - t
     assert model.metadata["ensemble"]["member_stop_reasons"] == ["time_budget", "time_budget"]
     assert took < 6.0 + 5.0
+
+
+def test_the_run_path_trains_one_network_per_core_and_deconvolve_traces_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.RUN_MODEL_DEFAULTS asks for auto (two networks on two cores); deconvolve_traces
+    (config.TRACES_MODEL_DEFAULTS) trains one unless its model overrides say otherwise."""
+    import napari_sbtt as ns
+    import napari_sbtt.model.ensemble as ens
+    from napari_sbtt.deconvolve import deconvolve_traces
+
+    monkeypatch.setattr(ens, "default_num_threads", lambda: 2)
+    tiny = {"readin_size": 8, "encoder_size": 8, "generator_size": 8, "factor_size": 2, "ic_size": 8,
+            "controller_size": 8, "batch_size": 16}
+    sim = ns.simulate("tiny", seed=1)
+    res = ns.run_on_stack(sim.movie, sim.labels, sim.pattern,
+                          config={"epochs": 2, "window_s": 1.0, "model": tiny, "compare_oasis": False})
+    assert res.model.metadata["ensemble"]["members"] == 2
+    assert res.model.config.encoder_size == 16
+    rng = np.random.default_rng(0)
+    traces = [rng.poisson(0.5, 400).astype(float), rng.poisson(0.5, 300).astype(float)]
+    cfg = {"epochs": 1, "model": tiny, "compare_oasis": False, "inference_shifts": 1}
+    one = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f", config=cfg)
+    assert "ensemble" not in one.model.metadata
+    two = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f",
+                            config={**cfg, "model": {**tiny, "ensemble_size": 2}})
+    assert two.model.metadata["ensemble"]["members"] == 2

@@ -59,7 +59,8 @@ def test_model_file_saves_loads_and_cleans_up(obs_and_scan, isolated_result, tmp
     mf = iso.model
     assert isinstance(mf, ModelFile)
     assert mf.likelihood == "gaussian" and mf.n_neurons == obs.values.shape[1]
-    assert mf.config.generator_size == 16
+    members = (mf.metadata.get("ensemble") or {}).get("members", 1)  # one network per core, merged
+    assert mf.config.generator_size == 16 * members
     dest = mf.save(tmp_path / "m.safetensors")
     assert dest.read_bytes() == mf.path.read_bytes()
     with pytest.raises(FileExistsError):

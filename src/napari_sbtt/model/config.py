@@ -29,8 +29,9 @@ MAX_ENSEMBLE = 16
 MAX_AUTO_MEMBERS = 2
 #: auto (``ensemble_size = 0``) trains one network when the training and validation windows'
 #: values take more bytes than this: every member after the first gets its own copy of them in
-#: its process (model.member_process)
-MAX_AUTO_COPY_BYTES = 1 << 30
+#: its process (model.member_process), and sending it holds the pickled bytes for a moment on
+#: both sides (a 10-minute, 200-ROI recording at 10 ms bins is 96 MB)
+MAX_AUTO_COPY_BYTES = 256 << 20
 UNIT_FIELDS = ("readin_size", "encoder_size", "generator_size", "factor_size", "ic_size",
                "controller_size", "inferred_input_size")
 
@@ -110,7 +111,7 @@ class SBTTConfig:
     many times the width whose output is their average (the mean log-rate for spike counts;
     model.ensemble); 0 = auto: as many as the machine's physical cores hold at num_threads each
     (counted, not checked for other work), at most MAX_AUTO_MEMBERS, and 1 on a GPU or for
-    windows over MAX_AUTO_COPY_BYTES, so a fit's numbers depend on the core count. Pays only
+    windows over MAX_AUTO_COPY_BYTES (256 MiB), so a fit's numbers depend on the core count. Pays only
     where cores would idle: two trained one after the other with half the budget each lose to
     one (benchmarks/RESULTS.md)"""
 

@@ -217,8 +217,9 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
     """Run every ``fits[j](progress_j)`` in a thread of its own and return their results in order
     (a fit may drive a child process from its thread, :mod:`.member_process`).
 
-    Each fit calls its ``progress_j(report)`` after every epoch; the answer is True once a stop
-    was asked for. The caller's ``progress`` is called in the calling thread only (a GUI's
+    Each fit calls its ``progress_j(report)`` after every epoch and gets True once a stop was
+    asked for; the call returns when this thread has handled that report (the caller's answer
+    to it included). The caller's ``progress`` is called in the calling thread only (a GUI's
     callback stays on its thread), with the reports of one member, the first, until it ends, then
     those of one still running whose epoch is past the last one passed on (epochs never go
     back); when it asks to stop (``asks_to_stop`` of
@@ -228,12 +229,20 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
     from ..core.progress import StopTraining
 
     stop = threading.Event()
-    reports: queue.Queue[tuple[int, EpochReport] | _Done] = queue.Queue()
+    reports: queue.Queue[tuple[int, EpochReport, queue.Queue[bool]] | _Done] = queue.Queue()
 
     def member_progress(j: int) -> Callable[[EpochReport], bool]:
         def report(r: EpochReport) -> bool:
-            reports.put((j, r))
-            return stop.is_set()
+            # wait for the caller's answer to this very report, so that a stop asked for after
+            # epoch e ends the first member after epoch e, as it ends a fit of one network
+            reply: queue.Queue[bool] = queue.Queue(maxsize=1)
+            reports.put((j, r, reply))
+            while True:
+                try:
+                    return reply.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():  # the caller stopped relaying (Ctrl-C, an error)
+                        return True
         return report
 
     def work(j: int) -> None:
@@ -258,18 +267,18 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
             if isinstance(item, _Done):
                 results[item.member] = item
                 continue
-            j, r = item
+            j, r, reply = item
             if leader in results:
                 leader = j
-            if progress is None or stop.is_set() or j != leader or r.epoch <= last_epoch:
-                continue
-            last_epoch = r.epoch
-            try:
-                answer = progress(r)
-            except StopTraining:
-                answer = True
-            if asks_to_stop(answer):
-                stop.set()
+            if progress is not None and not stop.is_set() and j == leader and r.epoch > last_epoch:
+                last_epoch = r.epoch
+                try:
+                    answer = progress(r)
+                except StopTraining:
+                    answer = True
+                if asks_to_stop(answer):
+                    stop.set()
+            reply.put(stop.is_set())
     except BaseException:
         stop.set()  # Ctrl-C or an error in the caller's callback: end the members, then raise
         for t in threads:

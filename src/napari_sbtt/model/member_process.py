@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import IO, Any, Callable
 
 import numpy as np
@@ -45,9 +46,14 @@ class MemberProcessError(RuntimeError):
 
 
 def _child_env(threads: int) -> dict[str, str]:
+    """The caller's environment with the member's thread count, and this package importable
+    even when it came from ``sys.path`` rather than an installation."""
     env = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads)
+    root = str(Path(__file__).resolve().parents[2])
+    parts = [root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     return env
 
 

@@ -357,7 +357,8 @@ def fit_trials(
                              "keep the init model's sizes when adapting")
 
     device = resolve_device(config.device)
-    data_bytes = train.values.nbytes + (0 if valid is None else valid.values.nbytes)
+    # what a member process gets a copy of (a split of one recording shares its values)
+    data_bytes = train.values.nbytes + (0 if valid is None or valid.values is train.values else valid.values.nbytes)
     members = (auto_members(config, device, data_bytes) if (init is None and resume is None and checkpoint is None)
                else 1)
     if members == 1 and config.ensemble_size > 1:
