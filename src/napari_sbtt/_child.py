@@ -14,16 +14,6 @@ import os
 import sys
 import threading
 import traceback
-from typing import IO, Callable
-
-
-def _watch_stdin(stdin: IO[bytes], stop: Callable[[], None]) -> None:
-    while True:
-        b = stdin.read(1)
-        if not b:  # the parent is gone or no longer wants an answer
-            os._exit(3)
-        if b == b"S":
-            stop()
 
 
 def _lower_priority() -> None:
@@ -38,20 +28,16 @@ def _lower_priority() -> None:
 
 def main() -> int:
     _lower_priority()
-    # the protocol owns the original stdout; anything printed goes to stderr instead
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    stdin = sys.stdin.buffer
+    from napari_sbtt.core.frames import child_streams, read_frame, watch_stdin, write_frame
 
-    from napari_sbtt.core.frames import read_frame, write_frame
-
+    out, stdin = child_streams()
     ok, job = read_frame(stdin)
     if not ok:
         return 3
     from napari_sbtt.core.progress import RunControl
 
     control = RunControl(lambda r: write_frame(out, ("report", r)))  # every report to the parent
-    threading.Thread(target=_watch_stdin, args=(stdin, control.stop), daemon=True).start()
+    threading.Thread(target=watch_stdin, args=(stdin, control.stop), daemon=True).start()
     try:
         from napari_sbtt.config import RunConfig
         from napari_sbtt.pipeline import fit_and_infer

@@ -9,11 +9,13 @@ runs code, so a stream is only ever one this package's own child or parent wrote
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
-from typing import IO, Any
+import sys
+from typing import IO, Any, Callable
 
-__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE"]
+__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE", "child_streams", "watch_stdin"]
 
 _HEADER = struct.Struct("<Q")
 #: the single byte a parent writes to a child's stdin to ask its fit to stop after this epoch
@@ -50,3 +52,25 @@ def read_frame(stream: IO[bytes]) -> tuple[bool, Any]:
     if data is None:
         return False, None
     return True, pickle.loads(data)  # noqa: S301 - our own parent or child process, see the module notes
+
+
+# ----------------------------------------------------------------------------- a child's side
+
+def child_streams() -> tuple[IO[bytes], IO[bytes]]:
+    """In a child process: (the stream to answer on, stdin). The protocol owns the original
+    stdout; file descriptor 1 is pointed at stderr, so that a stray print cannot corrupt it."""
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return out, sys.stdin.buffer
+
+
+def watch_stdin(stdin: IO[bytes], stop: Callable[[], None]) -> None:
+    """In a child process (run it in a daemon thread): call ``stop()`` on every :data:`STOP_BYTE`;
+    end the process at once (exit code 3) when stdin ends: the parent is gone or no longer
+    wants an answer."""
+    while True:
+        b = stdin.read(1)
+        if not b:
+            os._exit(3)
+        if b == STOP_BYTE:
+            stop()

@@ -32,11 +32,11 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from ..core.frames import STOP_BYTE, read_frame, write_frame
+from ..core.frames import STOP_BYTE, child_streams, read_frame, watch_stdin, write_frame
 
 __all__ = ["MemberProcessError", "train_in_process", "main"]
 
@@ -109,15 +109,6 @@ def train_in_process(job: dict[str, Any], progress: Callable[[Any], bool]) -> tu
 
 # ----------------------------------------------------------------------------- the child
 
-def _watch_stdin(stdin: IO[bytes], stop: threading.Event) -> None:
-    while True:
-        b = stdin.read(1)
-        if not b:  # the parent is gone or no longer wants an answer
-            os._exit(3)
-        if b == STOP_BYTE:
-            stop.set()
-
-
 def _train(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[str, np.ndarray], Any]:
     import torch
 
@@ -148,15 +139,12 @@ def _train(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[s
 def main() -> int:
     """The child's entry point (module notes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops every member
-    # the protocol owns the original stdout; anything printed goes to stderr instead
-    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    stdin = sys.stdin.buffer
+    out, stdin = child_streams()
     ok, job = read_frame(stdin)
     if not ok:
         return 3
     stop = threading.Event()
-    threading.Thread(target=_watch_stdin, args=(stdin, stop), daemon=True).start()
+    threading.Thread(target=watch_stdin, args=(stdin, stop.set), daemon=True).start()
 
     def progress(report: Any) -> bool:
         write_frame(out, ("report", report))
