@@ -12,7 +12,8 @@ readout start), then sends one job frame (:mod:`napari_sbtt.core.frames`) on the
 the network's weights as numpy arrays, the configuration as a dict, the likelihood, the
 normaliser, the windows (:class:`~napari_sbtt.core.windows.WindowStore`, copied through the
 pipe), the held-out entries' generator, the seed of the member's shuffling, masks and dropout,
-its torch threads and the wall-clock deadline of the whole fit. The child trains it with
+its torch threads and the wall-clock time the whole fit started (its clock and budget count
+from there). The child trains it with
 :class:`~.training.Trainer`, exactly as a thread of the parent would (a CPU fit gives the same
 numbers in either), and answers on its original stdout with ``("report", EpochReport)`` after
 every epoch, then ``("done", weights, TrainOutcome)`` or ``("error", type name, message,
@@ -120,9 +121,6 @@ def _train(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[s
 
     torch.set_num_threads(int(job["threads"]))
     config = SBTTConfig.from_dict(job["config"])
-    deadline = job["deadline"]
-    if deadline is not None:  # the whole fit's wall-clock end, less what starting this process took
-        config = config.replace(max_seconds=max(1.0, float(deadline) - time.time()))
     likelihood, n = job["likelihood"], int(job["n_neurons"])
     device = resolve_device(job["device"])
     net = SequentialAutoencoder(n, config, make_likelihood(likelihood, n, config))
@@ -131,6 +129,8 @@ def _train(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[s
     net.noise = torch.Generator(device=device).manual_seed(int(job["noise_seed"]))
     trainer = Trainer(net, config, job["normaliser"], device=device, seed=int(job["seed"]), rng=job["rng"],
                       progress=progress, likelihood=likelihood)
+    # the fit's clock started in the parent: starting this process spent some of its budget
+    trainer.late_start_s = max(0.0, time.time() - float(job["started"]))
     outcome = trainer.fit(job["train"], job["valid"])
     weights = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     return weights, outcome

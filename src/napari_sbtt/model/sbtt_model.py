@@ -421,8 +421,8 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
     coordinated-dropout masks and dropout from its own seed, so a CPU fit repeats per ``seed``.
     A member whose fit fails (no finite validation loss, or its process failed) is left out with
     a warning; the fit fails only when every member does. A fit with ``max_seconds`` ends every
-    member at the same wall-clock time (a child's budget is what is left once its process has
-    started). Called inside fit_trials' thread limit and forked
+    member at the same wall-clock time (a child's clock counts from the fit's start, its
+    process's start-up included). Called inside fit_trials' thread limit and forked
     generator."""
     import copy
     import time
@@ -432,7 +432,7 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
     N = train.shape[2]
     n_threads = member_threads(config, k)
     seeds = [seed + j * MEMBER_SEED_STEP for j in range(k)]
-    deadline = None if config.max_seconds is None else time.time() + float(config.max_seconds)
+    started = time.time()  # a member process's clock and budget count from here
     nets = []
     for j, s in enumerate(seeds):
         torch.manual_seed(s)
@@ -466,7 +466,7 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         job = {"weights": {n: v.detach().cpu().numpy() for n, v in nets[j].state_dict().items()},
                "config": config.to_dict(), "likelihood": likelihood, "n_neurons": N, "normaliser": normaliser,
                "device": str(device), "seed": seeds[j], "noise_seed": seeds[j] + 3, "rng": copy.deepcopy(rng),
-               "train": train, "valid": valid, "threads": n_threads, "deadline": deadline}
+               "train": train, "valid": valid, "threads": n_threads, "started": started}
 
         def run(member_progress: ProgressCallback) -> Any:
             try:
@@ -501,7 +501,7 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         "member_epochs": [len(outcomes[j].history) for j in done],
         "member_best_epochs": [int(outcomes[j].best_epoch) for j in done],
         "member_best_valid_loss": [min(r.best_valid_loss for r in outcomes[j].history) for j in done],
-        # seconds each member trained (its last epoch's clock; the processes' start-up excluded)
+        # seconds each member trained, counted from the fit's start (a process's start-up included)
         "member_seconds": [float(outcomes[j].history[-1].seconds) for j in done],
         "member_stop_reasons": reasons,
         "failed_member_seeds": [seeds[j] for j in range(k) if j not in done],

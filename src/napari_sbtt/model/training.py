@@ -298,6 +298,9 @@ class Trainer:
         self.train: _Split | None = None
         self.valid: _Split | None = None
         self._resumed_seconds = 0.0
+        #: seconds of the fit's wall-clock budget spent before this trainer started (an ensemble
+        #: member's process start-up): counted in its elapsed time, its budget and its schedule
+        self.late_start_s = 0.0
 
     # ------------------------------------------------------------------ data
     def _observed_blocks(self, windows: WindowStore) -> Iterator[np.ndarray]:
@@ -398,7 +401,7 @@ class Trainer:
         out = TrainOutcome(n_bins=int(T))
         best_loss = math.inf
         retries = 0
-        self.t0 = time.perf_counter()
+        self.t0 = time.perf_counter() - self.late_start_s
         epoch = 0
         if resume is not None:
             epoch, best_state, best_loss, retries = self._resume(resume, out)
