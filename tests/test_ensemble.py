@@ -305,3 +305,9 @@ def test_the_run_path_trains_one_network_per_core_and_deconvolve_traces_one(monk
     two = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f",
                             config={**cfg, "model": {**tiny, "ensemble_size": 2}})
     assert two.model.metadata["ensemble"]["members"] == 2
+
+
+def test_a_member_processs_warnings_reach_the_caller() -> None:
+    config = _config(valid_fraction=0.0, sample_validation=0.0)  # early stopping on the training loss
+    with pytest.warns(UserWarning, match="network 2: no validation trials"):
+        fit_trials(_counts(), likelihood="poisson", config=config, seed=0)

@@ -15,11 +15,13 @@ import struct
 import sys
 from typing import IO, Any, Callable
 
-__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE", "child_streams", "watch_stdin"]
+__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE", "GO_ON_BYTE", "child_streams", "watch_stdin"]
 
 _HEADER = struct.Struct("<Q")
 #: the single byte a parent writes to a child's stdin to ask its fit to stop after this epoch
 STOP_BYTE = b"S"
+#: the answer to an ensemble member's report that lets it go on (model.member_process)
+GO_ON_BYTE = b"C"
 
 
 def write_frame(stream: IO[bytes], obj: Any) -> None:

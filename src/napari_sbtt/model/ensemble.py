@@ -233,8 +233,9 @@ def run_members(fits: Sequence[Callable[[Callable[[EpochReport], bool]], Any]],
 
     def member_progress(j: int) -> Callable[[EpochReport], bool]:
         def report(r: EpochReport) -> bool:
-            # wait for the caller's answer to this very report, so that a stop asked for after
-            # epoch e ends the first member after epoch e, as it ends a fit of one network
+            # wait for the caller's answer to this very report, so that a stop asked for after the
+            # leader's epoch e ends it after epoch e, as it ends a fit of one network, and every
+            # other member after the epoch it has just reported
             reply: queue.Queue[bool] = queue.Queue(maxsize=1)
             reports.put((j, r, reply))
             while True:

@@ -12,32 +12,36 @@ readout start), then sends one job frame (:mod:`napari_sbtt.core.frames`) on the
 the network's weights as numpy arrays, the configuration as a dict, the likelihood, the
 normaliser, the windows (:class:`~napari_sbtt.core.windows.WindowStore`, copied through the
 pipe), the held-out entries' generator, the seed of the member's shuffling, masks and dropout,
-its torch threads and the wall-clock time the whole fit started (its clock and budget count
-from there). The child trains it with
-:class:`~.training.Trainer`, exactly as a thread of the parent would (a CPU fit gives the same
-numbers in either), and answers on its original stdout with ``("report", EpochReport)`` after
-every epoch, then ``("done", weights, TrainOutcome)`` or ``("error", type name, message,
-traceback)``. The byte ``S`` on its stdin asks it to stop after the current epoch (best weights
-kept); the end of its stdin (the parent closed it or died) ends it at once. The child ignores
-Ctrl-C: the terminal's interrupt reaches the parent, which asks every member to stop.
+its index, its torch threads, the unroll it uses and the wall-clock time the whole fit started
+(its clock and budget count from there). The child trains it with :class:`~.training.Trainer`,
+exactly as a thread of the parent would (a CPU fit gives the same numbers in either), and
+answers on its original stdout with ``("report", EpochReport)`` after every epoch, then
+``("done", weights, TrainOutcome, warnings)`` (the warnings it raised, as (class name,
+message), raised again in the parent) or ``("error", type name, message, traceback)``. After
+each report it waits for one byte on its stdin: ``S`` stops it after that epoch (best weights
+kept), ``C`` lets it go on, so a stop asked for after epoch e ends it after epoch e, as one
+network; the end of its stdin (the parent closed it or died) ends it at its next report. The
+child ignores Ctrl-C: the terminal's interrupt reaches the parent, which asks every member to
+stop.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..core.frames import STOP_BYTE, child_streams, read_frame, watch_stdin, write_frame
+from ..core.frames import GO_ON_BYTE, STOP_BYTE, child_streams, read_frame, write_frame
 
 __all__ = ["MemberProcessError", "train_in_process", "main"]
 
@@ -63,40 +67,46 @@ def train_in_process(job: dict[str, Any], progress: Callable[[Any], bool]) -> tu
     :class:`~.training.TrainOutcome`.
 
     ``job``: what the child needs (module notes; built by the ensemble fit). ``progress(report)``
-    is called in this thread after each of the child's epochs; True asks the child to stop after
-    that epoch. A ``FloatingPointError`` of the child (no usable epoch) is raised as one; any other
+    is called in this thread after each of the child's epochs, which waits for it; True stops the
+    child after that epoch. The child's warnings are raised here, naming the network. A ``FloatingPointError`` of the child (no usable epoch) is raised as one; any other
     failure of the child, or a child that cannot start, raises :class:`MemberProcessError`.
     """
+    name = f"network {int(job['member']) + 1}"
     cmd = [sys.executable, "-m", "napari_sbtt.model.member_process"]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 env=_child_env(int(job["threads"])), bufsize=0)
     except OSError as exc:
-        raise MemberProcessError(f"could not start a process for a second network ({exc})") from None
+        raise MemberProcessError(f"could not start a process for {name} ({exc})") from None
     assert proc.stdin is not None and proc.stdout is not None
-    stop_sent = False
     try:
         with contextlib.suppress(OSError):  # the child died at once: its end of stream is reported below
             write_frame(proc.stdin, job)
         while True:
             ok, msg = read_frame(proc.stdout)
             if not ok:
-                code = proc.wait(timeout=30)
-                raise MemberProcessError(f"the process of a second network ended without an answer (exit code {code})")
+                try:
+                    code: int | str = proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    code = "none: it had to be killed"
+                raise MemberProcessError(f"the process of {name} ended without an answer (exit code {code})")
             kind = msg[0]
-            if kind == "report":
-                if progress(msg[1]) and not stop_sent:
-                    stop_sent = True
-                    with contextlib.suppress(OSError):
-                        proc.stdin.write(STOP_BYTE)
-                        proc.stdin.flush()
+            if kind == "report":  # the child waits for the answer before its next epoch
+                answer = STOP_BYTE if progress(msg[1]) else GO_ON_BYTE
+                with contextlib.suppress(OSError):
+                    proc.stdin.write(answer)
+                    proc.stdin.flush()
             elif kind == "done":
+                for category, text in msg[3]:  # the child's warnings, raised here where callers see them
+                    cls = getattr(builtins, category, UserWarning)
+                    warnings.warn(f"{name}: {text}", cls if isinstance(cls, type) and issubclass(cls, Warning)
+                                  else UserWarning, stacklevel=2)
                 return msg[1], msg[2]
             else:
-                _, name, message, tb = msg
-                if name == "FloatingPointError":
+                _, err, message, tb = msg
+                if err == "FloatingPointError":
                     raise FloatingPointError(message)
-                raise MemberProcessError(f"a second network's process failed: {name}: {message}\n{tb}")
+                raise MemberProcessError(f"the process of {name} failed: {err}: {message}\n{tb}")
     finally:
         with contextlib.suppress(OSError):
             proc.stdin.close()
@@ -124,6 +134,7 @@ def _train(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[s
     likelihood, n = job["likelihood"], int(job["n_neurons"])
     device = resolve_device(job["device"])
     net = SequentialAutoencoder(n, config, make_likelihood(likelihood, n, config))
+    net.fused_unroll = bool(job["fused_unroll"])
     net.load_state_dict({k: torch.from_numpy(v) for k, v in job["weights"].items()})
     net.to(device)
     net.noise = torch.Generator(device=device).manual_seed(int(job["noise_seed"]))
@@ -143,16 +154,20 @@ def main() -> int:
     ok, job = read_frame(stdin)
     if not ok:
         return 3
-    stop = threading.Event()
-    threading.Thread(target=watch_stdin, args=(stdin, stop.set), daemon=True).start()
 
     def progress(report: Any) -> bool:
         write_frame(out, ("report", report))
-        return stop.is_set()
+        answer = stdin.read(1)  # the parent's answer to this report: stop now or go on
+        if not answer:  # the parent is gone or no longer wants an answer
+            os._exit(3)
+        return answer == STOP_BYTE
 
     try:
-        weights, outcome = _train(job, progress)
-        write_frame(out, ("done", weights, outcome))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            weights, outcome = _train(job, progress)
+        sent = [(type(w.message).__name__, str(w.message)) for w in caught]
+        write_frame(out, ("done", weights, outcome, sent))
         return 0
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
         write_frame(out, ("error", type(e).__name__, str(e), traceback.format_exc()))

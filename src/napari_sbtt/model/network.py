@@ -44,8 +44,9 @@ class SequentialAutoencoder(nn.Module):
     fused_unroll: bool = True
 
     #: where dropout masks and the variational samples are drawn from in training: None is
-    #: torch's default generator (nn.Dropout's); a network trained beside others in threads
-    #: (:mod:`.ensemble`) gets a generator of its own, so that its fit repeats per seed
+    #: torch's default generator (nn.Dropout's); a network trained beside others in an ensemble
+    #: (:mod:`.ensemble`, in a thread or a process) gets a generator of its own, so that its fit
+    #: repeats per seed
     noise: torch.Generator | None = None
 
     def __init__(self, n_neurons: int, config: SBTTConfig, likelihood: Likelihood) -> None:

@@ -466,7 +466,8 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         job = {"weights": {n: v.detach().cpu().numpy() for n, v in nets[j].state_dict().items()},
                "config": config.to_dict(), "likelihood": likelihood, "n_neurons": N, "normaliser": normaliser,
                "device": str(device), "seed": seeds[j], "noise_seed": seeds[j] + 3, "rng": copy.deepcopy(rng),
-               "train": train, "valid": valid, "threads": n_threads, "started": started}
+               "train": train, "valid": valid, "threads": n_threads, "started": started, "member": j,
+               "fused_unroll": nets[0].fused_unroll}
 
         def run(member_progress: ProgressCallback) -> Any:
             try:
@@ -501,7 +502,7 @@ def _fit_ensemble(k: int, train: Any, valid: Any, likelihood: str, config: SBTTC
         "member_epochs": [len(outcomes[j].history) for j in done],
         "member_best_epochs": [int(outcomes[j].best_epoch) for j in done],
         "member_best_valid_loss": [min(r.best_valid_loss for r in outcomes[j].history) for j in done],
-        # seconds each member trained, counted from the fit's start (a process's start-up included)
+        # seconds each member trained (a member process's counted from the fit's start, its start-up included)
         "member_seconds": [float(outcomes[j].history[-1].seconds) for j in done],
         "member_stop_reasons": reasons,
         "failed_member_seeds": [seeds[j] for j in range(k) if j not in done],
