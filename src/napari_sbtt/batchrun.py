@@ -319,7 +319,8 @@ def batch(
     address : None: a local Ray on this machine (``num_cpus`` cores, None: all); ``"auto"`` or
         ``"ray://host:10001"``: a Ray cluster. A Ray initialised in this process already is used.
     cpus_per_task, gpus_per_task : Ray resources of each recording's task (the fit uses
-        ``config.threads`` torch threads, 1 by default; give ``gpus_per_task`` > 0 for the task
+        ``config.threads`` torch threads, 1 by default, and with fewer than 2 cores per task
+        trains one network unless ``config.model`` sets ``ensemble_size``; give ``gpus_per_task`` > 0 for the task
         to see a GPU, ``device="auto"`` then trains on it).
     words : how the caller's interface spells settings in error messages (the CLI's flags).
     progress : called with each recording's :class:`BatchRow` as it finishes.
@@ -335,7 +336,12 @@ def batch(
     from .cluster import require_ray, start_ray
 
     ray = require_ray()
-    cfg = RunConfig.coerce(config).to_dict()
+    run_cfg = RunConfig.coerce(config)
+    if "ensemble_size" not in run_cfg.model and cpus_per_task < 2:
+        # the recordings run side by side, one per cpus_per_task cores: a one-core task trains one
+        # network, not one per core of the machine (auto); two or more cores keep auto
+        run_cfg = run_cfg.replace(model={**run_cfg.model, "ensemble_size": 1})
+    cfg = run_cfg.to_dict()
     items = _inputs(inputs, recording_options)
     if not items:
         raise ValueError("batch needs at least one recording")

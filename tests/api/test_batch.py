@@ -16,6 +16,7 @@ import tifffile
 from napari_sbtt.batchrun import RECORDING_OPTIONS, result_names, row_from_metrics, run_one
 from napari_sbtt.cli import main
 from napari_sbtt.cluster import RAY_MISSING, require_ray
+from napari_sbtt.isolated import ModelFile
 from napari_sbtt.result import is_result_dir, load_result
 from tests.factories import tiny_config
 
@@ -93,6 +94,8 @@ def test_batch_three_recordings_one_broken_then_rerun_skips(tmp_path, capsys, ra
         assert is_result_dir(out / name)
         res = load_result(out / name, load_model=False)
         assert res.config["recording"]["path"] == str(sessions[0 if name == "mouse1" else 2].resolve())
+        # one core per task: one network each, not one per core of the machine
+        assert "ensemble" not in ModelFile(out / name / "model.safetensors").metadata
     rows = list(csv.DictReader(io.StringIO((out / "batch_summary.csv").read_text())))
     assert [r["status"] for r in rows] == ["done", "failed", "done"]
     assert [Path(r["recording"]).name for r in rows] == ["mouse1.tif", "broken.tif", "mouse2.tif"]
