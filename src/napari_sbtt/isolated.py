@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import RunConfig
 from .core.atomic import atomic_path
-from .core.frames import STOP_BYTE, read_frame, write_frame
+from .core.frames import STOP_BYTE, child_env, read_frame, write_frame
 from .core.progress import ProgressCallback, RunAborted, RunControl, StageReport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -166,16 +166,6 @@ def child_command() -> list[str]:
 NICE_ENV = "NAPARI_SBTT_CHILD_NICE"
 
 
-def _child_env(nice: int = 0) -> dict[str, str]:
-    """The caller's environment, with this package importable even when it came from sys.path."""
-    env = dict(os.environ)
-    env[NICE_ENV] = str(int(nice))
-    root = str(Path(__file__).resolve().parent.parent)
-    parts = [root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    return env
-
-
 def run_isolated(
     observations: "Observations",
     *,
@@ -248,7 +238,7 @@ def run_isolated(
 def _drive_child(job: dict[str, Any], control: RunControl, poll_s: float, nice: int = 0) -> Any:
     control.report(StageReport("start", 0, 1, "starting the fitting process (loading torch)"))
     proc = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=_child_env(nice), bufsize=0)
+                            env=child_env(**{NICE_ENV: str(int(nice))}), bufsize=0)
     assert proc.stdin is not None and proc.stdout is not None
     inbox: "queue.Queue[tuple[bool, Any]]" = queue.Queue()
 

@@ -13,9 +13,10 @@ import os
 import pickle
 import struct
 import sys
+from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE", "GO_ON_BYTE", "child_streams", "watch_stdin"]
+__all__ = ["write_frame", "read_frame", "read_exact", "STOP_BYTE", "GO_ON_BYTE", "child_env", "child_streams", "watch_stdin"]
 
 _HEADER = struct.Struct("<Q")
 #: the single byte a parent writes to a child's stdin to ask its fit to stop after this epoch
@@ -54,6 +55,19 @@ def read_frame(stream: IO[bytes]) -> tuple[bool, Any]:
     if data is None:
         return False, None
     return True, pickle.loads(data)  # noqa: S301 - our own parent or child process, see the module notes
+
+
+# ----------------------------------------------------------------------------- starting a child
+
+def child_env(**settings: str) -> dict[str, str]:
+    """The environment of a ``python -m napari_sbtt...`` child: the caller's, with ``settings``
+    set and this package importable even when it came from ``sys.path`` rather than an
+    installation (its folder first on ``PYTHONPATH``)."""
+    env = {**os.environ, **settings}
+    root = str(Path(__file__).resolve().parents[2])
+    parts = [root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
 
 
 # ----------------------------------------------------------------------------- a child's side

@@ -36,30 +36,21 @@ import sys
 import time
 import traceback
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..core.frames import GO_ON_BYTE, STOP_BYTE, child_streams, read_frame, write_frame
+from ..core.frames import GO_ON_BYTE, STOP_BYTE, child_env, child_streams, read_frame, write_frame
 
 __all__ = ["MemberProcessError", "train_in_process", "main"]
 
 
+#: the environment variables that size a child's thread pools (set to the member's torch threads)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 class MemberProcessError(RuntimeError):
     """A member's child process failed or could not start; the message says why."""
-
-
-def _child_env(threads: int) -> dict[str, str]:
-    """The caller's environment with the member's thread count, and this package importable
-    even when it came from ``sys.path`` rather than an installation."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(threads)
-    root = str(Path(__file__).resolve().parents[2])
-    parts = [root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-    return env
 
 
 def train_in_process(job: dict[str, Any], progress: Callable[[Any], bool]) -> tuple[dict[str, np.ndarray], Any]:
@@ -75,7 +66,7 @@ def train_in_process(job: dict[str, Any], progress: Callable[[Any], bool]) -> tu
     cmd = [sys.executable, "-m", "napari_sbtt.model.member_process"]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                env=_child_env(int(job["threads"])), bufsize=0)
+                                env=child_env(**dict.fromkeys(_THREAD_VARIABLES, str(int(job["threads"])))), bufsize=0)
     except OSError as exc:
         raise MemberProcessError(f"could not start a process for {name} ({exc})") from None
     assert proc.stdin is not None and proc.stdout is not None
