@@ -17,7 +17,7 @@ import json
 import time
 
 import numpy as np
-from _common import peak_rss_mb
+from _common import TreePeak, peak_rss_mb
 
 
 def synthetic_observations(n_rois: int, minutes: float, *, rate_hz: float = 30.0, observed: float = 1.0,
@@ -66,6 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_recording_options(ap, rois=200, minutes=5.0)
     ap.add_argument("--no-oasis", action="store_true", help="leave out the held-out comparison with OASIS")
+    ap.add_argument("--ensemble", type=int, default=None,
+                    help="networks trained (SBTTConfig.ensemble_size; default: the run's own, 0 = auto)")
     ap.add_argument("--likelihood", default="calcium",
                     help="gaussian: no deconvolution and no held-out step (fit and inference alone)")
     args = ap.parse_args()
@@ -78,9 +80,11 @@ def main() -> None:
     t_data = time.perf_counter() - t0
     rss_data = peak_rss_mb()
     cfg = RunConfig(epochs=args.epochs, size=args.size, max_seconds=None, device="cpu", likelihood=args.likelihood,
-                    compare_oasis=not args.no_oasis)
+                    compare_oasis=not args.no_oasis,
+                    model={} if args.ensemble is None else {"ensemble_size": args.ensemble})
     t0 = time.perf_counter()
-    res = fit_and_infer(obs, config=cfg)
+    with TreePeak() as tree:
+        res = fit_and_infer(obs, config=cfg)
     out = {
         "rois": args.rois, "minutes": args.minutes, "likelihood": args.likelihood, "observed": args.observed, "bins": obs.n_bins,
         "obs_MB": round(obs.values.nbytes / 2**20, 1),
@@ -89,6 +93,10 @@ def main() -> None:
         "seconds_total": round(time.perf_counter() - t0, 1),
         "peak_rss_MB_after_data": round(rss_data),
         "peak_rss_MB": round(peak_rss_mb()),
+        # this process and its member processes together (sampled every 50 ms)
+        "peak_tree_rss_MB": round(tree.peak_mb), "peak_tree_anon_MB": round(tree.peak_anon_mb),
+        "member_processes": tree.peak_children,
+        "networks": (getattr(res.model, "metadata", {}).get("ensemble") or {}).get("members", 1),
         "fit_r_median": res.metrics["fit_r_median"],
     }
     print(json.dumps(out))

@@ -271,3 +271,36 @@ def test_the_table_shows_every_estimates_r_a_row_scored() -> None:
     assert line.count("|") == family.N_COLS + 1
     del sbtt["r_events_combined"]  # a row written before the events-led mixture
     assert "| events_combined (0.500 / 0.300 / 0.450) |" in family.markdown(row)
+
+
+def _family_row(index: int, verdict: str, r: float, oasis_r: float, indicator: str = "GCaMP6f",
+                half: str = "report", key: str = '{"seed": 7}') -> dict:
+    return {"key": key, "cell": {"index": index, "indicator": indicator, "half": half},
+            "oasis": {"r": oasis_r}, "sbtt": {"r": r, "heldout": {"verdict": verdict}}}
+
+
+def test_verdict_calibration_counts_each_run_once(tmp_path):
+    vc = _load("verdict_calibration")
+    rows = [_family_row(1, "SBTT better", 0.8, 0.5), _family_row(3, "OASIS better", 0.6, 0.5, "GCaMP6s"),
+            _family_row(5, "OASIS better", 0.4, 0.5), _family_row(7, "no clear difference", 0.45, 0.5),
+            {"cell": {"index": 9}, "sbtt": None}]  # a failed cell: skipped
+    (tmp_path / "family_a.json").write_text(json.dumps(rows))
+    (tmp_path / "family_b.json").write_text(json.dumps(rows[:2]))  # the same runs stored twice
+    runs = vc.family_runs([str(tmp_path / "family_a.json"), str(tmp_path / "family_b.json")])
+    assert len(runs) == 4
+    lines = vc.table(runs)
+    assert "| SBTT better | 1 | 1 | 1 of 1 | +0.300 |" in lines
+    # "OASIS better": the truth agrees once (cell 5), SBTT was ahead once (cell 3)
+    assert "| OASIS better | 2 | 1 | 1 of 2 | +0.000 |" in lines
+    assert "| no clear difference | 1 | - | 0 of 1 | -0.050 |" in lines
+
+
+def test_tree_peak_counts_child_processes(common):
+    import subprocess
+
+    pytest.importorskip("psutil")
+    with common.TreePeak(interval=0.02) as tree:
+        child = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(64 << 20); time.sleep(1.0)"])
+        child.wait(timeout=60)
+    assert tree.peak_children >= 1
+    assert tree.peak_mb > 64  # the child's 64 MiB buffer on top of this process

@@ -1,0 +1,104 @@
+"""How often the held-out verdict against OASIS agrees with the ground truth, over stored runs of
+the benchmark family (no fitting: it reads the JSON rows ``benchmarks/family.py`` wrote).
+
+Every calcium result carries a verdict (``metrics["heldout"]["verdict"]``, :mod:`napari_sbtt.heldout`):
+"SBTT better" / "OASIS better" when the returned estimate predicts the held-out samples better or
+worse than OASIS's denoised calcium by two standard errors, else "no clear difference". The
+held-out samples are fluorescence; the family also knows the true rates, so each row says
+whether the estimate the run returned (Pearson r against the true rates, the family's score)
+beat OASIS's. This script counts, per verdict, how often the truth agreed, overall and split by
+the indicator (GCaMP6s, the slowest, apart) and by the half of the family.
+
+    python benchmarks/verdict_calibration.py [--half report] [FILES ...]
+
+FILES default to ``benchmarks/results/*/family_*.json``. A run stored in two files (the same
+family key, cell and r) counts once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable
+
+HERE = Path(__file__).resolve().parent
+VERDICTS = ("SBTT better", "OASIS better", "no clear difference")
+
+
+def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
+    """(verdict, SBTT r, OASIS r, indicator, half, file) of every family row with a held-out
+    verdict in ``paths``, each run once."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for path in sorted(paths):
+        try:
+            rows = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(rows, list):
+            continue
+        for row in rows:
+            if not isinstance(row, dict) or not isinstance(row.get("sbtt"), dict) or "cell" not in row:
+                continue
+            s = row["sbtt"]
+            verdict = (s.get("heldout") or {}).get("verdict")
+            if verdict not in VERDICTS or not isinstance(row.get("oasis"), dict):
+                continue
+            run = (row.get("key"), row["cell"].get("index"), round(float(s["r"]), 4))
+            if run in seen:
+                continue
+            seen.add(run)
+            out.append({"verdict": verdict, "r": float(s["r"]), "oasis_r": float(row["oasis"]["r"]),
+                        "indicator": row["cell"].get("indicator"), "half": row["cell"].get("half"),
+                        "file": path})
+    return out
+
+
+def table(runs: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows: verdict, runs, truth agrees (SBTT r >= OASIS r for "SBTT better", below for
+    "OASIS better"), and for every verdict the share of runs where SBTT's r was the higher."""
+    lines = ["| verdict | runs | the truth agrees | SBTT's r >= OASIS's r | median r margin |",
+             "|---|---|---|---|---|"]
+    for verdict in VERDICTS:
+        mine = [x for x in runs if x["verdict"] == verdict]
+        if not mine:
+            continue
+        margins = sorted(x["r"] - x["oasis_r"] for x in mine)
+        ahead = sum(m >= 0 for m in margins)
+        agree = {"SBTT better": str(ahead), "OASIS better": str(len(mine) - ahead)}.get(verdict, "-")
+        med = margins[len(margins) // 2] if len(margins) % 2 else 0.5 * (
+            margins[len(margins) // 2 - 1] + margins[len(margins) // 2])
+        lines.append(f"| {verdict} | {len(mine)} | {agree} | {ahead} of {len(mine)} | {med:+.3f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", help="family JSON files (default: benchmarks/results/*/family_*.json)")
+    ap.add_argument("--half", choices=("tune", "report"), default=None, help="only this half's cells")
+    a = ap.parse_args(argv)
+    paths = a.files or glob.glob(str(HERE / "results" / "*" / "family_*.json"))
+    runs = family_runs(paths)
+    if a.half:
+        runs = [x for x in runs if x["half"] == a.half]
+    if not runs:
+        print("no family rows with a held-out verdict found", file=sys.stderr)
+        return 1
+    counts = Counter(x["half"] for x in runs)
+    print(f"{len(runs)} runs ({', '.join(f'{n} {h}' for h, n in sorted(counts.items()))}) "
+          f"from {len({x['file'] for x in runs})} files\n")
+    for title, sel in (("all", runs),
+                       ("GCaMP6s cells", [x for x in runs if x["indicator"] == "GCaMP6s"]),
+                       ("other indicators", [x for x in runs if x["indicator"] != "GCaMP6s"])):
+        print(f"**{title}**\n")
+        print("\n".join(table(sel)))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
