@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install napari-sbtt with its test tools on a fresh Debian/Ubuntu machine (run as root or with sudo).
 # - system packages napari's canvas needs under a virtual display (Xvfb, Mesa, Qt's xcb libraries)
-# - the CPU build of PyTorch when no torch is installed (bring your own CUDA build on a GPU machine)
+# - PyTorch 2.13 when no torch is installed (the CPU wheel where the index has it, or from
+#   TORCH_INDEX_URL; bring your own CUDA build on a GPU machine)
 # - napari-sbtt in editable mode with the testing and baseline extras (Qt 6 through PyQt6; the tests
 #   select it even where PyQt5 is installed too)
 set -euo pipefail
@@ -21,6 +22,8 @@ fi
 
 PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
-  "$PY" -m pip install -q "torch==2.13.0"
+  # TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu): where to take the wheel from, for
+  # an index that would otherwise serve the CUDA build (PyPI on Linux)
+  "$PY" -m pip install -q ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 fi
 "$PY" -m pip install -q -e ".[testing,baselines]"

@@ -300,7 +300,7 @@ class RunConfig:
     max_seconds: float | None = _setting(600.0, Setting(
         "wall-clock cap of the fit in seconds; fits end earlier when the held-out samples stop "
         "improving (early stopping), so this is a cap, not the usual length (a one-minute recording of "
-        "24 ROIs stops after ~1-3 minutes on 2 CPU cores); None: no cap, the result no longer "
+        "24 ROIs stops in under a minute on 2 quiet CPU cores, a few on busy ones); None: no cap, the result no longer "
         "depends on the machine's speed", "number", low=0.0, high=1e9, low_open=True, optional=True,
         none_label="no budget", units="s", step=10.0, flag="--max-seconds", widget="time budget (s)"))
     seed: int = _setting(0, Setting("random seed of the fit", "int", low=0, high=2**32 - 1, flag="--seed",
