@@ -71,33 +71,37 @@ def load_avg() -> float:
         return float("nan")
 
 
-class AnonPeak:
-    """Samples RssAnon of this process (the memory it really holds, without the file pages a
-    memory-mapped movie leaves resident) every ``interval`` s in a thread; ``.peak_mb`` after the
-    ``with`` block. Linux only (elsewhere the peak stays 0)."""
+def _anon_kb(pid: int | str = "self") -> int:
+    """RssAnon of a process in KiB from /proc (0 where it cannot be read: not Linux, or gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
-    def __init__(self, interval: float = 0.02) -> None:
+
+class _PeakSampler:
+    """Calls ``_sample`` every ``interval`` s in a thread while the ``with`` block runs, and once
+    more at its end; ``peak_kb`` is for the subclass to raise."""
+
+    def __init__(self, interval: float) -> None:
         self.peak_kb = 0
         self.interval = interval
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        try:
-            with open("/proc/self/status") as fh:
-                for line in fh:
-                    if line.startswith("RssAnon:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                        return
-        except OSError:
-            return
+        raise NotImplementedError
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._sample()
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "AnonPeak":
+    def __enter__(self) -> "_PeakSampler":
         self._t.start()
         return self
 
@@ -111,30 +115,28 @@ class AnonPeak:
         return self.peak_kb / 1024
 
 
-class TreePeak:
+class AnonPeak(_PeakSampler):
+    """Samples RssAnon of this process (the memory it really holds, without the file pages a
+    memory-mapped movie leaves resident) every ``interval`` s in a thread; ``.peak_mb`` after the
+    ``with`` block. Linux only (elsewhere the peak stays 0)."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(interval)
+
+    def _sample(self) -> None:
+        self.peak_kb = max(self.peak_kb, _anon_kb())
+
+
+class TreePeak(_PeakSampler):
     """Samples the resident memory of this process and all its descendants (the ensemble's member
     processes), summed, every ``interval`` s in a thread: ``.peak_mb`` (RSS) and
     ``.peak_anon_mb`` (RssAnon, Linux) after the ``with`` block; ``.peak_children`` is the most
     descendants seen at once. Needs psutil (napari's dependency); without it the peaks stay 0."""
 
     def __init__(self, interval: float = 0.05) -> None:
-        self.peak_kb = 0
+        super().__init__(interval)
         self.peak_anon_kb = 0
         self.peak_children = 0
-        self.interval = interval
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _anon_kb(pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("RssAnon:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
 
     def _sample(self) -> None:
         try:
@@ -152,28 +154,10 @@ class TreePeak:
                 rss += p.memory_info().rss // 1024
             except psutil.Error:
                 continue
-            anon += self._anon_kb(p.pid)
+            anon += _anon_kb(p.pid)
         self.peak_kb = max(self.peak_kb, rss)
         self.peak_anon_kb = max(self.peak_anon_kb, anon)
         self.peak_children = max(self.peak_children, len(procs) - 1)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "TreePeak":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self._sample()
-
-    @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
 
     @property
     def peak_anon_mb(self) -> float:
