@@ -193,12 +193,21 @@ def fit_and_infer(
 
 def recording_decay(obs: "Observations", cfg: RunConfig) -> float | None:
     """The calcium decay time (s) a new fit with ``cfg`` starts from when it is estimated from the
-    recording itself (:func:`napari_sbtt.config.decay_estimate_wanted`), else None."""
+    recording itself (:func:`napari_sbtt.config.decay_estimate_wanted`), else None: the AR(1)
+    estimate (:func:`~napari_sbtt.core.kinetics.estimate_decay_time`), lengthened by the held-out
+    samples' preference (:func:`~napari_sbtt.core.kinetics.lengthened_decay`) when
+    ``cfg.decay_heldout_check`` is on and no indicator is named."""
     if not decay_estimate_wanted(cfg):
         return None
-    from .core.kinetics import estimate_decay_time
+    from .core.indicators import get_indicator
+    from .core.kinetics import estimate_decay_time, heldout_decay_scores, lengthened_decay
 
-    return estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
+    estimate = estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
+    if estimate is None or cfg.indicator is not None or not cfg.decay_heldout_check:
+        return estimate
+    rise = float(get_indicator(indicator_name(cfg)).tau_rise)
+    scores = heldout_decay_scores(obs.values, obs.times, estimate, rise_s=rise, seed=cfg.seed)
+    return lengthened_decay(estimate, scores)
 
 
 def run_window(obs: "Observations", cfg: RunConfig, decay_s: float | None = None) -> tuple[int, int]:

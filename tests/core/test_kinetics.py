@@ -69,3 +69,40 @@ def test_the_sampling_correction_is_not_extrapolated_beyond_every_4th_bin() -> N
     corrected = decay_time_of_series(series, times, bin_width=1 / 60)
     assert corrected == pytest.approx(plain / MAX_CORRECTED_N ** SUBSAMPLING_EXPONENT, rel=1e-6)
 
+
+
+def test_heldout_scores_peak_near_the_true_decay_and_lengthen_a_short_start() -> None:
+    from napari_sbtt.core.kinetics import (
+        HELDOUT_CANDIDATE_STEP,
+        heldout_decay_scores,
+        lengthened_decay,
+    )
+
+    y, t, tau = _recording("GCaMP6s", 30, 2, seconds=90.0)  # 1.25 s decay
+    start = 0.5  # an estimate far too short
+    scores = heldout_decay_scores(y, t, start, rise_s=0.05)
+    assert sorted(scores) == list(scores)  # increasing decays
+    assert min(scores) == pytest.approx(start / HELDOUT_CANDIDATE_STEP)
+    assert max(scores) == pytest.approx(start * HELDOUT_CANDIDATE_STEP ** 4)
+    best = max(scores, key=scores.get)
+    assert tau / HELDOUT_CANDIDATE_STEP <= best <= tau * HELDOUT_CANDIDATE_STEP ** 2
+    longer = lengthened_decay(start, scores)
+    assert longer == pytest.approx(np.sqrt(start * best))
+    assert start < longer < tau
+
+
+def test_lengthened_decay_only_ever_lengthens() -> None:
+    from napari_sbtt.core.kinetics import lengthened_decay
+
+    assert lengthened_decay(0.5, {}) == 0.5
+    assert lengthened_decay(0.5, {0.35: 0.9, 0.5: 0.8, 1.0: 0.7}) == 0.5  # a shorter pick: kept
+    assert lengthened_decay(0.5, {0.5: 0.8, 2.0: 0.9}) == pytest.approx(1.0)  # sqrt(0.5 * 2)
+
+
+def test_heldout_scores_need_enough_samples() -> None:
+    from napari_sbtt.core.kinetics import heldout_decay_scores
+
+    y, t, _ = _recording("GCaMP6f", 30, 1, seconds=1.5)  # 45 frames: too few to hold any out
+    assert heldout_decay_scores(y, t, 0.5) == {}
+    with pytest.raises(ValueError, match="start_s"):
+        heldout_decay_scores(y, t, 0.0)
