@@ -23,7 +23,7 @@ from .config import TRACES_MODEL_DEFAULTS, RunConfig, decay_estimate_wanted, res
 from .core.progress import ProgressCallback, RunControl, StageReport
 from .core.units import dff_jump_per_spike, spikes_per_second
 from .core.windows import choose_window, make_windows
-from .pipeline import infer_observations
+from .pipeline import checked_decay, infer_observations
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
@@ -201,6 +201,11 @@ def deconvolve_traces(
 
         # each trace on its own regular grid (frames without a time left NaN)
         decay_s = decay_time_of_series(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
+        if cfg.decay_heldout_check:
+            grid = np.full((longest, len(z)), np.nan)
+            for i, v in enumerate(z):
+                grid[: v.size, i] = v
+            decay_s = checked_decay(grid, np.arange(longest) * bin_s, decay_s, cfg)
     window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
 
 __all__ = ["fit_and_infer", "infer_observations", "choose_estimate", "check_model_rois", "per_roi_fit",
-           "run_window", "model_metadata", "training_windows", "recording_decay"]
+           "run_window", "model_metadata", "training_windows", "recording_decay", "checked_decay"]
 
 
 def fit_and_infer(
@@ -194,20 +194,30 @@ def fit_and_infer(
 def recording_decay(obs: "Observations", cfg: RunConfig) -> float | None:
     """The calcium decay time (s) a new fit with ``cfg`` starts from when it is estimated from the
     recording itself (:func:`napari_sbtt.config.decay_estimate_wanted`), else None: the AR(1)
-    estimate (:func:`~napari_sbtt.core.kinetics.estimate_decay_time`), lengthened by the held-out
-    samples' preference (:func:`~napari_sbtt.core.kinetics.lengthened_decay`) when
-    ``cfg.decay_heldout_check`` is on and no indicator is named."""
+    estimate (:func:`~napari_sbtt.core.kinetics.estimate_decay_time`), checked against held-out
+    samples when asked (:func:`checked_decay`)."""
     if not decay_estimate_wanted(cfg):
         return None
-    from .core.indicators import get_indicator
-    from .core.kinetics import estimate_decay_time, heldout_decay_scores, lengthened_decay
+    from .core.kinetics import estimate_decay_time
 
     estimate = estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
+    return checked_decay(obs.values, obs.times, estimate, cfg)
+
+
+def checked_decay(values: np.ndarray, times: np.ndarray, estimate: float | None, cfg: RunConfig
+                  ) -> float | None:
+    """``estimate`` (s), the recording's AR(1) decay estimate, lengthened toward the decay whose
+    kernel best predicts held-out samples (:func:`~napari_sbtt.core.kinetics.lengthened_decay`)
+    when ``cfg.decay_heldout_check`` is on and no indicator is named (a named preset is refined by
+    the plain estimate); else ``estimate`` itself. ``values`` (T, N) samples on the regular grid
+    ``times`` (T,) s, NaN where not observed."""
     if estimate is None or cfg.indicator is not None or not cfg.decay_heldout_check:
         return estimate
+    from .core.indicators import get_indicator
+    from .core.kinetics import heldout_decay_scores, lengthened_decay
+
     rise = float(get_indicator(indicator_name(cfg)).tau_rise)
-    scores = heldout_decay_scores(obs.values, obs.times, estimate, rise_s=rise, seed=cfg.seed)
-    return lengthened_decay(estimate, scores)
+    return lengthened_decay(estimate, heldout_decay_scores(values, times, estimate, rise_s=rise, seed=cfg.seed))
 
 
 def run_window(obs: "Observations", cfg: RunConfig, decay_s: float | None = None) -> tuple[int, int]:

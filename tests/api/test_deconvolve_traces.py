@@ -117,3 +117,21 @@ def test_the_combined_estimate_mixes_the_network_and_the_events_of_each_trace():
         for net, ev, both in zip(runs["network"].rates, runs["deconvolution"].rates, runs[name].rates,
                                  strict=True):
             np.testing.assert_allclose(both, w * net + (1 - w) * ev, rtol=1e-4, atol=1e-6)
+
+
+def test_the_heldout_check_starts_unnamed_traces_from_the_lengthened_decay():
+    pytest.importorskip("oasis")
+    from napari_sbtt.config import RunConfig
+    from napari_sbtt.pipeline import checked_decay
+
+    _, dff = _neurons(lengths=(900, 700), seed=5)
+    base = {"epochs": 1, "inference_shifts": 1, "model": TINY}
+    plain = deconvolve_traces(dff, frame_period=FP, config=base)
+    checked = deconvolve_traces(dff, frame_period=FP, config={**base, "decay_heldout_check": True})
+    est, start = plain.metrics["decay_estimate_s"], checked.metrics["decay_estimate_s"]
+    assert est is not None and start >= est
+    assert checked.model.config.calcium_decay_seconds == pytest.approx(start)
+    # the same rule as the run path's (pipeline.checked_decay); a named indicator leaves it out
+    assert checked_decay(np.zeros((4, 1)), np.arange(4.0), 0.3, RunConfig(indicator="GCaMP6s",
+                                                                             decay_heldout_check=True)) == 0.3
+    assert checked_decay(np.zeros((4, 1)), np.arange(4.0), None, RunConfig(decay_heldout_check=True)) is None
