@@ -223,10 +223,12 @@ def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
     two err in opposite directions where the truth is known: the AR(1) estimate runs short under
     slow indicators (GCaMP6s, 1.25 s, estimated at 0.44-0.74 s on the family's tune cells) and the
     held-out pick long under fast ones on the simulator, short on real recordings (the tune
-    ground-truth sets DS09 / DS32, where it never exceeded the estimate): over 13 synthetic tune
-    cells the median |log(estimate / true)| falls from 0.36 to 0.27 and the worst from 1.04 to
-    0.84, the real tune sets unchanged (benchmarks/RESULTS.md, "Which decay the held-out samples
-    pick" and "Issue 14, twelfth session").
+    ground-truth sets DS09 / DS32). Measured with these functions: on the 12 tune cells of the
+    family's seed 7 the median |log(estimate / true decay)| falls from 0.37 to 0.26 and the worst
+    from 0.88 to 0.52 (GCaMP6s 0.75 -> 1.26 s and 0.53 -> 0.74 s for 1.25 s; accurate estimates of
+    fast indicators lengthened by up to 1.7x); on DS09 and DS32 at every 1st, 2nd and 4th frame
+    the best decay was never longer than the estimate, so nothing changes there
+    (benchmarks/RESULTS.md, "Issue 14, twelfth session").
     """
     if not scores:
         return float(estimate_s)
