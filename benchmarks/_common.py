@@ -131,7 +131,9 @@ class TreePeak(_PeakSampler):
     """Samples the resident memory of this process and all its descendants (the ensemble's member
     processes), summed, every ``interval`` s in a thread: ``.peak_mb`` (RSS) and
     ``.peak_anon_mb`` (RssAnon, Linux) after the ``with`` block; ``.peak_children`` is the most
-    descendants seen at once. Needs psutil (napari's dependency); without it the peaks stay 0."""
+    descendants seen at once. Pages shared between the processes (libraries, copy-on-write) count
+    once per process, so the sum is an upper bound. Needs psutil (napari's dependency); without
+    it the peaks stay 0."""
 
     def __init__(self, interval: float = 0.05) -> None:
         super().__init__(interval)

@@ -21,6 +21,7 @@ from typing import Any
 def probe_cell(cell: Any, named: bool) -> dict[str, Any]:
     """The probe row of one tune cell (``named`` only labels it: the check runs without a name)."""
     from napari_sbtt.api import RunConfig, observations_for_stack
+    from napari_sbtt.config import DEFAULT_INDICATOR
     from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import estimate_decay_time, heldout_decay_scores
     from napari_sbtt.core.synth import simulate
@@ -33,7 +34,8 @@ def probe_cell(cell: Any, named: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     checked = recording_decay(obs, cfg)
     seconds = time.perf_counter() - t0
-    scores = (heldout_decay_scores(obs.values, obs.times, ar1, rise_s=0.016, seed=cfg.seed)
+    scores = (heldout_decay_scores(obs.values, obs.times, ar1, rise_s=get_indicator(DEFAULT_INDICATOR).tau_rise,
+                                   seed=cfg.seed)
               if ar1 is not None else {})
     return {"cell": cell.describe(), "named": named,
             "true_decay_s": float(get_indicator(cell.indicator).decay),

@@ -58,8 +58,9 @@ def probe(name: str, k: int, gt_dir: Path, seed: int, max_recordings: int, max_s
     row: dict[str, Any] = {"dataset": name, "k": k, "frame_hz": 1.0 / dt, "recordings": int(pick.size),
                            "spike_decay_s": SPIKE_DECAY_S.get(name), "ar1_estimate_s": ar1}
     if ar1 is not None:  # what RunConfig(decay_heldout_check=True) would start from (nothing named)
+        # RunConfig's default seed (0): the check a run would make, whatever frames --seed kept
         scores = heldout_decay_scores(grid, times, ar1, rise_s=get_indicator(DEFAULT_INDICATOR).tau_rise,
-                                      seed=seed)
+                                      seed=0)
         row["checked_decay_s"] = lengthened_decay(ar1, scores)
         row["check_scores"] = {f"{t:.3f}": v for t, v in scores.items()}
     if not check_only:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -48,11 +49,17 @@ def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
             verdict = (s.get("heldout") or {}).get("verdict")
             if verdict not in VERDICTS or not isinstance(row.get("oasis"), dict):
                 continue
-            run = (row.get("key"), row["cell"].get("index"), round(float(s["r"]), 4))
+            try:
+                r, oasis_r = float(s["r"]), float(row["oasis"]["r"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not (math.isfinite(r) and math.isfinite(oasis_r)):
+                continue
+            run = (row.get("key"), row["cell"].get("index"), round(r, 4))
             if run in seen:
                 continue
             seen.add(run)
-            out.append({"verdict": verdict, "r": float(s["r"]), "oasis_r": float(row["oasis"]["r"]),
+            out.append({"verdict": verdict, "r": r, "oasis_r": oasis_r,
                         "indicator": row["cell"].get("indicator"), "half": row["cell"].get("half"),
                         "file": path})
     return out

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install napari-sbtt with its test tools on a fresh Debian/Ubuntu machine (run as root or with sudo).
 # - system packages napari's canvas needs under a virtual display (Xvfb, Mesa, Qt's xcb libraries)
-# - PyTorch 2.13 when no torch is installed (the CPU wheel where the index has it, or from
-#   TORCH_INDEX_URL; bring your own CUDA build on a GPU machine)
+# - PyTorch 2.13 when no torch is installed, from the configured index or TORCH_INDEX_URL (PyPI on
+#   Linux serves the CUDA build: TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu gets the CPU
+#   wheel); bring your own CUDA build on a GPU machine
 # - napari-sbtt in editable mode with the testing and baseline extras (Qt 6 through PyQt6; the tests
 #   select it even where PyQt5 is installed too)
 set -euo pipefail

@@ -266,23 +266,28 @@ def test_a_run_without_an_indicator_starts_from_the_recordings_decay(sim):
     assert fast.model.config.calcium_decay_seconds == pytest.approx(moved)
 
 
-def test_the_heldout_check_lengthens_only_an_unnamed_runs_decay(sim):
+def test_the_heldout_check_lengthens_only_an_unnamed_runs_decay(sim, monkeypatch):
     pytest.importorskip("oasis")
     from napari_sbtt.config import RunConfig
-    from napari_sbtt.core.kinetics import (
-        estimate_decay_time,
-        heldout_decay_scores,
-        lengthened_decay,
-    )
+    from napari_sbtt.core import kinetics
     from napari_sbtt.pipeline import recording_decay
 
     obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
-    est = estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
+    est = kinetics.estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
     assert est is not None
     assert recording_decay(obs, RunConfig()) == pytest.approx(est)  # off by default
+    seen = {}
+
+    def longer_best(values, times, start_s, **kw):  # held-out samples that prefer 4x the estimate
+        seen.update(start=start_s, **kw)
+        return {start_s: 0.5, 4 * start_s: 0.6}
+
+    monkeypatch.setattr(kinetics, "heldout_decay_scores", longer_best)
     checked = recording_decay(obs, RunConfig(decay_heldout_check=True))
-    scores = heldout_decay_scores(obs.values, obs.times, est, rise_s=0.016, seed=0)
-    assert checked == pytest.approx(lengthened_decay(est, scores)) and checked >= est
+    assert checked == pytest.approx(2 * est)  # sqrt(est * 4 est)
+    assert seen["start"] == pytest.approx(est) and seen["rise_s"] == pytest.approx(0.016)
+    ruled = recording_decay(obs, RunConfig(decay_heldout_check=True, model={"calcium_rise_seconds": 0.03}))
+    assert ruled == pytest.approx(2 * est) and seen["rise_s"] == pytest.approx(0.03)
     # a named indicator's preset is refined by the plain estimate, as before
     assert recording_decay(obs, RunConfig(indicator="GCaMP6s", decay_heldout_check=True)) == pytest.approx(est)
     assert RunConfig.from_dict(RunConfig(decay_heldout_check=True).to_dict()).decay_heldout_check

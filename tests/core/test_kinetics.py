@@ -97,6 +97,7 @@ def test_lengthened_decay_only_ever_lengthens() -> None:
     assert lengthened_decay(0.5, {}) == 0.5
     assert lengthened_decay(0.5, {0.35: 0.9, 0.5: 0.8, 1.0: 0.7}) == 0.5  # a shorter pick: kept
     assert lengthened_decay(0.5, {0.5: 0.8, 2.0: 0.9}) == pytest.approx(1.0)  # sqrt(0.5 * 2)
+    assert lengthened_decay(0.5, {0.5: -0.3, 2.0: -0.1}) == 0.5  # no decay predicts the samples: kept
 
 
 def test_heldout_scores_need_enough_samples() -> None:

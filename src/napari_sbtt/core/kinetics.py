@@ -156,9 +156,11 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
                          max_seconds: float = HELDOUT_MAX_SECONDS) -> dict[float, float]:
     """How well kernels of several decay times predict held-out single samples.
 
-    About ``share`` of each ROI's observed samples (at least 50 kept) are held out; for each
+    About ``share`` of the observed samples of each ROI with at least ``MIN_SAMPLES + 8`` of them
+    are held out (at random; ROIs left with fewer than :data:`MIN_SAMPLES` kept are dropped); for each
     candidate decay, from ``start_s / HELDOUT_CANDIDATE_STEP`` up to ``start_s *
-    HELDOUT_CANDIDATE_STEP ** n_longer`` seconds on a geometric grid, the kept samples are
+    HELDOUT_CANDIDATE_STEP ** n_longer`` seconds on a geometric grid (none above
+    :data:`MAX_DECAY_S`), the kept samples are
     deconvolved (:func:`~napari_sbtt.core.deconvolution.sparse_deconvolve`: a double-exponential
     kernel of that decay and ``rise_s``, unit amplitude, baseline and noise sd read off the kept
     samples) and scored by the R^2 of its fitted fluorescence at the held-out samples, pooled over
@@ -177,14 +179,14 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
     from .deconvolution import sparse_deconvolve
     from .indicators import Indicator
 
-    obs = np.asarray(observations, dtype=np.float64)
+    raw = np.asarray(observations)
     t = np.asarray(times, dtype=np.float64)
-    if obs.ndim != 2 or t.shape != (obs.shape[0],) or t.size < 2:
-        raise ValueError(f"observations must be (T, N) and times (T,) with T >= 2; got {obs.shape} and {t.shape}")
+    if raw.ndim != 2 or t.shape != (raw.shape[0],) or t.size < 2:
+        raise ValueError(f"observations must be (T, N) and times (T,) with T >= 2; got {raw.shape} and {t.shape}")
     if not (math.isfinite(start_s) and start_s > 0):
         raise ValueError(f"start_s must be a positive decay time in seconds, got {start_s}")
     dt = float(np.median(np.diff(t)))
-    obs = obs[: max(2, int(round(max_seconds / dt)))]
+    obs = raw[: max(2, int(round(max_seconds / dt)))].astype(np.float64)  # the excerpt only
     keep = np.flatnonzero(np.isfinite(obs).sum(axis=0) >= MIN_SAMPLES + 8)
     if keep.size == 0:
         return {}
@@ -193,6 +195,10 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
     obs = obs[:, keep]
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xDECA1]))
     held = np.isfinite(obs) & (rng.random(obs.shape) < share)
+    enough = (np.isfinite(obs) & ~held).sum(axis=0) >= MIN_SAMPLES
+    if not enough.any():
+        return {}
+    obs, held = obs[:, enough], held[:, enough]
     kept = np.where(held, np.nan, obs)
     baseline = np.nanpercentile(kept, 10, axis=0)
     noise_sd = np.empty(obs.shape[1])
@@ -206,7 +212,7 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
     out = {}
     for k in range(-1, n_longer + 1):
         tau = float(start_s * HELDOUT_CANDIDATE_STEP ** k)
-        if tau <= rise_s:
+        if tau <= rise_s or tau > MAX_DECAY_S:
             continue
         kernel = Indicator("candidate", tau_rise=rise_s, tau_decay=tau, amplitude=1.0).kernel(dt)
         fit = sparse_deconvolve(kept, kernel, baseline=baseline, noise_sd=noise_sd).fitted
@@ -219,7 +225,8 @@ def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
     """The recording's decay estimate lengthened by what held-out samples prefer.
 
     ``scores``: :func:`heldout_decay_scores`. When the best-scoring decay is longer than
-    ``estimate_s``, their geometric mean; otherwise ``estimate_s`` itself. One-sided because the
+    ``estimate_s`` and predicts the held-out samples at all (R^2 > 0), their geometric mean;
+    otherwise ``estimate_s`` itself. One-sided because the
     two err in opposite directions where the truth is known: the AR(1) estimate runs short under
     slow indicators (GCaMP6s, 1.25 s, estimated at 0.44-0.74 s on the family's tune cells) and the
     held-out pick long under fast ones on the simulator, short on real recordings (the tune
@@ -233,6 +240,6 @@ def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
     if not scores:
         return float(estimate_s)
     best = max(scores, key=scores.get)
-    if best <= estimate_s:
+    if best <= estimate_s or not scores[best] > 0.0:
         return float(estimate_s)
     return float(np.clip(math.sqrt(estimate_s * best), MIN_DECAY_S, MAX_DECAY_S))
