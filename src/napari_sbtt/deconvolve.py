@@ -195,17 +195,19 @@ def deconvolve_traces(
     z = [s[0] for s in std]
     ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
     longest = max(v.size for v in z)
+    # the traces side by side from t = 0 (NaN past a trace's end): the decay check, the held-out
+    # tests and the inference all read them so
+    stacked = np.full((longest, len(z)), np.nan)
+    for i, v in enumerate(z):
+        stacked[: v.size, i] = v
+    grid_times = np.arange(longest) * bin_s
     decay_s = None
     if decay_estimate_wanted(cfg):
         from .core.kinetics import decay_time_of_series
 
         # each trace on its own regular grid (frames without a time left NaN)
         decay_s = decay_time_of_series(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
-        if cfg.decay_heldout_check:
-            grid = np.full((longest, len(z)), np.nan)
-            for i, v in enumerate(z):
-                grid[: v.size, i] = v
-            decay_s = checked_decay(grid, np.arange(longest) * bin_s, decay_s, cfg)
+        decay_s = checked_decay(stacked, grid_times, decay_s, cfg)
     window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)
@@ -227,10 +229,6 @@ def deconvolve_traces(
     stopped = control.stop_requested
     control.report(StageReport("infer", 0, 1, "inferring activity"))
     t0 = time.perf_counter()
-    longest = max(v.size for v in z)
-    stacked = np.full((longest, len(z)), np.nan)
-    for i, v in enumerate(z):
-        stacked[: v.size, i] = v
 
     def infer(vals: np.ndarray, output: str = "signal", shifts: int = 1) -> np.ndarray:
         out = np.full(vals.shape, np.nan)
@@ -239,7 +237,6 @@ def deconvolve_traces(
                                                   overlap=overlap, output=output, shifts=shifts)[:, 0]
         return out
 
-    grid_times = np.arange(longest) * bin_s
     comparison = compare_heldout(_Stacked(model, len(z)), stacked, grid_times, network_signal=infer,
                                  estimate=estimate, seed=cfg.seed, oasis=cfg.compare_oasis,
                                  max_seconds=None,  # separate traces stacked from t = 0: test all
