@@ -29,13 +29,10 @@ CANDIDATES_S = tuple(float(x) for x in 0.1 * np.sqrt(2.0) ** np.arange(11))
 
 def noise_sd_of(values: np.ndarray) -> np.ndarray:
     """(N,) robust noise sd of each ROI from the differences of consecutive observed samples
-    (1.4826 x MAD / sqrt 2), floored at 1e-6."""
-    out = np.empty(values.shape[1])
-    for i in range(values.shape[1]):
-        v = values[np.isfinite(values[:, i]), i]
-        d = np.diff(v)
-        out[i] = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0) if d.size > 2 else 1.0
-    return np.maximum(out, 1e-6)
+    (1.4826 x MAD / sqrt 2), floored at 1e-6: :func:`napari_sbtt.core.kinetics.difference_noise_sd`."""
+    from napari_sbtt.core.kinetics import difference_noise_sd
+
+    return difference_noise_sd(values)
 
 
 def decay_scores(values: np.ndarray, times: np.ndarray, dt: float, gap_s: float,

@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["estimate_decay_time", "decay_time_of_series", "refine_decay", "heldout_decay_scores",
-           "lengthened_decay", "ESTIMATE_RATIO_RANGE", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT",
+           "lengthened_decay", "difference_noise_sd", "ESTIMATE_RATIO_RANGE", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT",
            "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S", "HELDOUT_CANDIDATE_STEP",
            "HELDOUT_MAX_SECONDS"]
 
@@ -201,11 +201,7 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
     obs, held = obs[:, enough], held[:, enough]
     kept = np.where(held, np.nan, obs)
     baseline = np.nanpercentile(kept, 10, axis=0)
-    noise_sd = np.empty(obs.shape[1])
-    for i in range(obs.shape[1]):
-        d = np.diff(kept[np.isfinite(kept[:, i]), i])
-        noise_sd[i] = 1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0) if d.size > 2 else 1.0
-    noise_sd = np.maximum(noise_sd, 1e-6)
+    noise_sd = difference_noise_sd(kept)
     total = float((np.where(held, obs - np.nanmean(kept, axis=0)[None, :], 0.0) ** 2).sum())
     if total <= 0:
         return {}
@@ -219,6 +215,18 @@ def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: f
         resid = np.where(held, obs - fit, 0.0)
         out[tau] = 1.0 - float((resid ** 2).sum()) / total
     return out
+
+
+def difference_noise_sd(values: np.ndarray) -> np.ndarray:
+    """(N,) robust noise sd of each ROI of ``values`` (T, N), NaN where not observed: 1.4826 x the
+    median absolute deviation of the differences between consecutive observed samples, over
+    sqrt 2 (1 for an ROI with fewer than 4 samples), at least 1e-6; in the values' units."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.empty(v.shape[1])
+    for i in range(v.shape[1]):
+        d = np.diff(v[np.isfinite(v[:, i]), i])
+        out[i] = 1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0) if d.size > 2 else 1.0
+    return np.maximum(out, 1e-6)
 
 
 def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
