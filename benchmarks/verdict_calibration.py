@@ -21,6 +21,7 @@ import argparse
 import glob
 import json
 import math
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
@@ -77,8 +78,7 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
         margins = sorted(x["r"] - x["oasis_r"] for x in mine)
         ahead = sum(m >= 0 for m in margins)
         agree = {"SBTT better": str(ahead), "OASIS better": str(len(mine) - ahead)}.get(verdict, "-")
-        med = margins[len(margins) // 2] if len(margins) % 2 else 0.5 * (
-            margins[len(margins) // 2 - 1] + margins[len(margins) // 2])
+        med = statistics.median(margins)
         lines.append(f"| {verdict} | {len(mine)} | {agree} | {ahead} of {len(mine)} | {med:+.3f} |")
     return lines
 
