@@ -328,7 +328,7 @@ class RunConfig:
         "without a named indicator, lengthen the recording's decay estimate (decay_from_data) toward "
         "the decay whose kernel best predicts held-out samples, where that is longer (their geometric "
         "mean: core.kinetics.lengthened_decay), since the AR(1) estimate runs short under slow "
-        "indicators; costs six sparse deconvolutions of at most 32 ROIs x 180 s. Off by default "
+        "indicators; estimates under 0.2 s (fast indicators: core.kinetics.LENGTHEN_FROM_S) are kept; costs six sparse deconvolutions of at most 32 ROIs x 180 s. Off by default "
         "until measured on recordings nobody chose it on (benchmarks/RESULTS.md)", "bool"))
     dff: bool = _setting(True, Setting(
         "convert each ROI's samples to dF/F with a running-percentile F0 before fitting", "bool"))

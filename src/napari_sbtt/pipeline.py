@@ -212,10 +212,12 @@ def checked_decay(values: np.ndarray, times: np.ndarray, estimate: float | None,
     the plain estimate); else ``estimate`` itself. ``values`` (T, N) samples on the regular grid
     ``times`` (T,) s, NaN where not observed. The candidate kernels take the run's rise
     (``cfg.model["calcium_rise_seconds"]``, else the default indicator's)."""
-    if estimate is None or cfg.indicator is not None or not cfg.decay_heldout_check:
+    from .core.kinetics import LENGTHEN_FROM_S, heldout_decay_scores, lengthened_decay
+
+    if (estimate is None or cfg.indicator is not None or not cfg.decay_heldout_check
+            or estimate < LENGTHEN_FROM_S):  # the check would keep it: skip its deconvolutions
         return estimate
     from .core.indicators import get_indicator
-    from .core.kinetics import heldout_decay_scores, lengthened_decay
 
     rise = float(cfg.model.get("calcium_rise_seconds") or get_indicator(indicator_name(cfg)).tau_rise)
     return lengthened_decay(estimate, heldout_decay_scores(values, times, estimate, rise_s=rise, seed=cfg.seed))

@@ -135,3 +135,5 @@ def test_the_heldout_check_starts_unnamed_traces_from_the_lengthened_decay():
     assert checked_decay(np.zeros((4, 1)), np.arange(4.0), 0.3, RunConfig(indicator="GCaMP6s",
                                                                              decay_heldout_check=True)) == 0.3
     assert checked_decay(np.zeros((4, 1)), np.arange(4.0), None, RunConfig(decay_heldout_check=True)) is None
+    # an estimate below LENGTHEN_FROM_S (a fast indicator's) is kept without running the check
+    assert checked_decay(np.zeros((4, 1)), np.arange(4.0), 0.1, RunConfig(decay_heldout_check=True)) == 0.1

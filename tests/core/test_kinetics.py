@@ -100,6 +100,16 @@ def test_lengthened_decay_only_ever_lengthens() -> None:
     assert lengthened_decay(0.5, {0.5: -0.3, 2.0: -0.1}) == 0.5  # no decay predicts the samples: kept
 
 
+def test_lengthened_decay_keeps_estimates_of_fast_indicators() -> None:
+    from napari_sbtt.core.kinetics import LENGTHEN_FROM_S, lengthened_decay
+
+    short = 0.8 * LENGTHEN_FROM_S
+    assert lengthened_decay(short, {short: 0.5, 4 * short: 0.9}) == short
+    assert lengthened_decay(short, {short: 0.5, 4 * short: 0.9}, from_s=0.5 * short) == pytest.approx(2 * short)
+    at = LENGTHEN_FROM_S
+    assert lengthened_decay(at, {at: 0.5, 4 * at: 0.9}) == pytest.approx(2 * at)
+
+
 def test_heldout_scores_need_enough_samples() -> None:
     from napari_sbtt.core.kinetics import heldout_decay_scores
 

@@ -43,7 +43,7 @@ import numpy as np
 __all__ = ["estimate_decay_time", "decay_time_of_series", "refine_decay", "heldout_decay_scores",
            "lengthened_decay", "difference_noise_sd", "ESTIMATE_RATIO_RANGE", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT",
            "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S", "HELDOUT_CANDIDATE_STEP",
-           "HELDOUT_MAX_SECONDS"]
+           "HELDOUT_MAX_SECONDS", "LENGTHEN_FROM_S"]
 
 #: spike-measured decay / OASIS's AR(1) decay, geometric mean over the tune sets DS09 and DS32
 OASIS_DECAY_BIAS = math.sqrt((0.5758 / 0.4447) * (0.4718 / 0.2937))
@@ -61,6 +61,10 @@ MAX_ROIS = 64
 HELDOUT_CANDIDATE_STEP = math.sqrt(2.0)
 #: :func:`heldout_decay_scores` runs on at most this many seconds of the recording (its start)
 HELDOUT_MAX_SECONDS = 180.0
+#: :func:`lengthened_decay` leaves estimates shorter than this (s) as they are: on the family's
+#: seed-7 tune cells every estimate under it came from a fast indicator (GCaMP8f, 7f, 8m; true
+#: decay 0.15-0.25 s), where lengthening moved a good estimate away from the truth
+LENGTHEN_FROM_S = 0.2
 #: (lowest, highest) estimate / true decay seen where the true decay is known and settings may be
 #: chosen, rounded outward: the tune half of benchmarks/family.py (12 synthetic cells: 0.193 for 10
 #: noisy ROIs seen every 280 ms, 0.26-1.46 for the rest) and the tune ground-truth sets DS09 and
@@ -229,12 +233,13 @@ def difference_noise_sd(values: np.ndarray) -> np.ndarray:
     return np.maximum(out, 1e-6)
 
 
-def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
+def lengthened_decay(estimate_s: float, scores: dict[float, float],
+                     from_s: float = LENGTHEN_FROM_S) -> float:
     """The recording's decay estimate lengthened by what held-out samples prefer.
 
-    ``scores``: :func:`heldout_decay_scores`. When the best-scoring decay is longer than
-    ``estimate_s`` and predicts the held-out samples at all (R^2 > 0), their geometric mean;
-    otherwise ``estimate_s`` itself. One-sided because the
+    ``scores``: :func:`heldout_decay_scores`. When ``estimate_s`` is at least ``from_s`` (s) and
+    the best-scoring decay is longer than it and predicts the held-out samples at all (R^2 > 0),
+    their geometric mean; otherwise ``estimate_s`` itself. One-sided because the
     two err in opposite directions where the truth is known: the AR(1) estimate runs short under
     slow indicators (GCaMP6s, 1.25 s, estimated at 0.44-0.74 s on the family's tune cells) and the
     held-out pick long under fast ones on the simulator, short on real recordings (the tune
@@ -245,7 +250,7 @@ def lengthened_decay(estimate_s: float, scores: dict[float, float]) -> float:
     the best decay was never longer than the estimate, so nothing changes there
     (benchmarks/RESULTS.md, "Issue 14, twelfth session").
     """
-    if not scores:
+    if not scores or estimate_s < from_s:
         return float(estimate_s)
     best = max(scores, key=scores.get)
     if best <= estimate_s or not scores[best] > 0.0:
