@@ -6,7 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sbtt.core.dff import delta_f_over_f_where_defined
+from napari_sbtt.core.dff import (
+    F0_SMOOTH_SAMPLES,
+    delta_f_over_f_where_defined,
+    running_percentile_baseline,
+)
 from napari_sbtt.core.scan import ScanPattern
 from napari_sbtt.core.traces import extract_observations
 
@@ -21,7 +25,8 @@ def _values(n: int, n_dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_dim_rois_are_nan_and_flagged() -> None:
     v, t, ids = _values(8, 2)
-    dff, kept = delta_f_over_f_where_defined(v, t, ids)
+    dff, kept, smooth = delta_f_over_f_where_defined(v, t, ids)
+    assert smooth == F0_SMOOTH_SAMPLES  # tried before leaving them out
     assert kept.tolist() == [False, False] + [True] * 6
     assert np.isnan(dff[:, :2]).all() and np.isfinite(dff[:, 2:]).all()
     assert abs(np.median(dff[:, 2:])) < 0.02
@@ -47,3 +52,32 @@ def test_extraction_drops_the_dim_roi_and_says_so() -> None:
     assert obs.values.shape[1] == 3 and obs.coverage.shape == (3,)
     assert obs.params["dff_left_out"] == [1]
     assert np.isfinite(obs.values).any(axis=0).all()
+
+
+def test_noisy_dim_rois_get_a_smoothed_baseline_instead_of_being_dropped() -> None:
+    rng = np.random.default_rng(3)
+    T, n = 2400, 6
+    t = np.repeat(np.arange(T)[:, None] * 0.05, n, axis=1)
+    rest = np.array([100.0, 100.0, 100.0, 100.0, 1.0, 1.0])  # two dim ROIs: resting F 1, noise sd 0.8
+    v = rest + rng.normal(0, 1, size=(T, n)) * np.where(rest > 10, 1.0, 0.8)
+    plain = running_percentile_baseline(v, t, window=60.0, percentile=8)
+    assert (plain[:, 4:] <= 0).any()  # shot noise drags the raw percentile below zero
+    dff, kept, smooth = delta_f_over_f_where_defined(v, t, np.arange(1, n + 1))
+    assert smooth == F0_SMOOTH_SAMPLES and kept.all()
+    f0 = running_percentile_baseline(v, t, window=60.0, percentile=8, smooth_samples=smooth)
+    assert 0.6 < np.median(f0[:, 4:]) < 1.0  # near the resting fluorescence 1
+    np.testing.assert_allclose(dff, (v - f0) / f0)
+    # a recording whose plain baseline is positive everywhere keeps it
+    dff_b, kept_b, smooth_b = delta_f_over_f_where_defined(v[:, :4], t[:, :4], np.arange(1, 5))
+    assert smooth_b == 1 and kept_b.all()
+    np.testing.assert_allclose(dff_b, (v[:, :4] - plain[:, :4]) / plain[:, :4])
+
+
+def test_smoothing_averages_consecutive_observed_samples_only() -> None:
+    v = np.array([[0.0], [np.nan], [3.0], [6.0], [np.nan], [9.0]])
+    t = np.where(np.isfinite(v), np.arange(6.0)[:, None], np.nan)
+    f0 = running_percentile_baseline(v, t, window=100.0, percentile=0, smooth_samples=3)
+    assert np.isnan(f0[1, 0]) and np.isnan(f0[4, 0])
+    assert f0[0, 0] == pytest.approx(1.5)  # min of the running means 1.5, 3, 6, 7.5
+    with pytest.raises(ValueError, match="smooth_samples"):
+        running_percentile_baseline(v, t, smooth_samples=0)

@@ -155,9 +155,15 @@ def _finish(acc: GridAccumulator, roi_ids: np.ndarray, n_observed: np.ndarray, n
     coverage = n_observed / float(n_sweeps)
     units = "raw" if neuropil is None else "raw, neuropil-corrected"
     if dff:
-        values, kept = delta_f_over_f_where_defined(values, times, roi_ids, window=f0_window,
-                                                    percentile=f0_percentile)
+        values, kept, smooth = delta_f_over_f_where_defined(values, times, roi_ids, window=f0_window,
+                                                            percentile=f0_percentile)
         units = "dF/F"
+        if smooth > 1:
+            warnings.warn(
+                f"the dF/F baseline F0 ({f0_percentile:g}th percentile over {f0_window:g} s) reached zero on "
+                f"some ROIs (dim ROIs, a subtracted background, shot noise); F0 is taken from each ROI's "
+                f"samples averaged over {smooth} consecutive samples instead", stacklevel=3)
+            params = {**params, "f0_smooth_samples": smooth}
         if not kept.all():
             left = [int(i) for i in np.asarray(roi_ids)[~kept]]
             warnings.warn(
