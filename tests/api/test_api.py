@@ -275,7 +275,8 @@ def test_the_heldout_check_lengthens_only_an_unnamed_runs_decay(sim, monkeypatch
     obs = ns.extract_observations(sim.movie, sim.labels, sim.pattern, dff=True)
     est = kinetics.estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
     assert est is not None
-    assert recording_decay(obs, RunConfig()) == pytest.approx(est)  # off by default
+    assert recording_decay(obs, RunConfig(decay_heldout_check=False)) == pytest.approx(est)
+    assert RunConfig().decay_heldout_check  # on by default
     seen = {}
 
     def longer_best(values, times, start_s, **kw):  # held-out samples that prefer 4x the estimate

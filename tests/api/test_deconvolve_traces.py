@@ -126,8 +126,8 @@ def test_the_heldout_check_starts_unnamed_traces_from_the_lengthened_decay():
 
     _, dff = _neurons(lengths=(900, 700), seed=5)
     base = {"epochs": 1, "inference_shifts": 1, "model": TINY}
-    plain = deconvolve_traces(dff, frame_period=FP, config=base)
-    checked = deconvolve_traces(dff, frame_period=FP, config={**base, "decay_heldout_check": True})
+    plain = deconvolve_traces(dff, frame_period=FP, config={**base, "decay_heldout_check": False})
+    checked = deconvolve_traces(dff, frame_period=FP, config=base)  # on by default
     est, start = plain.metrics["decay_estimate_s"], checked.metrics["decay_estimate_s"]
     assert est is not None and start > est  # these traces' held-out samples prefer a longer decay
     assert checked.model.config.calcium_decay_seconds == pytest.approx(start)
