@@ -46,8 +46,9 @@ def test_extraction_drops_the_dim_roi_and_says_so() -> None:
     rng = np.random.default_rng(1)
     movie = (200 + rng.normal(0, 1, size=(T, Y, X))).astype(np.float32)
     movie[:, 0:2, :] = rng.normal(0, 1, size=(T, 2, X))  # ROI 1 sits on the subtracted background
-    with pytest.warns(UserWarning, match=r"left out ROI id\(s\) \[1\]"):
+    with pytest.warns(UserWarning, match=r"left out ROI id\(s\) \[1\].*averaged over 9\)"):
         obs = extract_observations(movie, labels, ScanPattern.full_raster(Y, T, 0.05), dff=True)
+    assert obs.params["f0_smooth_samples"] == 9  # tried before leaving it out
     assert obs.roi_ids.tolist() == [2, 3, 4]
     assert obs.values.shape[1] == 3 and obs.coverage.shape == (3,)
     assert obs.params["dff_left_out"] == [1]

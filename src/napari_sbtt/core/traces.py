@@ -168,7 +168,8 @@ def _finish(acc: GridAccumulator, roi_ids: np.ndarray, n_observed: np.ndarray, n
             left = [int(i) for i in np.asarray(roi_ids)[~kept]]
             warnings.warn(
                 f"left out ROI id(s) {left[:20]}{' ...' if len(left) > 20 else ''}: their dF/F baseline "
-                f"F0 reaches zero ({f0_percentile:g}th percentile over {f0_window:g} s), so dF/F is "
+                f"F0 reaches zero ({f0_percentile:g}th percentile over {f0_window:g} s"
+                f"{f' of samples averaged over {smooth}' if smooth > 1 else ''}), so dF/F is "
                 "undefined there (dim ROIs on a subtracted background); the other ROIs are fitted",
                 stacklevel=3)
             values, times, coverage = values[:, kept], times[:, kept], coverage[kept]
