@@ -40,6 +40,7 @@ _LAZY = {
     "SBTTResult": "napari_sbtt.result",
     "load_result": "napari_sbtt.result",
     "deconvolve_traces": "napari_sbtt.deconvolve",
+    "traces_decay_estimate": "napari_sbtt.deconvolve",
     # Ray (pip install "napari-sbtt[tune]")
     "batch": "napari_sbtt.batchrun",
     "tune": "napari_sbtt.search",

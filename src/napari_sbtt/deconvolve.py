@@ -28,7 +28,7 @@ from .pipeline import checked_decay, infer_observations
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
 
-__all__ = ["TraceDeconvolution", "deconvolve_traces", "DEFAULT_MAX_WINDOWS"]
+__all__ = ["TraceDeconvolution", "deconvolve_traces", "traces_decay_estimate", "DEFAULT_MAX_WINDOWS"]
 
 #: training windows drawn from all traces when the config does not say (a seeded random subset)
 DEFAULT_MAX_WINDOWS = 2048
@@ -123,6 +123,47 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - med) / sd, med, sd
 
 
+def _side_by_side(z: list[np.ndarray], bin_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The traces side by side from t = 0, (T_max, N), NaN past a trace's end, and their (T_max,)
+    grid times in s: the decay check, the held-out tests and the inference all read them so."""
+    longest = max(v.size for v in z)
+    stacked = np.full((longest, len(z)), np.nan)
+    for i, v in enumerate(z):
+        stacked[: v.size, i] = v
+    return stacked, np.arange(longest) * bin_s
+
+
+def _decay_estimate(z: list[np.ndarray], stacked: np.ndarray, grid_times: np.ndarray, bin_s: float,
+                    cfg: RunConfig) -> float | None:
+    """The traces' decay estimate in s (each trace on its own regular grid; then the held-out
+    check, :func:`~napari_sbtt.pipeline.checked_decay`), or None when ``cfg`` wants none."""
+    if not decay_estimate_wanted(cfg):
+        return None
+    from .core.kinetics import decay_time_of_series
+
+    decay_s = decay_time_of_series(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
+    return checked_decay(stacked, grid_times, decay_s, cfg)
+
+
+def traces_decay_estimate(traces: Sequence[np.ndarray] | np.ndarray, *, frame_period: float | None = None,
+                          times: Any = None, indicator: str | None = None,
+                          config: RunConfig | dict[str, Any] | None = None) -> float | None:
+    """The calcium decay estimate (s) :func:`deconvolve_traces` computes from these traces before it
+    fits (its ``metrics["decay_estimate_s"]``), without fitting: the traces' AR(1) estimate, and
+    with no indicator named, lengthened by the held-out check where that applies
+    (``RunConfig.decay_heldout_check``). None when the config asks for no estimate
+    (``decay_from_data=False``) or the traces hold too few samples. Arguments as for
+    :func:`deconvolve_traces`."""
+    cfg = RunConfig.coerce(config)
+    cfg = cfg.replace(model={**TRACES_MODEL_DEFAULTS, **cfg.model})  # as deconvolve_traces reads it
+    if indicator is not None:
+        cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})
+    values, _, bin_s = _grids(_as_list(traces), frame_period, times)
+    z = [_standardise(v)[0] for v in values]
+    stacked, grid_times = _side_by_side(z, bin_s)
+    return _decay_estimate(z, stacked, grid_times, bin_s, cfg)
+
+
 class _Stacked:
     """An N = 1 model seen as one model per trace (columns), for :func:`compare_heldout`."""
 
@@ -194,20 +235,9 @@ def deconvolve_traces(
     std = [_standardise(v) for v in values]
     z = [s[0] for s in std]
     ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
-    longest = max(v.size for v in z)
-    # the traces side by side from t = 0 (NaN past a trace's end): the decay check, the held-out
-    # tests and the inference all read them so
-    stacked = np.full((longest, len(z)), np.nan)
-    for i, v in enumerate(z):
-        stacked[: v.size, i] = v
-    grid_times = np.arange(longest) * bin_s
-    decay_s = None
-    if decay_estimate_wanted(cfg):
-        from .core.kinetics import decay_time_of_series
-
-        # each trace on its own regular grid (frames without a time left NaN)
-        decay_s = decay_time_of_series(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
-        decay_s = checked_decay(stacked, grid_times, decay_s, cfg)
+    stacked, grid_times = _side_by_side(z, bin_s)
+    longest = stacked.shape[0]
+    decay_s = _decay_estimate(z, stacked, grid_times, bin_s, cfg)
     window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),
                                     overlap_fraction=cfg.overlap_fraction, n_time=longest)
     rng = np.random.default_rng(cfg.seed)

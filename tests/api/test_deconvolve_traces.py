@@ -129,6 +129,12 @@ def test_the_heldout_check_starts_unnamed_traces_from_the_lengthened_decay():
     plain = deconvolve_traces(dff, frame_period=FP, config={**base, "decay_heldout_check": False})
     checked = deconvolve_traces(dff, frame_period=FP, config=base)  # on by default
     est, start = plain.metrics["decay_estimate_s"], checked.metrics["decay_estimate_s"]
+    # the same start without a fit (napari_sbtt.traces_decay_estimate), both ways
+    from napari_sbtt import traces_decay_estimate
+
+    assert traces_decay_estimate(dff, frame_period=FP) == pytest.approx(start)
+    assert traces_decay_estimate(dff, frame_period=FP, config={"decay_heldout_check": False}) == pytest.approx(est)
+    assert traces_decay_estimate(dff, frame_period=FP, config={"decay_from_data": False}) is None
     assert est is not None and start > est  # these traces' held-out samples prefer a longer decay
     assert checked.model.config.calcium_decay_seconds == pytest.approx(start)
     # the same rule as the run path's (pipeline.checked_decay); a named indicator leaves it out

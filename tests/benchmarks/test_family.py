@@ -305,3 +305,15 @@ def test_tree_peak_counts_child_processes(common):
         child.wait(timeout=60)
     assert tree.peak_children >= 1
     assert tree.peak_mb > own_mb + 60  # the child's 64 MiB buffer on top of this process
+
+
+def test_the_start_decay_benchmark_prints_both_starts(capsys, tmp_path) -> None:
+    sd = _load("groundtruth_start_decay")
+    assert sd.main(["--gt-dir", str(tmp_path / "absent")]) == 0
+    assert "no ground truth" in capsys.readouterr().out
+    if not GROUNDTRUTH.is_dir():
+        pytest.skip("../shared/groundtruth is not here")
+    assert sd.main(["--gt-dir", str(GROUNDTRUTH), "--datasets", "DS09-GCaMP6f-m-V1", "--k", "4"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["dataset"] == "DS09-GCaMP6f-m-V1" and row["k"] == 4
+    assert 0.05 <= row["plain_s"] <= row["checked_s"] <= 5.0  # the check only ever lengthens
