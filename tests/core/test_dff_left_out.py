@@ -80,5 +80,9 @@ def test_smoothing_averages_consecutive_observed_samples_only() -> None:
     f0 = running_percentile_baseline(v, t, window=100.0, percentile=0, smooth_samples=3)
     assert np.isnan(f0[1, 0]) and np.isnan(f0[4, 0])
     assert f0[0, 0] == pytest.approx(1.5)  # min of the running means 1.5, 3, 6, 7.5
+    # an ROI with fewer samples than the average's width: the mean of what it has
+    few = running_percentile_baseline(v[:3], t[:3], window=100.0, percentile=0, smooth_samples=9)
+    assert few.shape == (3, 1) and few[0, 0] == pytest.approx(1.5) and np.isnan(few[1, 0])
+    assert running_percentile_baseline(v[:1], t[:1], smooth_samples=9)[0, 0] == 0.0  # one sample
     with pytest.raises(ValueError, match="smooth_samples"):
         running_percentile_baseline(v, t, smooth_samples=0)

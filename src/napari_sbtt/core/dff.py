@@ -20,9 +20,10 @@ the 8th percentile, so on dim ROIs of a background-subtracted movie F0 can reach
 resting fluorescence is positive; when it does for any ROI, the whole recording's F0 is taken
 from samples first averaged over :data:`F0_SMOOTH_SAMPLES` consecutive samples of each ROI
 (suite2p smooths its traces before its baseline for the same reason), which cuts that pull by
-a factor of 3 (:func:`delta_f_over_f_where_defined`). A few dim ROIs (at most a quarter) are left out of a run with a warning
-(:func:`delta_f_over_f_where_defined`); more is an error: subtract the offset that made F negative
-(e.g. the PMT dark level), lower the neuropil coefficient, or use raw values.
+a factor of 3. A few dim ROIs (at most a quarter) whose baseline still reaches zero are left out
+of a run with a warning (:func:`delta_f_over_f_where_defined`); more is an error: subtract the
+offset that made F negative (e.g. the PMT dark level), lower the neuropil coefficient, or use
+raw values.
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ def _window_percentiles(ts: np.ndarray, vs: np.ndarray, anchors: np.ndarray, hal
     return out
 
 
+def _centred_mean(v: np.ndarray, half: int) -> np.ndarray:
+    """(n,) mean of ``v[i - half : i + half + 1]`` for each i, cut short at the ends."""
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(v.size)
+    lo, hi = np.maximum(i - half, 0), np.minimum(i + half + 1, v.size)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
 def running_percentile_baseline(
     values: np.ndarray,
     times: np.ndarray,
@@ -115,8 +124,9 @@ def running_percentile_baseline(
     percentile
         Percentile 0..100 (8 is the usual choice).
     smooth_samples
-        Average each ROI's samples over this many consecutive observed samples (centred; fewer
-        at the ends) before taking the percentile; 1: the raw samples.
+        Average each ROI's samples over this many consecutive observed samples (centred, an odd
+        count: an even one counts one more; fewer at the ends) before taking the percentile;
+        1: the raw samples.
 
     Returns
     -------
@@ -141,8 +151,7 @@ def running_percentile_baseline(
         order = np.argsort(ts, kind="stable")
         ts, vs, rows = ts[order], vs[order], rows[order]
         if smooth_samples > 1:
-            box = np.ones(int(smooth_samples))
-            vs = np.convolve(vs, box, mode="same") / np.convolve(np.ones_like(vs), box, mode="same")
+            vs = _centred_mean(vs, int(smooth_samples) // 2)
         span = ts[-1] - ts[0]
         n_anchor = max(1, int(math.ceil(span / step)) + 1)
         anchors = ts[0] + np.arange(n_anchor) * step
@@ -187,8 +196,8 @@ def delta_f_over_f_where_defined(
 
     F0 is :func:`running_percentile_baseline` of the raw samples; where that reaches zero for any
     ROI, of every ROI's samples averaged over :data:`F0_SMOOTH_SAMPLES` (shot noise no longer
-    drags the percentile below a positive resting fluorescence). A dim ROI whose background-subtracted fluorescence dips to or below zero (shot noise on a
-    near-zero baseline) has no dF/F. When such ROIs are at most ``max_left_out`` of all ROIs they
+    drags the percentile below a positive resting fluorescence). A dim ROI whose
+    background-subtracted fluorescence still dips to or below zero has no dF/F. When such ROIs are at most ``max_left_out`` of all ROIs they
     are left out (the caller drops their columns and says which); more than that means the
     offset is wrong for the whole recording, and the error of :func:`delta_f_over_f` is raised.
 
