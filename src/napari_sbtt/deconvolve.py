@@ -123,6 +123,19 @@ def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - med) / sd, med, sd
 
 
+def _traces_config(config: RunConfig | dict[str, Any] | None, indicator: str | None) -> RunConfig:
+    """The RunConfig traces are fitted with: ``config`` over the traces' model defaults
+    (:data:`~napari_sbtt.config.TRACES_MODEL_DEFAULTS`), ``indicator`` (checked) when given."""
+    from .core.indicators import get_indicator
+
+    cfg = RunConfig.coerce(config)
+    cfg = cfg.replace(model={**TRACES_MODEL_DEFAULTS, **cfg.model})
+    if indicator is not None:
+        get_indicator(indicator)  # a clear error for an unknown name
+        cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})
+    return cfg
+
+
 def _side_by_side(z: list[np.ndarray], bin_s: float) -> tuple[np.ndarray, np.ndarray]:
     """The traces side by side from t = 0, (T_max, N), NaN past a trace's end, and their (T_max,)
     grid times in s: the decay check, the held-out tests and the inference all read them so."""
@@ -154,10 +167,7 @@ def traces_decay_estimate(traces: Sequence[np.ndarray] | np.ndarray, *, frame_pe
     (``RunConfig.decay_heldout_check``). None when the config asks for no estimate
     (``decay_from_data=False``) or the traces hold too few samples. Arguments as for
     :func:`deconvolve_traces`."""
-    cfg = RunConfig.coerce(config)
-    cfg = cfg.replace(model={**TRACES_MODEL_DEFAULTS, **cfg.model})  # as deconvolve_traces reads it
-    if indicator is not None:
-        cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})
+    cfg = _traces_config(config, indicator)
     values, _, bin_s = _grids(_as_list(traces), frame_period, times)
     z = [_standardise(v)[0] for v in values]
     stacked, grid_times = _side_by_side(z, bin_s)
@@ -223,11 +233,7 @@ def deconvolve_traces(
     from .heldout import compare_heldout, deconvolve_with_model, select_estimate
     from .model import fit_trials
 
-    cfg = RunConfig.coerce(config)
-    cfg = cfg.replace(model={**TRACES_MODEL_DEFAULTS, **cfg.model})
-    if indicator is not None:
-        get_indicator(indicator)  # a clear error for an unknown name
-        cfg = RunConfig.from_dict({**cfg.to_dict(), "indicator": indicator})
+    cfg = _traces_config(config, indicator)
     if cfg.likelihood != "calcium":
         raise ValueError("deconvolve_traces fits the calcium likelihood; leave likelihood at 'calcium'")
     raw = _as_list(traces)

@@ -197,9 +197,10 @@ def delta_f_over_f_where_defined(
     F0 is :func:`running_percentile_baseline` of the raw samples; where that reaches zero for any
     ROI, of every ROI's samples averaged over :data:`F0_SMOOTH_SAMPLES` (shot noise no longer
     drags the percentile below a positive resting fluorescence). A dim ROI whose
-    background-subtracted fluorescence still dips to or below zero has no dF/F. When such ROIs are at most ``max_left_out`` of all ROIs they
-    are left out (the caller drops their columns and says which); more than that means the
-    offset is wrong for the whole recording, and the error of :func:`delta_f_over_f` is raised.
+    background-subtracted fluorescence still dips to or below zero has no dF/F. When such ROIs
+    are at most ``max_left_out`` of all ROIs they are left out (the caller drops their columns
+    and says which); more than that means the offset is wrong for the whole recording, and the
+    error of :func:`delta_f_over_f` is raised.
 
     Returns
     -------
