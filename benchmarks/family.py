@@ -398,41 +398,60 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def probe_fit(cell: Cell, named: bool) -> dict[str, Any]:
-    """One fit of a probe's cell with the library's defaults (the indicator named or not):
-    a dict of ``cfg`` (RunConfig), ``obs`` (Observations), ``truth`` (T_fine, N rates), ``dt``
-    (bin width, s), ``res`` (the SBTTResult), ``values`` (float64 samples, NaN unobserved),
-    ``net`` (the network's float64 rates) and ``row`` (the probe row so far: cell, named and
-    OASIS's r)."""
+def probe_fit(cell: Cell, named: bool, run: dict[str, Any] | None = None,
+              synth: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One fit of a probe's cell with the library's defaults (the indicator named or not), with
+    ``run`` (RunConfig settings) and ``synth`` (``core.synth.SynthConfig`` fields) changed where
+    given: a dict of ``cfg`` (RunConfig), ``obs`` (Observations), ``truth`` (T_fine, N rates),
+    ``dt`` (bin width, s), ``res`` (the SBTTResult), ``values`` (float64 samples, NaN unobserved),
+    ``net`` (the network's float64 rates), ``sim`` (the simulation, movie dropped) and ``row``
+    (the probe row so far: cell, named and OASIS's r)."""
+    import dataclasses
+
     from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
     from napari_sbtt.core.baselines import oasis_rates
     from napari_sbtt.core.synth import simulate
 
-    cfg = RunConfig.from_dict({"indicator": cell.indicator} if named else {})
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    cfg = RunConfig.from_dict({**({"indicator": cell.indicator} if named else {}), **(run or {})})
+    sim = simulate(dataclasses.replace(cell.synth_config(fine_factor=cfg.factor), **(synth or {})),
+                   seed=cell.seed)
     obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
+    sim.movie = None  # not needed any more (the largest array)
     truth = sim.truth.rates[:, obs.roi_ids - 1]
     dt = obs.grid.bin_width
-    row = {"cell": cell.describe(), "named": named,
-           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
+    oasis = oasis_rates(obs.values, obs.times)
+    row = {"cell": cell.describe(), "named": named, "oasis": median_r(truth, oasis, dt)}
     res = run_on_observations(obs, config=cfg, scan=sim.pattern)
     values = obs.values.astype(np.float64)
     net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
     return {"cfg": cfg, "obs": obs, "truth": truth, "dt": dt, "res": res, "values": values,
-            "net": net, "row": row}
+            "net": net, "sim": sim, "oasis_rates": oasis, "row": row}
 
 
 def run_tune_probe(argv: list[str] | None, script: str, description: str,
-                   probe_cell: "Any") -> int:
+                   probe_cell: "Any", overrides: bool = False) -> int:
     """The command line of a probe on tune cells (``benchmarks/family_events_*.py``): ``--seed``,
-    ``--cell`` repeated (every one checked to be a tune cell before any fit), ``--named``; prints
-    ``probe_cell(cell, named)`` as one JSON line per cell, with the command."""
+    ``--cell`` repeated (every one checked to be a tune cell before any fit), ``--named``, and with
+    ``overrides`` ``--run`` / ``--synth`` (JSON objects passed on as ``run=`` / ``synth=``); prints
+    ``probe_cell(cell, named[, run=, synth=])`` as one JSON line per cell, with the command."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--seed", type=int, default=0, help="seed of the family")
     p.add_argument("--cell", type=int, action="append", required=True,
                    help="index of a tune (even) cell; repeat for more")
     p.add_argument("--named", action="store_true", help="name the cell's indicator")
+    if overrides:
+        p.add_argument("--run", default="{}", help="JSON RunConfig settings changed (e.g. '{\"window_s\": 0.5}')")
+        p.add_argument("--synth", default="{}", help="JSON SynthConfig fields changed for the simulation")
     a = p.parse_args(argv)
+    extra: dict[str, Any] = {}
+    if overrides:
+        for name in ("run", "synth"):
+            try:
+                extra[name] = json.loads(getattr(a, name))
+            except json.JSONDecodeError as e:
+                p.error(f"--{name}: not JSON ({e})")
+            if not isinstance(extra[name], dict):
+                p.error(f"--{name}: must be a JSON object, e.g. '{{}}'")
     by_index = {c.index: c for c in sample_cells(24, a.seed)}
     for i in a.cell:
         if i not in by_index:
@@ -441,7 +460,7 @@ def run_tune_probe(argv: list[str] | None, script: str, description: str,
             p.error(f"--cell {i} is a report cell; probe tune cells only (even indices)")
     command = "python " + " ".join([script, *(argv if argv is not None else sys.argv[1:])])
     for i in a.cell:
-        print(json.dumps({**probe_cell(by_index[i], a.named), "command": command}), flush=True)
+        print(json.dumps({**probe_cell(by_index[i], a.named, **extra), "command": command}), flush=True)
     return 0
 
 

@@ -213,7 +213,8 @@ def test_rescoring_reads_the_combined_estimates_r_where_a_row_scored_it() -> Non
     assert new["now"] == "events_combined" and new["r"] == 0.6 and new["undecided"]
 
 
-@pytest.mark.parametrize("script", ["family_events_sparsity", "family_events_timing", "family_decay_heldout"])
+@pytest.mark.parametrize("script", ["family_events_sparsity", "family_events_timing", "family_decay_heldout",
+                                    "family_slow_rhythm"])
 def test_the_probes_refuse_report_cells(capsys, script: str) -> None:
     probe = _load(script)
     with pytest.raises(SystemExit):
@@ -235,6 +236,34 @@ def test_the_ground_truth_probes_refuse_report_sets_and_skip_without_data(capsys
     with pytest.raises(SystemExit):
         probe.main(["--gt-dir", str(tmp_path), "--dataset", "DS06-GCaMP6f-zf-aDp"])
     assert "tune sets only" in capsys.readouterr().err
+
+
+def test_the_slow_rhythm_probe_refuses_bad_overrides(capsys) -> None:
+    probe = _load("family_slow_rhythm")
+    for bad in ("{", "[1]"):
+        with pytest.raises(SystemExit):
+            probe.main(["--seed", "0", "--cell", "0", "--run", bad])
+        assert "--run" in capsys.readouterr().err
+
+
+def test_the_slow_rhythm_measures() -> None:
+    probe = _load("family_slow_rhythm")
+    dt, n_t = 0.02, 3000
+    t = np.arange(n_t) * dt
+    rng = np.random.default_rng(1)
+    rhythm = np.column_stack([2 + np.cos(2 * np.pi * t + k) for k in range(4)])  # 1 Hz
+    drift = np.column_stack([np.cumsum(rng.standard_normal(n_t)) for _ in range(4)])  # slow
+    assert probe.peak_frequency(rhythm, dt) == pytest.approx(1.0, abs=0.02)
+    on = probe.power_shares(rhythm, dt, 1.0)
+    assert on["peak_band"] > 0.99 and on["slow"] < 0.01
+    off = probe.power_shares(drift, dt, 1.0)
+    assert off["slow"] > 0.9 and off["peak_band"] < 0.05
+    # samples made from the rhythm through the kernel: the rhythm explains them, the drift does not
+    from scipy.signal import lfilter
+
+    values = lfilter([1.0], [1.0, -np.exp(-dt / 0.5)], rhythm, axis=0) + 0.1 * rng.standard_normal(rhythm.shape)
+    values[rng.random(values.shape) < 0.75] = np.nan
+    assert probe.r2_by_kernel(values, rhythm, dt, 0.5) > 0.9 > probe.r2_by_kernel(values, drift, dt, 0.5)
 
 
 def test_the_decay_probe_scores_the_true_decay_above_far_ones() -> None:
