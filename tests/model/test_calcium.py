@@ -354,3 +354,55 @@ def test_rise_lr_scale_learns_the_rise_while_the_decay_stays() -> None:
     assert not np.allclose(state[rise], math.log(1.5))
     with pytest.raises(ValueError, match="rise_lr_scale"):
         SBTTConfig(rise_lr_scale=-0.5)
+
+
+def _fit_lik(n: int = 3, decay: float = 10.0) -> CalciumLikelihood:
+    return make_likelihood("calcium", n, SBTTConfig(calcium_initial_fit=True, calcium_decay=decay)).double()
+
+
+def test_fitted_initial_calcium_recovers_the_leftover_calcium_of_each_roi() -> None:
+    lik = _fit_lik(decay=200.0)  # a slow indicator: the leftover calcium lasts the whole window
+    B, T, N = 2, 60, 3
+    raw = torch.zeros(B, T, N, 2, dtype=torch.float64)
+    raw[..., 0] = -3.0  # little activity inside the window
+    true_c0 = torch.tensor([[0.0, 2.0, 7.0], [4.0, 0.5, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        # the fluorescence of that leftover calcium on top of the window's own activity
+        without = lik.signal(raw.clone().index_fill_(3, torch.tensor([1]), -30.0))
+        d = lik.decay_pole()
+        t = torch.arange(1, T + 1, dtype=d.dtype)
+        target = without + lik.gain() * true_c0[:, None, :] * torch.exp(t[:, None] * torch.log(d))[None]
+    visible = torch.ones(B, T, N, dtype=torch.bool)
+    visible[:, ::3] = False  # some entries hidden: fitted to the others only
+    fitted = lik.fitted_initial_calcium(raw, target, visible)
+    # the readout's value (softplus(0) = 0.69) is a prior worth one sample at the first bin: of
+    # ~40 visible samples, a pull of a few per cent only
+    readout = lik.initial_calcium(raw)
+    assert ((fitted - true_c0).abs() <= 0.05 * (readout - true_c0).abs() + 1e-6).all()
+    # fitted, the signal follows the target on the visible entries
+    assert torch.allclose(lik.signal(raw, target, visible)[visible], target[visible], atol=0.05)
+    # without the target, or with initial_fit off, the readout's value as before
+    assert torch.equal(lik.signal(raw), lik.signal(raw, None, None))
+    off = make_likelihood("calcium", N, SBTTConfig()).double()
+    off.load_state_dict(lik.state_dict())
+    assert torch.equal(off.signal(raw, target, visible), off.signal(raw))
+
+
+def test_fitted_initial_calcium_without_samples_keeps_the_readout_and_is_never_negative() -> None:
+    lik = _fit_lik()
+    raw = torch.zeros(1, 20, 3, 2, dtype=torch.float64)
+    raw[:, 0, :, 1] = 1.5
+    target = torch.full((1, 20, 3), -50.0, dtype=torch.float64)  # far below the baseline
+    none = torch.zeros(1, 20, 3, dtype=torch.bool)
+    assert torch.allclose(lik.fitted_initial_calcium(raw, target, none), lik.initial_calcium(raw))
+    visible = ~none
+    assert (lik.fitted_initial_calcium(raw, target, visible) == 0).all()
+    # the loss through the fitted calcium has finite gradients for the network's output
+    raw.requires_grad_(True)
+    lik.nll(raw, torch.zeros(1, 20, 3, dtype=torch.float64), visible).sum().backward()
+    assert torch.isfinite(raw.grad).all() and raw.grad[..., 0].abs().sum() > 0
+
+
+def test_initial_fit_must_be_a_bool() -> None:
+    with pytest.raises(ValueError, match="calcium_initial_fit"):
+        SBTTConfig(calcium_initial_fit=1)

@@ -140,6 +140,12 @@ class SBTTConfig:
     calcium_initial_state: bool = True
     """infer each trial's leftover calcium at its first bin (a second readout channel) instead of
     starting calcium at 0; windows cut from a continuous recording start mid-transient"""
+    calcium_initial_fit: bool = False
+    """with calcium_initial_state: fit each trial's leftover calcium per ROI to the samples the
+    encoder saw (least squares, the readout's value as a prior worth one sample) instead of reading
+    it out of the low-dimensional factors, so the rates need not follow each ROI's slow private
+    fluctuations; the rates a fitted model infers do not depend on it, the fluorescence it
+    predicts ("signal", held-out tests) does"""
     calcium_decay_seconds: float | None = None
     """if set with bin_width, overrides calcium_decay: decay time constant in seconds"""
     calcium_rise_seconds: float | None = None
@@ -238,9 +244,9 @@ class SBTTConfig:
             if getattr(self, f"calcium_{name}_seconds") is not None and self.bin_width is None:
                 raise ValueError(f"SBTTConfig.calcium_{name}_seconds needs bin_width (seconds per bin); "
                                  f"set bin_width or give calcium_{name} in bins instead")
-        if not isinstance(self.calcium_initial_state, bool):
-            raise ValueError("SBTTConfig.calcium_initial_state must be True or False, "
-                             f"got {self.calcium_initial_state!r}")
+        for name in ("calcium_initial_state", "calcium_initial_fit"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"SBTTConfig.{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.variational_ic, bool):
             raise ValueError(f"SBTTConfig.variational_ic must be True or False, got {self.variational_ic!r}")
         if not isinstance(self.device, str) or not (

@@ -87,16 +87,21 @@ class Likelihood(nn.Module):
         super().__init__()
         self.n_neurons = n_neurons
 
-    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood per element. raw: (B, T, N, n_params); target: (B, T, N)."""
+    def nll(self, raw: torch.Tensor, target: torch.Tensor,
+            visible: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood per element. raw: (B, T, N, n_params); target: (B, T, N);
+        visible: (B, T, N) bool, the entries the encoder saw (a likelihood with per-window
+        nuisance terms fits them to those; the others ignore it)."""
         raise NotImplementedError
 
     def rates(self, raw: torch.Tensor) -> torch.Tensor:
         """Inferred activity in model units, (B, T, N)."""
         raise NotImplementedError
 
-    def signal(self, raw: torch.Tensor) -> torch.Tensor:
-        """Expected observation in model units, (B, T, N)."""
+    def signal(self, raw: torch.Tensor, target: torch.Tensor | None = None,
+               visible: torch.Tensor | None = None) -> torch.Tensor:
+        """Expected observation in model units, (B, T, N); ``target`` / ``visible`` as in
+        :meth:`nll` (used by the calcium likelihood's fitted initial calcium only)."""
         return self.rates(raw)
 
     def init_readout_bias(self, bias: torch.Tensor, target_model_units: np.ndarray,
@@ -122,7 +127,8 @@ class PoissonLikelihood(Likelihood):
     name = "poisson"
     n_params = 1
 
-    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def nll(self, raw: torch.Tensor, target: torch.Tensor,
+            visible: torch.Tensor | None = None) -> torch.Tensor:
         log_rate = raw[..., 0]
         return torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1.0)
 
@@ -168,7 +174,8 @@ class GaussianLikelihood(Likelihood):
     def std(self) -> torch.Tensor:
         return F.softplus(self.raw_std) + self.min_std
 
-    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def nll(self, raw: torch.Tensor, target: torch.Tensor,
+            visible: torch.Tensor | None = None) -> torch.Tensor:
         mean = raw[..., 0]
         sd = self.std()
         z = (target - mean) / sd
@@ -201,7 +208,8 @@ class ZIGLikelihood(Likelihood):
         log_theta = raw[..., 2].clamp(-10.0, 10.0)
         return logit_q, log_k, log_theta
 
-    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def nll(self, raw: torch.Tensor, target: torch.Tensor,
+            visible: torch.Tensor | None = None) -> torch.Tensor:
         logit_q, log_k, log_theta = self._params(raw)
         is_event = target > self.min_event
         # excess over s_min; a harmless 1.0 where there is no event keeps log() finite
@@ -296,7 +304,9 @@ class CalciumLikelihood(Likelihood):
     calcium c_0 >= 0 left over from activity before the trial (a window cut from a continuous
     recording starts mid-transient), which adds
     c_0 d^t; without it calcium starts at 0 and the rates must explain the leftover
-    calcium with a burst at the window start.
+    calcium with a burst at the window start. With ``initial_fit`` c_0 is instead fitted per
+    trial and ROI to the entries the encoder saw (:meth:`fitted_initial_calcium`), wherever
+    :meth:`nll` / :meth:`signal` are given them (training, validation, held-out predictions).
     ``rates`` returns lambda * gain: the fluorescence jump (model units) that a
     bin's activity adds before it decays (for the double exponential, the jump of the AR(1)
     kernel with the same area, i.e. the same integrated fluorescence); :meth:`rate_to_data`
@@ -308,8 +318,10 @@ class CalciumLikelihood(Likelihood):
 
     def __init__(self, n_neurons: int, ar_order: int = 1, decay_bins: float = 10.0,
                  rise_bins: float = 1.0, min_std: float = 1e-3, initial_state: bool = True,
-                 delay_bins: float = 0.0, kernel: str = "ar") -> None:
+                 delay_bins: float = 0.0, kernel: str = "ar", initial_fit: bool = False) -> None:
         super().__init__(n_neurons)
+        #: fit each trial's initial calcium to the entries the encoder saw (signal / nll given them)
+        self.initial_fit = bool(initial_fit)
         if ar_order not in (1, 2):
             raise ValueError(f"calcium AR order must be 1 or 2, got {ar_order}")
         if kernel not in ("ar", "double_exponential"):
@@ -452,11 +464,49 @@ class CalciumLikelihood(Likelihood):
             c = c + c0[:, None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])[None]
         return c
 
-    def signal(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.baseline + self.gain() * self.calcium_with_initial(raw)
+    def fitted_initial_calcium(self, raw: torch.Tensor, target: torch.Tensor,
+                               visible: torch.Tensor) -> torch.Tensor:
+        """Calcium present before each trial's first bin, (B, N) >= 0, fitted by least squares to
+        the ``visible`` entries of ``target`` (B, T, N; model units) given the rates' fluorescence,
+        with the readout's :meth:`initial_calcium` as a prior worth one sample at the first bin
+        (so an ROI with no visible sample in the trial keeps the readout's value).
 
-    def nll(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        mean = self.signal(raw)
+        The readout's value comes from the factors, so it is low-dimensional across ROIs; fitted,
+        each ROI's leftover calcium is its own, and the rates need not follow each ROI's slow
+        private fluctuations (the spikes' own, integrated by a slow decay) to explain it.
+        """
+        g = self.gain()
+        base = self.baseline + g * self.calcium(F.softplus(raw[..., 0]))
+        T = raw.shape[1]
+        d = self.decay_pole()
+        t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
+        phi = g[None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])  # (T, N): c0 = 1's fluorescence
+        vis = visible.to(base.dtype)
+        resid = torch.where(visible, target - base, torch.zeros_like(base))
+        prior = phi[0] ** 2
+        num = (resid * phi[None]).sum(dim=1) + prior * self.initial_calcium(raw)
+        den = (vis * phi[None] ** 2).sum(dim=1) + prior
+        return (num / den).clamp(min=0.0)
+
+    def signal(self, raw: torch.Tensor, target: torch.Tensor | None = None,
+               visible: torch.Tensor | None = None) -> torch.Tensor:
+        """Expected fluorescence (B, T, N), model units. With ``initial_fit`` and both ``target``
+        and ``visible`` given, the calcium before the first bin is fitted to the visible entries
+        (:meth:`fitted_initial_calcium`) instead of read out."""
+        if not (self.initial_fit and self.initial_state and target is not None and visible is not None):
+            return self.baseline + self.gain() * self.calcium_with_initial(raw)
+        g = self.gain()
+        c0 = self.fitted_initial_calcium(raw, target, visible)
+        T = raw.shape[1]
+        d = self.decay_pole()
+        t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
+        decay = torch.exp(t[:, None] * torch.log(d)[None, :])  # (T, N)
+        c = self.calcium(F.softplus(raw[..., 0])) + c0[:, None, :] * decay[None]
+        return self.baseline + g * c
+
+    def nll(self, raw: torch.Tensor, target: torch.Tensor,
+            visible: torch.Tensor | None = None) -> torch.Tensor:
+        mean = self.signal(raw, target, visible)
         sd = self.std()
         z = (target - mean) / sd
         return 0.5 * _LOG_2PI + torch.log(sd) + 0.5 * z * z
@@ -518,7 +568,8 @@ def make_likelihood(name: str, n_neurons: int, config) -> Likelihood:  # noqa: A
                                  delay_bins=config.calcium_delay_bins,
                                  min_std=config.gaussian_min_std,
                                  initial_state=config.calcium_initial_state,
-                                 kernel=config.calcium_kernel)
+                                 kernel=config.calcium_kernel,
+                                 initial_fit=config.calcium_initial_fit)
     raise ValueError(
         f"unknown likelihood {name!r}; choose one of 'poisson' (spike counts), 'gaussian' (dF/F), "
         "'zig' (deconvolved events) or 'calcium' (fluorescence, deconvolved inside the model)")

@@ -135,9 +135,11 @@ class SBTTModel:
 
     @torch.no_grad()
     def _forward(self, data: np.ndarray, batch_size: int | None,
-                 take: Callable[[NetworkOutput], torch.Tensor]) -> tuple[np.ndarray, bool]:
-        """``take(network output)`` for every trial of ``data``, batch by batch, as float64
-        (n_trials, T, k); and whether ``data`` was one (T, N) trial."""
+                 take: Callable[[NetworkOutput, torch.Tensor, torch.Tensor], torch.Tensor]
+                 ) -> tuple[np.ndarray, bool]:
+        """``take(network output, values, mask)`` for every trial of ``data``, batch by batch, as
+        float64 (n_trials, T, k) (values in model units, zero where ``mask`` (bool) is False); and
+        whether ``data`` was one (T, N) trial."""
         arr, squeeze = self._prepare(data)
         net = self.network
         net.eval()
@@ -149,13 +151,13 @@ class SBTTModel:
             for s in range(0, arr.shape[0], bs):
                 v = torch.as_tensor(vals[s:s + bs], dtype=torch.float32, device=self.device)
                 m = torch.as_tensor(mask[s:s + bs], device=self.device)
-                outs.append(take(net(v, m)).double().cpu().numpy())
+                outs.append(take(net(v, m), v, m).double().cpu().numpy())
         return np.concatenate(outs, axis=0), squeeze
 
     def _run(self, data: np.ndarray, what: str, batch_size: int | None) -> np.ndarray:
         lik = self.network.likelihood
         out, squeeze = self._forward(data, batch_size,
-                                     lambda o: lik.rates(o.raw) if what == "rates" else lik.signal(o.raw))
+                                     lambda o, v, m: lik.rates(o.raw) if what == "rates" else lik.signal(o.raw, v, m))
         if what == "rates":
             out = lik.rate_to_data(out, self.normaliser)
         else:
@@ -185,7 +187,7 @@ class SBTTModel:
 
     def factors(self, data: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """Low-dimensional latent factors, (n_trials, T, factor_size) (or (T, factor_size) for 2-D data)."""
-        f, squeeze = self._forward(data, batch_size, lambda o: o.factors)
+        f, squeeze = self._forward(data, batch_size, lambda o, v, m: o.factors)
         return f[0] if squeeze else f
 
     def observation_model(self, *, max_lags: int = 4096) -> dict[str, np.ndarray]:

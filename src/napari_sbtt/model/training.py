@@ -539,7 +539,7 @@ class Trainer:
             xb, inb, heldb = self._gather(self.train, perm[s:s + bs])
             enc_in, score = self.dropout(inb)
             out = net(xb, enc_in)
-            nll = lik.nll(out.raw, xb)
+            nll = lik.nll(out.raw, xb, enc_in)
             total, count = masked_loss(nll, score)
             recon = total / count.clamp(min=1)
             loss = recon + self.kl_scale * out.kl
@@ -598,7 +598,7 @@ class Trainer:
         for s in range(0, n, 256):
             x, inp, score = self._gather(split, np.arange(s, min(n, s + 256)))
             o = net(x, inp)
-            nll = net.likelihood.nll(o.raw, x)
+            nll = net.likelihood.nll(o.raw, x, inp)
             t, c = masked_loss(nll, score)
             tot += t
             cnt += c
