@@ -297,11 +297,13 @@ def test_the_run_path_trains_one_network_per_core_and_deconvolve_traces_one(monk
                           config={"epochs": 2, "window_s": 1.0, "model": tiny, "compare_oasis": False})
     assert res.model.metadata["ensemble"]["members"] == 2
     assert res.model.config.encoder_size == 16
+    assert res.model.config.calcium_initial_fit  # the run path fits each window's leftover calcium
     rng = np.random.default_rng(0)
     traces = [rng.poisson(0.5, 400).astype(float), rng.poisson(0.5, 300).astype(float)]
     cfg = {"epochs": 1, "model": tiny, "compare_oasis": False, "inference_shifts": 1}
     one = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f", config=cfg)
     assert "ensemble" not in one.model.metadata
+    assert not one.model.config.calcium_initial_fit  # traces keep it read out
     two = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f",
                             config={**cfg, "model": {**tiny, "ensemble_size": 2}})
     assert two.model.metadata["ensemble"]["members"] == 2

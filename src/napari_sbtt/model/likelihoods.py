@@ -452,40 +452,39 @@ class CalciumLikelihood(Likelihood):
             return None
         return F.softplus(raw[:, 0, :, 1])
 
-    def calcium_with_initial(self, raw: torch.Tensor) -> torch.Tensor:
-        """Calcium (B, T, N) of the rates plus the decay of the initial calcium (c_0 d^t)."""
-        lam = F.softplus(raw[..., 0])
-        c = self.calcium(lam)
-        c0 = self.initial_calcium(raw)
+    def initial_decay(self, length: int) -> torch.Tensor:
+        """(length, N) decay d^t at bins t = 1..length of calcium present before the first bin."""
+        d = self.decay_pole()
+        t = torch.arange(1, length + 1, dtype=d.dtype, device=d.device)
+        return torch.exp(t[:, None] * torch.log(d)[None, :])
+
+    def calcium_with_initial(self, raw: torch.Tensor, c0: torch.Tensor | None = None) -> torch.Tensor:
+        """Calcium (B, T, N) of the rates plus the decay of the initial calcium (c_0 d^t); ``c0``
+        (B, N) replaces the readout's :meth:`initial_calcium` when given."""
+        c = self.calcium(F.softplus(raw[..., 0]))
+        c0 = self.initial_calcium(raw) if c0 is None else c0
         if c0 is not None:
-            T = raw.shape[1]
-            d = self.decay_pole()
-            t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
-            c = c + c0[:, None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])[None]
+            c = c + c0[:, None, :] * self.initial_decay(raw.shape[1])[None]
         return c
 
     def fitted_initial_calcium(self, raw: torch.Tensor, target: torch.Tensor,
                                visible: torch.Tensor) -> torch.Tensor:
         """Calcium present before each trial's first bin, (B, N) >= 0, fitted by least squares to
-        the ``visible`` entries of ``target`` (B, T, N; model units) given the rates' fluorescence,
-        with the readout's :meth:`initial_calcium` as a prior worth one sample at the first bin
-        (so an ROI with no visible sample in the trial keeps the readout's value).
+        the ``visible`` (bool) entries of ``target`` (B, T, N; model units) given the rates'
+        fluorescence, with the readout's :meth:`initial_calcium` as a prior worth one sample at
+        the first bin (an ROI with no visible sample in the trial keeps the readout's value).
 
         The readout's value comes from the factors, so it is low-dimensional across ROIs; fitted,
         each ROI's leftover calcium is its own, and the rates need not follow each ROI's slow
         private fluctuations (the spikes' own, integrated by a slow decay) to explain it.
         """
         g = self.gain()
-        base = self.baseline + g * self.calcium(F.softplus(raw[..., 0]))
-        T = raw.shape[1]
-        d = self.decay_pole()
-        t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
-        phi = g[None, :] * torch.exp(t[:, None] * torch.log(d)[None, :])  # (T, N): c0 = 1's fluorescence
-        vis = visible.to(base.dtype)
-        resid = torch.where(visible, target - base, torch.zeros_like(base))
+        rates_only = self.baseline + g * self.calcium(F.softplus(raw[..., 0]))
+        phi = g[None, :] * self.initial_decay(raw.shape[1])  # (T, N): the fluorescence of c0 = 1
+        resid = torch.where(visible, target - rates_only, torch.zeros_like(rates_only))
         prior = phi[0] ** 2
         num = (resid * phi[None]).sum(dim=1) + prior * self.initial_calcium(raw)
-        den = (vis * phi[None] ** 2).sum(dim=1) + prior
+        den = (visible.to(phi.dtype) * phi[None] ** 2).sum(dim=1) + prior
         return (num / den).clamp(min=0.0)
 
     def signal(self, raw: torch.Tensor, target: torch.Tensor | None = None,
@@ -493,16 +492,10 @@ class CalciumLikelihood(Likelihood):
         """Expected fluorescence (B, T, N), model units. With ``initial_fit`` and both ``target``
         and ``visible`` given, the calcium before the first bin is fitted to the visible entries
         (:meth:`fitted_initial_calcium`) instead of read out."""
-        if not (self.initial_fit and self.initial_state and target is not None and visible is not None):
-            return self.baseline + self.gain() * self.calcium_with_initial(raw)
-        g = self.gain()
-        c0 = self.fitted_initial_calcium(raw, target, visible)
-        T = raw.shape[1]
-        d = self.decay_pole()
-        t = torch.arange(1, T + 1, dtype=d.dtype, device=d.device)
-        decay = torch.exp(t[:, None] * torch.log(d)[None, :])  # (T, N)
-        c = self.calcium(F.softplus(raw[..., 0])) + c0[:, None, :] * decay[None]
-        return self.baseline + g * c
+        c0 = None
+        if self.initial_fit and self.initial_state and target is not None and visible is not None:
+            c0 = self.fitted_initial_calcium(raw, target, visible)
+        return self.baseline + self.gain() * self.calcium_with_initial(raw, c0)
 
     def nll(self, raw: torch.Tensor, target: torch.Tensor,
             visible: torch.Tensor | None = None) -> torch.Tensor:
