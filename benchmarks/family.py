@@ -419,13 +419,13 @@ def probe_fit(cell: Cell, named: bool, run: dict[str, Any] | None = None,
     sim.movie = None  # not needed any more (the largest array)
     truth = sim.truth.rates[:, obs.roi_ids - 1]
     dt = obs.grid.bin_width
-    oasis = oasis_rates(obs.values, obs.times)
-    row = {"cell": cell.describe(), "named": named, "oasis": median_r(truth, oasis, dt)}
+    row = {"cell": cell.describe(), "named": named,
+           "oasis": median_r(truth, oasis_rates(obs.values, obs.times), dt)}
     res = run_on_observations(obs, config=cfg, scan=sim.pattern)
     values = obs.values.astype(np.float64)
     net = network_rates(res, values, cfg.inference_shifts).astype(np.float64)
     return {"cfg": cfg, "obs": obs, "truth": truth, "dt": dt, "res": res, "values": values,
-            "net": net, "sim": sim, "oasis_rates": oasis, "row": row}
+            "net": net, "sim": sim, "row": row}
 
 
 def run_tune_probe(argv: list[str] | None, script: str, description: str,

@@ -458,14 +458,16 @@ class CalciumLikelihood(Likelihood):
         t = torch.arange(1, length + 1, dtype=d.dtype, device=d.device)
         return torch.exp(t[:, None] * torch.log(d)[None, :])
 
-    def calcium_with_initial(self, raw: torch.Tensor, c0: torch.Tensor | None = None) -> torch.Tensor:
-        """Calcium (B, T, N) of the rates plus the decay of the initial calcium (c_0 d^t); ``c0``
-        (B, N) replaces the readout's :meth:`initial_calcium` when given."""
-        c = self.calcium(F.softplus(raw[..., 0]))
-        c0 = self.initial_calcium(raw) if c0 is None else c0
-        if c0 is not None:
-            c = c + c0[:, None, :] * self.initial_decay(raw.shape[1])[None]
-        return c
+    def _fit_initial(self, rates_only: torch.Tensor, decay: torch.Tensor, readout: torch.Tensor,
+                     target: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """:meth:`fitted_initial_calcium` from the rates' fluorescence ``rates_only`` (B, T, N),
+        the ``decay`` d^t (T, N) and the readout's initial calcium (B, N)."""
+        phi = self.gain()[None, :] * decay  # (T, N): the fluorescence of c0 = 1
+        resid = torch.where(visible, target - rates_only, torch.zeros_like(rates_only))
+        prior = phi[0] ** 2
+        num = (resid * phi[None]).sum(dim=1) + prior * readout
+        den = (visible.to(phi.dtype) * phi[None] ** 2).sum(dim=1) + prior
+        return (num / den).clamp(min=0.0)
 
     def fitted_initial_calcium(self, raw: torch.Tensor, target: torch.Tensor,
                                visible: torch.Tensor) -> torch.Tensor:
@@ -478,24 +480,25 @@ class CalciumLikelihood(Likelihood):
         each ROI's leftover calcium is its own, and the rates need not follow each ROI's slow
         private fluctuations (the spikes' own, integrated by a slow decay) to explain it.
         """
-        g = self.gain()
-        rates_only = self.baseline + g * self.calcium(F.softplus(raw[..., 0]))
-        phi = g[None, :] * self.initial_decay(raw.shape[1])  # (T, N): the fluorescence of c0 = 1
-        resid = torch.where(visible, target - rates_only, torch.zeros_like(rates_only))
-        prior = phi[0] ** 2
-        num = (resid * phi[None]).sum(dim=1) + prior * self.initial_calcium(raw)
-        den = (visible.to(phi.dtype) * phi[None] ** 2).sum(dim=1) + prior
-        return (num / den).clamp(min=0.0)
+        rates_only = self.baseline + self.gain() * self.calcium(F.softplus(raw[..., 0]))
+        return self._fit_initial(rates_only, self.initial_decay(raw.shape[1]),
+                                 self.initial_calcium(raw), target, visible)
 
     def signal(self, raw: torch.Tensor, target: torch.Tensor | None = None,
                visible: torch.Tensor | None = None) -> torch.Tensor:
         """Expected fluorescence (B, T, N), model units. With ``initial_fit`` and both ``target``
         and ``visible`` given, the calcium before the first bin is fitted to the visible entries
-        (:meth:`fitted_initial_calcium`) instead of read out."""
-        c0 = None
-        if self.initial_fit and self.initial_state and target is not None and visible is not None:
-            c0 = self.fitted_initial_calcium(raw, target, visible)
-        return self.baseline + self.gain() * self.calcium_with_initial(raw, c0)
+        (:meth:`fitted_initial_calcium`) instead of read out; the rates' calcium is computed once
+        either way."""
+        g = self.gain()
+        c = self.calcium(F.softplus(raw[..., 0]))
+        c0 = self.initial_calcium(raw)
+        if c0 is None:
+            return self.baseline + g * c
+        decay = self.initial_decay(raw.shape[1])
+        if self.initial_fit and target is not None and visible is not None:
+            c0 = self._fit_initial(self.baseline + g * c, decay, c0, target, visible)
+        return self.baseline + g * (c + c0[:, None, :] * decay[None])
 
     def nll(self, raw: torch.Tensor, target: torch.Tensor,
             visible: torch.Tensor | None = None) -> torch.Tensor:
