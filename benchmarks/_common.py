@@ -56,6 +56,15 @@ def network_rates(res: Any, values: np.ndarray, shifts: int = 1) -> np.ndarray:
                               overlap=meta["overlap_bins"], shifts=shifts)
 
 
+def peak_frequency(x: np.ndarray, dt: float) -> float:
+    """Frequency (Hz) of the largest non-zero bin of the population-averaged power of ``x`` (T, N)
+    or (T,), sampled every ``dt`` s."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    f = np.fft.rfftfreq(x.shape[0], dt)
+    p = (np.abs(np.fft.rfft(x - x.mean(axis=0), axis=0)) ** 2).mean(axis=1)
+    return float(f[1 + int(np.argmax(p[1:]))])
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, MB (``ru_maxrss``; Linux reports KiB)."""
     import resource

@@ -19,15 +19,8 @@ import argparse
 import sys
 
 import numpy as np
-from _common import median_r, network_rates
+from _common import median_r, network_rates, peak_frequency
 from family import sample_cells
-
-
-def peak_hz(x: np.ndarray, dt: float) -> float:
-    """Frequency (Hz) of the largest non-zero bin of the power spectrum of ``x`` (T,)."""
-    f = np.fft.rfftfreq(x.size, dt)
-    p = np.abs(np.fft.rfft(x - x.mean())) ** 2
-    return float(f[1 + int(np.argmax(p[1:]))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{cell.duration_s:.0f} s, bin {dt * 1e3:.0f} ms")
     print(f"network vs true rates: r {dict(lags)[0]:.3f} at lag 0, best {best[1]:.3f} at "
           f"{best[0] * dt * 1e3:+.0f} ms; r vs true calcium (per ROI, median) {r_cal:.3f}")
-    print(f"spectral peak of the population mean: truth {peak_hz(truth.mean(1), dt):.2f} Hz, "
-          f"network {peak_hz(net.mean(1), dt):.2f} Hz; each ROI sampled at {per_roi_sampling:.2f} Hz "
+    print(f"spectral peak of the population mean: truth {peak_frequency(truth.mean(1), dt):.2f} Hz, "
+          f"network {peak_frequency(net.mean(1), dt):.2f} Hz; each ROI sampled at {per_roi_sampling:.2f} Hz "
           f"(Nyquist {per_roi_sampling / 2:.2f} Hz)")
     gaps = res.metrics["heldout"]["gaps"]
     print("held-out gaps R²: " + ", ".join(f"{k} {v:.3f}" for k, v in gaps["r2"].items())

@@ -30,7 +30,7 @@ from typing import Any
 
 import family
 import numpy as np
-from _common import median_r
+from _common import median_r, peak_frequency
 
 #: below this frequency (Hz) rate power counts as slow
 SLOW_HZ = 0.3
@@ -45,13 +45,6 @@ def power_shares(x: np.ndarray, dt: float, peak_hz: float) -> dict[str, float]:
     total = float(p[keep].sum()) or 1.0
     return {"slow": float(p[keep & (f < SLOW_HZ)].sum() / total),
             "peak_band": float(p[(f > 0.8 * peak_hz) & (f < 1.2 * peak_hz)].sum() / total)}
-
-
-def peak_frequency(x: np.ndarray, dt: float) -> float:
-    """Frequency (Hz) of the largest non-zero bin of the population-averaged power of ``x`` (T, N)."""
-    f = np.fft.rfftfreq(x.shape[0], dt)
-    p = (np.abs(np.fft.rfft(x - x.mean(axis=0), axis=0)) ** 2).mean(axis=1)
-    return float(f[1 + int(np.argmax(p[1:]))])
 
 
 def r2_by_kernel(values: np.ndarray, x: np.ndarray, dt: float, tau_s: float) -> float:

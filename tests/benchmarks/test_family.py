@@ -253,7 +253,9 @@ def test_the_slow_rhythm_measures() -> None:
     rng = np.random.default_rng(1)
     rhythm = np.column_stack([2 + np.cos(2 * np.pi * t + k) for k in range(4)])  # 1 Hz
     drift = np.column_stack([np.cumsum(rng.standard_normal(n_t)) for _ in range(4)])  # slow
-    assert probe.peak_frequency(rhythm, dt) == pytest.approx(1.0, abs=0.02)
+    common = _load("_common")
+    assert common.peak_frequency(rhythm, dt) == pytest.approx(1.0, abs=0.02)
+    assert common.peak_frequency(rhythm[:, 0], dt) == pytest.approx(1.0, abs=0.02)  # one trace
     on = probe.power_shares(rhythm, dt, 1.0)
     assert on["peak_band"] > 0.99 and on["slow"] < 0.01
     off = probe.power_shares(drift, dt, 1.0)
