@@ -303,7 +303,7 @@ def test_the_run_path_trains_one_network_per_core_and_deconvolve_traces_one(monk
     cfg = {"epochs": 1, "model": tiny, "compare_oasis": False, "inference_shifts": 1}
     one = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f", config=cfg)
     assert "ensemble" not in one.model.metadata
-    assert not one.model.config.calcium_initial_fit  # traces keep it read out
+    assert one.model.config.calcium_initial_fit  # traces too
     two = deconvolve_traces(traces, frame_period=0.05, indicator="GCaMP6f",
                             config={**cfg, "model": {**tiny, "ensemble_size": 2}})
     assert two.model.metadata["ensemble"]["members"] == 2

@@ -92,7 +92,9 @@ SIZES: dict[str, dict[str, int]] = {
 #: (``calcium_initial_fit``), not read out of the low-dimensional factors: read out, the network
 #: followed each ROI's slow private fluctuations (its spikes' own, integrated by a slow decay) and
 #: lost the population's rhythm (a limit cycle under GCaMP6s: network r 0.18 -> 0.96); chosen on
-#: the family's seed-9 tune half (RESULTS.md, "Issue 14, fourteenth session").
+#: the family's seed-9 tune half (RESULTS.md, "Issue 14, fourteenth session"); the same for
+#: :func:`napari_sbtt.deconvolve_traces`, chosen on the ground-truth tune sets (DS09 / DS32 at
+#: every 1st, 2nd and 4th frame: level on five, +0.004 r on one; "Issue 14, fifteenth session").
 RUN_MODEL_DEFAULTS: dict[str, Any] = {
     "batch_size": 8,
     "controller_size": 32,
@@ -107,12 +109,8 @@ RUN_MODEL_DEFAULTS: dict[str, Any] = {
 #: observation model) by default, and a second network left those numbers level on the
 #: ground-truth tune sets (DS09 / DS32, every 2nd and 4th frame: within 0.005 r; RESULTS.md,
 #: "Issue 14, tenth session") while taking the second core.
-#: The leftover calcium stays read out (``calcium_initial_fit`` False): a trace's truth is its
-#: spikes, whose slow private fluctuations the fitted start would leave to noise, and the
-#: ground-truth tune sets were not measured with it.
 TRACES_MODEL_DEFAULTS: dict[str, Any] = {
     "ensemble_size": 1,
-    "calcium_initial_fit": False,
 }
 
 #: bounds of the batch-size rule (:func:`batch_size_for`): windows per optimiser step
