@@ -1,0 +1,81 @@
+"""Can held-out samples pick the calcium kernel's rise? A probe on the real ground-truth tune sets.
+
+For each data set and every k-th frame kept (the frames ``groundtruth_spikes.py`` keeps, same
+seed), the traces are standardised as ``deconvolve_traces`` does (median baseline, noise sd from
+frame differences), the decay is the one ``deconvolve_traces`` starts from
+(``napari_sbtt.traces_decay_estimate``, nothing named), and for each candidate rise the held-out
+R² of single samples is computed with ``core.kinetics.heldout_decay_scores`` (10 % of the samples
+held out, the rest deconvolved under a kernel of that rise and the decay). A rise the samples can
+identify would score best near the one measured from the spikes (DS09 GCaMP6f 16 ms, DS32
+jGCaMP8s 4.5 ms: RESULTS.md, "Kinetics from the recording"). No network is fitted.
+
+    python benchmarks/groundtruth_rise_heldout.py --gt-dir ../shared/groundtruth  # about 6 min
+
+Prints one JSON line per data set and k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
+
+RISES_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064)
+
+
+def standardised(y: np.ndarray) -> np.ndarray:
+    """``y`` (T,) minus its median over the noise sd of its frame differences (NaN kept)."""
+    v = y[np.isfinite(y)]
+    sd = max(1.4826 * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0), 0.1 * float(np.std(v)), 1e-9)
+    return (y - float(np.median(v))) / sd
+
+
+def side_by_side(traces: list[np.ndarray]) -> np.ndarray:
+    """(T_max, N) with trace i in column i from row 0, NaN past its end."""
+    out = np.full((max(t.size for t in traces), len(traces)), np.nan)
+    for i, t in enumerate(traces):
+        out[: t.size, i] = t
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from napari_sbtt import traces_decay_estimate
+    from napari_sbtt.core.kinetics import heldout_decay_scores
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gt-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "groundtruth")
+    p.add_argument("--datasets", nargs="+", default=list(TUNE_SETS), help="data set folders (default: the tune sets)")
+    p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="keep every k-th frame")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if not a.gt_dir.is_dir():
+        print(f"no ground truth at {a.gt_dir}: nothing to measure")
+        return 0
+    command = "python " + " ".join(["groundtruth_rise_heldout.py", *(argv if argv is not None else sys.argv[1:])])
+    for name in a.datasets:
+        recs = load_dataset(a.gt_dir / name)
+        for k in a.k:
+            rng = np.random.default_rng(a.seed)  # the frames groundtruth_spikes.py keeps
+            obs = [subsample(r["dff"], k, rng) for r in recs]
+            times = [r["t"] for r in recs]
+            dt = float(np.median(np.concatenate([np.diff(t) for t in times])))
+            decay = traces_decay_estimate(obs, times=times)
+            values = side_by_side([standardised(o) for o in obs])
+            grid = np.arange(values.shape[0]) * dt
+            t0 = time.perf_counter()
+            scores = {r: heldout_decay_scores(values, grid, decay, rise_s=r, n_longer=0, seed=a.seed)[decay]
+                      for r in RISES_S}
+            print(json.dumps({"dataset": name, "k": k, "frame_hz": round(1 / dt, 1), "decay_s": round(decay, 3),
+                              "heldout_r2_by_rise_ms": {f"{r * 1000:g}": round(v, 4) for r, v in scores.items()},
+                              "best_rise_ms": 1000 * max(scores, key=scores.get),
+                              "seconds": round(time.perf_counter() - t0, 1), "command": command}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
