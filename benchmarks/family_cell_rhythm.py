@@ -28,13 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cell", type=int, default=15, help="family cell index (default 15)")
     a = ap.parse_args(argv)
     from napari_sbtt.api import RunConfig, observations_for_stack, run_on_observations
-    from napari_sbtt.core.synth import simulate
 
     cells = [c for c in sample_cells() if c.index == a.cell]
     if not cells:
         ap.error(f"--cell {a.cell}: no such cell (see family.py --list)")
     cell, cfg = cells[0], RunConfig()
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    sim = cell.simulate(fine_factor=cfg.factor)
     obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
     cols = obs.roi_ids - 1
     truth, calcium = sim.truth.rates[:, cols], sim.truth.calcium[:, cols]

@@ -24,11 +24,10 @@ def probe_cell(cell: Any, named: bool) -> dict[str, Any]:
     from napari_sbtt.config import DEFAULT_INDICATOR
     from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import estimate_decay_time, heldout_decay_scores
-    from napari_sbtt.core.synth import simulate
     from napari_sbtt.pipeline import recording_decay
 
     cfg = RunConfig(decay_heldout_check=True)
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    sim = cell.simulate(fine_factor=cfg.factor)
     obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
     ar1 = estimate_decay_time(obs.values, obs.times, bin_width=obs.grid.bin_width)
     t0 = time.perf_counter()

@@ -69,10 +69,9 @@ def probe_cell(cell: Any, named: bool, *, max_rois: int = 32, max_seconds: float
     from napari_sbtt.api import RunConfig, observations_for_stack
     from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import estimate_decay_time
-    from napari_sbtt.core.synth import simulate
 
     cfg = RunConfig()
-    sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+    sim = cell.simulate(fine_factor=cfg.factor)
     obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
     dt = float(obs.grid.bin_width)
     n_t = min(obs.values.shape[0], int(round(max_seconds / dt)))

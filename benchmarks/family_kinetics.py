@@ -22,14 +22,13 @@ def main() -> None:
     from napari_sbtt.api import RunConfig, observations_for_stack
     from napari_sbtt.core.indicators import get_indicator
     from napari_sbtt.core.kinetics import estimate_decay_time
-    from napari_sbtt.core.synth import simulate
 
     rows = []
     for cell in sample_cells():
         if a.half != "all" and cell.describe()["half"] != a.half:
             continue
         cfg = RunConfig()
-        sim = simulate(cell.synth_config(fine_factor=cfg.factor), seed=cell.seed)
+        sim = cell.simulate(fine_factor=cfg.factor)
         try:
             obs = observations_for_stack(sim.movie, sim.labels, sim.pattern, config=cfg)
         except ValueError as e:

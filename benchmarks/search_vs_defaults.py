@@ -69,7 +69,6 @@ def run_cell(cell: Cell, folder: Path, *, budget: float, trials: int, num_cpus: 
     from napari_sbtt import tune
     from napari_sbtt.api import RunConfig, run_on_observations
     from napari_sbtt.core.baselines import oasis_rates
-    from napari_sbtt.core.synth import simulate
 
     base = RunConfig.from_dict({**({"indicator": cell.indicator} if named else {}), **run})
     concurrent = max(1, num_cpus)  # 1 CPU per trial (tune's default)
@@ -77,7 +76,7 @@ def run_cell(cell: Cell, folder: Path, *, budget: float, trials: int, num_cpus: 
     row: dict[str, Any] = {"cell": cell.describe(), "budget_s": budget, "trials": trials, "num_cpus": num_cpus,
                            "trial_max_seconds": per_trial}
     t0 = time.perf_counter()
-    sim = simulate(cell.synth_config(fine_factor=base.factor), seed=cell.seed)
+    sim = cell.simulate(fine_factor=base.factor)
     sim.save(folder, overwrite=True)
     truth_all = sim.truth.rates
     del sim

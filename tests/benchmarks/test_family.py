@@ -361,3 +361,31 @@ def test_the_rise_probe_stacks_standardised_traces() -> None:
     assert np.nanstd(z) == pytest.approx(1.0, abs=0.15)
     stacked = probe.side_by_side([np.ones(5), np.arange(3.0)])
     assert stacked.shape == (5, 2) and np.isnan(stacked[3:, 1]).all() and stacked[2, 1] == 2.0
+
+
+def test_a_crowded_cell_subtracts_a_lower_background_percentile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_sbtt.core.synth as synth
+
+    family = _load("family")
+    cell = family.sample_cells(seed=10)[21]
+    asked = []
+
+    def fake_simulate(cfg, seed):
+        asked.append(cfg.subtract_background)
+        if cfg.subtract_background > 30:
+            raise ValueError(f"subtract_background={cfg.subtract_background} would remove (nearly) all ...")
+        return cfg
+
+    monkeypatch.setattr(synth, "simulate", fake_simulate)
+    assert cell.simulate().subtract_background == 25.0 and asked == [50.0, 25.0]
+    asked.clear()
+    with pytest.raises(ValueError, match="subtract_background"):  # asked for explicitly: no fallback
+        cell.simulate(subtract_background=50.0)
+    assert asked == [50.0]
+
+    def other_error(cfg, seed):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(synth, "simulate", other_error)
+    with pytest.raises(ValueError, match="something else"):
+        cell.simulate()
