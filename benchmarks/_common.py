@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -201,6 +202,23 @@ def load_groundtruth(path: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, 
         ap = ap[np.isfinite(ap)]
         n = min(t.size, y.size)
         yield i, t[:n], y[:n], ap
+
+
+def groundtruth_probe_args(description: str, argv: list[str] | None, *, datasets: list[str] | None,
+                           datasets_help: str) -> argparse.Namespace | None:
+    """The arguments of a ground-truth probe that fits nothing (``--gt-dir``, ``--datasets``
+    defaulting to ``datasets``, ``--k`` frames kept, ``--seed`` of the kept frames); None, after
+    saying so, when ``--gt-dir`` is not there."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--gt-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "groundtruth")
+    p.add_argument("--datasets", nargs="+", default=datasets, help=datasets_help)
+    p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="keep every k-th frame")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    if not a.gt_dir.is_dir():
+        print(f"no ground truth at {a.gt_dir}: nothing to measure")
+        return None
+    return a
 
 
 def groundtruth_datasets(gt_dir: str | os.PathLike) -> dict[str, str]:

@@ -16,13 +16,12 @@ Prints one JSON line per data set and k.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import groundtruth_probe_args
 from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
 
 RISES_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064)
@@ -47,14 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     from napari_sbtt import traces_decay_estimate
     from napari_sbtt.core.kinetics import heldout_decay_scores
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gt-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "groundtruth")
-    p.add_argument("--datasets", nargs="+", default=list(TUNE_SETS), help="data set folders (default: the tune sets)")
-    p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="keep every k-th frame")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    if not a.gt_dir.is_dir():
-        print(f"no ground truth at {a.gt_dir}: nothing to measure")
+    a = groundtruth_probe_args(__doc__.splitlines()[0], argv, datasets=list(TUNE_SETS),
+                               datasets_help="data set folders (default: the tune sets)")
+    if a is None:
         return 0
     command = "python " + " ".join(["groundtruth_rise_heldout.py", *(argv if argv is not None else sys.argv[1:])])
     for name in a.datasets:

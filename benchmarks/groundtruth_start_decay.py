@@ -13,27 +13,21 @@ Prints one JSON line per data set and k.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import groundtruth_probe_args
 from groundtruth_spikes import load_dataset, subsample
 
 
 def main(argv: list[str] | None = None) -> int:
     from napari_sbtt import traces_decay_estimate
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gt-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "groundtruth")
-    p.add_argument("--datasets", nargs="+", default=None, help="data set folders (default: all)")
-    p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="keep every k-th frame")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    if not a.gt_dir.is_dir():
-        print(f"no ground truth at {a.gt_dir}: nothing to measure")
+    a = groundtruth_probe_args(__doc__.splitlines()[0], argv, datasets=None,
+                               datasets_help="data set folders (default: all)")
+    if a is None:
         return 0
     names = a.datasets or sorted(d.name for d in a.gt_dir.iterdir() if d.is_dir())
     command = "python " + " ".join(["groundtruth_start_decay.py", *(argv if argv is not None else sys.argv[1:])])
