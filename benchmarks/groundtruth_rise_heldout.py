@@ -1,9 +1,9 @@
 """Can held-out samples pick the calcium kernel's rise? A probe on the real ground-truth tune sets.
 
 For each data set and every k-th frame kept (the frames ``groundtruth_spikes.py`` keeps, same
-seed), the traces are standardised as ``deconvolve_traces`` does (median baseline, noise sd from
-frame differences), the decay is the one ``deconvolve_traces`` starts from
-(``napari_sbtt.traces_decay_estimate``, nothing named), and for each candidate rise the held-out
+seed), the traces are standardised and stacked as ``deconvolve_traces`` does
+(``napari_sbtt.deconvolve.standardise_trace``, ``stack_traces``), the decay is the one
+``deconvolve_traces`` starts from (``napari_sbtt.traces_decay_estimate``, nothing named), and for each candidate rise the held-out
 R² of single samples is computed with ``core.kinetics.heldout_decay_scores`` (10 % of the samples
 held out, the rest deconvolved under a kernel of that rise and the decay). A rise the samples can
 identify would score best near the one measured from the spikes (DS09 GCaMP6f 16 ms, DS32
@@ -27,24 +27,10 @@ from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
 RISES_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064)
 
 
-def standardised(y: np.ndarray) -> np.ndarray:
-    """``y`` (T,) minus its median over the noise sd of its frame differences (NaN kept)."""
-    v = y[np.isfinite(y)]
-    sd = max(1.4826 * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0), 0.1 * float(np.std(v)), 1e-9)
-    return (y - float(np.median(v))) / sd
-
-
-def side_by_side(traces: list[np.ndarray]) -> np.ndarray:
-    """(T_max, N) with trace i in column i from row 0, NaN past its end."""
-    out = np.full((max(t.size for t in traces), len(traces)), np.nan)
-    for i, t in enumerate(traces):
-        out[: t.size, i] = t
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     from napari_sbtt import traces_decay_estimate
     from napari_sbtt.core.kinetics import heldout_decay_scores
+    from napari_sbtt.deconvolve import stack_traces, standardise_trace
 
     a = groundtruth_probe_args(__doc__.splitlines()[0], argv, datasets=list(TUNE_SETS),
                                datasets_help="data set folders (default: the tune sets)")
@@ -59,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             times = [r["t"] for r in recs]
             dt = float(np.median(np.concatenate([np.diff(t) for t in times])))
             decay = traces_decay_estimate(obs, times=times)
-            values = side_by_side([standardised(o) for o in obs])
-            grid = np.arange(values.shape[0]) * dt
+            values, grid = stack_traces([standardise_trace(o)[0] for o in obs], dt)
             t0 = time.perf_counter()
             scores = {r: heldout_decay_scores(values, grid, decay, rise_s=r, n_longer=0, seed=a.seed)[decay]
                       for r in RISES_S}

@@ -28,7 +28,8 @@ from .pipeline import checked_decay, infer_observations
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SBTTModel
 
-__all__ = ["TraceDeconvolution", "deconvolve_traces", "traces_decay_estimate", "DEFAULT_MAX_WINDOWS"]
+__all__ = ["TraceDeconvolution", "deconvolve_traces", "traces_decay_estimate", "standardise_trace", "stack_traces",
+           "DEFAULT_MAX_WINDOWS"]
 
 #: training windows drawn from all traces when the config does not say (a seeded random subset)
 DEFAULT_MAX_WINDOWS = 2048
@@ -112,8 +113,10 @@ def _grids(traces: list[np.ndarray], frame_period: float | None,
     return values, tlist, bin_s
 
 
-def _standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(standardised trace, offset, scale): median baseline, noise sd from sample differences."""
+def standardise_trace(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(standardised trace (T,), offset, scale) of the trace ``y`` (T,), NaN where no frame was
+    kept, as :func:`deconvolve_traces` fits it: minus its median, over the robust noise sd of the
+    differences between its kept samples (at least a tenth of its sd), in ``y``'s units."""
     v = y[np.isfinite(y)]
     if v.size < 4:
         raise ValueError("a trace has fewer than 4 samples; it cannot be deconvolved")
@@ -136,9 +139,10 @@ def _traces_config(config: RunConfig | dict[str, Any] | None, indicator: str | N
     return cfg
 
 
-def _side_by_side(z: list[np.ndarray], bin_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """The traces side by side from t = 0, (T_max, N), NaN past a trace's end, and their (T_max,)
-    grid times in s: the decay check, the held-out tests and the inference all read them so."""
+def stack_traces(z: list[np.ndarray], bin_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The traces ``z`` (each (T_i,) on a grid of ``bin_s`` s) side by side from t = 0, (T_max, N),
+    NaN past a trace's end, and their (T_max,) grid times in s: the decay check, the held-out tests
+    and the inference all read them so."""
     longest = max(v.size for v in z)
     stacked = np.full((longest, len(z)), np.nan)
     for i, v in enumerate(z):
@@ -169,8 +173,8 @@ def traces_decay_estimate(traces: Sequence[np.ndarray] | np.ndarray, *, frame_pe
     :func:`deconvolve_traces`."""
     cfg = _traces_config(config, indicator)
     values, _, bin_s = _grids(_as_list(traces), frame_period, times)
-    z = [_standardise(v)[0] for v in values]
-    stacked, grid_times = _side_by_side(z, bin_s)
+    z = [standardise_trace(v)[0] for v in values]
+    stacked, grid_times = stack_traces(z, bin_s)
     return _decay_estimate(z, stacked, grid_times, bin_s, cfg)
 
 
@@ -238,10 +242,10 @@ def deconvolve_traces(
         raise ValueError("deconvolve_traces fits the calcium likelihood; leave likelihood at 'calcium'")
     raw = _as_list(traces)
     values, frame_times, bin_s = _grids(raw, frame_period, times)
-    std = [_standardise(v) for v in values]
+    std = [standardise_trace(v) for v in values]
     z = [s[0] for s in std]
     ind = get_indicator(cfg.indicator) if cfg.indicator is not None else None
-    stacked, grid_times = _side_by_side(z, bin_s)
+    stacked, grid_times = stack_traces(z, bin_s)
     longest = stacked.shape[0]
     decay_s = _decay_estimate(z, stacked, grid_times, bin_s, cfg)
     window, overlap = choose_window(bin_s, window_s=window_seconds(cfg, bin_s, decay_s),

@@ -143,3 +143,19 @@ def test_the_heldout_check_starts_unnamed_traces_from_the_lengthened_decay():
     assert checked_decay(np.zeros((4, 1)), np.arange(4.0), None, RunConfig(decay_heldout_check=True)) is None
     # an estimate below LENGTHEN_FROM_S (a fast indicator's) is kept without running the check
     assert checked_decay(np.zeros((4, 1)), np.arange(4.0), 0.1, RunConfig(decay_heldout_check=True)) == 0.1
+
+
+def test_traces_are_standardised_and_stacked_as_they_are_fitted() -> None:
+    from napari_sbtt.deconvolve import stack_traces, standardise_trace
+
+    rng = np.random.default_rng(0)
+    y = 5.0 + 2.0 * rng.standard_normal(400)
+    y[::3] = np.nan  # frames not kept
+    z, offset, scale = standardise_trace(y)
+    assert np.isnan(z[::3]).all() and np.nanmedian(z) == pytest.approx(0.0, abs=1e-12)
+    # white noise: the frame differences' robust sd over sqrt 2 is the noise sd, so z has sd ~ 1
+    assert np.nanstd(z) == pytest.approx(1.0, abs=0.15)
+    assert np.allclose(z * scale + offset, y, equal_nan=True)
+    stacked, times = stack_traces([np.ones(5), np.arange(3.0)], 0.1)
+    assert stacked.shape == (5, 2) and np.isnan(stacked[3:, 1]).all() and stacked[2, 1] == 2.0
+    assert np.allclose(times, np.arange(5) * 0.1)

@@ -350,19 +350,6 @@ def test_the_start_decay_benchmark_prints_both_starts(capsys, tmp_path) -> None:
     assert 0.05 <= row["plain_s"] <= row["checked_s"] <= 5.0  # the check only ever lengthens
 
 
-def test_the_rise_probe_stacks_standardised_traces() -> None:
-    probe = _load("groundtruth_rise_heldout")
-    rng = np.random.default_rng(0)
-    y = 5.0 + 2.0 * rng.standard_normal(400)
-    y[::3] = np.nan  # frames not kept
-    z = probe.standardised(y)
-    assert np.isnan(z[::3]).all() and np.nanmedian(z) == pytest.approx(0.0, abs=1e-12)
-    # white noise: the frame differences' robust sd over sqrt 2 is the noise sd, so z has sd ~ 1
-    assert np.nanstd(z) == pytest.approx(1.0, abs=0.15)
-    stacked = probe.side_by_side([np.ones(5), np.arange(3.0)])
-    assert stacked.shape == (5, 2) and np.isnan(stacked[3:, 1]).all() and stacked[2, 1] == 2.0
-
-
 def test_a_crowded_cell_subtracts_a_lower_background_percentile(monkeypatch: pytest.MonkeyPatch) -> None:
     import napari_sbtt.core.synth as synth
 
