@@ -166,13 +166,13 @@ class Cell:
         cfg = dataclasses.replace(self.synth_config(fine_factor=fine_factor), **synth)
         tries = (cfg.subtract_background,) if "subtract_background" in synth or cfg.subtract_background is None \
             else (cfg.subtract_background, *BACKGROUND_FALLBACK)
-        for i, pct in enumerate(tries):
+        for pct in tries[:-1]:
             try:
                 return simulate(dataclasses.replace(cfg, subtract_background=pct), seed=self.seed)
             except ValueError as e:
-                if "subtract_background" not in str(e) or i == len(tries) - 1:
+                if "subtract_background" not in str(e):
                     raise
-        raise AssertionError("unreachable")
+        return simulate(dataclasses.replace(cfg, subtract_background=tries[-1]), seed=self.seed)
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)
