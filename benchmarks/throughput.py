@@ -13,9 +13,11 @@ Two cases, each with the data and settings the library uses by default:
   30 min in 1.16 s windows with the batch the run takes for that many windows; noise values,
   timed only (``--cases large --impl fused``, for a GPU against the CPU).
 
-Two implementations of the recurrent parts (``SequentialAutoencoder.fused_unroll``):
-``fused`` (one autograd node each, hand-written backward; the library default) and
-``reference`` (recorded op by op by autograd, as before issue 13).
+Implementations of the recurrent parts (``SequentialAutoencoder.fused_unroll``):
+``fused`` (one autograd node each, hand-written backward; the library default, each GRU fused
+where :func:`napari_sbtt.model.unroll.fused_gru_fits` says), ``reference`` (recorded op by op by
+autograd, as before issue 13) and ``fused-1024`` (fused, but an encoder or generator GRU only up
+to 1024 trials x units, the range before the sixteenth session of issue 14).
 
 Modes:
 
@@ -27,6 +29,8 @@ Modes:
 - ``--numerics``: the same short fit (fixed epochs, no time budget, same seed) with both
   implementations: largest difference of the losses per epoch and of the inferred rates,
   and whether two fused fits give identical numbers.
+- ``--gru-grid``: one GRU alone, forward and backward, the fused node against nn.GRU over a
+  grid of batch sizes, units, bins and directions (what :func:`fused_gru_fits` was chosen from).
 - ``--quality``: the full default runs (``run_on_stack`` with the 150 s budget, Pearson r
   against the true rates; the protocol fit with its 90 s budget, R^2 of the validation
   rates) with both implementations.
@@ -36,6 +40,8 @@ Usage::
     python benchmarks/throughput.py --repeats 5
     python benchmarks/throughput.py --numerics
     python benchmarks/throughput.py --quality --cases calcium
+    python benchmarks/throughput.py --gru-grid
+    python benchmarks/throughput.py --cases poisson --impl fused fused-1024 --repeats 3 --epochs 8
 """
 
 from __future__ import annotations
@@ -52,7 +58,9 @@ from typing import Any
 
 import numpy as np
 
-IMPLS = ("fused", "reference")
+from napari_sbtt.model.unroll import fused_gru_fits as FUSED_GRU_FITS  # the library's rule
+
+IMPLS = ("fused", "reference", "fused-1024")
 
 
 def load() -> float:
@@ -70,9 +78,56 @@ def machine() -> str:
 
 
 def set_impl(impl: str) -> None:
+    from napari_sbtt.model import unroll
     from napari_sbtt.model.network import SequentialAutoencoder
 
-    SequentialAutoencoder.fused_unroll = impl == "fused"
+    SequentialAutoencoder.fused_unroll = impl != "reference"
+    unroll.fused_gru_fits = ((lambda batch, units: batch * units <= 1024) if impl == "fused-1024"
+                             else FUSED_GRU_FITS)
+
+
+def gru_grid(repeats: int) -> list[dict[str, Any]]:
+    """Seconds per forward + backward pass of one GRU, the fused node against nn.GRU (best of
+    ``repeats`` x 5 passes, one thread), over batch sizes, units, bins and directions."""
+    import torch
+    from torch import nn
+
+    from napari_sbtt.model.unroll import gru_sequence
+
+    def once(gru: "nn.GRU", x: "torch.Tensor", fused: bool) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(5):
+                out, h_n = gru_sequence(gru, x) if fused else gru(x)
+                (out.sum() + h_n.sum()).backward()
+            best = min(best, (time.perf_counter() - t0) / 5)
+        return best
+
+    from napari_sbtt.model import unroll
+
+    rows = []
+    print("| directions | inputs | units | batch | bins | nn.GRU ms | fused ms | speed-up | fused by default |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for bidirectional, n_in in ((True, 32), (False, 1), (True, 64)):
+        for units in (32, 64):
+            for batch in (8, 32, 64, 128, 256):
+                for bins in (50, 122):
+                    torch.manual_seed(0)
+                    gru = nn.GRU(n_in, units, batch_first=True, bidirectional=bidirectional)
+                    x = torch.randn(batch, bins, n_in, requires_grad=True)
+                    unroll.fused_gru_fits = lambda b, u: False
+                    ref = once(gru, x, False)
+                    unroll.fused_gru_fits = lambda b, u: True
+                    fused = once(gru, x, True)
+                    unroll.fused_gru_fits = FUSED_GRU_FITS
+                    row = {"directions": 2 if bidirectional else 1, "inputs": n_in, "units": units,
+                           "batch": batch, "bins": bins, "reference_s": ref, "fused_s": fused,
+                           "default_fused": FUSED_GRU_FITS(batch, units), "load": load()}
+                    rows.append(row)
+                    print(f"| {row['directions']} | {n_in} | {units} | {batch} | {bins} | {ref * 1e3:.1f} | "
+                          f"{fused * 1e3:.1f} | {ref / fused:.2f}x | {row['default_fused']} |", flush=True)
+    return rows
 
 
 # ----------------------------------------------------------------------------
@@ -280,20 +335,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=["calcium", "poisson"])
-    ap.add_argument("--impl", choices=["both", *IMPLS], default="both")
+    ap.add_argument("--impl", nargs="+", choices=["both", *IMPLS], default=["both"],
+                    help="both: fused and reference")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=4, help="epochs per throughput fit")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--numerics", action="store_true", help="compare the numbers of a short fit")
     ap.add_argument("--numerics-epochs", type=int, default=10)
     ap.add_argument("--quality", action="store_true", help="the full default fits, scored")
+    ap.add_argument("--gru-grid", action="store_true", help="one GRU alone, fused against nn.GRU")
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = ap.parse_args(argv)
-    impls = list(IMPLS) if args.impl == "both" else [args.impl]
-    cases = [CASES[c](args.device) for c in args.cases]
+    impls = ["fused", "reference"] if args.impl == ["both"] else list(dict.fromkeys(args.impl))
+    cases = [] if args.gru_grid else [CASES[c](args.device) for c in args.cases]
     command = "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"machine: {machine()}; load {load():.1f}; command: `{command}`", flush=True)
-    if args.numerics:
+    if args.gru_grid:
+        import torch
+
+        torch.set_num_threads(1)
+        rows = gru_grid(max(1, args.repeats))
+    elif args.numerics:
         rows = numerics(cases, args.numerics_epochs)
     elif args.quality:
         rows = quality(cases, impls, args.device)

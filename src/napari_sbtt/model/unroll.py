@@ -31,10 +31,13 @@ from torch.nn import functional as F
 
 __all__ = [
     "FUSED_GRU_MAX_BATCH_UNITS",
+    "FUSED_GRU_SMALL_MAX_BATCH_UNITS",
+    "FUSED_GRU_SMALL_UNITS",
     "LOGVAR_LIMIT",
     "controller_unroll",
     "draw_noise",
     "dropout_noise",
+    "fused_gru_fits",
     "gru_gates",
     "gru_sequence",
 ]
@@ -43,12 +46,31 @@ __all__ = [
 LOGVAR_LIMIT = 10.0
 
 #: :func:`gru_sequence` replaces autograd's recording of nn.GRU only up to this many
-#: trials x units per step: the fused node recomputes the gates in its backward pass, which
-#: pays off while a step is dominated by per-operation overhead (small batches) and costs
-#: more than it saves once the arithmetic dominates (measured on 2 CPU cores, one thread:
-#: bidirectional 64 units over 68 bins 1.6x faster at batch 8, 1.2x at 16, 0.9x at 32;
-#: 32 units over 50 bins 1.9x at batch 32, 1.0x at 128; benchmarks/throughput.py)
-FUSED_GRU_MAX_BATCH_UNITS = 1024
+#: trials x units per step (and up to :data:`FUSED_GRU_SMALL_MAX_BATCH_UNITS` for GRUs of at
+#: most :data:`FUSED_GRU_SMALL_UNITS` units): the fused node recomputes the gates in its backward
+#: pass, which pays off while a step is dominated by per-operation overhead (small batches) and
+#: costs more than it saves once the arithmetic dominates. Measured on 2 CPU cores, one thread,
+#: forward and backward of one GRU, 50 / 122 bins (RESULTS.md, "Issue 14, sixteenth session"):
+#: at 2048 trials x units every GRU measured is faster fused (1.05-1.46x; bidirectional 64 units
+#: at batch 32 1.24-1.29x); at 4096 a 64-unit GRU is not (0.81-1.07x) while a 32-unit one is
+#: level or faster (bidirectional 0.96-1.02x, one direction 1.15-1.24x; the whole fit of the
+#: Lorenz protocol, batch 128, 8-12 % faster per epoch); at 8192 both are slower (0.60-0.88x).
+FUSED_GRU_MAX_BATCH_UNITS = 2048
+
+#: GRUs with at most this many units are fused up to :data:`FUSED_GRU_SMALL_MAX_BATCH_UNITS`
+FUSED_GRU_SMALL_UNITS = 32
+
+#: the trials x units bound of :data:`FUSED_GRU_SMALL_UNITS`-unit (or smaller) GRUs
+FUSED_GRU_SMALL_MAX_BATCH_UNITS = 4096
+
+
+def fused_gru_fits(batch: int, units: int) -> bool:
+    """Whether :func:`gru_sequence` fuses a GRU of ``units`` units over ``batch`` trials (where
+    that measured faster than autograd's recording on a CPU; see
+    :data:`FUSED_GRU_MAX_BATCH_UNITS`)."""
+    size = int(batch) * int(units)
+    limit = FUSED_GRU_SMALL_MAX_BATCH_UNITS if units <= FUSED_GRU_SMALL_UNITS else FUSED_GRU_MAX_BATCH_UNITS
+    return size <= limit
 
 
 def dropout_noise(like: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
@@ -389,7 +411,7 @@ def gru_sequence(gru: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tens
     (D, B, H) (None: zeros), D = 2 for a bidirectional GRU.
 
     For a one-layer, batch_first GRU with biases on the CPU, with gradients needed and at
-    most :data:`FUSED_GRU_MAX_BATCH_UNITS` trials x units, the whole sequence is one autograd
+    most as many trials x units as :func:`fused_gru_fits` allows, the whole sequence is one autograd
     node with a hand-written backward pass (outputs bit-identical to nn.GRU's, gradients equal
     up to float32 round-off); otherwise (inference; larger batches; CUDA, whose cuDNN kernels
     are fused already; other GRUs) nn.GRU itself runs.
@@ -400,7 +422,7 @@ def gru_sequence(gru: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tens
                 for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] if gru.bias else [])
     fused = (x.device.type == "cpu" and gru.num_layers == 1 and gru.batch_first and gru.bias
              and getattr(gru, "proj_size", 0) == 0 and x.dim() == 3
-             and x.shape[0] * gru.hidden_size <= FUSED_GRU_MAX_BATCH_UNITS
+             and fused_gru_fits(x.shape[0], gru.hidden_size)
              and torch.is_grad_enabled()
              and (x.requires_grad or (h0 is not None and h0.requires_grad)
                   or any(w.requires_grad for w in weights)))
