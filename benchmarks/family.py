@@ -161,7 +161,7 @@ class Cell:
         fluorescence (the one used is ``.config.subtract_background``)."""
         import dataclasses
 
-        from napari_sbtt.core.synth import simulate
+        from napari_sbtt.core.synth import BackgroundTooHighError, simulate
 
         cfg = dataclasses.replace(self.synth_config(fine_factor=fine_factor), **synth)
         tries = (cfg.subtract_background,) if "subtract_background" in synth or cfg.subtract_background is None \
@@ -169,9 +169,8 @@ class Cell:
         for pct in tries[:-1]:
             try:
                 return simulate(dataclasses.replace(cfg, subtract_background=pct), seed=self.seed)
-            except ValueError as e:
-                if "subtract_background" not in str(e):
-                    raise
+            except BackgroundTooHighError:
+                pass
         return simulate(dataclasses.replace(cfg, subtract_background=tries[-1]), seed=self.seed)
 
     def describe(self) -> dict[str, Any]:

@@ -360,14 +360,24 @@ def test_a_crowded_cell_subtracts_a_lower_background_percentile(monkeypatch: pyt
     def fake_simulate(cfg, seed):
         asked.append(cfg.subtract_background)
         if cfg.subtract_background > 30:
-            raise ValueError(f"subtract_background={cfg.subtract_background} would remove (nearly) all ...")
+            raise synth.BackgroundTooHighError(cfg.subtract_background)
         return cfg
 
     monkeypatch.setattr(synth, "simulate", fake_simulate)
     assert cell.simulate().subtract_background == 25.0 and asked == [50.0, 25.0]
     asked.clear()
-    with pytest.raises(ValueError, match="subtract_background"):  # asked for explicitly: no fallback
+    with pytest.raises(synth.BackgroundTooHighError):  # asked for explicitly: no fallback
         cell.simulate(subtract_background=50.0)
+    assert asked == [50.0]
+
+    def refuses_otherwise(cfg, seed):
+        asked.append(cfg.subtract_background)
+        raise ValueError("another refusal is no reason to try a lower percentile")
+
+    asked.clear()
+    monkeypatch.setattr(synth, "simulate", refuses_otherwise)
+    with pytest.raises(ValueError, match="another refusal"):
+        cell.simulate()
     assert asked == [50.0]
 
     def other_error(cfg, seed):

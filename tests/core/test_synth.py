@@ -16,6 +16,7 @@ from napari_sbtt.core.synth import (
     PRESETS,
     REGIMES,
     SCAN_ORDERS,
+    BackgroundTooHighError,
     GroundTruth,
     SynthConfig,
     SyntheticScan,
@@ -341,6 +342,9 @@ def test_background_subtraction_validation_and_old_truth_files() -> None:
     for bad in (-1, 101, float("nan"), True):
         with pytest.raises(ValueError, match="subtract_background"):
             SynthConfig(subtract_background=bad)
+    with pytest.raises(BackgroundTooHighError, match="use a lower percentile") as refused:
+        simulate("tiny", seed=0, duration=0.5, background=3.0, subtract_background=100)
+    assert refused.value.percentile == 100.0 and isinstance(refused.value, ValueError)
     arrays = simulate("tiny", seed=0, duration=0.5).truth.to_arrays()
     del arrays["background_offset"]  # a truth.npz written before the field existed
     assert GroundTruth.from_arrays(arrays).background_offset == 0.0

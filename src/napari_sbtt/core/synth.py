@@ -107,6 +107,7 @@ from .indicators import calcium_from_spikes, get_indicator
 from .scan import FineGrid, ScanPattern
 
 __all__ = [
+    "BackgroundTooHighError",
     "SynthConfig",
     "GroundTruth",
     "SyntheticScan",
@@ -125,6 +126,23 @@ __all__ = [
 ]
 
 _FILES = ("movie.tif", "rois.tif", "scan.json", "truth.npz", "config.json")
+
+
+class BackgroundTooHighError(ValueError):
+    """:func:`simulate` refuses ``subtract_background``: the percentile of the background
+    pixels would remove (nearly) all of an ROI's resting fluorescence (a crowded field whose
+    background pixels carry much neuropil); a lower percentile may not.
+
+    Attributes
+    ----------
+    percentile : float
+        The percentile refused.
+    """
+
+    def __init__(self, percentile: float) -> None:
+        self.percentile = float(percentile)
+        super().__init__(f"subtract_background={percentile:g} would remove (nearly) all of an ROI's resting "
+                         "fluorescence; use a lower percentile")
 
 #: Latent dynamics of :class:`SynthConfig` and their dimension.
 LATENTS: dict[str, int] = {"lorenz": 3, "limit_cycle": 2, "pulses": 4}
@@ -810,10 +828,7 @@ def simulate(
         mean_img = base + np.tensordot(c_ext.mean(axis=0), M, axes=1)
         f0_roi = base_roi - _background_percentile(mean_img, labels, cfg.subtract_background)
         if np.any(f0_roi <= 0.05 * base_roi):
-            raise ValueError(
-                f"subtract_background={cfg.subtract_background} would remove (nearly) all of an ROI's resting "
-                "fluorescence; use a lower percentile"
-            )
+            raise BackgroundTooHighError(cfg.subtract_background)
     lam_rel = _roi_mean_rel(c_ext, bins, centres, base_roi, m_roi)
     if cfg.noise_level is None:
         q = cfg.f0_photons / f0_ref
