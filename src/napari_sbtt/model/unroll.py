@@ -50,11 +50,12 @@ LOGVAR_LIMIT = 10.0
 #: most :data:`FUSED_GRU_SMALL_UNITS` units): the fused node recomputes the gates in its backward
 #: pass, which pays off while a step is dominated by per-operation overhead (small batches) and
 #: costs more than it saves once the arithmetic dominates. Measured on 2 CPU cores, one thread,
-#: forward and backward of one GRU, 50 / 122 bins (RESULTS.md, "Issue 14, sixteenth session"):
-#: at 2048 trials x units every GRU measured is faster fused (1.05-1.46x; bidirectional 64 units
-#: at batch 32 1.24-1.29x); at 4096 a 64-unit GRU is not (0.81-1.07x) while a 32-unit one is
-#: level or faster (bidirectional 0.96-1.02x, one direction 1.15-1.24x; the whole fit of the
-#: Lorenz protocol, batch 128, 8-12 % faster per epoch); at 8192 both are slower (0.60-0.88x).
+#: forward and backward of one GRU over 50 / 122 bins (``benchmarks/throughput.py --gru-grid``;
+#: RESULTS.md, "Issue 14, sixteenth session"): up to 2048 trials x units the fused node is
+#: faster in 29 of 30 cases (1.18-2.59x; one 0.96x); at 4096 both are level (0.87-1.05x), yet
+#: the whole fit of the Lorenz protocol (32 units, batch 128) runs 1.13x faster per epoch with
+#: its GRUs fused (fewer autograd nodes beside them); beyond 4096 the fused node is slower
+#: (0.59-0.91x).
 FUSED_GRU_MAX_BATCH_UNITS = 2048
 
 #: GRUs with at most this many units are fused up to :data:`FUSED_GRU_SMALL_MAX_BATCH_UNITS`
