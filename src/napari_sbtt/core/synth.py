@@ -144,6 +144,7 @@ class BackgroundTooHighError(ValueError):
         super().__init__(f"subtract_background={percentile:g} would remove (nearly) all of an ROI's resting "
                          "fluorescence; use a lower percentile")
 
+
 #: Latent dynamics of :class:`SynthConfig` and their dimension.
 LATENTS: dict[str, int] = {"lorenz": 3, "limit_cycle": 2, "pulses": 4}
 #: Oscillation frequencies (cycles per model-time unit) of the pulse-kicked system.
