@@ -150,8 +150,11 @@ def test_an_interrupted_batch_writes_its_summary_and_a_rerun_finishes(tmp_path, 
     def ctrl_c(row):
         raise KeyboardInterrupt
 
-    with pytest.raises(BatchInterrupted) as e:  # Ctrl-C as the first recording finishes
-        batch(sessions, out, config=tiny_config(), recording_options=opts, cpus_per_task=1, progress=ctrl_c)
+    # Ctrl-C as the first recording finishes; one recording at a time (both of Ray's 2 CPUs per
+    # task), so that the next has barely started: with two at once a loaded machine could let
+    # every recording finish before the interrupt reached them
+    with pytest.raises(BatchInterrupted) as e:
+        batch(sessions, out, config=tiny_config(), recording_options=opts, cpus_per_task=2, progress=ctrl_c)
     rows = e.value.summary.rows
     assert len(rows) == 3 and rows[0].status in ("done", "interrupted")
     assert sum(r.status == "done" for r in rows) >= 1 and sum(r.status == "interrupted" for r in rows) >= 1
