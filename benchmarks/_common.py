@@ -205,11 +205,14 @@ def load_groundtruth(path: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, 
 
 
 def groundtruth_probe_args(description: str, argv: list[str] | None, *, datasets: list[str] | None,
-                           datasets_help: str) -> argparse.Namespace | None:
-    """The arguments of a ground-truth probe that fits nothing (``--gt-dir``, ``--datasets``
-    defaulting to ``datasets``, ``--k`` frames kept, ``--seed`` of the kept frames); None, after
-    saying so, when ``--gt-dir`` is not there."""
+                           datasets_help: str, max_seconds: float | None = None) -> argparse.Namespace | None:
+    """The arguments of a ground-truth probe (``--gt-dir``, ``--datasets`` defaulting to
+    ``datasets``, ``--k`` frames kept, ``--seed`` of the kept frames and of a fit; with
+    ``max_seconds``, a probe that fits: ``--max-seconds``, the fit's cap, defaulting to it); None,
+    after saying so, when ``--gt-dir`` is not there."""
     p = argparse.ArgumentParser(description=description)
+    if max_seconds is not None:
+        p.add_argument("--max-seconds", type=float, default=max_seconds, help="each fit's cap in seconds")
     p.add_argument("--gt-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "groundtruth")
     p.add_argument("--datasets", nargs="+", default=datasets, help=datasets_help)
     p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="keep every k-th frame")

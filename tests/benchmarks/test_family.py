@@ -386,3 +386,18 @@ def test_a_crowded_cell_subtracts_a_lower_background_percentile(monkeypatch: pyt
     monkeypatch.setattr(synth, "simulate", other_error)
     with pytest.raises(ValueError, match="something else"):
         cell.simulate()
+
+
+def test_the_lag_probe_finds_a_known_delay() -> None:
+    """groundtruth_lag: an estimate placed 3 frames early scores best moved 3 frames later; the
+    frames moved in from outside are NaN (not wrapped round), and a report set is refused."""
+    lag = _load("groundtruth_lag")
+    assert np.array_equal(lag.moved(np.arange(5.0), 2), [np.nan, np.nan, 0, 1, 2], equal_nan=True)
+    assert np.array_equal(lag.moved(np.arange(5.0), -1), [1, 2, 3, 4, np.nan], equal_nan=True)
+    rng = np.random.default_rng(0)
+    spikes = [(rng.random(600) < 0.05).astype(float) for _ in range(3)]
+    early = [np.concatenate([s[3:], np.zeros(3)]) for s in spikes]  # each spike 3 frames early
+    scores = lag.median_r_by_lag(spikes, early, [1 / 60] * 3, lags=(-2, 0, 3, 5))
+    assert max(scores, key=scores.get) == 3 and scores[3] > 0.99 > scores[0]
+    if GROUNDTRUTH.is_dir():
+        assert lag.main(["--gt-dir", str(GROUNDTRUTH), "--datasets", "DS06-GCaMP6f-zf-aDp"]) == 2
