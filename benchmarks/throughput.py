@@ -5,7 +5,8 @@ Two cases, each with the data and settings the library uses by default:
 - calcium: ``run_on_stack`` on the ``default`` synthetic recording (``simulate("default",
   seed=0)``): its training windows (1.16 s at 59 Hz = 68 bins, 24 ROIs), the run's model
   config (calcium likelihood, double-exponential kernel, 32-unit controller, batch 8,
-  1 torch thread);
+  1 torch thread), one network (a second one would train in a process of its own, which
+  ``--impl`` does not reach);
 - poisson: the SBTT demo protocol's Lorenz data at bandwidth 5 with
   ``SBTTConfig.default_for("poisson")`` (no controller, batch 128, 1 torch thread), one network
   (``ensemble_size=1``: the default trains one per idle core at once);
@@ -146,7 +147,7 @@ def calcium_case(device: str) -> dict[str, Any]:
                                     n_time=obs.values.shape[0])
     wins = make_windows(obs.values, window, overlap)
     return {"name": "calcium", "likelihood": "calcium", "train": wins.values, "valid": None,
-            "all": wins.values, "config": model_config(cfg, bw)}
+            "all": wins.values, "config": model_config(cfg, bw).replace(ensemble_size=1)}
 
 
 def poisson_case(device: str, bandwidth: int = 5) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def large_case(device: str, n_rois: int = 500, minutes: float = 30.0) -> dict[st
             + rng.integers(0, 4, size=(n_windows, 1, 1))) % 4 == 0
     values[~np.broadcast_to(seen, values.shape)] = np.nan
     return {"name": "large", "likelihood": "calcium", "train": values, "valid": None,
-            "all": values, "config": model_config(cfg, bw).replace(batch_size=batch_size_for(n_windows))}
+            "all": values, "config": model_config(cfg, bw).replace(batch_size=batch_size_for(n_windows), ensemble_size=1)}
 
 
 CASES: dict[str, Callable[[str], dict[str, Any]]] = {"calcium": calcium_case,
