@@ -204,12 +204,25 @@ def load_groundtruth(path: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, 
         yield i, t[:n], y[:n], ap
 
 
+#: ground-truth data sets the defaults may be chosen on (the two of earlier rounds); the others are reported only
+TUNE_SETS = ("DS09-GCaMP6f-m-V1", "DS32-GCaMP8s-m-V1")
+
+
+def refuse_report_sets(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    """A probe's check that every ``--dataset`` it was given is a tune set (exits otherwise)."""
+    for n in names:
+        if n not in TUNE_SETS:
+            parser.error(f"--dataset {n}: probe the tune sets only ({', '.join(TUNE_SETS)})")
+
+
 def groundtruth_probe_args(description: str, argv: list[str] | None, *, datasets: list[str] | None,
-                           datasets_help: str, max_seconds: float | None = None) -> argparse.Namespace | None:
+                           datasets_help: str, max_seconds: float | None = None,
+                           tune_only: bool = False) -> argparse.Namespace | None:
     """The arguments of a ground-truth probe (``--gt-dir``, ``--datasets`` defaulting to
     ``datasets``, ``--k`` frames kept, ``--seed`` of the kept frames and of a fit; with
     ``max_seconds``, a probe that fits: ``--max-seconds``, the fit's cap, defaulting to it); None,
-    after saying so, when ``--gt-dir`` is not there."""
+    after saying so, when ``--gt-dir`` is not there. ``tune_only``: a report set among
+    ``--datasets`` exits with :func:`refuse_report_sets`' message."""
     p = argparse.ArgumentParser(description=description)
     if max_seconds is not None:
         p.add_argument("--max-seconds", type=float, default=max_seconds, help="each fit's cap in seconds")
@@ -221,6 +234,8 @@ def groundtruth_probe_args(description: str, argv: list[str] | None, *, datasets
     if not a.gt_dir.is_dir():
         print(f"no ground truth at {a.gt_dir}: nothing to measure")
         return None
+    if tune_only:
+        refuse_report_sets(p, a.datasets)
     return a
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import TUNE_SETS, refuse_report_sets
 from family_decay_heldout import decay_scores
-from groundtruth_spikes import TUNE_SETS, load_dataset, refuse_report_sets, subsample
+from groundtruth_spikes import load_dataset, subsample
 
 #: decay measured from the spikes (s), median over recordings (benchmarks/measure_indicators.py;
 #: the values core.kinetics.OASIS_DECAY_BIAS is built from)

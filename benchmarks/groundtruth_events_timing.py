@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from groundtruth_spikes import load_dataset, r_smoothed, refuse_report_sets, subsample
+from _common import refuse_report_sets
+from groundtruth_spikes import load_dataset, r_smoothed, subsample
 
 
 def probe(name: str, k: int, gt_dir: Path, seed: int) -> dict:

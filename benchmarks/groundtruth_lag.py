@@ -19,8 +19,8 @@ import sys
 import time
 
 import numpy as np
-from _common import groundtruth_probe_args
-from groundtruth_spikes import TUNE_SETS, load_dataset, r_smoothed, subsample
+from _common import TUNE_SETS, groundtruth_probe_args
+from groundtruth_spikes import load_dataset, r_smoothed, subsample
 
 #: frames each estimate is moved by (positive: later)
 LAGS = tuple(range(-8, 9))
@@ -50,13 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     from napari_sbtt.deconvolve import deconvolve_traces
 
     a = groundtruth_probe_args(__doc__.splitlines()[0], argv, datasets=list(TUNE_SETS), max_seconds=200.0,
-                               datasets_help="tune-set folders (default: both; the report sets are refused)")
+                               datasets_help="tune-set folders (default: both; the report sets are refused)",
+                               tune_only=True)
     if a is None:
         return 0
-    for name in a.datasets:
-        if name not in TUNE_SETS:
-            print(f"--datasets {name}: probe the tune sets only ({', '.join(TUNE_SETS)})", file=sys.stderr)
-            return 2
     command = "python groundtruth_lag.py " + " ".join(sys.argv[1:] if argv is None else argv)
     for name in a.datasets:
         recs = load_dataset(a.gt_dir / name)

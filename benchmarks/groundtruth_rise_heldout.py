@@ -21,8 +21,8 @@ import sys
 import time
 
 import numpy as np
-from _common import groundtruth_probe_args
-from groundtruth_spikes import TUNE_SETS, load_dataset, subsample
+from _common import TUNE_SETS, groundtruth_probe_args
+from groundtruth_spikes import load_dataset, subsample
 
 RISES_S = (0.002, 0.004, 0.008, 0.016, 0.032, 0.064)
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import groundtruth_datasets, load_groundtruth, machine, write_rows
+from _common import TUNE_SETS, groundtruth_datasets, load_groundtruth, machine, write_rows
 
 SMOOTH_S = 0.05
 
@@ -76,17 +76,6 @@ def r_smoothed(spikes: np.ndarray, rate: np.ndarray, dt: float) -> float:
     from napari_sbtt.core.metrics import pearson_r
 
     return float(pearson_r(spikes, rate, sigma_s=SMOOTH_S, dt_s=dt))
-
-
-#: data sets the defaults may be chosen on (the two of earlier rounds); the others are reported only
-TUNE_SETS = ("DS09-GCaMP6f-m-V1", "DS32-GCaMP8s-m-V1")
-
-
-def refuse_report_sets(parser: argparse.ArgumentParser, names: list[str]) -> None:
-    """A probe's check that every ``--dataset`` it was given is a tune set (exits otherwise)."""
-    for n in names:
-        if n not in TUNE_SETS:
-            parser.error(f"--dataset {n}: probe the tune sets only ({', '.join(TUNE_SETS)})")
 
 
 def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *, seed: int,
