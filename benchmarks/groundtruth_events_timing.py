@@ -22,40 +22,34 @@ from pathlib import Path
 
 import numpy as np
 from _common import refuse_report_sets
-from groundtruth_spikes import load_dataset, r_smoothed, subsample
+from groundtruth_spikes import (
+    fit_kept_frames,
+    load_dataset,
+    median_by_recording_and_neuron,
+    r_smoothed,
+)
 
 
 def probe(name: str, k: int, gt_dir: Path, seed: int) -> dict:
-    from napari_sbtt.core.baselines import oasis_rates
     from napari_sbtt.core.deconvolution import spread_over_gaps
-    from napari_sbtt.deconvolve import deconvolve_traces
 
     recs = load_dataset(gt_dir / name)
-    rng = np.random.default_rng(seed)  # the frames groundtruth_spikes.py keeps
-    obs = [subsample(r["dff"], k, rng) for r in recs]
-    res = deconvolve_traces(obs, times=[r["t"] for r in recs], config={"seed": seed})
+    fit = fit_kept_frames(recs, k, seed=seed)
+    res = fit.result
     if res.metrics["estimate"] != "deconvolution":
         raise RuntimeError(f"{name} k = {k}: deconvolve_traces returned {res.metrics['estimate']!r}, "
                            "not the jumps this probe spreads")
     kernel = res.model.observation_model()["kernel"]  # (1, L): one kernel for every trace
     rows = []
-    for r, o, placed in zip(recs, obs, res.rates, strict=True):
+    for r, o, placed, base in zip(recs, fit.obs, res.rates, fit.oasis, strict=True):
         spread = spread_over_gaps(placed[:, None], np.isfinite(o)[:, None], kernel)[:, 0]
         rows.append({"spread": r_smoothed(r["spikes"], spread, r["dt"]),
                      "as_placed": r_smoothed(r["spikes"], placed, r["dt"]),
-                     "oasis": r_smoothed(r["spikes"], oasis_rates(o[:, None], r["t"])[:, 0], r["dt"]),
+                     "oasis": r_smoothed(r["spikes"], base, r["dt"]),
                      "neuron": r["neuron"]})
-
-    def med(key: str) -> tuple[float, float]:
-        by_n: dict[str, list[float]] = {}
-        for x in rows:
-            by_n.setdefault(x["neuron"], []).append(x[key])
-        return (float(np.nanmedian([x[key] for x in rows])),
-                float(np.median([np.nanmedian(a) for a in by_n.values()])))
-
     return {"dataset": name, "k": k, "estimate": res.metrics["estimate"],
-            "epochs": res.metrics["epochs_run"], **{key: med(key) for key in
-                                                     ("spread", "as_placed", "oasis")}}
+            "epochs": res.metrics["epochs_run"],
+            **{key: median_by_recording_and_neuron(rows, key) for key in ("spread", "as_placed", "oasis")}}
 
 
 def main(argv: list[str] | None = None) -> int:

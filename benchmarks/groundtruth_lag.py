@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 from _common import TUNE_SETS, groundtruth_probe_args
-from groundtruth_spikes import load_dataset, r_smoothed, subsample
+from groundtruth_spikes import fit_kept_frames, load_dataset, r_smoothed
 
 #: frames each estimate is moved by (positive: later)
 LAGS = tuple(range(-8, 9))
@@ -46,9 +46,6 @@ def median_r_by_lag(spikes: list[np.ndarray], estimates: list[np.ndarray], dts: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from napari_sbtt.core.baselines import oasis_rates
-    from napari_sbtt.deconvolve import deconvolve_traces
-
     a = groundtruth_probe_args(__doc__.splitlines()[0], argv, datasets=list(TUNE_SETS), max_seconds=200.0,
                                datasets_help="tune-set folders (default: both; the report sets are refused)",
                                tune_only=True)
@@ -58,15 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.datasets:
         recs = load_dataset(a.gt_dir / name)
         for k in a.k:
-            rng = np.random.default_rng(a.seed)  # the frames groundtruth_spikes.py keeps
-            obs = [subsample(r["dff"], k, rng) for r in recs]
             t0 = time.perf_counter()
-            res = deconvolve_traces(obs, times=[r["t"] for r in recs],
-                                    config={"seed": a.seed, "max_seconds": a.max_seconds})
-            oasis = [oasis_rates(o[:, None], r["t"])[:, 0] for r, o in zip(recs, obs, strict=True)]
+            fit = fit_kept_frames(recs, k, seed=a.seed, run={"max_seconds": a.max_seconds})
+            res = fit.result
             spikes, dts = [r["spikes"] for r in recs], [r["dt"] for r in recs]
             sbtt_r = median_r_by_lag(spikes, list(res.rates), dts)
-            oasis_r = median_r_by_lag(spikes, oasis, dts)
+            oasis_r = median_r_by_lag(spikes, fit.oasis, dts)
             print(json.dumps({
                 "dataset": name, "k": k, "frame_ms": round(1e3 * float(np.median(dts)), 2),
                 "kernel_rise_ms": round(1e3 * float(res.metrics["tau_rise_s"]), 1),

@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,27 @@ def r_smoothed(spikes: np.ndarray, rate: np.ndarray, dt: float) -> float:
     return float(pearson_r(spikes, rate, sigma_s=SMOOTH_S, dt_s=dt))
 
 
-def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *, seed: int,
-                run: dict[str, Any]) -> dict[str, Any]:
-    """SBTT through the public ``napari_sbtt.deconvolve_traces`` (library defaults plus ``run``)
-    and OASIS on the same kept frames and on all frames, for every recording of one data set."""
+@dataclass
+class KeptFramesFit:
+    """One data set's recordings fitted on every k-th frame: what the ground-truth probes share."""
+
+    obs: list[np.ndarray]
+    """per recording (T,) dF/F: the kept frames, NaN elsewhere"""
+    result: Any
+    """what ``napari_sbtt.deconvolve_traces`` returned (``.rates``: one (T,) per recording)"""
+    oasis: list[np.ndarray]
+    """per recording (T,) OASIS rate on the same kept frames, on the native frame grid"""
+    seconds: float
+    """wall-clock seconds of the ``deconvolve_traces`` fit alone (OASIS not counted)"""
+    load: float
+    """1-minute load average when the fit started"""
+
+
+def fit_kept_frames(recs: list[dict[str, Any]], k: int, *, seed: int, indicator: str | None = None,
+                    run: dict[str, Any] | None = None) -> KeptFramesFit:
+    """Keep every ``k``-th frame of each recording (random phase per recording from ``seed``: the
+    frames every ground-truth probe keeps), fit ``deconvolve_traces`` across all of them (library
+    defaults plus ``run``, ``indicator`` None: nothing named) and run OASIS on the same frames."""
     from napari_sbtt.core.baselines import oasis_rates
     from napari_sbtt.deconvolve import deconvolve_traces
 
@@ -90,32 +108,44 @@ def run_dataset(name: str, indicator: str, recs: list[dict[str, Any]], k: int, *
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     res = deconvolve_traces(obs, times=[r["t"] for r in recs], indicator=indicator,
-                            config={"seed": seed, **run})
-    t_all = time.perf_counter() - t0
+                            config={"seed": seed, **(run or {})})
+    seconds = time.perf_counter() - t0
+    oasis = [oasis_rates(o[:, None], r["t"])[:, 0] for r, o in zip(recs, obs, strict=True)]
+    return KeptFramesFit(obs=obs, result=res, oasis=oasis, seconds=seconds, load=load0)
+
+
+def median_by_recording_and_neuron(rows: list[dict[str, Any]], key: str) -> tuple[float, float]:
+    """Median of ``row[key]`` over recordings, and over neurons (each neuron's median over its
+    recordings first, as CASCADE); NaN scores are left out."""
+    by_n: dict[str, list[float]] = {}
+    for x in rows:
+        if np.isfinite(x[key]):
+            by_n.setdefault(x["neuron"], []).append(x[key])
+    return (float(np.nanmedian(np.array([x[key] for x in rows], dtype=float))),
+            float(np.median([np.median(a) for a in by_n.values()])))
+
+
+def run_dataset(name: str, indicator: str | None, recs: list[dict[str, Any]], k: int, *, seed: int,
+                run: dict[str, Any]) -> dict[str, Any]:
+    """SBTT through the public ``napari_sbtt.deconvolve_traces`` (library defaults plus ``run``)
+    and OASIS on the same kept frames and on all frames, for every recording of one data set."""
+    from napari_sbtt.core.baselines import oasis_rates
+
+    fit = fit_kept_frames(recs, k, seed=seed, indicator=indicator, run=run)
     rows = []
-    for r, o, est in zip(recs, obs, res.rates, strict=True):
-        base = oasis_rates(o[:, None], r["t"])[:, 0]
+    for r, est, base in zip(recs, fit.result.rates, fit.oasis, strict=True):
         full = oasis_rates(r["dff"][:, None], r["t"])[:, 0]
         rows.append({"neuron": r["neuron"], "index": r["index"], "n_spikes": int(r["spikes"].sum()),
                      "sbtt": r_smoothed(r["spikes"], est, r["dt"]),
                      "oasis": r_smoothed(r["spikes"], base, r["dt"]),
                      "oasis_all": r_smoothed(r["spikes"], full, r["dt"])})
-
-    def med(key: str) -> tuple[float, float]:
-        v = np.array([x[key] for x in rows], dtype=float)
-        by_n: dict[str, list[float]] = {}
-        for x in rows:
-            if np.isfinite(x[key]):
-                by_n.setdefault(x["neuron"], []).append(x[key])
-        return float(np.nanmedian(v)), float(np.median([np.median(a) for a in by_n.values()]))
-
-    m = res.metrics
+    m = fit.result.metrics
     out = {"dataset": name, "indicator": indicator or "none named", "k": k, "half": "tune" if name in TUNE_SETS else "report",
            "frame_rate_hz": 1 / m["bin_width_s"], "n_recordings": len(rows),
-           "n_neurons": len({x["neuron"] for x in rows}), "seconds": t_all, "load": load0,
+           "n_neurons": len({x["neuron"] for x in rows}), "seconds": fit.seconds, "load": fit.load,
            "run": run, "metrics": m, "per_recording": rows}
     for key in ("sbtt", "oasis", "oasis_all"):
-        out[key + "_r_rec"], out[key + "_r_neuron"] = med(key)
+        out[key + "_r_rec"], out[key + "_r_neuron"] = median_by_recording_and_neuron(rows, key)
     return out
 
 

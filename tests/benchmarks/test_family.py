@@ -402,3 +402,36 @@ def test_the_lag_probe_finds_a_known_delay(capsys, tmp_path) -> None:
     with pytest.raises(SystemExit):  # checked before any fit
         lag.main(["--gt-dir", str(tmp_path), "--datasets", "DS06-GCaMP6f-zf-aDp"])
     assert "tune sets only" in capsys.readouterr().err
+
+
+def test_median_over_recordings_and_over_neurons_leaves_nan_scores_out() -> None:
+    gt = _load("groundtruth_spikes")
+    rows = [{"neuron": "a", "r": 0.9}, {"neuron": "a", "r": 0.7}, {"neuron": "a", "r": float("nan")},
+            {"neuron": "b", "r": 0.1}, {"neuron": "c", "r": float("nan")}]
+    by_rec, by_neuron = gt.median_by_recording_and_neuron(rows, "r")
+    assert by_rec == pytest.approx(0.7)  # median of 0.9, 0.7, 0.1
+    assert by_neuron == pytest.approx(0.45)  # median of a's 0.8 and b's 0.1; c has no score
+
+
+def test_the_probes_keep_the_same_frames_and_score_oasis_on_them() -> None:
+    from napari_sbtt.core.baselines import oasis_available
+
+    if not oasis_available():
+        pytest.skip("oasis-deconv is not installed")
+    gt = _load("groundtruth_spikes")
+    rng = np.random.default_rng(0)
+    recs = []
+    for i, n in enumerate((400, 330)):  # lengths differ, as real recordings do
+        t = np.arange(n) / 30.0
+        s = (rng.random(n) < 0.05).astype(float)
+        y = np.convolve(s, np.exp(-np.arange(60) / 15.0))[:n] + 0.05 * rng.standard_normal(n)
+        recs.append({"neuron": f"n{i}", "index": 0, "t": t, "dff": y, "spikes": s, "dt": 1 / 30.0})
+    fit = gt.fit_kept_frames(recs, 4, seed=3, run={"epochs": 1})
+    again = gt.fit_kept_frames(recs, 4, seed=3, run={"epochs": 1})
+    for r, o, o2, base, est in zip(recs, fit.obs, again.obs, fit.oasis, fit.result.rates, strict=True):
+        kept = np.flatnonzero(np.isfinite(o))
+        assert np.all(np.diff(kept) == 4) and kept[0] < 4  # every 4th frame, a seeded phase
+        np.testing.assert_array_equal(o[kept], r["dff"][kept])
+        np.testing.assert_array_equal(np.isfinite(o2), np.isfinite(o))  # the same frames again
+        assert base.shape == est.shape == r["dff"].shape
+    assert fit.seconds > 0
