@@ -7,12 +7,15 @@ worse than OASIS's denoised calcium by two standard errors, else "no clear diffe
 held-out samples are fluorescence; the family also knows the true rates, so each row says
 whether the estimate the run returned (Pearson r against the true rates, the family's score)
 beat OASIS's. This script counts, per verdict, how often the truth agreed, overall and split by
-the indicator (GCaMP6s, the slowest, apart) and by the half of the family.
+the indicator (GCaMP6s, the slowest, apart) and by the half of the family: the verdict each run
+stored, and the verdict the library's rule gives now (:func:`napari_sbtt.heldout.verdict_against_oasis`)
+from the same stored tests, for the runs whose tests scored the returned estimate and OASIS.
 
     python benchmarks/verdict_calibration.py [--half report] [FILES ...]
 
-FILES default to ``benchmarks/results/*/family_*.json``. A run stored in two files (the same
-family key, cell and r) counts once.
+FILES default to every ``benchmarks/results/*/*.json`` holding family rows (the family's runs and
+the probes that wrote rows like it). A run stored in two files (the same recording seed, cell and
+r) counts once.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ VERDICTS = ("SBTT better", "OASIS better", "no clear difference")
 
 
 def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
-    """(verdict, SBTT r, OASIS r, indicator, half, file) of every family row with a held-out
-    verdict in ``paths``, each run once."""
+    """(verdict, the rule's verdict now or None, SBTT r, OASIS r, indicator, half, file) of every
+    family row with a held-out verdict in ``paths``, each run once."""
+    from napari_sbtt.heldout import HeldoutTest, verdict_against_oasis
+
     seen: set[tuple[Any, ...]] = set()
     out = []
     for path in sorted(paths):
@@ -56,23 +61,33 @@ def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
                 continue
             if not (math.isfinite(r) and math.isfinite(oasis_r)):
                 continue
-            run = (row.get("key"), row["cell"].get("index"), round(r, 4))
+            run = (row["cell"].get("seed"), row["cell"].get("index"), round(r, 4))
             if run in seen:
                 continue
             seen.add(run)
-            out.append({"verdict": verdict, "r": r, "oasis_r": oasis_r,
+            ho = s["heldout"]
+            estimate = ho.get("estimate")
+            now = None
+            try:
+                tests = [HeldoutTest(**ho[kind]) for kind in ("samples", "gaps")]
+                if all(estimate in t.r2 and "oasis" in t.r2 for t in tests):
+                    now = verdict_against_oasis(*tests, estimate)
+            except (KeyError, TypeError):
+                pass
+            out.append({"verdict": verdict, "now": now, "r": r, "oasis_r": oasis_r,
                         "indicator": row["cell"].get("indicator"), "half": row["cell"].get("half"),
                         "file": path})
     return out
 
 
-def table(runs: list[dict[str, Any]]) -> list[str]:
-    """Markdown rows: verdict, runs, truth agrees (SBTT r >= OASIS r for "SBTT better", below for
-    "OASIS better"), and for every verdict the share of runs where SBTT's r was the higher."""
+def table(runs: list[dict[str, Any]], which: str = "verdict") -> list[str]:
+    """Markdown rows: verdict (``which``: the stored one, "verdict", or the rule's now, "now"),
+    runs, truth agrees (SBTT r >= OASIS r for "SBTT better", below for "OASIS better"), and for
+    every verdict the share of runs where SBTT's r was the higher."""
     lines = ["| verdict | runs | the truth agrees | SBTT's r >= OASIS's r | median r margin |",
              "|---|---|---|---|---|"]
     for verdict in VERDICTS:
-        mine = [x for x in runs if x["verdict"] == verdict]
+        mine = [x for x in runs if x[which] == verdict]
         if not mine:
             continue
         margins = sorted(x["r"] - x["oasis_r"] for x in mine)
@@ -85,10 +100,10 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("files", nargs="*", help="family JSON files (default: benchmarks/results/*/family_*.json)")
+    ap.add_argument("files", nargs="*", help="family JSON files (default: benchmarks/results/*/*.json)")
     ap.add_argument("--half", choices=("tune", "report"), default=None, help="only this half's cells")
     a = ap.parse_args(argv)
-    paths = a.files or glob.glob(str(HERE / "results" / "*" / "family_*.json"))
+    paths = a.files or glob.glob(str(HERE / "results" / "*" / "*.json"))
     runs = family_runs(paths)
     if a.half:
         runs = [x for x in runs if x["half"] == a.half]
@@ -101,9 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     for title, sel in (("all", runs),
                        ("GCaMP6s cells", [x for x in runs if x["indicator"] == "GCaMP6s"]),
                        ("other indicators", [x for x in runs if x["indicator"] != "GCaMP6s"])):
-        print(f"**{title}**\n")
+        print(f"**{title}**, the verdict as stored\n")
         print("\n".join(table(sel)))
         print()
+    both = [x for x in runs if x["now"] is not None]
+    print(f"**the rule now** (`heldout.verdict_against_oasis`), from the stored tests of the {len(both)} runs "
+          "that scored the returned estimate and OASIS in both; as stored, then now\n")
+    print("\n".join(table(both)))
+    print()
+    print("\n".join(table(both, "now")))
+    print()
     return 0
 
 

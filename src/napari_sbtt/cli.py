@@ -326,7 +326,8 @@ def _verdict(result: Any, out: Path) -> str:
 
     if (result.config or {}).get("likelihood") != "calcium":
         return ""
-    note = f"OASIS's estimate is saved too: oasis_rates in {out / 'arrays.npz'}"
+    note = (f"OASIS's estimate is saved too: oasis_rates in {out / 'arrays.npz'}"
+            if getattr(result, "oasis_rates", None) is not None else "")
     return "; " + heldout_summary((result.metrics or {}).get("heldout"), oasis_note=note)
 
 

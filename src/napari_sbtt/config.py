@@ -372,7 +372,8 @@ class RunConfig:
         choices=ESTIMATE_CHOICES))
     compare_oasis: bool = _setting(True, Setting(
         "score the estimates and OASIS on held-out samples and gaps (needs oasis-deconv for OASIS); "
-        "when OASIS predicts them better, the result says so and carries OASIS's estimate", "bool"))
+        "when SBTT does not predict them better than OASIS, the result says so and carries OASIS's estimate",
+        "bool"))
     model: dict[str, Any] = _setting({}, Setting(
         "overrides of SBTTConfig fields (learning rate, layer sizes, calcium kernel...)", "object",
         check=_check_model))

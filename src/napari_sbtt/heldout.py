@@ -43,9 +43,11 @@ A recording longer than :data:`MAX_EXCERPT_S` (5 minutes) is tested on its middl
 the standard errors are small long before, and the tests' cost grows with ROIs x time (at 200
 ROIs x 10 minutes they took most of a run: benchmarks/RESULTS.md, "Long recordings").
 
-The verdict against OASIS is taken on the test that matches the result's estimate
-(:func:`verdict_test`): the gap test for the network's rates and both mixtures, the sample test
-for the deconvolution. ``estimate="auto"`` returns the combined estimate when the network fills
+The verdict against OASIS (:func:`verdict_against_oasis`) is "SBTT better" when the result's
+estimate wins the test that matches it (:func:`verdict_test`): the gap test for the network's
+rates and both mixtures, the sample test for the deconvolution; "OASIS better" only when OASIS wins
+both tests (one alone was mostly wrong against the truth: OASIS forecasts a slow indicator's
+calcium well), else "no clear difference". ``estimate="auto"`` returns the combined estimate when the network fills
 gaps better than the deconvolution, the deconvolution when it fills them better, and where the
 test cannot tell, the combined estimate for a population of 20 ROIs or more and the mirror
 mixture, mostly events, for fewer (:func:`auto_estimate`: a handful of ROIs tells the network
@@ -66,7 +68,7 @@ from .core.deconvolution import sparse_deconvolve, spread_over_gaps
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
            "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
            "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT", "EVENTS_COMBINED_NETWORK_WEIGHT",
-           "MIXTURE_WEIGHTS", "DECISIVE_LEAD_SE", "gap_test_lead"]
+           "MIXTURE_WEIGHTS", "DECISIVE_LEAD_SE", "gap_test_lead", "verdict_against_oasis"]
 
 #: the network's share of the ``"combined"`` estimate (the events have the rest). Chosen on the
 #: benchmark family's tune half (seed 1, even cells, both with the indicator named and without):
@@ -197,8 +199,9 @@ def heldout_summary(heldout: Mapping[str, Any] | None, oasis_note: str = "OASIS'
                     ) -> str:
     """The held-out verdict in one line, from :meth:`HeldoutComparison.to_dict` (a result's
     ``metrics["heldout"]``): the R² of the estimate used and of OASIS on the test that matches it,
-    and the verdict (:data:`VERDICTS`). ``oasis_note`` is added in brackets when OASIS is better
-    (each front end says where OASIS's estimate went)."""
+    and the verdict (:data:`VERDICTS`). ``oasis_note`` is added in brackets when SBTT did not beat
+    OASIS ("OASIS better" or "no clear difference": each front end says where OASIS's estimate
+    went; "" when the result has none)."""
     if not heldout:
         return "held-out test vs OASIS: not compared"
     estimate = str(heldout.get("estimate", "network"))
@@ -208,7 +211,7 @@ def heldout_summary(heldout: Mapping[str, Any] | None, oasis_note: str = "OASIS'
     verdict = str(heldout.get("verdict", "not compared"))
     if "oasis" in r2:
         text += f", OASIS {float(r2['oasis']):.3f}: {verdict}"
-        if verdict == "OASIS better" and oasis_note:
+        if verdict in ("OASIS better", "no clear difference") and oasis_note:
             text += f" ({oasis_note})"
     else:
         text += ": not compared with OASIS"
@@ -349,6 +352,37 @@ def auto_estimate(gaps: HeldoutTest, n_rois: int) -> str:
     return "events_combined" if n_rois > 1 else "deconvolution"
 
 
+def verdict_against_oasis(samples: HeldoutTest, gaps: HeldoutTest, estimate: str) -> str:
+    """The verdict (one of :data:`VERDICTS`) of ``estimate`` against OASIS from both held-out tests.
+
+    "SBTT better" when the estimate predicts the held-out samples of its own test
+    (:func:`verdict_test`) better than OASIS by more than :data:`DECISIVE_LEAD_SE` standard
+    errors; "OASIS better" only when OASIS predicts them better by as much on **both** tests, the
+    single samples and the gaps; else "no clear difference"; "not compared" when OASIS did not run.
+
+    Why both for "OASIS better": the held-out samples are fluorescence, and OASIS's AR(1) forecast of
+    a slow indicator's smooth calcium often wins one test while SBTT's activity is the closer to the
+    truth. On the benchmark family's stored tune-half runs (``python benchmarks/verdict_calibration.py
+    --half tune``, 266 runs) the one-test rule said "OASIS better" in 13 runs and SBTT's r was the
+    higher in 11 of them; asking both tests leaves 6, both runs where OASIS's r was higher among
+    them, while "SBTT better" on its own test agreed with the truth in 193 of 199 runs (asking both
+    tests there too would have withdrawn most of the right ones). On the report halves (367 runs):
+    33 -> 18 "OASIS better", wrong 26 -> 13, right 7 -> 5 (benchmarks/RESULTS.md, "Issue 14,
+    seventeenth session"). A result whose verdict is not "SBTT better" carries OASIS's estimate too
+    (``pipeline.choose_estimate``).
+    """
+    matching = samples if verdict_test(estimate) == "samples" else gaps
+    other = gaps if matching is samples else samples
+    if "oasis" not in matching.r2:
+        return "not compared"
+    lead = matching.lead(estimate, "oasis")
+    if lead > DECISIVE_LEAD_SE:
+        return "SBTT better"
+    if lead < -DECISIVE_LEAD_SE and other.lead(estimate, "oasis") < -DECISIVE_LEAD_SE:
+        return "OASIS better"
+    return "no clear difference"
+
+
 def compare_heldout(
     model: Any,
     values: np.ndarray,
@@ -416,11 +450,6 @@ def compare_heldout(
         tests[kind] = _run_test(kind, values, times, blocks, predict)
     n_rois = values.shape[1] if population is None else int(population)
     chosen = auto_estimate(tests["gaps"], n_rois) if estimate == "auto" else estimate
-    test = tests[verdict_test(chosen)]
-    verdict = "not compared"
-    if "oasis" in test.r2:
-        lead = test.lead(chosen, "oasis")
-        verdict = ("SBTT better" if lead > 2.0 else "OASIS better" if lead < -2.0
-                   else "no clear difference")
+    verdict = verdict_against_oasis(tests["samples"], tests["gaps"], chosen)
     return HeldoutComparison(share=float(share), samples=tests["samples"], gaps=tests["gaps"],
                              estimate=chosen, verdict=verdict, excerpt_s=excerpt)

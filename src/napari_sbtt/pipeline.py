@@ -284,8 +284,8 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     (:mod:`napari_sbtt.heldout`), and the rates ``cfg.estimate`` asks for.
 
     Returns (comparison or None when neither ``compare_oasis`` nor "auto" asks for it, rates,
-    signal, events, OASIS's rates in the result's units when OASIS predicts the held-out samples
-    better, else None).
+    signal, events, OASIS's rates in the result's units when SBTT did not predict the held-out
+    samples better than OASIS (verdict "OASIS better" or "no clear difference"), else None).
     """
     from .heldout import compare_heldout, deconvolve_with_model, select_estimate
 
@@ -299,7 +299,7 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     rates = np.asarray(select_estimate(chosen, rates, events), dtype=np.float32)
     signal = np.asarray(select_estimate(chosen, signal, fitted), dtype=np.float32)
     oasis_est = None
-    if comparison is not None and comparison.verdict == "OASIS better":
+    if comparison is not None and comparison.verdict in ("OASIS better", "no clear difference"):
         from .core.baselines import oasis_rates
 
         # OASIS's events per second -> per bin, the units of ``rates``

@@ -76,7 +76,8 @@ class SBTTResult:
         learned calcium model (spike-like events, in the units of ``rates``; each spread over
         the gap before the sample that saw it: ``core.deconvolution.spread_over_gaps``); else None.
     oasis_rates : float32 (T_fine, N) OASIS's estimate in the units of ``rates``, present when
-        OASIS predicted the held-out samples better (``metrics["heldout"]``); else None.
+        SBTT did not predict the held-out samples better than OASIS (verdict "OASIS better" or
+        "no clear difference", ``metrics["heldout"]``); else None.
     """
 
     rates: np.ndarray

@@ -194,7 +194,7 @@ def test_calcium_result_has_events_and_the_held_out_comparison(tmp_path, calcium
     assert ho["estimate"] == m["estimate"] and ho["verdict"] in VERDICTS
     assert ho["samples"]["n_samples"] > 0 and ho["gaps"]["n_samples"] > 0
     assert set(ho["gaps"]["r2"]) >= {"network", "deconvolution", "combined", "events_combined"}
-    if ho["verdict"] == "OASIS better":  # OASIS's estimate rides along, in the rates' units
+    if ho["verdict"] in ("OASIS better", "no clear difference"):  # OASIS's estimate rides along, in the rates' units
         assert calcium_result.oasis_rates.shape == calcium_result.rates.shape
     else:
         assert calcium_result.oasis_rates is None

@@ -18,6 +18,7 @@ from napari_sbtt.heldout import (
     deconvolve_with_model,
     heldout_blocks,
     select_estimate,
+    verdict_against_oasis,
     verdict_test,
 )
 
@@ -224,3 +225,34 @@ def test_a_long_recording_is_tested_on_its_middle_excerpt() -> None:
     assert set(seen) == {int(MAX_EXCERPT_S / bin_s)}
     whole = compare_heldout(Flat(), values, times, network_signal=network, oasis=False, max_seconds=None)
     assert whole.excerpt_s is None and seen[-1] == times.size
+
+
+def _test(kind: str, r2: dict[str, float], se: float = 0.01) -> HeldoutTest:
+    """A held-out test whose differences all have standard error ``se``."""
+    names = list(r2)
+    return HeldoutTest(kind, 100, r2, {f"{a} - {b}": se for i, a in enumerate(names) for b in names[i + 1:]})
+
+
+def _verdict(estimate: str, own: str, own_r2: float, other_r2: float) -> str:
+    """The verdict when ``estimate`` scores ``own_r2`` on its own test ``own`` and ``other_r2`` on
+    the other, OASIS 0.45 on both, every difference 0.01 standard error."""
+    other = "gaps" if own == "samples" else "samples"
+    tests = {own: _test(own, {estimate: own_r2, "oasis": 0.45}),
+             other: _test(other, {estimate: other_r2, "oasis": 0.45})}
+    return verdict_against_oasis(tests["samples"], tests["gaps"], estimate)
+
+
+@pytest.mark.parametrize(("estimate", "own"), [("deconvolution", "samples"), ("combined", "gaps"),
+                                               ("network", "gaps")])
+def test_oasis_is_better_only_when_it_wins_both_tests(estimate: str, own: str) -> None:
+    win, lose, level = 0.50, 0.40, 0.455  # against OASIS at 0.45: +5, -5 and +0.5 standard errors
+    assert _verdict(estimate, own, win, lose) == "SBTT better"  # its own test decides a win
+    assert _verdict(estimate, own, lose, lose) == "OASIS better"  # OASIS must win both
+    assert _verdict(estimate, own, lose, win) == "no clear difference"
+    assert _verdict(estimate, own, lose, level) == "no clear difference"
+    assert _verdict(estimate, own, level, lose) == "no clear difference"  # the other test alone decides nothing
+
+
+def test_no_oasis_no_verdict() -> None:
+    no_oasis = _test("samples", {"deconvolution": 0.5})
+    assert verdict_against_oasis(no_oasis, _test("gaps", {"deconvolution": 0.4}), "deconvolution") == "not compared"

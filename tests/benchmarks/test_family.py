@@ -435,3 +435,24 @@ def test_the_probes_keep_the_same_frames_and_score_oasis_on_them() -> None:
         np.testing.assert_array_equal(np.isfinite(o2), np.isfinite(o))  # the same frames again
         assert base.shape == est.shape == r["dff"].shape
     assert fit.seconds > 0
+
+
+def test_verdict_calibration_recomputes_the_rule_from_the_stored_tests(tmp_path):
+    vc = _load("verdict_calibration")
+
+    def tests(own: float, other: float) -> dict:
+        se = {"deconvolution - oasis": 0.01}
+        return {"estimate": "deconvolution", "verdict": "OASIS better",
+                "samples": {"kind": "samples", "n_samples": 50, "r2": {"deconvolution": own, "oasis": 0.5}, "se": se},
+                "gaps": {"kind": "gaps", "n_samples": 50, "r2": {"deconvolution": other, "oasis": 0.5}, "se": se}}
+
+    one = _family_row(1, "OASIS better", 0.7, 0.5)
+    one["sbtt"]["heldout"] = tests(0.4, 0.6)  # OASIS wins the samples only: no clear difference now
+    both = _family_row(3, "OASIS better", 0.4, 0.5)
+    both["sbtt"]["heldout"] = tests(0.4, 0.4)  # OASIS wins both: still OASIS better
+    old = _family_row(5, "OASIS better", 0.6, 0.5)  # tests not stored: nothing to recompute
+    (tmp_path / "rows.json").write_text(json.dumps([one, both, old]))
+    runs = {x["r"]: x["now"] for x in vc.family_runs([str(tmp_path / "rows.json")])}
+    assert runs == {0.7: "no clear difference", 0.4: "OASIS better", 0.6: None}
+    assert "| OASIS better | 1 | 1 | 0 of 1 | -0.100 |" in vc.table([x for x in vc.family_runs(
+        [str(tmp_path / "rows.json")]) if x["now"]], "now")

@@ -61,3 +61,25 @@ def test_when_oasis_is_better_the_summary_says_so_and_where_its_estimate_is(sim_
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "OASIS 0.500: OASIS better" in line and "R² SBTT 0.300 (deconvolution)" in line
     assert "oasis_rates" in line and str(tmp_path / "res" / "arrays.npz") in line
+
+
+@pytest.mark.parametrize("has_oasis", [True, False])
+def test_no_clear_difference_points_to_oasis_only_where_the_result_has_it(sim_dir, tmp_path, capsys, monkeypatch,
+                                                                          has_oasis):
+    import numpy as np
+
+    import napari_sbtt.recording as recording
+
+    fake = fake_calcium_result(ids=(1, 2, 3, 4, 5, 6))
+    fake.oasis_rates = np.zeros_like(fake.rates) if has_oasis else None  # an older result may lack it
+    fake.metrics["heldout"] = {
+        "share": 0.1, "estimate": "combined", "verdict": "no clear difference", "sbtt_beats_oasis": None,
+        "samples": {"kind": "samples", "n_samples": 90, "r2": {"combined": 0.3, "oasis": 0.5}, "se": {}},
+        "gaps": {"kind": "gaps", "n_samples": 60, "r2": {"combined": 0.4, "oasis": 0.41}, "se": {}},
+    }
+    monkeypatch.setattr(recording, "run_recording", lambda *a, **k: fake)
+    capsys.readouterr()
+    assert main(_run_args(sim_dir, tmp_path / "res", {"epochs": 1})) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "OASIS 0.410: no clear difference" in line
+    assert ("oasis_rates" in line) is has_oasis

@@ -193,8 +193,8 @@ def oasis_layers(result: Any, *, name: str, labels: np.ndarray | None = None,
                  yx_scale: Sequence[float] = (1.0, 1.0), yx_translate: Sequence[float] = (0.0, 0.0),
                  metadata: Mapping[str, Any] | None = None) -> list[LayerData]:
     """OASIS's estimate of ``result`` as a layer like its activity (:func:`result_layers`), or []
-    when the result has none (``oasis_rates`` is kept only when OASIS predicted the held-out
-    samples better). Named "<name> OASIS" (painted into ``labels``) or "<name> OASIS (time x ROI)";
+    when the result has none (``oasis_rates`` is kept only when SBTT did not predict the
+    held-out samples better than OASIS). Named "<name> OASIS" (painted into ``labels``) or "<name> OASIS (time x ROI)";
     its metadata holds ``sbtt_oasis`` (never taken for a movie to fit), the units and ``metadata``.
     """
     oasis = getattr(result, "oasis_rates", None)

@@ -186,8 +186,8 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
     With ``movie_layer=None`` (a traces-only result, e.g. ``session.recording``): with a Labels
     layer, "<labels> activity" painted into them (their Y/X scale and translate), else (ROIs
     known by their rows only) a (T_fine, N) image "<name> activity (time x ROI)", ``name``
-    defaulting to "SBTT". When the result carries OASIS's estimate (OASIS predicted the held-out
-    samples better), a layer "<name> OASIS" like the activity shows it (its name is in the activity
+    defaulting to "SBTT". When the result carries OASIS's estimate (SBTT did not predict the
+    held-out samples better than OASIS), a layer "<name> OASIS" like the activity shows it (its name is in the activity
     layer's metadata ``sbtt_oasis_layer``); an earlier run's OASIS layer of that name is removed
     when this result has none.
     """
@@ -212,7 +212,7 @@ def show_result(viewer: "napari.Viewer", result: Any, movie_layer: Any, labels_l
                  "yx_translate": np.asarray(ref.translate, dtype=float)[-2:]}
         ((data, kwargs, _kind),) = result_layers(
             result, name=base, metadata={**meta, "sbtt_labels_layer": labels_layer.name}, **place)
-    # OASIS's estimate beside the activity when OASIS predicted the held-out samples better
+    # OASIS's estimate beside the activity when SBTT did not predict the held-out samples better
     oasis = oasis_layers(result, name=base, metadata=meta, **place)
     previous = find_layer(viewer, oasis_layer_name(base) if place else f"{oasis_layer_name(base)} (time x ROI)")
     if not oasis and previous is not None and previous.metadata.get(OASIS_KEY):

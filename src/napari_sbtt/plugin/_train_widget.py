@@ -102,13 +102,14 @@ def run_job(rec: "Recording", model: str | None, config: Any, control: RunContro
 
 def verdict_message(result: Any, oasis_layer: str | None = None) -> str:
     """The held-out verdict against OASIS of a calcium result, in the widget's words ("" for other
-    likelihoods); ``oasis_layer``: the layer that shows OASIS's estimate when OASIS is better."""
+    likelihoods); ``oasis_layer``: the layer that shows OASIS's estimate when SBTT did not beat it."""
     from ..heldout import heldout_summary
 
     if (result.config or {}).get("likelihood") != "calcium":
         return ""
     note = (f"OASIS's estimate is added as the layer '{oasis_layer}'" if oasis_layer
-            else "OASIS's estimate is in the result (oasis_rates)")
+            else "OASIS's estimate is in the result (oasis_rates)"
+            if getattr(result, "oasis_rates", None) is not None else "")
     return heldout_summary((result.metrics or {}).get("heldout"), oasis_note=note)
 
 
