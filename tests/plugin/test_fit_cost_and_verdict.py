@@ -80,3 +80,19 @@ def test_the_verdict_shows_after_a_fit_and_oasis_gets_a_layer_when_it_is_better(
     # results that were not compared say so; other likelihoods have no verdict
     _finish(train, viewer, replace(better, metrics={**better.metrics, "heldout": None}))
     assert "not compared" in train.message.text
+
+
+
+def test_no_clear_difference_adds_oasis_as_a_layer_too(viewer):
+    train = _train(viewer)
+    viewer.add_labels(make_labels(), name="rois")
+    level = fake_calcium_result()
+    level.oasis_rates = np.full_like(level.rates, 0.25)
+    level.metrics["heldout"] = {
+        "share": 0.1, "estimate": "combined", "verdict": "no clear difference", "sbtt_beats_oasis": None,
+        "samples": {"kind": "samples", "n_samples": 90, "r2": {"combined": 0.3, "oasis": 0.5}, "se": {}},
+        "gaps": {"kind": "gaps", "n_samples": 60, "r2": {"combined": 0.4, "oasis": 0.41}, "se": {}},
+    }
+    _finish(train, viewer, level)
+    assert "no clear difference" in train.message.text and "'rois OASIS'" in train.message.text
+    assert np.nanmax(np.asarray(viewer.layers["rois OASIS"].data[0])) == pytest.approx(0.25)
