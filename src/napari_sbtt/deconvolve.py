@@ -49,6 +49,10 @@ class TraceDeconvolution:
     times : per trace (T_i,) frame times in seconds.
     model : the fitted N = 1 calcium model (its inputs are the standardised traces).
     metrics : estimate chosen, held-out comparison, windows, timings, learned kinetics.
+    oasis_rates : per trace (T_i,) OASIS's estimate on the trace's own frames, in the units of
+        ``rates`` (OASIS's jumps per frame, :func:`napari_sbtt.core.baselines.oasis_rates`), when
+        SBTT did not predict the held-out samples better than OASIS (``metrics["heldout"]
+        ["verdict"]`` "OASIS better" or "no clear difference"); else None.
     """
 
     rates: list[np.ndarray]
@@ -58,6 +62,7 @@ class TraceDeconvolution:
     model: "SBTTModel"
     metrics: dict[str, Any] = field(default_factory=dict)
     units: str = "dF/F jump/frame (deconvolved)"
+    oasis_rates: list[np.ndarray] | None = None
 
 
 def _as_list(traces: Any) -> list[np.ndarray]:
@@ -329,5 +334,16 @@ def deconvolve_traces(
         "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
         "decay_estimate_s": decay_s,
     }
+    oasis = None
+    if comparison.verdict in ("OASIS better", "no clear difference"):
+        from .core.baselines import oasis_rates
+
+        oasis = []
+        for y, t in zip(raw, frame_times, strict=True):
+            est = np.full(y.size, np.nan)
+            ok = np.isfinite(t)
+            # OASIS's jumps per second x the frame period: per frame, the units of ``rates``
+            est[ok] = oasis_rates(y[ok][:, None], t[ok])[:, 0] * bin_s
+            oasis.append(est)
     return TraceDeconvolution(rates=rates, spikes_per_s=spikes, signal=signal, times=frame_times,
-                              model=model, metrics=metrics)
+                              model=model, metrics=metrics, oasis_rates=oasis)

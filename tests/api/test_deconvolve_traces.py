@@ -159,3 +159,25 @@ def test_traces_are_standardised_and_stacked_as_they_are_fitted() -> None:
     stacked, times = stack_traces([np.ones(5), np.arange(3.0)], 0.1)
     assert stacked.shape == (5, 2) and np.isnan(stacked[3:, 1]).all() and stacked[2, 1] == 2.0
     assert np.allclose(times, np.arange(5) * 0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verdict", ["no clear difference", "SBTT better"])
+def test_oasis_rides_along_where_sbtt_did_not_win(monkeypatch, verdict):
+    import napari_sbtt.heldout as heldout
+    from napari_sbtt.core.baselines import oasis_available, oasis_rates
+
+    if not oasis_available():
+        pytest.skip("oasis-deconv is not installed")
+    monkeypatch.setattr(heldout, "verdict_against_oasis", lambda *a: verdict)
+    _, dff = _neurons(lengths=(900, 600))
+    dff[1][::3] = np.nan
+    res = deconvolve_traces(dff, frame_period=FP, config={"epochs": 1, "model": TINY, "seed": 0})
+    assert res.metrics["heldout"]["verdict"] == verdict
+    if verdict == "SBTT better":
+        assert res.oasis_rates is None
+        return
+    assert [o.shape for o in res.oasis_rates] == [r.shape for r in res.rates]
+    for y, o in zip(dff, res.oasis_rates, strict=True):  # OASIS on the trace's own frames, per frame
+        t = np.arange(y.size) * FP
+        np.testing.assert_allclose(o, oasis_rates(y[:, None], t)[:, 0] * FP)
