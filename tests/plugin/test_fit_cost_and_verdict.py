@@ -51,17 +51,25 @@ def _finish(train, viewer, result):
     train._on_done(result)
 
 
+def _compared(verdict: str, estimate: str, *, samples: dict, gaps: dict, oasis_value: float):
+    """A fake calcium result with this held-out comparison and OASIS's estimate (all ``oasis_value``)."""
+    res = fake_calcium_result()
+    res.oasis_rates = np.full_like(res.rates, oasis_value)
+    se = {f"{estimate} - oasis": 0.05}
+    res.metrics["heldout"] = {
+        "share": 0.1, "estimate": estimate, "verdict": verdict,
+        "sbtt_beats_oasis": {"SBTT better": True, "OASIS better": False}.get(verdict),
+        "samples": {"kind": "samples", "n_samples": 90, "r2": samples, "se": se},
+        "gaps": {"kind": "gaps", "n_samples": 60, "r2": gaps, "se": se},
+    }
+    return res
+
+
 def test_the_verdict_shows_after_a_fit_and_oasis_gets_a_layer_when_it_is_better(viewer):
     train = _train(viewer)
     viewer.add_labels(make_labels(), name="rois")
-    worse = fake_calcium_result()
-    worse.oasis_rates = np.full_like(worse.rates, 0.5)
-    worse.metrics["heldout"] = {
-        "share": 0.1, "estimate": "network", "verdict": "OASIS better", "sbtt_beats_oasis": False,
-        "samples": {"kind": "samples", "n_samples": 90, "r2": {"network": 0.2, "deconvolution": 0.3}, "se": {}},
-        "gaps": {"kind": "gaps", "n_samples": 60, "r2": {"network": 0.1, "deconvolution": 0.1, "oasis": 0.4},
-                 "se": {"network - oasis": 0.05}},
-    }
+    worse = _compared("OASIS better", "network", samples={"network": 0.2, "deconvolution": 0.3},
+                      gaps={"network": 0.1, "deconvolution": 0.1, "oasis": 0.4}, oasis_value=0.5)
     _finish(train, viewer, worse)
     assert train.state.state is TrainState.DONE
     assert "OASIS better" in train.message.text and "'rois OASIS'" in train.message.text
@@ -82,17 +90,11 @@ def test_the_verdict_shows_after_a_fit_and_oasis_gets_a_layer_when_it_is_better(
     assert "not compared" in train.message.text
 
 
-
 def test_no_clear_difference_adds_oasis_as_a_layer_too(viewer):
     train = _train(viewer)
     viewer.add_labels(make_labels(), name="rois")
-    level = fake_calcium_result()
-    level.oasis_rates = np.full_like(level.rates, 0.25)
-    level.metrics["heldout"] = {
-        "share": 0.1, "estimate": "combined", "verdict": "no clear difference", "sbtt_beats_oasis": None,
-        "samples": {"kind": "samples", "n_samples": 90, "r2": {"combined": 0.3, "oasis": 0.5}, "se": {}},
-        "gaps": {"kind": "gaps", "n_samples": 60, "r2": {"combined": 0.4, "oasis": 0.41}, "se": {}},
-    }
+    level = _compared("no clear difference", "combined", samples={"combined": 0.3, "oasis": 0.5},
+                      gaps={"combined": 0.4, "oasis": 0.41}, oasis_value=0.25)
     _finish(train, viewer, level)
     assert "no clear difference" in train.message.text and "'rois OASIS'" in train.message.text
     assert np.nanmax(np.asarray(viewer.layers["rois OASIS"].data[0])) == pytest.approx(0.25)
