@@ -239,7 +239,7 @@ def deconvolve_traces(
     TraceDeconvolution
     """
     from .core.indicators import get_indicator
-    from .heldout import compare_heldout, deconvolve_with_model, select_estimate
+    from .heldout import OASIS_OFFERED, compare_heldout, deconvolve_with_model, select_estimate
     from .model import fit_trials
 
     cfg = _traces_config(config, indicator)
@@ -335,7 +335,7 @@ def deconvolve_traces(
         "decay_estimate_s": decay_s,
     }
     oasis = None
-    if comparison.verdict in ("OASIS better", "no clear difference"):
+    if comparison.verdict in OASIS_OFFERED:
         from .core.baselines import oasis_rates
 
         oasis = []

@@ -68,7 +68,8 @@ from .core.deconvolution import sparse_deconvolve, spread_over_gaps
 __all__ = ["HeldoutTest", "HeldoutComparison", "compare_heldout", "auto_estimate", "combine_estimates",
            "select_estimate", "deconvolve_with_model", "heldout_blocks", "heldout_summary", "verdict_test", "ESTIMATES", "VERDICTS",
            "MAX_EXCERPT_S", "COMBINED_NETWORK_WEIGHT", "EVENTS_COMBINED_NETWORK_WEIGHT",
-           "MIXTURE_WEIGHTS", "DECISIVE_LEAD_SE", "gap_test_lead", "verdict_against_oasis"]
+           "MIXTURE_WEIGHTS", "DECISIVE_LEAD_SE", "gap_test_lead", "verdict_against_oasis",
+           "OASIS_OFFERED"]
 
 #: the network's share of the ``"combined"`` estimate (the events have the rest). Chosen on the
 #: benchmark family's tune half (seed 1, even cells, both with the indicator named and without):
@@ -95,6 +96,8 @@ ESTIMATES = ("network", "deconvolution", *MIXTURE_WEIGHTS)
 DECISIVE_LEAD_SE = 2.0
 #: what :attr:`HeldoutComparison.verdict` may say
 VERDICTS = ("SBTT better", "OASIS better", "no clear difference", "not compared")
+#: the verdicts under which a result carries OASIS's estimate too: SBTT did not beat OASIS
+OASIS_OFFERED = ("OASIS better", "no clear difference")
 #: the tests of a longer recording run on its middle this many seconds: the verdict's standard
 #: errors are small long before (tens of thousands of held-out samples), while the cost of the
 #: tests (two deconvolutions and a network pass per test) grows with ROIs x time
@@ -211,7 +214,7 @@ def heldout_summary(heldout: Mapping[str, Any] | None, oasis_note: str = "OASIS'
     verdict = str(heldout.get("verdict", "not compared"))
     if "oasis" in r2:
         text += f", OASIS {float(r2['oasis']):.3f}: {verdict}"
-        if verdict in ("OASIS better", "no clear difference") and oasis_note:
+        if verdict in OASIS_OFFERED and oasis_note:
             text += f" ({oasis_note})"
     else:
         text += ": not compared with OASIS"

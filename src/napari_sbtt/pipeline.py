@@ -287,7 +287,7 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     signal, events, OASIS's rates in the result's units when SBTT did not predict the held-out
     samples better than OASIS (verdict "OASIS better" or "no clear difference"), else None).
     """
-    from .heldout import compare_heldout, deconvolve_with_model, select_estimate
+    from .heldout import OASIS_OFFERED, compare_heldout, deconvolve_with_model, select_estimate
 
     events, fitted = deconvolve_with_model(model, values)
     comparison = None
@@ -299,7 +299,7 @@ def choose_estimate(model: "SBTTModel", obs: "Observations", values: np.ndarray,
     rates = np.asarray(select_estimate(chosen, rates, events), dtype=np.float32)
     signal = np.asarray(select_estimate(chosen, signal, fitted), dtype=np.float32)
     oasis_est = None
-    if comparison is not None and comparison.verdict in ("OASIS better", "no clear difference"):
+    if comparison is not None and comparison.verdict in OASIS_OFFERED:
         from .core.baselines import oasis_rates
 
         # OASIS's events per second -> per bin, the units of ``rates``
