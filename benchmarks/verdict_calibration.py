@@ -37,7 +37,12 @@ VERDICTS = ("SBTT better", "OASIS better", "no clear difference")
 def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
     """(verdict, the rule's verdict now or None, SBTT r, OASIS r, indicator, half, file) of every
     family row with a held-out verdict in ``paths``, each run once."""
-    from napari_sbtt.heldout import HeldoutTest, verdict_against_oasis
+    from napari_sbtt.heldout import (
+        DECISIVE_LEAD_SE,
+        HeldoutTest,
+        verdict_against_oasis,
+        verdict_test,
+    )
 
     seen: set[tuple[Any, ...]] = set()
     out = []
@@ -67,21 +72,26 @@ def family_runs(paths: Iterable[str]) -> list[dict[str, Any]]:
             seen.add(run)
             ho = s["heldout"]
             estimate = ho.get("estimate")
-            now = None
+            now = both = None
             try:
                 tests = [HeldoutTest(**ho[kind]) for kind in ("samples", "gaps")]
                 if all(estimate in t.r2 and "oasis" in t.r2 for t in tests):
                     now = verdict_against_oasis(*tests, estimate)
+                    # the alternative not taken: "SBTT better" to need the other test too
+                    other = tests[1] if verdict_test(estimate) == "samples" else tests[0]
+                    both = ("no clear difference" if now == "SBTT better"
+                            and other.lead(estimate, "oasis") <= DECISIVE_LEAD_SE else now)
             except (KeyError, TypeError):
                 pass
-            out.append({"verdict": verdict, "now": now, "r": r, "oasis_r": oasis_r,
+            out.append({"verdict": verdict, "now": now, "both": both, "r": r, "oasis_r": oasis_r,
                         "indicator": row["cell"].get("indicator"), "half": row["cell"].get("half"),
                         "file": path})
     return out
 
 
 def table(runs: list[dict[str, Any]], which: str = "verdict") -> list[str]:
-    """Markdown rows: verdict (``which``: the stored one, "verdict", or the rule's now, "now"),
+    """Markdown rows: verdict (``which``: the stored one, "verdict", the rule's now, "now", or
+    the alternative not taken where "SBTT better" needs both tests too, "both"),
     runs, truth agrees (SBTT r >= OASIS r for "SBTT better", below for "OASIS better"), and for
     every verdict the share of runs where SBTT's r was the higher."""
     lines = ["| verdict | runs | the truth agrees | SBTT's r >= OASIS's r | median r margin |",
@@ -125,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table(both)))
     print()
     print("\n".join(table(both, "now")))
+    print()
+    print("not taken: \"SBTT better\" to need both tests too\n")
+    print("\n".join(table(both, "both")))
     print()
     return 0
 
