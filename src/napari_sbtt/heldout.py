@@ -369,7 +369,7 @@ def verdict_against_oasis(samples: HeldoutTest, gaps: HeldoutTest, estimate: str
     --half tune``, 266 runs) the one-test rule said "OASIS better" in 13 runs and SBTT's r was the
     higher in 11 of them; asking both tests leaves 6, both runs where OASIS's r was higher among
     them, while "SBTT better" on its own test agreed with the truth in 193 of 199 runs (asking both
-    tests there too would have withdrawn most of the right ones). On the report halves (367 runs):
+    tests there too would have withdrawn most of the right ones). On the report halves (391 runs):
     33 -> 18 "OASIS better", wrong 26 -> 13, right 7 -> 5 (benchmarks/RESULTS.md, "Issue 14,
     seventeenth session"). A result whose verdict is not "SBTT better" carries OASIS's estimate too
     (``pipeline.choose_estimate``).
