@@ -1,6 +1,5 @@
 #!/bin/bash
 # a git bisect step (run from the repository root of a worktree): good when `napari-sbtt demo` scores SBTT r >= 0.65
-# exit 0 (good) when the demo gives SBTT >= 0.66, 1 (bad) otherwise
 rm -rf /tmp/demo_bis
 out=$(PYTHONPATH=$PWD/src python -m napari_sbtt.cli demo --out /tmp/demo_bis 2>&1 | tail -1)
 echo "$(git log --oneline -1 | cut -c1-60) :: $out" >> /tmp/probe/bisect.log
