@@ -184,12 +184,15 @@ def traces_decay_estimate(traces: Sequence[np.ndarray] | np.ndarray, *, frame_pe
 
 
 class _Stacked:
-    """An N = 1 model seen as one model per trace (columns), for :func:`compare_heldout`."""
+    """An N = 1 model seen as one model per trace (columns), for :func:`compare_heldout`; each
+    trace's kernel with its decay scaled by ``decay_scale`` (n,) (None: the model's kernel)."""
 
-    def __init__(self, model: "SBTTModel", n: int) -> None:
-        self.model, self.n = model, n
+    def __init__(self, model: "SBTTModel", n: int, decay_scale: np.ndarray | None = None) -> None:
+        self.model, self.n, self.decay_scale = model, n, decay_scale
 
     def observation_model(self) -> dict[str, np.ndarray]:
+        if self.decay_scale is not None:
+            return self.model.observation_model(decay_scale=self.decay_scale)
         om = self.model.observation_model()
         return {k: np.repeat(v, self.n, axis=0) for k, v in om.items()}
 
@@ -204,6 +207,7 @@ def deconvolve_traces(
     progress: ProgressCallback | None = None,
     control: RunControl | None = None,
     estimate: str = "deconvolution",
+    trace_decays: bool = True,
 ) -> TraceDeconvolution:
     """Infer activity from dF/F traces with one calcium model shared by all of them.
 
@@ -233,6 +237,10 @@ def deconvolve_traces(
         share no population activity for the network to draw on), "network" (the shared
         model's rates), "combined" (3/4 of the network's rates and 1/4 of the events),
         "events_combined" (1/4 and 3/4) or "auto" (see :func:`napari_sbtt.heldout.compare_heldout`).
+    trace_decays : deconvolve each trace under the shared kernel with its decay scaled by the
+        trace's own (:func:`napari_sbtt.core.kinetics.series_decay_scales`: its AR(1) decay over
+        the traces' median, 0.5-2x), as OASIS fits a decay per trace; the held-out tests use the
+        same kernels. False: one kernel for every trace.
 
     Returns
     -------
@@ -282,7 +290,13 @@ def deconvolve_traces(
                                                   overlap=overlap, output=output, shifts=shifts)[:, 0]
         return out
 
-    comparison = compare_heldout(_Stacked(model, len(z)), stacked, grid_times, network_signal=infer,
+    scales = None
+    if trace_decays and len(z) > 1:
+        from .core.kinetics import series_decay_scales
+
+        scales = series_decay_scales(z, [np.arange(v.size) * bin_s for v in z], bin_width=bin_s)
+    per_trace = _Stacked(model, len(z), scales)
+    comparison = compare_heldout(per_trace, stacked, grid_times, network_signal=infer,
                                  estimate=estimate, seed=cfg.seed, oasis=cfg.compare_oasis,
                                  max_seconds=None,  # separate traces stacked from t = 0: test all
                                  population=1)  # the network sees one trace at a time
@@ -297,17 +311,20 @@ def deconvolve_traces(
         # lost 0.015 r on the jGCaMP8s ground truth at every 4th frame (122 Hz, a gap of 33 ms,
         # about two of the kernel's rise times, so the samples do place them) while the
         # benchmark family's sparse scans gained (benchmarks/RESULTS.md, "The events' timing")
-        events_z, fitted_z = deconvolve_with_model(_Stacked(model, len(z)), stacked, spread=False)
+        events_z, fitted_z = deconvolve_with_model(per_trace, stacked, spread=False)
     rates_z = select_estimate(chosen, net_rates, events_z)
     signal_z = select_estimate(chosen, net_signal, fitted_z)
     t_inf = time.perf_counter() - t0
     control.report(StageReport("infer", 1, 1, comparison.summary()))
 
     learned = model.observation_model()
-    per_spike = None
+    per_spike = trace_per_spike = None
     if ind is not None:
         # the dF/F jump one spike makes: the indicator's transient area over the learned kernel's
         per_spike = float(dff_jump_per_spike(ind, learned["kernel"][0], bin_s))
+        # the events of each trace are jumps under its own kernel (trace_decays)
+        trace_per_spike = (dff_jump_per_spike(ind, per_trace.observation_model()["kernel"], bin_s)
+                           if chosen == "deconvolution" and scales is not None else np.full(len(z), per_spike))
     rates, signal, spikes = [], [], [] if per_spike is not None else None
     for i, (y, (_, off, sc)) in enumerate(zip(raw, std, strict=True)):
         n = values[i].size
@@ -323,7 +340,7 @@ def deconvolve_traces(
         rates.append(r)
         signal.append(s)
         if spikes is not None:
-            spikes.append(spikes_per_second(r, per_spike, bin_s))
+            spikes.append(spikes_per_second(r, float(trace_per_spike[i]), bin_s))
     metrics = {
         "estimate": chosen, "heldout": comparison.to_dict(), "bin_width_s": bin_s,
         "window_bins": window, "overlap_bins": overlap, "n_train_windows": int(wins.shape[0]),
@@ -333,6 +350,9 @@ def deconvolve_traces(
         "tau_rise_s": float(learned["tau_rise_bins"][0] * bin_s),
         "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
         "decay_estimate_s": decay_s,
+        # each trace's decay in the deconvolution (the kernel's, scaled per trace by trace_decays)
+        "trace_decay_s": [float(learned["tau_decay_bins"][0] * bin_s * f)
+                          for f in (np.ones(len(z)) if scales is None else scales)],
     }
     oasis = None
     if comparison.verdict in OASIS_OFFERED:

@@ -181,3 +181,27 @@ def test_oasis_rides_along_where_sbtt_did_not_win(monkeypatch, verdict):
     for y, o in zip(dff, res.oasis_rates, strict=True):  # OASIS on the trace's own frames, per frame
         t = np.arange(y.size) * FP
         np.testing.assert_allclose(o, oasis_rates(y[:, None], t)[:, 0] * FP)
+
+
+def test_each_trace_is_deconvolved_with_its_own_decay():
+    """trace_decays (the default) scales the shared kernel's decay per trace by the trace's own
+    AR(1) decay over the traces' median: a fast indicator's traces get shorter decays than a slow
+    one's and their events change; trace_decays=False deconvolves every trace with one kernel."""
+    pytest.importorskip("oasis")
+    rng = np.random.default_rng(7)
+    dff = []
+    for name in ("GCaMP8m", "GCaMP6s", "GCaMP6s", "GCaMP6s"):
+        s = rng.poisson(0.05, 1500).astype(float)
+        dff.append(calcium_from_spikes(s[:, None], FP, get_indicator(name))[:, 0] + 0.02 * rng.standard_normal(1500))
+    cfg = {"epochs": 1, "model": TINY, "seed": 0, "compare_oasis": False, "inference_shifts": 1}
+    own = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg)
+    one = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg, trace_decays=False)
+    fast, *slow = own.metrics["trace_decay_s"]
+    assert fast < 0.75 * min(slow)
+    assert len(set(one.metrics["trace_decay_s"])) == 1
+    assert one.metrics["trace_decay_s"][0] == pytest.approx(own.metrics["tau_decay_s"])
+    assert not np.allclose(own.rates[0], one.rates[0])
+    # spikes/s under each trace's own kernel: a shorter kernel's jump holds fewer spikes
+    ratio = [np.nansum(s) / np.nansum(r) for s, r in zip(own.spikes_per_s, own.rates, strict=True)]
+    ratio_one = [np.nansum(s) / np.nansum(r) for s, r in zip(one.spikes_per_s, one.rates, strict=True)]
+    assert ratio[0] < 0.8 * ratio_one[0]

@@ -117,3 +117,31 @@ def test_heldout_scores_need_enough_samples() -> None:
     assert heldout_decay_scores(y, t, 0.5) == {}
     with pytest.raises(ValueError, match="start_s"):
         heldout_decay_scores(y, t, 0.0)
+
+
+def test_series_decay_scales_follow_each_series_decay() -> None:
+    """Each series' decay over the median series': slower series get larger factors, within
+    SERIES_DECAY_SCALE_RANGE; 1 for a series too short to estimate, and for every series when
+    fewer than MIN_SCALED_SERIES have a decay."""
+    from napari_sbtt.core.kinetics import (
+        MIN_SCALED_SERIES,
+        SERIES_DECAY_SCALE_RANGE,
+        series_decay_scales,
+    )
+
+    series, times = [], []
+    for i, name in enumerate(["GCaMP8m", "GCaMP6f", "GCaMP6f", "GCaMP6s"]):
+        y, t, _ = _recording(name, 30, 1, seed=i, n=1)
+        series.append(y[:, 0])
+        times.append(t)
+    series.append(series[0][: MIN_SAMPLES - 1])
+    times.append(times[0][: MIN_SAMPLES - 1])
+    f = series_decay_scales(series, times)
+    lo, hi = SERIES_DECAY_SCALE_RANGE
+    assert f.shape == (5,) and f[4] == 1.0
+    assert lo <= f.min() and f.max() <= hi
+    assert f[0] < 0.8 < f[1] < 1.25 and f[3] > 1.5  # fast < GCaMP6f ~ the median < slow
+    few = series_decay_scales(series[: MIN_SCALED_SERIES - 1], times[: MIN_SCALED_SERIES - 1])
+    np.testing.assert_array_equal(few, np.ones(MIN_SCALED_SERIES - 1))
+    with pytest.raises(ValueError, match="series of values"):
+        series_decay_scales(series, times[:2])

@@ -198,11 +198,15 @@ def test_a_kernel_with_the_rise_keeps_the_rates_on_the_spikes(kernel: str, delay
 
 
 def _tiny_calcium_model(**cfg):
-    from napari_sbtt.model import fit_trials
-
     rng = np.random.default_rng(0)
     data = rng.normal(size=(12, 30, 3))
     data[rng.random(data.shape) < 0.3] = np.nan
+    return _tiny_calcium_model_of(data, **cfg)
+
+
+def _tiny_calcium_model_of(data: np.ndarray, **cfg):
+    from napari_sbtt.model import fit_trials
+
     cfg = {"calcium_kernel": "double_exponential", **cfg}
     config = SBTTConfig(max_epochs=2, batch_size=4, readin_size=8, encoder_size=8, generator_size=8,
                         factor_size=2, ic_size=8, calcium_decay=12.0, calcium_rise=1.5, num_threads=1,
@@ -315,6 +319,35 @@ def test_observation_model_turns_the_rates_into_the_models_fluorescence() -> Non
     for i in range(data.shape[-1]):
         conv = np.stack([np.convolve(rates[w, :, i], om["kernel"][i])[:T] for w in range(3)])
         np.testing.assert_allclose(om["baseline"][i] + conv, signal[:, :, i], rtol=1e-4, atol=1e-5)
+
+
+def test_observation_model_with_decay_scales() -> None:
+    """decay_scale (M,) scales each kernel's decay: factors of 1 give the model's own kernels, a
+    one-ROI model gives one kernel per factor with its baseline and noise repeated, and a scaled
+    kernel is the one of a likelihood started at the scaled decay; bad factors are refused."""
+    model, data = _tiny_calcium_model()
+    om = model.observation_model()
+    same = model.observation_model(decay_scale=np.ones(3))
+    for k in om:
+        np.testing.assert_allclose(same[k], om[k], rtol=1e-12)
+    scaled = model.observation_model(decay_scale=np.array([0.5, 1.0, 2.0]))
+    np.testing.assert_allclose(scaled["tau_decay_bins"], om["tau_decay_bins"] * [0.5, 1.0, 2.0], rtol=1e-6)
+    assert scaled["kernel"].shape[1] > om["kernel"].shape[1]  # six of the longest decay
+    lik = model.network.likelihood
+    ref = CalciumLikelihood(1, decay_bins=float(scaled["tau_decay_bins"][2]),
+                            rise_bins=float(lik.tau_rise()[2].detach()), kernel="double_exponential")
+    L = scaled["kernel"].shape[1]
+    np.testing.assert_allclose(scaled["kernel"][2], ref.kernel(L).detach().double().numpy()[0], rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="3 ROIs"):
+        model.observation_model(decay_scale=np.ones(2))
+    with pytest.raises(ValueError, match="positive"):
+        model.observation_model(decay_scale=np.array([1.0, 0.0, 1.0]))
+    one, _ = _tiny_calcium_model_of(data[..., :1])
+    many = one.observation_model(decay_scale=np.array([0.8, 1.0, 1.25, 1.0]))
+    assert many["kernel"].shape[0] == 4 and many["baseline"].shape == many["noise_sd"].shape == (4,)
+    own = one.observation_model()["kernel"][0]
+    np.testing.assert_allclose(many["kernel"][1, :own.size], own, rtol=1e-12)
+    assert np.all(many["baseline"] == one.observation_model()["baseline"][0])
 
 
 @pytest.mark.slow

@@ -40,7 +40,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["estimate_decay_time", "decay_time_of_series", "refine_decay", "heldout_decay_scores",
+__all__ = ["estimate_decay_time", "decay_time_of_series", "series_decay_scales", "SERIES_DECAY_SCALE_RANGE",
+           "MIN_SCALED_SERIES", "refine_decay", "heldout_decay_scores",
            "lengthened_decay", "difference_noise_sd", "ESTIMATE_RATIO_RANGE", "OASIS_DECAY_BIAS", "SUBSAMPLING_EXPONENT",
            "MAX_CORRECTED_N", "MIN_SAMPLES", "MIN_DECAY_S", "MAX_DECAY_S", "HELDOUT_CANDIDATE_STEP",
            "HELDOUT_MAX_SECONDS", "LENGTHEN_FROM_S"]
@@ -57,6 +58,10 @@ MIN_SAMPLES = 50
 MIN_DECAY_S, MAX_DECAY_S = 0.05, 5.0
 #: at most this many ROIs are used (evenly spread); the median settles long before
 MAX_ROIS = 64
+#: bounds of :func:`series_decay_scales` (a series' decay over the median series')
+SERIES_DECAY_SCALE_RANGE = (0.5, 2.0)
+#: :func:`series_decay_scales` compares series only when at least this many have a decay
+MIN_SCALED_SERIES = 3
 #: candidate decays of :func:`heldout_decay_scores` are this factor apart (a geometric grid)
 HELDOUT_CANDIDATE_STEP = math.sqrt(2.0)
 #: :func:`heldout_decay_scores` runs on at most this many seconds of the recording (its start)
@@ -116,6 +121,35 @@ def estimate_decay_time(observations: np.ndarray, times: np.ndarray, *,
                                 bin_width=bin_width)
 
 
+def _series_decay_time(v: np.ndarray, t: np.ndarray, bin_width: float | None) -> float:
+    """One series' corrected AR(1) decay time in s (the module's text), NaN without one."""
+    from .baselines import oasis_decay_time
+
+    period = float(np.median(np.diff(t)))
+    if not period > 0:
+        return math.nan
+    tau = oasis_decay_time(v, period)
+    if not math.isfinite(tau):
+        return math.nan
+    n = min(MAX_CORRECTED_N, max(1.0, period / bin_width)) if bin_width else 1.0
+    return tau / n ** SUBSAMPLING_EXPONENT
+
+
+def _checked_series(values: Sequence[np.ndarray], times: Sequence[np.ndarray]
+                    ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Each series' (observed values, their times), or None with fewer than MIN_SAMPLES."""
+    if len(values) != len(times):
+        raise ValueError(f"{len(values)} series of values but {len(times)} of times")
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for v, t in zip(values, times, strict=True):
+        v, t = np.asarray(v, dtype=np.float64), np.asarray(t, dtype=np.float64)
+        if v.shape != t.shape or v.ndim != 1:
+            raise ValueError(f"each series needs values and times of one shape (T,), got {v.shape} and {t.shape}")
+        m = np.isfinite(v) & np.isfinite(t)
+        out.append((v[m], t[m]) if m.sum() >= MIN_SAMPLES else None)
+    return out
+
+
 def decay_time_of_series(values: Sequence[np.ndarray], times: Sequence[np.ndarray], *,
                          bin_width: float | None = None) -> float | None:
     """:func:`estimate_decay_time` for separate series (traces of different lengths).
@@ -125,33 +159,46 @@ def decay_time_of_series(values: Sequence[np.ndarray], times: Sequence[np.ndarra
     correction for sampling every n-th frame). Returns the decay time in seconds, or None (see
     :func:`estimate_decay_time`).
     """
-    from .baselines import oasis_available, oasis_decay_time
+    from .baselines import oasis_available
 
-    if len(values) != len(times):
-        raise ValueError(f"{len(values)} series of values but {len(times)} of times")
+    checked = _checked_series(values, times)
     if not oasis_available():
         return None
-    series = []
-    for v, t in zip(values, times, strict=True):
-        v, t = np.asarray(v, dtype=np.float64), np.asarray(t, dtype=np.float64)
-        if v.shape != t.shape or v.ndim != 1:
-            raise ValueError(f"each series needs values and times of one shape (T,), got {v.shape} and {t.shape}")
-        m = np.isfinite(v) & np.isfinite(t)
-        if m.sum() >= MIN_SAMPLES:
-            series.append((v[m], t[m]))
+    series = [s for s in checked if s is not None]
     if len(series) > MAX_ROIS:
         series = [series[i] for i in np.linspace(0, len(series) - 1, MAX_ROIS).round().astype(int)]
-    taus = []
-    for v, t in series:
-        period = float(np.median(np.diff(t)))
-        if period > 0:
-            tau = oasis_decay_time(v, period)
-            if math.isfinite(tau):
-                n = min(MAX_CORRECTED_N, max(1.0, period / bin_width)) if bin_width else 1.0
-                taus.append(tau / n ** SUBSAMPLING_EXPONENT)
+    taus = [tau for tau in (_series_decay_time(v, t, bin_width) for v, t in series) if math.isfinite(tau)]
     if not taus:
         return None
     return float(np.clip(OASIS_DECAY_BIAS * np.median(taus), MIN_DECAY_S, MAX_DECAY_S))
+
+
+def series_decay_scales(values: Sequence[np.ndarray], times: Sequence[np.ndarray], *,
+                        bin_width: float | None = None) -> np.ndarray:
+    """(n_series,) each series' own decay relative to the others': its corrected AR(1) decay
+    time (as in :func:`decay_time_of_series`) over the median of all series', clipped to
+    :data:`SERIES_DECAY_SCALE_RANGE`; 1 where a series has fewer than :data:`MIN_SAMPLES`
+    samples or no decay, and everywhere when OASIS is not installed or fewer than
+    :data:`MIN_SCALED_SERIES` series have one (no median to compare with). Arguments as for
+    :func:`decay_time_of_series`.
+
+    The factors scale the kernel of a model shared by separately recorded neurons, one per
+    neuron, when each neuron's events are deconvolved (``napari_sbtt.deconvolve_traces``): the
+    neurons' decays differ (the jGCaMP8s ground truth, DS32: the 10th to 90th percentile of the
+    factors 0.67-1.37), and OASIS deconvolves each trace under its own."""
+    from .baselines import oasis_available
+
+    checked = _checked_series(values, times)
+    out = np.ones(len(checked))
+    if not oasis_available():
+        return out
+    taus = np.array([math.nan if s is None else _series_decay_time(s[0], s[1], bin_width) for s in checked])
+    ok = np.isfinite(taus)
+    if ok.sum() < MIN_SCALED_SERIES:
+        return out
+    lo, hi = SERIES_DECAY_SCALE_RANGE
+    out[ok] = np.clip(taus[ok] / np.median(taus[ok]), lo, hi)
+    return out
 
 
 def heldout_decay_scores(observations: np.ndarray, times: np.ndarray, start_s: float, *,

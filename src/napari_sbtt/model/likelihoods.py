@@ -354,10 +354,11 @@ class CalciumLikelihood(Likelihood):
         """(N,) decay time constants in bins."""
         return torch.exp(self.log_tau_decay.clamp(_LOG_TAU_MIN, _LOG_TAU_MAX))
 
-    def tau_rise(self) -> torch.Tensor:
-        """(N,) rise time constants in bins, kept below ``_MAX_RISE_SHARE`` of the decay."""
+    def tau_rise(self, tau_decay: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) rise time constants in bins, kept below ``_MAX_RISE_SHARE`` of the decay
+        (``tau_decay``, bins; default :meth:`tau_decay`)."""
         tau = torch.exp(self.log_tau_rise.clamp(_LOG_TAU_MIN, _LOG_TAU_MAX))
-        return torch.minimum(tau, _MAX_RISE_SHARE * self.tau_decay())
+        return torch.minimum(tau, _MAX_RISE_SHARE * (self.tau_decay() if tau_decay is None else tau_decay))
 
     def decay_pole(self) -> torch.Tensor:
         """(N,) per-bin decay factor d = exp(-1 / tau_decay)."""
@@ -375,22 +376,37 @@ class CalciumLikelihood(Likelihood):
         r = self.rise_pole()
         return torch.stack([d + r, -d * r], dim=1)
 
-    def kernel(self, length: int) -> torch.Tensor:
+    def poles(self, decay_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decay pole d, rise pole r), each (N,), or (M,) with ``decay_scale`` (M,): each
+        ROI's decay time multiplied by the factors (an N = 1 likelihood gives M kernels, one per
+        factor; otherwise M must be N), the rise kept below ``_MAX_RISE_SHARE`` of the new decay.
+        ``r`` is unused by an AR(1) kernel."""
+        tau_d = self.tau_decay()
+        if decay_scale is not None:
+            tau_d = tau_d * decay_scale.to(tau_d.dtype)
+        d = torch.exp(-1.0 / tau_d)
+        return d, (torch.exp(-1.0 / self.tau_rise(tau_d)) if self.ar_order == 2 else d)
+
+    def kernel(self, length: int, decay_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Impulse response (N, length) of the calcium kernel (the AR filter's, h_0 = 1, or the
         binned double exponential), moved ``delay_bins`` later (a fractional delay interpolates
-        linearly between shifts)."""
+        linearly between shifts). ``decay_scale``: (M,) factors on the decay time (:meth:`poles`);
+        the kernels are then (M, length)."""
+        d, r = self.poles(decay_scale)
         shape = self._double_exponential if self.kernel_shape == "double_exponential" else self._ar_kernel
         if self.delay_bins <= 0:
-            return shape(length)
+            return shape(length, d, r)
         whole = int(math.floor(self.delay_bins))
         frac = self.delay_bins - whole
-        h = shape(max(length - whole, 1))
+        h = shape(max(length - whole, 1), d, r)
         pad = torch.zeros(h.shape[0], whole + 1, dtype=h.dtype, device=h.device)
         h = torch.cat([pad, h], dim=1)  # h shifted by whole + 1 bins, from index 0
         return ((1.0 - frac) * h[:, 1:] + frac * h[:, :-1])[:, :length]
 
-    def _double_exponential(self, length: int) -> torch.Tensor:
-        """Bin-averaged difference of exponentials (N, length), scaled to the AR(1) kernel's area.
+    @staticmethod
+    def _double_exponential(length: int, d: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Bin-averaged difference of exponentials (N, length) of the decay poles ``d`` and rise
+        poles ``r`` (N,), scaled to the AR(1) kernel's area.
 
         Per exponential with pole p = exp(-1 / tau) (tau in bins): the response at lag k averaged
         over a spike time uniform in its bin, sampled at bin centres, is
@@ -399,7 +415,6 @@ class CalciumLikelihood(Likelihood):
         is the decay's K minus the rise's K divided by (tau_d - tau_r) (1 - d), so its area is
         the AR(1) kernel's 1 / (1 - d): a unit rate means the same calcium with either kernel.
         """
-        d = self.decay_pole()
         k = torch.arange(length, dtype=d.dtype, device=d.device)
 
         def binned(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,16 +428,15 @@ class CalciumLikelihood(Likelihood):
             return K, tau
 
         K_d, tau_d = binned(d)
-        K_r, tau_r = binned(self.rise_pole())
+        K_r, tau_r = binned(r)
         return (K_d - K_r) / ((tau_d - tau_r) * (1.0 - d))[:, None]
 
-    def _ar_kernel(self, length: int) -> torch.Tensor:
-        """Impulse response h (N, length) of the AR filter, h_0 = 1."""
-        d = self.decay_pole()
+    def _ar_kernel(self, length: int, d: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Impulse response h (N, length) of the AR filter of decay poles ``d`` (and rise poles
+        ``r`` for AR(2)), h_0 = 1."""
         t = torch.arange(length, dtype=d.dtype, device=d.device)
         if self.ar_order == 1:
             return torch.exp(t[None, :] * torch.log(d)[:, None])
-        r = self.rise_pole()
         # h_t = sum_{j=0}^t d^j r^(t-j), computed by recursion on the AR(2) equation
         g1, g2 = d + r, -d * r
         hs = [torch.ones_like(d), g1]

@@ -190,7 +190,8 @@ class SBTTModel:
         f, squeeze = self._forward(data, batch_size, lambda o, v, m: o.factors)
         return f[0] if squeeze else f
 
-    def observation_model(self, *, max_lags: int = 4096) -> dict[str, np.ndarray]:
+    def observation_model(self, *, max_lags: int = 4096,
+                          decay_scale: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The learned calcium observation model of every ROI, in data units (calcium only).
 
         Returns a dict of numpy arrays: ``kernel`` (N, L) the fluorescence per unit jump at lags
@@ -200,20 +201,38 @@ class SBTTModel:
         ``baseline + kernel * rates`` is the model's fluorescence (without the calcium present
         before a window), and :func:`napari_sbtt.core.deconvolution.sparse_deconvolve` can
         deconvolve the samples under exactly this model.
+
+        ``decay_scale``: (M,) factors (> 0) on the learned decay time; every array then has M
+        rows, the kernels' decays scaled (the rise kept below the new decay). A model of one ROI
+        gives M kernels (its baseline and noise repeated: one kernel per trace deconvolved);
+        otherwise M must be N.
         """
         if self.likelihood != "calcium":
             raise ValueError(f"observation_model() needs the calcium likelihood, not {self.likelihood!r}")
         lik = self.network.likelihood
+        n = lik.tau_decay().shape[0]
+        scale = None
+        if decay_scale is not None:
+            scale_np = np.asarray(decay_scale, dtype=np.float64)
+            if scale_np.ndim != 1 or not (np.isfinite(scale_np).all() and (scale_np > 0).all()):
+                raise ValueError("decay_scale must be a 1-D array of positive finite factors")
+            if n != 1 and scale_np.size != n:
+                raise ValueError(f"decay_scale has {scale_np.size} factors for a model of {n} ROIs")
+            scale = torch.as_tensor(scale_np, device=lik.log_tau_decay.device)
         with torch.no_grad():
-            tau_d = lik.tau_decay().double().cpu().numpy()
-            tau_r = (lik.tau_rise().double().cpu().numpy() if lik.ar_order == 2
+            tau = lik.tau_decay() if scale is None else lik.tau_decay() * scale.to(lik.tau_decay().dtype)
+            tau_d = tau.double().cpu().numpy()
+            tau_r = (lik.tau_rise(tau).double().cpu().numpy() if lik.ar_order == 2
                      else np.zeros_like(tau_d))
             length = int(min(max_lags, max(8, np.ceil(6.0 * tau_d.max() + lik.delay_bins + 2))))
-            kernel = lik.kernel(length).double().cpu().numpy()  # per unit jump; the jump holds the gain
+            kernel = lik.kernel(length, scale).double().cpu().numpy()  # per unit jump; the jump holds the gain
             base = lik.baseline.double().cpu().numpy()
             sd = lik.std().double().cpu().numpy()
         sc, off = self.normaliser.scale, self.normaliser.offset
-        return {"kernel": kernel, "baseline": base * sc + off, "noise_sd": sd * sc,
+        base, sd = base * sc + off, sd * sc
+        if kernel.shape[0] != base.shape[0]:  # one ROI's model, one kernel per factor
+            base, sd = np.repeat(base, kernel.shape[0]), np.repeat(sd, kernel.shape[0])
+        return {"kernel": kernel, "baseline": base, "noise_sd": sd,
                 "tau_decay_bins": tau_d, "tau_rise_bins": tau_r}
 
     # ------------------------------------------------------------------
