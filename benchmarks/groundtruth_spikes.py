@@ -96,10 +96,11 @@ class KeptFramesFit:
 
 
 def fit_kept_frames(recs: list[dict[str, Any]], k: int, *, seed: int, indicator: str | None = None,
-                    run: dict[str, Any] | None = None) -> KeptFramesFit:
+                    run: dict[str, Any] | None = None, trace_decays: bool = False) -> KeptFramesFit:
     """Keep every ``k``-th frame of each recording (random phase per recording from ``seed``: the
     frames every ground-truth probe keeps), fit ``deconvolve_traces`` across all of them (library
-    defaults plus ``run``, ``indicator`` None: nothing named) and run OASIS on the same frames."""
+    defaults plus ``run`` and ``trace_decays``, ``indicator`` None: nothing named) and run OASIS on
+    the same frames."""
     from napari_sbtt.core.baselines import oasis_rates
     from napari_sbtt.deconvolve import deconvolve_traces
 
@@ -108,7 +109,7 @@ def fit_kept_frames(recs: list[dict[str, Any]], k: int, *, seed: int, indicator:
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     res = deconvolve_traces(obs, times=[r["t"] for r in recs], indicator=indicator,
-                            config={"seed": seed, **(run or {})})
+                            config={"seed": seed, **(run or {})}, trace_decays=trace_decays)
     seconds = time.perf_counter() - t0
     oasis = [oasis_rates(o[:, None], r["t"])[:, 0] for r, o in zip(recs, obs, strict=True)]
     return KeptFramesFit(obs=obs, result=res, oasis=oasis, seconds=seconds, load=load0)
@@ -126,12 +127,12 @@ def median_by_recording_and_neuron(rows: list[dict[str, Any]], key: str) -> tupl
 
 
 def run_dataset(name: str, indicator: str | None, recs: list[dict[str, Any]], k: int, *, seed: int,
-                run: dict[str, Any]) -> dict[str, Any]:
+                run: dict[str, Any], trace_decays: bool = False) -> dict[str, Any]:
     """SBTT through the public ``napari_sbtt.deconvolve_traces`` (library defaults plus ``run``)
     and OASIS on the same kept frames and on all frames, for every recording of one data set."""
     from napari_sbtt.core.baselines import oasis_rates
 
-    fit = fit_kept_frames(recs, k, seed=seed, indicator=indicator, run=run)
+    fit = fit_kept_frames(recs, k, seed=seed, indicator=indicator, run=run, trace_decays=trace_decays)
     rows = []
     for r, est, base in zip(recs, fit.result.rates, fit.oasis, strict=True):
         full = oasis_rates(r["dff"][:, None], r["t"])[:, 0]
@@ -143,7 +144,7 @@ def run_dataset(name: str, indicator: str | None, recs: list[dict[str, Any]], k:
     out = {"dataset": name, "indicator": indicator or "none named", "k": k, "half": "tune" if name in TUNE_SETS else "report",
            "frame_rate_hz": 1 / m["bin_width_s"], "n_recordings": len(rows),
            "n_neurons": len({x["neuron"] for x in rows}), "seconds": fit.seconds, "load": fit.load,
-           "run": run, "metrics": m, "per_recording": rows}
+           "run": run, "trace_decays": trace_decays, "metrics": m, "per_recording": rows}
     for key in ("sbtt", "oasis", "oasis_all"):
         out[key + "_r_rec"], out[key + "_r_neuron"] = median_by_recording_and_neuron(rows, key)
     return out
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="JSON RunConfig overrides for deconvolve_traces (default: the library's defaults)")
     p.add_argument("--half", choices=["tune", "report", "all"], default="all",
                    help=f"tune: only {', '.join(TUNE_SETS)} (settings may be chosen there); report: the others")
+    p.add_argument("--trace-decays", action="store_true",
+                   help="deconvolve_traces(trace_decays=True): each trace's events under its own decay")
     p.add_argument("--no-indicator", action="store_true",
                    help="name no indicator (the decay starts from the recordings' own estimate)")
     p.add_argument("--quick", action="store_true", help="2 files of the first data set, k=4, 5 epochs")
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         recs = load_dataset(folder, max_files)
         for k in a.k:
-            res = run_dataset(name, None if a.no_indicator else found[name], recs, k, seed=a.seed, run=run)
+            res = run_dataset(name, None if a.no_indicator else found[name], recs, k, seed=a.seed, run=run,
+                              trace_decays=a.trace_decays)
             res.update(command=cmd, machine=machine())
             m = res["metrics"]
             line = (f"| {name} | {res['half']} | {k} | {res['frame_rate_hz']:.0f} | {res['n_recordings']} / "

@@ -48,7 +48,8 @@ class TraceDeconvolution:
     signal : per trace (T_i,) the model's expected dF/F per frame.
     times : per trace (T_i,) frame times in seconds.
     model : the fitted N = 1 calcium model (its inputs are the standardised traces).
-    metrics : estimate chosen, held-out comparison, windows, timings, learned kinetics.
+    metrics : estimate chosen, held-out comparison, windows, timings, learned kinetics, each
+        trace's decay in s (``trace_decay_s``, see ``trace_decays``).
     oasis_rates : per trace (T_i,) OASIS's estimate on the trace's own frames, in the units of
         ``rates`` (OASIS's jumps per frame, :func:`napari_sbtt.core.baselines.oasis_rates`), when
         SBTT did not predict the held-out samples better than OASIS (``metrics["heldout"]
@@ -207,7 +208,7 @@ def deconvolve_traces(
     progress: ProgressCallback | None = None,
     control: RunControl | None = None,
     estimate: str = "deconvolution",
-    trace_decays: bool = True,
+    trace_decays: bool = False,
 ) -> TraceDeconvolution:
     """Infer activity from dF/F traces with one calcium model shared by all of them.
 
@@ -240,7 +241,9 @@ def deconvolve_traces(
     trace_decays : deconvolve each trace under the shared kernel with its decay scaled by the
         trace's own (:func:`napari_sbtt.core.kinetics.series_decay_scales`: its AR(1) decay over
         the traces' median, 0.5-2x), as OASIS fits a decay per trace; the held-out tests use the
-        same kernels. False: one kernel for every trace.
+        same kernels. Off by default: on the real ground truth it gained +0.004 to +0.006 r on
+        jGCaMP8s (DS32), nothing on GCaMP6f (DS09) and lost 0.018 on GCaMP6s (DS13), each from
+        one fit scored both ways (benchmarks/RESULTS.md, "Issue 14, eighteenth session").
 
     Returns
     -------
@@ -350,7 +353,7 @@ def deconvolve_traces(
         "tau_rise_s": float(learned["tau_rise_bins"][0] * bin_s),
         "spikes_per_jump": None if per_spike is None else 1.0 / per_spike,
         "decay_estimate_s": decay_s,
-        # each trace's decay in the deconvolution (the kernel's, scaled per trace by trace_decays)
+        # each trace's decay in the deconvolution (the kernel's; scaled per trace with trace_decays)
         "trace_decay_s": [float(learned["tau_decay_bins"][0] * bin_s * f)
                           for f in (np.ones(len(z)) if scales is None else scales)],
     }

@@ -184,9 +184,9 @@ def test_oasis_rides_along_where_sbtt_did_not_win(monkeypatch, verdict):
 
 
 def test_each_trace_is_deconvolved_with_its_own_decay():
-    """trace_decays (the default) scales the shared kernel's decay per trace by the trace's own
-    AR(1) decay over the traces' median: a fast indicator's traces get shorter decays than a slow
-    one's and their events change; trace_decays=False deconvolves every trace with one kernel."""
+    """trace_decays=True scales the shared kernel's decay per trace by the trace's own AR(1) decay
+    over the traces' median: a fast indicator's traces get shorter decays than a slow one's and
+    their events change; by default every trace is deconvolved with one kernel."""
     pytest.importorskip("oasis")
     rng = np.random.default_rng(7)
     dff = []
@@ -194,8 +194,8 @@ def test_each_trace_is_deconvolved_with_its_own_decay():
         s = rng.poisson(0.05, 1500).astype(float)
         dff.append(calcium_from_spikes(s[:, None], FP, get_indicator(name))[:, 0] + 0.02 * rng.standard_normal(1500))
     cfg = {"epochs": 1, "model": TINY, "seed": 0, "compare_oasis": False, "inference_shifts": 1}
-    own = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg)
-    one = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg, trace_decays=False)
+    own = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg, trace_decays=True)
+    one = deconvolve_traces(dff, frame_period=FP, indicator="GCaMP6s", config=cfg)
     fast, *slow = own.metrics["trace_decay_s"]
     assert fast < 0.75 * min(slow)
     assert len(set(one.metrics["trace_decay_s"])) == 1

@@ -185,7 +185,8 @@ def series_decay_scales(values: Sequence[np.ndarray], times: Sequence[np.ndarray
     The factors scale the kernel of a model shared by separately recorded neurons, one per
     neuron, when each neuron's events are deconvolved (``napari_sbtt.deconvolve_traces``): the
     neurons' decays differ (the jGCaMP8s ground truth, DS32: the 10th to 90th percentile of the
-    factors 0.67-1.37), and OASIS deconvolves each trace under its own."""
+    factors 0.67-1.37), and OASIS deconvolves each trace under its own (``trace_decays=True``; off
+    by default: it lost 0.018 r on GCaMP6s, DS13, benchmarks/RESULTS.md)."""
     from .baselines import oasis_available
 
     checked = _checked_series(values, times)
