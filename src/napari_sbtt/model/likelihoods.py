@@ -376,16 +376,23 @@ class CalciumLikelihood(Likelihood):
         r = self.rise_pole()
         return torch.stack([d + r, -d * r], dim=1)
 
-    def poles(self, decay_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(decay pole d, rise pole r), each (N,), or (M,) with ``decay_scale`` (M,): each
-        ROI's decay time multiplied by the factors (an N = 1 likelihood gives M kernels, one per
+    def time_constants(self, decay_scale: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(decay, rise) time constants in bins, each (N,), or (M,) with ``decay_scale`` (M,):
+        each ROI's decay time multiplied by the factors (an N = 1 likelihood gives M, one per
         factor; otherwise M must be N), the rise kept below ``_MAX_RISE_SHARE`` of the new decay.
-        ``r`` is unused by an AR(1) kernel."""
+        The rise is None for an AR(1) kernel."""
         tau_d = self.tau_decay()
         if decay_scale is not None:
             tau_d = tau_d * decay_scale.to(tau_d.dtype)
+        return tau_d, (self.tau_rise(tau_d) if self.ar_order == 2 else None)
+
+    def poles(self, decay_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(decay pole d, rise pole r) of :meth:`time_constants` (``r`` is ``d`` for an AR(1)
+        kernel, which does not use it)."""
+        tau_d, tau_r = self.time_constants(decay_scale)
         d = torch.exp(-1.0 / tau_d)
-        return d, (torch.exp(-1.0 / self.tau_rise(tau_d)) if self.ar_order == 2 else d)
+        return d, (d if tau_r is None else torch.exp(-1.0 / tau_r))
 
     def kernel(self, length: int, decay_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Impulse response (N, length) of the calcium kernel (the AR filter's, h_0 = 1, or the

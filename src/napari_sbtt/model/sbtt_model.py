@@ -220,10 +220,9 @@ class SBTTModel:
                 raise ValueError(f"decay_scale has {scale_np.size} factors for a model of {n} ROIs")
             scale = torch.as_tensor(scale_np, device=lik.log_tau_decay.device)
         with torch.no_grad():
-            tau = lik.tau_decay() if scale is None else lik.tau_decay() * scale.to(lik.tau_decay().dtype)
+            tau, rise = lik.time_constants(scale)
             tau_d = tau.double().cpu().numpy()
-            tau_r = (lik.tau_rise(tau).double().cpu().numpy() if lik.ar_order == 2
-                     else np.zeros_like(tau_d))
+            tau_r = np.zeros_like(tau_d) if rise is None else rise.double().cpu().numpy()
             length = int(min(max_lags, max(8, np.ceil(6.0 * tau_d.max() + lik.delay_bins + 2))))
             kernel = lik.kernel(length, scale).double().cpu().numpy()  # per unit jump; the jump holds the gain
             base = lik.baseline.double().cpu().numpy()
